@@ -1,0 +1,246 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled twins of minilab's NumPy reference ops (minilab/ops/*.py is the readable version of each).
+
+Float kernels: im2col / col2im for conv2d, depthwise 3x3 forward / backward (LAB's hot spot), LAB's fused
+argmax.  Binary kernels: bit-packing (bit = 1 means -1), packed im2col, and the XNOR-popcount GEMM of bgemm.h."""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport uint64_t, int64_t
+from libc.string cimport memset
+
+cnp.import_array()
+
+cdef extern from "bgemm.h" nogil:
+    const char *MINILAB_BGEMM_ISA
+    void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
+                    int64_t Npad, int64_t K, int64_t nbits, const float *scale, const float *bias)
+
+
+def isa():
+    """Which popcount implementation this build uses: avx512-vpopcntdq, neon or portable."""
+    return MINILAB_BGEMM_ISA.decode()
+
+
+# ---------------------------------------------------------------------------------------------- float kernels
+def im2col(const float[:, :, :, ::1] xp, int kh, int kw, int sh, int sw, int oh, int ow):
+    """cols[n*OH*OW + i*OW + j, c*kh*kw + u*kw + v] = xp[n, c, i*sh + u, j*sw + v] (xp already padded)."""
+    cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1]
+    cdef Py_ssize_t K = c * kh * kw
+    out = np.empty((n * oh * ow, K), dtype=np.float32)
+    cdef float[:, ::1] cols = out
+    cdef Py_ssize_t b, ch, i, j, u, v, row, col
+    with nogil:
+        for b in range(n):
+            for i in range(oh):
+                for j in range(ow):
+                    row = (b * oh + i) * ow + j
+                    col = 0
+                    for ch in range(c):
+                        for u in range(kh):
+                            for v in range(kw):
+                                cols[row, col] = xp[b, ch, i * sh + u, j * sw + v]
+                                col = col + 1
+    return out
+
+
+def col2im(const float[:, ::1] dcols, int n, int c, int hp, int wp, int kh, int kw, int sh, int sw, int oh, int ow):
+    """The adjoint of im2col: dxp[n, c, i*sh + u, j*sw + v] += dcols[row, col]."""
+    out = np.zeros((n, c, hp, wp), dtype=np.float32)
+    cdef float[:, :, :, ::1] dxp = out
+    cdef Py_ssize_t b, ch, i, j, u, v, row, col
+    with nogil:
+        for b in range(n):
+            for i in range(oh):
+                for j in range(ow):
+                    row = (b * oh + i) * ow + j
+                    col = 0
+                    for ch in range(c):
+                        for u in range(kh):
+                            for v in range(kw):
+                                dxp[b, ch, i * sh + u, j * sw + v] += dcols[row, col]
+                                col = col + 1
+    return out
+
+
+def depthwise3x3_forward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1] w, int sh, int sw, int oh, int ow):
+    """y[n, c*m + k, i, j] = sum_{u,v} w[c*m + k, 0, u, v] * xp[n, c, i*sh + u, j*sw + v]."""
+    cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1], cm = w.shape[0]
+    cdef Py_ssize_t m = cm // c
+    out = np.empty((n, cm, oh, ow), dtype=np.float32)
+    cdef float[:, :, :, ::1] y = out
+    cdef Py_ssize_t b, ch, k, o, i, j
+    cdef float w00, w01, w02, w10, w11, w12, w20, w21, w22
+    with nogil:
+        for b in range(n):
+            for ch in range(c):
+                for k in range(m):
+                    o = ch * m + k
+                    w00 = w[o, 0, 0, 0]; w01 = w[o, 0, 0, 1]; w02 = w[o, 0, 0, 2]
+                    w10 = w[o, 0, 1, 0]; w11 = w[o, 0, 1, 1]; w12 = w[o, 0, 1, 2]
+                    w20 = w[o, 0, 2, 0]; w21 = w[o, 0, 2, 1]; w22 = w[o, 0, 2, 2]
+                    for i in range(oh):
+                        for j in range(ow):
+                            y[b, o, i, j] = (w00 * xp[b, ch, i * sh, j * sw] + w01 * xp[b, ch, i * sh, j * sw + 1]
+                                             + w02 * xp[b, ch, i * sh, j * sw + 2]
+                                             + w10 * xp[b, ch, i * sh + 1, j * sw]
+                                             + w11 * xp[b, ch, i * sh + 1, j * sw + 1]
+                                             + w12 * xp[b, ch, i * sh + 1, j * sw + 2]
+                                             + w20 * xp[b, ch, i * sh + 2, j * sw]
+                                             + w21 * xp[b, ch, i * sh + 2, j * sw + 1]
+                                             + w22 * xp[b, ch, i * sh + 2, j * sw + 2])
+    return out
+
+
+def depthwise3x3_backward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1] w, const float[:, :, :, ::1] g,
+                          int sh, int sw):
+    """dw[c*m+k, 0, u, v] = sum g[n, c*m+k, i, j] * xp[n, c, i*sh+u, j*sw+v];
+    dxp[n, c, i*sh+u, j*sw+v] += sum_k g[n, c*m+k, i, j] * w[c*m+k, 0, u, v]."""
+    cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1], cm = w.shape[0], oh = g.shape[2], ow = g.shape[3]
+    cdef Py_ssize_t m = cm // c
+    dx_arr = np.zeros((n, c, xp.shape[2], xp.shape[3]), dtype=np.float32)
+    dw_arr = np.zeros((cm, 1, 3, 3), dtype=np.float64)  # accumulate in double: sums over N*H*W terms
+    cdef float[:, :, :, ::1] dxp = dx_arr
+    cdef double[:, :, :, ::1] dw = dw_arr
+    cdef Py_ssize_t b, ch, k, o, i, j, u, v
+    cdef float gv, acc
+    cdef float wk[9]
+    with nogil:
+        for ch in range(c):
+            for k in range(m):
+                o = ch * m + k
+                for u in range(3):
+                    for v in range(3):
+                        wk[u * 3 + v] = w[o, 0, u, v]
+                for b in range(n):
+                    for u in range(3):
+                        for v in range(3):
+                            acc = 0
+                            for i in range(oh):
+                                for j in range(ow):
+                                    acc = acc + g[b, o, i, j] * xp[b, ch, i * sh + u, j * sw + v]
+                            dw[o, 0, u, v] += acc
+                    for i in range(oh):
+                        for u in range(3):
+                            for j in range(ow):
+                                gv = g[b, o, i, j]
+                                dxp[b, ch, i * sh + u, j * sw] += gv * wk[u * 3]
+                                dxp[b, ch, i * sh + u, j * sw + 1] += gv * wk[u * 3 + 1]
+                                dxp[b, ch, i * sh + u, j * sw + 2] += gv * wk[u * 3 + 2]
+    return dx_arr, dw_arr.astype(np.float32)
+
+
+def lab_argmax_channel(const float[:, :, :, ::1] r, float beta):
+    """LAB forward with the paper's pairing: diff = r[:, 2c+1] - r[:, 2c]; y = +1 if beta*diff > 0 else -1."""
+    cdef Py_ssize_t n = r.shape[0], c = r.shape[1] // 2, h = r.shape[2], wd = r.shape[3]
+    y_arr = np.empty((n, c, h, wd), dtype=np.float32)
+    d_arr = np.empty((n, c, h, wd), dtype=np.float32)
+    cdef float[:, :, :, ::1] y = y_arr
+    cdef float[:, :, :, ::1] d = d_arr
+    cdef Py_ssize_t b, ch, i, j
+    cdef float diff
+    with nogil:
+        for b in range(n):
+            for ch in range(c):
+                for i in range(h):
+                    for j in range(wd):
+                        diff = r[b, 2 * ch + 1, i, j] - r[b, 2 * ch, i, j]
+                        d[b, ch, i, j] = diff
+                        y[b, ch, i, j] = 1.0 if beta * diff > 0 else -1.0
+    return y_arr, d_arr
+
+
+# --------------------------------------------------------------------------------------------- binary kernels
+def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw):
+    """(N, C, H, W) float -> (N, H + 2ph, W + 2pw, ceil(C/64)) uint64, bit c%64 of word c//64 = (x < 0).
+    Padded pixels and padded channel bits are 0, i.e. +1."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
+    cdef Py_ssize_t cw = (c + 63) // 64
+    out = np.zeros((n, h + 2 * ph, wd + 2 * pw, cw), dtype=np.uint64)
+    cdef uint64_t[:, :, :, ::1] p = out
+    cdef Py_ssize_t b, ch, i, j
+    with nogil:
+        for b in range(n):
+            for ch in range(c):
+                for i in range(h):
+                    for j in range(wd):
+                        if x[b, ch, i, j] < 0:
+                            p[b, i + ph, j + pw, ch >> 6] |= (<uint64_t>1) << (ch & 63)
+    return out
+
+
+def packed_im2col(const uint64_t[:, :, :, ::1] xpk, int kh, int kw, int sh, int sw, int oh, int ow):
+    """rows[n*OH*OW + i*OW + j] = the kh*kw*CW words of pixel (i, j)'s receptive field, in (u, v, word) order."""
+    cdef Py_ssize_t n = xpk.shape[0], cw = xpk.shape[3]
+    cdef Py_ssize_t K = kh * kw * cw
+    out = np.empty((n * oh * ow, K), dtype=np.uint64)
+    cdef uint64_t[:, ::1] a = out
+    cdef Py_ssize_t b, i, j, u, v, q, row, col
+    with nogil:
+        for b in range(n):
+            for i in range(oh):
+                for j in range(ow):
+                    row = (b * oh + i) * ow + j
+                    col = 0
+                    for u in range(kh):
+                        for v in range(kw):
+                            for q in range(cw):
+                                a[row, col] = xpk[b, i * sh + u, j * sw + v, q]
+                                col = col + 1
+    return out
+
+
+def pack_weights(const float[:, :, :, ::1] w):
+    """(O, C, kh, kw) float -> Bt (kh*kw*CW, Opad) uint64 in the (u, v, word) order of packed_im2col, output
+    channels along the contiguous axis, Opad = O rounded up to 16."""
+    cdef Py_ssize_t o = w.shape[0], c = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t cw = (c + 63) // 64
+    cdef Py_ssize_t opad = (o + 15) // 16 * 16
+    out = np.zeros((kh * kw * cw, opad), dtype=np.uint64)
+    cdef uint64_t[:, ::1] bt = out
+    cdef Py_ssize_t f, ch, u, v
+    with nogil:
+        for f in range(o):
+            for ch in range(c):
+                for u in range(kh):
+                    for v in range(kw):
+                        if w[f, ch, u, v] < 0:
+                            bt[(u * kw + v) * cw + (ch >> 6), f] |= (<uint64_t>1) << (ch & 63)
+    return out
+
+
+def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_ssize_t nbits, scale=None,
+          bias=None, int threads=1):
+    """C (M, n) float32 = nbits - 2 * popcount(A XOR B), times scale[n] plus bias[n] if given."""
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], npad = bt.shape[1]
+    if bt.shape[0] != k:
+        raise ValueError(f"bgemm: A has {k} words per row, B has {bt.shape[0]}")
+    if n > npad:
+        raise ValueError(f"bgemm: {n} columns but B is padded to {npad}")
+    out = np.empty((m, n), dtype=np.float32)
+    cdef float[:, ::1] c = out
+    cdef float[::1] sc, bi
+    cdef const float *sp = NULL
+    cdef const float *bp = NULL
+    if scale is not None:
+        sc = np.ascontiguousarray(scale, dtype=np.float32)
+        sp = &sc[0]
+    if bias is not None:
+        bi = np.ascontiguousarray(bias, dtype=np.float32)
+        bp = &bi[0]
+    if m == 0 or n == 0:
+        return out
+    cdef Py_ssize_t chunk = 64
+    cdef Py_ssize_t nchunks = (m + chunk - 1) // chunk
+    cdef Py_ssize_t t, m0, m1
+    if threads <= 1:
+        with nogil:
+            bgemm_rows(&a[0, 0], &bt[0, 0], &c[0, 0], 0, m, n, npad, k, nbits, sp, bp)
+    else:
+        for t in prange(nchunks, nogil=True, num_threads=threads, schedule="static"):
+            m0 = t * chunk
+            m1 = m0 + chunk
+            if m1 > m:
+                m1 = m
+            bgemm_rows(&a[0, 0], &bt[0, 0], &c[0, 0], m0, m1, n, npad, k, nbits, sp, bp)
+    return out

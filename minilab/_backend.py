@@ -1,0 +1,21 @@
+"""Loads the compiled kernels (`minilab._kernels`), or says once why the NumPy reference is used instead.
+
+Set MINILAB_NO_EXT=1 to force the pure-NumPy path (the readable twin every kernel is tested against)."""
+import os
+import warnings
+
+ext = None
+reason = None
+
+if os.environ.get("MINILAB_NO_EXT", "") not in ("", "0"):
+    reason = "MINILAB_NO_EXT is set"
+else:
+    try:
+        from . import _kernels as ext  # noqa: F811
+    except ImportError as error:  # not built (plain checkout without `pip install -e .`)
+        reason = f"the compiled extension is missing ({error}); run `pip install -e .` to build it"
+        warnings.warn(f"minilab: using the pure-NumPy reference ops because {reason}", RuntimeWarning, stacklevel=2)
+
+
+def available() -> bool:
+    return ext is not None

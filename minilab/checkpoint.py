@@ -1,0 +1,42 @@
+"""Training checkpoints: one .npz holding the model, the optimizer, and a JSON record of where the run is
+(epoch, batch, step, the run's configuration).  Written atomically (temp file + rename), so a crash or SIGKILL
+mid-write leaves the previous checkpoint intact.  Data order and augmentation are functions of (seed, epoch,
+batch), so this is the whole state needed to continue a run exactly."""
+import json
+
+import numpy as np
+
+from .nn.module import load_npz, save_npz_atomic
+
+
+def save_checkpoint(path, model, optimizer, record: dict):
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    if optimizer is not None:
+        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+    arrays["record"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
+    save_npz_atomic(path, arrays)
+
+
+def read_checkpoint(path):
+    """(model state, optimizer state, record) from a checkpoint file, with clear errors for foreign files."""
+    arrays = load_npz(path)
+    if "record" not in arrays:
+        raise ValueError(f"{path} is not a minilab training checkpoint (no 'record' entry)")
+    record = json.loads(arrays["record"].tobytes().decode())
+    model = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
+    optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+    return model, optim, record
+
+
+def load_model_from_checkpoint(path):
+    """Rebuild the model a checkpoint was trained with and load its weights; returns (model, record)."""
+    from .models import create_model
+
+    state, _, record = read_checkpoint(path)
+    config = record["model"]
+    model = create_model(**config)
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path} does not match architecture {config.get('arch')!r}: {error}") from None
+    return model, record

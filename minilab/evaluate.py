@@ -1,0 +1,66 @@
+"""Evaluation: top-1 / top-5 accuracy of a model on a dataset, and the `python -m minilab.evaluate` CLI."""
+import argparse
+import sys
+
+import numpy as np
+
+from .autograd import no_grad
+
+
+def topk_correct(logits, labels, k):
+    k = min(k, logits.shape[1])
+    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    return int((top == labels[:, None]).any(axis=1).sum())
+
+
+def evaluate(model, loader, progress=False):
+    """{'top1', 'top5', 'loss'} of `model` (switched to eval mode, then back) over one pass of `loader`."""
+    from tqdm import tqdm
+
+    from .ops.loss import log_softmax
+
+    was_training = model.training
+    model.eval()
+    n = top1 = top5 = 0
+    loss = 0.0
+    try:
+        with no_grad():
+            for x, y in tqdm(loader.batches(0), total=len(loader), desc="eval", leave=False, disable=not progress):
+                logits = model(x).data
+                top1 += topk_correct(logits, y, 1)
+                top5 += topk_correct(logits, y, 5)
+                loss -= float(log_softmax(logits.astype(np.float64))[np.arange(len(y)), y].sum())
+                n += len(y)
+    finally:
+        model.train(was_training)
+    return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "loss": loss / max(n, 1)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minilab.evaluate",
+                                     description="Top-1/top-5 accuracy of a training checkpoint on a dataset's "
+                                                 "validation split.")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by minilab.train")
+    parser.add_argument("--data", default=None, help="synthetic | imagenette | PATH (default: the data the "
+                                                     "checkpoint was trained on)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args(argv)
+    from .checkpoint import load_model_from_checkpoint
+    from .data import DataError, Loader, load_datasets
+
+    try:
+        model, record = load_model_from_checkpoint(args.checkpoint)
+        data = args.data if args.data is not None else record["args"]["data"]
+        _, val = load_datasets(data, record["model"]["image_size"], args.cache_dir)
+        result = evaluate(model, Loader(val, args.batch_size, shuffle=False), progress=True)
+    except (DataError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.checkpoint}: top-1 {100 * result['top1']:.2f} %  top-5 {100 * result['top5']:.2f} %  "
+          f"loss {result['loss']:.4f}  ({len(val)} images)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Float activations: ReLU, hardtanh, PReLU (one slope per channel, shared over H and W)."""
+import numpy as np
+
+from ..autograd import Function
+from .arith import add, matmul
+from .shape import transpose
+
+
+class ReLU(Function):
+    """y = max(x, 0);  ∂y/∂x = 1 if x > 0 else 0."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save(x > 0)
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved
+        return g * mask
+
+
+class Hardtanh(Function):
+    """y = clip(x, lo, hi);  ∂y/∂x = 1 inside [lo, hi], 0 outside."""
+
+    @staticmethod
+    def forward(ctx, x, lo=-1.0, hi=1.0):
+        ctx.save((x >= lo) & (x <= hi))
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved
+        return g * mask
+
+
+class PReLU(Function):
+    """y = x if x > 0 else a_c·x  (a_c: one slope per channel c = axis 1).
+    ∂y/∂x = 1 or a_c;  ∂L/∂a_c = Σ_{x ≤ 0} g·x."""
+
+    @staticmethod
+    def forward(ctx, x, a):
+        if a.shape != (x.shape[1],):
+            raise ValueError(f"prelu: slope must have shape ({x.shape[1]},) for input {x.shape}, got {a.shape}")
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        ar = a.reshape(shape)
+        ctx.save(x, ar)
+        return np.where(x > 0, x, ar * x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, ar = ctx.saved
+        pos = x > 0
+        axes = (0,) + tuple(range(2, x.ndim))
+        return np.where(pos, g, g * ar), np.where(pos, 0, g * x).sum(axis=axes)
+
+
+def relu(x):
+    return ReLU.apply(x)
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    return Hardtanh.apply(x, lo=min_val, hi=max_val)
+
+
+def prelu(x, weight):
+    return PReLU.apply(x, weight)
+
+
+def linear(x, weight, bias=None):
+    """y = x Wᵀ + b, W of shape (out_features, in_features) as in PyTorch."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features, weight {weight.shape} expects {weight.shape[1]}")
+    y = matmul(x, transpose(weight))
+    return y if bias is None else add(y, bias)

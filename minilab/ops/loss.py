@@ -1,0 +1,42 @@
+"""Cross-entropy on logits, through a numerically stable log-softmax.
+
+    log p[n,k] = z[n,k] − max_j z[n,j] − log Σ_j exp(z[n,j] − max_j z[n,j])
+    L = −(1/N) Σ_n log p[n, t_n]            ∂L/∂z[n,k] = (p[n,k] − 1[k = t_n]) / N
+"""
+import numpy as np
+
+from ..autograd import Function
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class CrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, logits, target=None):
+        if logits.ndim != 2:
+            raise ValueError(f"cross_entropy: logits must be (N, classes), got shape {logits.shape}")
+        target = np.asarray(target)
+        if target.shape != (logits.shape[0],) or not np.issubdtype(target.dtype, np.integer):
+            raise ValueError(f"cross_entropy: target must be {logits.shape[0]} integer class indices, "
+                             f"got shape {target.shape} dtype {target.dtype}")
+        if target.size and (target.min() < 0 or target.max() >= logits.shape[1]):
+            raise ValueError(f"cross_entropy: target classes must lie in [0, {logits.shape[1]}), "
+                             f"got {target.min()}..{target.max()}")
+        logp = log_softmax(logits)
+        ctx.save(logp, target)
+        return np.asarray(-logp[np.arange(len(target)), target].mean(), dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        logp, target = ctx.saved
+        grad = np.exp(logp)
+        grad[np.arange(len(target)), target] -= 1
+        return (grad * (g / len(target))).astype(logp.dtype)
+
+
+def cross_entropy(logits, target):
+    """Mean cross-entropy; `target` is an integer array of class indices (not a Tensor)."""
+    return CrossEntropy.apply(logits, target=target)

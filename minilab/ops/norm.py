@@ -1,0 +1,63 @@
+"""Batch normalisation over every axis but the channel axis (1).
+
+Training:  μ, σ² = mean and (biased) variance of the batch;  x̂ = (x − μ)/√(σ² + ε);  y = γ·x̂ + β.
+           running ← m·running + (1 − m)·batch  (Keras' momentum convention; the running variance uses the
+           unbiased batch variance, as PyTorch and TF's fused kernel do).
+Eval:      μ, σ² = the running statistics.
+Backward (training), with M values per channel and ĝ = g·γ:
+           ∂L/∂x = (1/√(σ²+ε)) · (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),   ∂L/∂γ = Σ g·x̂,   ∂L/∂β = Σ g.
+"""
+import numpy as np
+
+from ..autograd import Function
+
+
+class BatchNorm(Function):
+    @staticmethod
+    def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,
+                momentum=0.99, eps=1e-3, affine=True):
+        if x.ndim < 2 or running_mean.shape != (x.shape[1],):
+            raise ValueError(f"batch_norm: input {x.shape} does not have {running_mean.shape[0]} channels on axis 1")
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        if training:
+            count = x.size // x.shape[1]
+            if count < 2:
+                raise ValueError(f"batch_norm: training needs more than one value per channel, input {x.shape}")
+            mu = x.mean(axis=axes)
+            var = x.var(axis=axes)
+            running_mean *= momentum
+            running_mean += (1 - momentum) * mu
+            running_var *= momentum
+            running_var += (1 - momentum) * var * count / (count - 1)
+        else:
+            mu, var = running_mean, running_var
+        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+        xhat = (x - mu.reshape(shape).astype(x.dtype)) * invstd.reshape(shape)
+        ctx.training, ctx.affine, ctx.axes, ctx.shape = training, affine, axes, shape
+        ctx.save(xhat, invstd, gamma)
+        return xhat * gamma.reshape(shape) + beta.reshape(shape) if affine else xhat
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, invstd, gamma = ctx.saved
+        axes, shape = ctx.axes, ctx.shape
+        ghat = g * gamma.reshape(shape) if ctx.affine else g
+        if ctx.training:
+            dx = invstd.reshape(shape) * (ghat - ghat.mean(axis=axes, keepdims=True)
+                                          - xhat * (ghat * xhat).mean(axis=axes, keepdims=True))
+        else:
+            dx = ghat * invstd.reshape(shape)
+        if not ctx.affine:
+            return dx
+        return dx, (g * xhat).sum(axis=axes), g.sum(axis=axes)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=True, momentum=0.99, eps=1e-3):
+    """`running_mean`/`running_var` are NumPy arrays updated in place while training."""
+    affine = weight is not None
+    if affine:
+        return BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                               training=training, momentum=momentum, eps=eps, affine=True)
+    return BatchNorm.apply(x, running_mean=running_mean, running_var=running_var, training=training,
+                           momentum=momentum, eps=eps, affine=False)

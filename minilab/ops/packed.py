@@ -1,0 +1,82 @@
+"""Bit-packed binary convolution: the XNOR-popcount arithmetic behind every binary conv.
+
+For x, w ∈ {−1, +1}ᴷ, encode −1 as bit 1 and +1 as bit 0 (Larq-CE's convention: a zero word is all +1).  Then
+x_k·w_k = +1 where the bits agree and −1 where they differ, so
+
+    x·w = (#agree) − (#differ) = K − 2·popcount(x_bits XOR w_bits).
+
+A conv is this dot product for every output pixel (its packed receptive field) and output channel.  Padding:
++1 padding is free (zero bits); with 0 padding (Larq's default) the packed kernel computes the +1-padded result and
+the contribution of the padded taps is subtracted exactly:
+    y_0pad[o, i, j] = y_1pad[o, i, j] − Σ_{taps (u,v) of (i,j) that fall in the padding} Σ_c sign(w)[o, c, u, v].
+The weights are ±α_o per output channel (α = 1 for plain sign), so y = α_o·(integer result) exactly.
+
+`binary_conv2d_reference` is the NumPy twin (np.packbits + np.bitwise_count) the kernels are tested against."""
+import numpy as np
+
+from .. import _backend
+from .conv import _pair, im2col, output_size, pad_input
+
+
+def packbits_rows(m: np.ndarray) -> np.ndarray:
+    """(M, K) ±1 (or any float; bit = value < 0) → (M, ceil(K/64)) uint64, little bit order, zero-padded."""
+    bits = np.packbits(m < 0, axis=1, bitorder="little")
+    words = -(-m.shape[1] // 64)
+    padded = np.zeros((m.shape[0], words * 8), dtype=np.uint8)
+    padded[:, :bits.shape[1]] = bits
+    return padded.view(np.uint64)
+
+
+def xnor_popcount_matmul(a_bits: np.ndarray, b_bits: np.ndarray, nbits: int) -> np.ndarray:
+    """(M, W) and (N, W) packed rows → (M, N) int64 of ±1 dot products:  nbits − 2·popcount(a XOR b)."""
+    diff = np.bitwise_count(a_bits[:, None, :] ^ b_bits[None, :, :]).sum(axis=-1, dtype=np.int64)
+    return nbits - 2 * diff
+
+
+def zero_padding_correction(wsign: np.ndarray, in_hw, stride, padding) -> np.ndarray:
+    """(O, OH, OW) integer: Σ over the padded taps of each output pixel of Σ_c sign(w)[o, c, u, v]."""
+    o, _, kh, kw = wsign.shape
+    h, w = in_hw
+    inside = pad_input(np.ones((1, 1, h, w), np.float64), padding)
+    cols = im2col(1 - inside, kh, kw, stride, 1)[0]                # (OH·OW, kh·kw): 1 where a tap is padding
+    tap_sums = wsign.sum(axis=1).reshape(o, kh * kw)                # (O, kh·kw)
+    oh, ow = output_size(h, kh, stride[0], padding[0]), output_size(w, kw, stride[1], padding[1])
+    return (tap_sums @ cols.T).reshape(o, oh, ow)
+
+
+def _alpha(w):
+    return np.abs(w.reshape(w.shape[0], -1)[:, 0]).astype(np.float32)
+
+
+def binary_conv2d_reference(x, w, stride=1, padding=0, pad_value=0):
+    """Pure NumPy packed binary conv: x ±1 (N, C, H, W), w ±α_o (O, C, kh, kw) → float32 (N, O, OH, OW)."""
+    stride, padding = _pair(stride), _pair(padding)
+    n = x.shape[0]
+    o, c, kh, kw = w.shape
+    xp = pad_input(x, padding, 1.0)
+    cols = im2col(xp, kh, kw, stride, 1)[0]                        # (N·OH·OW, C·kh·kw) of ±1
+    out = xnor_popcount_matmul(packbits_rows(cols), packbits_rows(w.reshape(o, -1)), c * kh * kw)
+    oh, ow = output_size(x.shape[2], kh, stride[0], padding[0]), output_size(x.shape[3], kw, stride[1], padding[1])
+    out = out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+    if pad_value == 0 and padding != (0, 0):
+        out = out - zero_padding_correction(np.where(w < 0, -1, 1), x.shape[2:], stride, padding)[None]
+    return (out * _alpha(w)[None, :, None, None]).astype(np.float32)
+
+
+def binary_conv2d_packed(x, w, stride=1, padding=0, pad_value=0, threads=1):
+    """The same result as binary_conv2d_reference, on the compiled XNOR-popcount kernel."""
+    ext = _backend.ext
+    if ext is None:
+        return binary_conv2d_reference(x, w, stride, padding, pad_value)
+    stride, padding = _pair(stride), _pair(padding)
+    n = x.shape[0]
+    o, c, kh, kw = w.shape
+    oh, ow = output_size(x.shape[2], kh, stride[0], padding[0]), output_size(x.shape[3], kw, stride[1], padding[1])
+    xpk = ext.pack_channels_last(np.ascontiguousarray(x, dtype=np.float32), padding[0], padding[1])
+    rows = ext.packed_im2col(xpk, kh, kw, stride[0], stride[1], oh, ow)
+    bt = ext.pack_weights(np.ascontiguousarray(w, dtype=np.float32))
+    out = ext.bgemm(rows, bt, o, c * kh * kw, None, None, threads)     # (N·OH·OW, O) float32 integers
+    out = out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+    if pad_value == 0 and padding != (0, 0):
+        out = out - zero_padding_correction(np.where(w < 0, -1, 1), x.shape[2:], stride, padding)[None]
+    return np.ascontiguousarray(out * _alpha(w)[None, :, None, None], dtype=np.float32)

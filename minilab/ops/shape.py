@@ -1,0 +1,111 @@
+"""Ops that move numbers around without changing them: reshape, transpose, flatten, indexing, padding, concat.
+Their backward moves the gradient back the same way."""
+import numpy as np
+
+from ..autograd import Function
+
+
+class Reshape(Function):
+    """y = x viewed with a new shape;  ∂L/∂x = ∂L/∂y reshaped back."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot view {x.shape} ({x.size} values) as {shape}") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape)
+
+
+class Transpose(Function):
+    """y = x with axes permuted;  ∂L/∂x = ∂L/∂y with the inverse permutation."""
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(axes)
+        ctx.inverse = tuple(np.argsort(axes))
+        return x.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.transpose(ctx.inverse)
+
+
+class GetItem(Function):
+    """y = x[index];  ∂L/∂x is zero except at the selected places (accumulated with np.add.at)."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.shape, ctx.index = x.shape, index
+        return np.array(x[index])
+
+    @staticmethod
+    def backward(ctx, g):
+        out = np.zeros(ctx.shape, dtype=g.dtype)
+        np.add.at(out, ctx.index, g)
+        return out
+
+
+class Pad2d(Function):
+    """Constant padding of the last two axes: y = x surrounded by `padding` rows/columns of `value`.
+    ∂L/∂x = the centre crop of ∂L/∂y (the padded cells are constants)."""
+
+    @staticmethod
+    def forward(ctx, x, padding, value=0.0):
+        ph, pw = padding
+        ctx.padding = (ph, pw)
+        widths = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
+        return np.pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        ph, pw = ctx.padding
+        return g[..., ph:g.shape[-2] - ph, pw:g.shape[-1] - pw].copy()
+
+
+class Concat(Function):
+    """y = concatenation of the inputs along `axis`;  each input gets its slice of ∂L/∂y."""
+
+    @staticmethod
+    def forward(ctx, *arrays, axis=1):
+        ctx.axis = axis
+        ctx.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(np.split(g, ctx.splits, axis=ctx.axis))
+
+
+def reshape(x, shape):
+    return Reshape.apply(x, shape=tuple(shape))
+
+
+def transpose(x, axes=None):
+    return Transpose.apply(x, axes=axes)
+
+
+def flatten(x, start_dim=1):
+    """Collapse every axis from `start_dim` on into one."""
+    shape = x.shape[:start_dim] + (-1,)
+    return reshape(x, shape)
+
+
+def getitem(x, index):
+    return GetItem.apply(x, index=index)
+
+
+def pad2d(x, padding, value=0.0):
+    if isinstance(padding, int):
+        padding = (padding, padding)
+    if padding == (0, 0):
+        return x
+    return Pad2d.apply(x, padding=tuple(padding), value=value)
+
+
+def concat(tensors, axis=1):
+    return Concat.apply(*tensors, axis=axis)

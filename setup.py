@@ -1,0 +1,43 @@
+"""Builds minilab's compiled kernels (minilab._kernels) from _ext/kernels.pyx + _ext/bgemm.h.
+
+Compiler flags decide the popcount speed (DESIGN §5):
+  x86-64:  -march=native by default, so POPCNT / AVX2 / AVX-512 VPOPCNTDQ are used where this CPU has them;
+           MINILAB_PORTABLE=1 builds for the baseline instead (plus -mpopcnt unless MINILAB_NO_POPCNT=1), for
+           wheels that must run on any x86-64.
+  aarch64: NEON is baseline; -mcpu=native where the compiler supports it.
+OpenMP (-fopenmp) gives the kernels' optional `threads` argument; MINILAB_NO_OPENMP=1 turns it off."""
+import os
+import platform
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+
+def compile_flags():
+    flags = ["-O3"]
+    machine = platform.machine().lower()
+    portable = os.environ.get("MINILAB_PORTABLE", "") not in ("", "0")
+    if machine in ("x86_64", "amd64"):
+        if portable:
+            flags += ["-DMINILAB_PORTABLE"]
+            if os.environ.get("MINILAB_NO_POPCNT", "") in ("", "0"):
+                flags += ["-mpopcnt"]
+        else:
+            flags += ["-march=native"]
+    elif machine in ("aarch64", "arm64"):
+        flags += ["-DMINILAB_PORTABLE"] if portable else ["-mcpu=native"]
+    return flags
+
+
+openmp = os.environ.get("MINILAB_NO_OPENMP", "") in ("", "0")
+extension = Extension(
+    "minilab._kernels",
+    sources=["_ext/kernels.pyx"],
+    include_dirs=[np.get_include(), "_ext"],
+    extra_compile_args=compile_flags() + (["-fopenmp"] if openmp else []),
+    extra_link_args=["-fopenmp"] if openmp else [],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+)
+
+setup(ext_modules=cythonize([extension], compiler_directives={"language_level": "3"}))
