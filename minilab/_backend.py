@@ -14,7 +14,9 @@ else:
         from . import _kernels as ext  # noqa: F811
     except ImportError as error:  # not built (plain checkout without `pip install -e .`)
         reason = f"the compiled extension is missing ({error}); run `pip install -e .` to build it"
-        warnings.warn(f"minilab: using the pure-NumPy reference ops because {reason}", RuntimeWarning, stacklevel=2)
+
+if ext is None:
+    warnings.warn(f"minilab: using the pure-NumPy reference ops because {reason}", RuntimeWarning, stacklevel=2)
 
 
 def available() -> bool:

@@ -127,9 +127,10 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None, _keep_dtype: bool = False):
         if isinstance(data, Tensor):
             data = data.data
-        if _keep_dtype and dtype is None and isinstance(data, np.ndarray) and data.dtype in (np.float32, np.float64):
-            self.data = data
-        elif _keep_dtype and dtype is None and isinstance(data, (numbers.Number, np.floating)):
+        if _keep_dtype and dtype is None and isinstance(data, (np.ndarray, np.generic)) and \
+                data.dtype in (np.float32, np.float64):
+            self.data = np.asarray(data)  # op results (0-d results come back as NumPy scalars) keep their dtype
+        elif _keep_dtype and dtype is None and isinstance(data, numbers.Number):
             self.data = np.asarray(data, dtype=np.float32)
         else:
             self.data = _as_float_array(data, dtype)

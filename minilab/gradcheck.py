@@ -29,17 +29,16 @@ def _as_float64_inputs(inputs):
 
 def numerical_grad(fn, inputs, index, projection, eps=1e-6):
     """Central-difference gradient of Σ fn(*inputs)·projection with respect to inputs[index]."""
-    x = inputs[index].data
-    grad = np.zeros_like(x)
-    flat = x.reshape(-1)  # a view: x is contiguous (we made it with astype)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
+    x = inputs[index].data  # perturbed in place, whatever its memory layout (non-contiguous inputs included)
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for i in np.ndindex(*x.shape):
+        old = x[i]
+        x[i] = old + eps
         plus = float((fn(*inputs).data * projection).sum())
-        flat[i] = old - eps
+        x[i] = old - eps
         minus = float((fn(*inputs).data * projection).sum())
-        flat[i] = old
-        grad.reshape(-1)[i] = (plus - minus) / (2 * eps)
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * eps)
     return grad
 
 

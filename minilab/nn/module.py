@@ -46,7 +46,17 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        for hook in self.__dict__.get("_hooks", ()):
+            hook(self, args, out)
+        return out
+
+    def register_forward_hook(self, fn):
+        """Call fn(module, inputs, output) after every forward of this module (feature capture, summaries).
+        Returns a function that removes the hook."""
+        hooks = self.__dict__.setdefault("_hooks", [])
+        hooks.append(fn)
+        return lambda: hooks.remove(fn)
 
     # ---- the tree -----------------------------------------------------------
     def named_children(self):

@@ -1,0 +1,93 @@
+"""A testing kit for courses: the hypothesis strategies minilab's own suite uses, and assertion helpers.
+
+An instructor can property-test a student's op in a few lines, e.g. a student's LAB backward:
+
+    from hypothesis import given
+    from minilab.testing import arrays, assert_gradcheck, assert_matches_reference
+
+    @given(arrays(shape=(2, 3, 5, 5)))
+    def test_student_lab(x):
+        assert_matches_reference(student.lab, minilab.F.lab, x, weight, bias, beta)   # forward and backward
+        assert_gradcheck(student.lab, x, weight, bias, beta, surrogate=True)         # against tanh(β(r1−r0)/2)
+"""
+import numpy as np
+from hypothesis import assume  # noqa: F401  (re-exported for courses)
+from hypothesis import strategies as st
+
+from .autograd import Tensor
+from .gradcheck import GradcheckError, gradcheck
+
+__all__ = ["arrays", "binary_maps", "conv_configs", "assert_gradcheck", "assert_matches_reference", "tensor_of",
+           "GradcheckError"]
+
+
+@st.composite
+def arrays(draw, shape=None, min_dims=1, max_dims=4, min_side=1, max_side=5, dtype=np.float64, low=-3.0,
+           high=3.0, allow_noncontiguous=True):
+    """Float arrays of the given (or a drawn) shape; some are non-contiguous views (strided or transposed),
+    because ops that silently assume C order are a classic bug."""
+    if shape is None:
+        ndim = draw(st.integers(min_dims, max_dims))
+        shape = tuple(draw(st.integers(min_side, max_side)) for _ in range(ndim))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    layout = draw(st.sampled_from(["contiguous", "strided", "transposed"])) if allow_noncontiguous else "contiguous"
+    if layout == "strided":
+        big = rng.uniform(low, high, tuple(2 * s for s in shape)).astype(dtype)
+        return big[tuple(slice(None, None, 2) for _ in shape)]
+    if layout == "transposed" and len(shape) >= 2:
+        return np.swapaxes(rng.uniform(low, high, shape[:-2] + (shape[-1], shape[-2])).astype(dtype), -1, -2)
+    return rng.uniform(low, high, shape).astype(dtype)
+
+
+@st.composite
+def binary_maps(draw, shape=None, max_side=9):
+    """±1 arrays (float32), with sign(0) = +1 never arising."""
+    if shape is None:
+        shape = (draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, max_side)),
+                 draw(st.integers(1, max_side)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0).astype(np.float32)
+
+
+@st.composite
+def conv_configs(draw, max_channels=6, max_side=7, groups=True):
+    """A dict: n, c_in, c_out, h, w, kernel, stride, padding, groups — always a valid convolution."""
+    g = draw(st.sampled_from([1, 1, 2, 3])) if groups else 1
+    c_in = g * draw(st.integers(1, max(1, max_channels // g)))
+    c_out = g * draw(st.integers(1, max(1, max_channels // g)))
+    kernel = draw(st.sampled_from([1, 2, 3]))
+    padding = draw(st.integers(0, kernel // 2))
+    stride = draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, kernel - 2 * padding), max_side))
+    w = draw(st.integers(max(1, kernel - 2 * padding), max_side))
+    return dict(n=draw(st.integers(1, 3)), c_in=c_in, c_out=c_out, h=h, w=w, kernel=kernel, stride=stride,
+                padding=padding, groups=g)
+
+
+def tensor_of(array, requires_grad=True):
+    return Tensor(np.array(array), requires_grad=requires_grad, dtype=np.asarray(array).dtype)
+
+
+def assert_gradcheck(fn, *inputs, surrogate=False, atol=1e-5, rtol=1e-4):
+    """Raise AssertionError with the worst entry when fn's backward disagrees with central differences."""
+    gradcheck(fn, *inputs, surrogate=surrogate, atol=atol, rtol=rtol)
+
+
+def assert_matches_reference(fn, reference, *inputs, atol=1e-6, rtol=1e-5, seed=0):
+    """fn and reference agree on the forward value and on every input gradient (for a random output gradient)."""
+    def run(f):
+        ins = [Tensor(x.data.copy(), requires_grad=x.requires_grad, dtype=x.dtype) if isinstance(x, Tensor) else x
+               for x in inputs]
+        out = f(*ins)
+        g = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
+        out.backward(g)
+        return out.data, [x.grad for x in ins if isinstance(x, Tensor) and x.requires_grad]
+
+    got, got_grads = run(fn)
+    want, want_grads = run(reference)
+    np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg="forward values differ")
+    for i, (a, b) in enumerate(zip(got_grads, want_grads)):
+        if b is None:
+            continue
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol, err_msg=f"gradient of input {i} differs")

@@ -1,0 +1,167 @@
+"""Every compiled kernel against its NumPy reference: binary results identical, float results within float32
+tolerance.  Skipped (with a reason) when the extension is not built."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minilab as ml
+from minilab import F, _backend
+from minilab.ops import packed
+from minilab.testing import binary_maps
+
+needs_ext = pytest.mark.skipif(not _backend.available(), reason=f"extension not built: {_backend.reason}")
+CHANNELS = st.sampled_from([1, 3, 7, 63, 64, 65, 130])
+
+
+@pytest.fixture
+def no_ext(monkeypatch):
+    monkeypatch.setattr(_backend, "ext", None)
+
+
+@st.composite
+def binary_conv_cases(draw):
+    c = draw(CHANNELS)
+    o = draw(st.sampled_from([1, 5, 16, 17, 33]))
+    k = draw(st.sampled_from([1, 3]))
+    h, w = draw(st.integers(k, 9)), draw(st.integers(k, 9))
+    n = draw(st.sampled_from([1, 2, 5]))
+    x = draw(binary_maps(shape=(n, c, h, w)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    alpha = rng.uniform(0.1, 1.0, (o, 1, 1, 1)) if draw(st.booleans()) else np.ones((o, 1, 1, 1))
+    wq = (np.where(rng.random((o, c, k, k)) < 0.5, -1.0, 1.0) * alpha).astype(np.float32)
+    return x, wq, draw(st.integers(1, 2)), draw(st.integers(0, k // 2)), draw(st.sampled_from([0, 1]))
+
+
+@given(binary_conv_cases())
+def test_numpy_packed_reference_equals_float_conv(case):
+    x, w, stride, padding, pad_value = case
+    ref = F.conv2d(ml.Tensor(x.astype(np.float64)), ml.Tensor(w.astype(np.float64)), None, stride, padding,
+                   pad_value=pad_value).data
+    got = packed.binary_conv2d_reference(x, w, stride, padding, pad_value)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-5)
+
+
+@needs_ext
+@given(binary_conv_cases(), st.sampled_from([1, 2]))
+def test_packed_kernel_is_bit_exact(case, threads):
+    x, w, stride, padding, pad_value = case
+    ref = packed.binary_conv2d_reference(x, w, stride, padding, pad_value)
+    got = packed.binary_conv2d_packed(x, w, stride, padding, pad_value, threads=threads)
+    np.testing.assert_array_equal(got, ref)
+
+
+@needs_ext
+@given(st.integers(1, 70), st.integers(1, 40), st.integers(1, 200), st.integers(0, 2**31))
+def test_bgemm_against_bitwise_count(m, n, k, seed):
+    rng = np.random.default_rng(seed)
+    a = np.where(rng.random((m, k)) < 0.5, -1.0, 1.0).astype(np.float32)
+    b = np.where(rng.random((n, k)) < 0.5, -1.0, 1.0).astype(np.float32)
+    want = a.astype(np.int64) @ b.T.astype(np.int64)
+    bt = _backend.ext.pack_weights(np.ascontiguousarray(b[:, :, None, None]))
+    a_bits = packed.packbits_rows(a)
+    got = _backend.ext.bgemm(a_bits, bt, n, k)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(packed.xnor_popcount_matmul(a_bits, packed.packbits_rows(b), k), want)
+    scale, bias = rng.random(n).astype(np.float32), rng.random(n).astype(np.float32)
+    np.testing.assert_allclose(_backend.ext.bgemm(a_bits, bt, n, k, scale, bias), want * scale + bias, rtol=1e-6)
+
+
+@needs_ext
+def test_training_graph_uses_packed_forward_and_matches_float(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = ml.Tensor(rng.standard_normal((2, 65, 6, 6)).astype(np.float32), requires_grad=True)
+    w = ml.Tensor(rng.standard_normal((17, 65, 3, 3)).astype(np.float32), requires_grad=True)
+    calls = []
+    original = packed.binary_conv2d_packed
+    monkeypatch.setattr(packed, "binary_conv2d_packed", lambda *a, **k: calls.append(1) or original(*a, **k))
+    y = F.binary_conv2d(x, w, 2, 1, 0)
+    assert calls, "the packed kernel was not used"
+    y.sum().backward()
+    gx, gw = x.grad.copy(), w.grad.copy()
+    monkeypatch.setattr(_backend, "ext", None)
+    x.grad = w.grad = None
+    y_ref = F.binary_conv2d(x, w, 2, 1, 0)
+    y_ref.sum().backward()
+    np.testing.assert_allclose(y.data, y_ref.data, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(x.grad, gx, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(w.grad, gw, rtol=1e-5, atol=1e-3)
+
+
+def _float_case(draw_seed, shape):
+    return np.random.default_rng(draw_seed).standard_normal(shape).astype(np.float32)
+
+
+@needs_ext
+@given(st.integers(1, 3), st.integers(1, 6), st.integers(3, 9), st.sampled_from([1, 3]), st.integers(1, 2),
+       st.integers(0, 2**31))
+def test_float_conv_kernels_match_numpy(n, c, h, k, stride, seed):
+    x = _float_case(seed, (n, c, h, h + 1))
+    w = _float_case(seed + 1, (4, c, k, k))
+    g = None
+
+    def run():
+        X, W = ml.Tensor(x, requires_grad=True), ml.Tensor(w, requires_grad=True)
+        y = F.conv2d(X, W, None, stride, k // 2)
+        nonlocal g
+        g = _float_case(seed + 2, y.shape) if g is None else g
+        y.backward(g)
+        return y.data, X.grad, W.grad
+
+    fast = run()
+    saved, _backend.ext = _backend.ext, None
+    try:
+        slow = run()
+    finally:
+        _backend.ext = saved
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@needs_ext
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 2), st.integers(1, 2), st.integers(2, 9),
+       st.integers(0, 2**31))
+def test_depthwise_and_lab_kernels_match_numpy(n, c, m, stride, h, seed):
+    x = _float_case(seed, (n, c, h, h + 2))
+    w = _float_case(seed + 1, (c * m, 1, 3, 3))
+    b = _float_case(seed + 2, (c * m,))
+
+    def run():
+        X, W, B = (ml.Tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv2d(X, W, B, stride, 1, groups=c)
+        y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+        outs = [y.data, X.grad, W.grad, B.grad]
+        if m == 2:
+            beta = ml.Tensor(np.float32(0.7), requires_grad=True)
+            X.grad = None
+            z = F.lab(X, W, B, beta)
+            z.backward(np.sin(np.arange(z.size, dtype=np.float32)).reshape(z.shape))
+            outs += [z.data, X.grad, beta.grad]
+        return outs
+
+    fast = run()
+    saved, _backend.ext = _backend.ext, None
+    try:
+        slow = run()
+    finally:
+        _backend.ext = saved
+    for a, b_ in zip(fast, slow):
+        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4)
+
+
+def test_no_ext_environment_falls_back_with_one_warning():
+    code = ("import warnings, minilab, minilab.ops;"
+            "from minilab import _backend; print(_backend.ext is None, _backend.reason)")
+    env = dict(os.environ, MINILAB_NO_EXT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("True MINILAB_NO_EXT")
+    assert out.stderr.count("using the pure-NumPy reference ops") == 1
+
+
+@needs_ext
+def test_isa_reported():
+    assert _backend.ext.isa() in ("avx512-vpopcntdq", "neon", "portable")
