@@ -119,6 +119,8 @@ def run(args):
                     "binarizer_k", "lab_blocks", "seed", "augment", "weight_decay", "warmup_epochs", "synthetic_size"):
             setattr(args, key, saved[key])
         args.epochs = saved["epochs"] if args.epochs is None else args.epochs
+        # the BLAS thread count changes float summation order: keep the run's own unless overridden
+        args.threads = saved["threads"] if args.threads is None else args.threads
     if args.threads:
         from .threads import set_blas_threads
         set_blas_threads(args.threads)
