@@ -63,32 +63,27 @@ def col2im(const float[:, ::1] dcols, int n, int c, int hp, int wp, int kh, int 
     return out
 
 
-def depthwise3x3_forward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1] w, int sh, int sw, int oh, int ow):
+cdef extern from "depthwise.h" nogil:
+    void dw3x3_forward_plane(const float *x, int64_t xw, const float *w9, float bias, float *y, int64_t oh,
+                             int64_t ow, int64_t sh, int64_t sw)
+    void dw3x3_backward_plane(const float *x, float *dx, int64_t xw, const float *w9, const float *g, double *dw9,
+                              int64_t oh, int64_t ow, int64_t sh, int64_t sw)
+
+
+def depthwise3x3_forward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1] w, int sh, int sw, int oh, int ow,
+                         int threads=1):
     """y[n, c*m + k, i, j] = sum_{u,v} w[c*m + k, 0, u, v] * xp[n, c, i*sh + u, j*sw + v]."""
-    cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1], cm = w.shape[0]
+    cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1], cm = w.shape[0], hp = xp.shape[2], wp = xp.shape[3]
     cdef Py_ssize_t m = cm // c
     out = np.empty((n, cm, oh, ow), dtype=np.float32)
+    if out.size == 0:
+        return out
     cdef float[:, :, :, ::1] y = out
-    cdef Py_ssize_t b, ch, k, o, i, j
-    cdef float w00, w01, w02, w10, w11, w12, w20, w21, w22
-    with nogil:
-        for b in range(n):
-            for ch in range(c):
-                for k in range(m):
-                    o = ch * m + k
-                    w00 = w[o, 0, 0, 0]; w01 = w[o, 0, 0, 1]; w02 = w[o, 0, 0, 2]
-                    w10 = w[o, 0, 1, 0]; w11 = w[o, 0, 1, 1]; w12 = w[o, 0, 1, 2]
-                    w20 = w[o, 0, 2, 0]; w21 = w[o, 0, 2, 1]; w22 = w[o, 0, 2, 2]
-                    for i in range(oh):
-                        for j in range(ow):
-                            y[b, o, i, j] = (w00 * xp[b, ch, i * sh, j * sw] + w01 * xp[b, ch, i * sh, j * sw + 1]
-                                             + w02 * xp[b, ch, i * sh, j * sw + 2]
-                                             + w10 * xp[b, ch, i * sh + 1, j * sw]
-                                             + w11 * xp[b, ch, i * sh + 1, j * sw + 1]
-                                             + w12 * xp[b, ch, i * sh + 1, j * sw + 2]
-                                             + w20 * xp[b, ch, i * sh + 2, j * sw]
-                                             + w21 * xp[b, ch, i * sh + 2, j * sw + 1]
-                                             + w22 * xp[b, ch, i * sh + 2, j * sw + 2])
+    cdef Py_ssize_t plane, b, o
+    for plane in prange(n * cm, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        b = plane // cm
+        o = plane % cm
+        dw3x3_forward_plane(&xp[b, o // m, 0, 0], wp, &w[o, 0, 0, 0], 0.0, &y[b, o, 0, 0], oh, ow, sh, sw)
     return out
 
 
@@ -97,36 +92,19 @@ def depthwise3x3_backward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1
     """dw[c*m+k, 0, u, v] = sum g[n, c*m+k, i, j] * xp[n, c, i*sh+u, j*sw+v];
     dxp[n, c, i*sh+u, j*sw+v] += sum_k g[n, c*m+k, i, j] * w[c*m+k, 0, u, v]."""
     cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1], cm = w.shape[0], oh = g.shape[2], ow = g.shape[3]
-    cdef Py_ssize_t m = cm // c
+    cdef Py_ssize_t m = cm // c, wp = xp.shape[3]
     dx_arr = np.zeros((n, c, xp.shape[2], xp.shape[3]), dtype=np.float32)
     dw_arr = np.zeros((cm, 1, 3, 3), dtype=np.float64)  # accumulate in double: sums over N*H*W terms
+    if g.size == 0:
+        return dx_arr, dw_arr.astype(np.float32)
     cdef float[:, :, :, ::1] dxp = dx_arr
     cdef double[:, :, :, ::1] dw = dw_arr
-    cdef Py_ssize_t b, ch, k, o, i, j, u, v
-    cdef float gv, acc
-    cdef float wk[9]
+    cdef Py_ssize_t b, o
     with nogil:
-        for ch in range(c):
-            for k in range(m):
-                o = ch * m + k
-                for u in range(3):
-                    for v in range(3):
-                        wk[u * 3 + v] = w[o, 0, u, v]
-                for b in range(n):
-                    for u in range(3):
-                        for v in range(3):
-                            acc = 0
-                            for i in range(oh):
-                                for j in range(ow):
-                                    acc = acc + g[b, o, i, j] * xp[b, ch, i * sh + u, j * sw + v]
-                            dw[o, 0, u, v] += acc
-                    for i in range(oh):
-                        for u in range(3):
-                            for j in range(ow):
-                                gv = g[b, o, i, j]
-                                dxp[b, ch, i * sh + u, j * sw] += gv * wk[u * 3]
-                                dxp[b, ch, i * sh + u, j * sw + 1] += gv * wk[u * 3 + 1]
-                                dxp[b, ch, i * sh + u, j * sw + 2] += gv * wk[u * 3 + 2]
+        for b in range(n):
+            for o in range(cm):
+                dw3x3_backward_plane(&xp[b, o // m, 0, 0], &dxp[b, o // m, 0, 0], wp, &w[o, 0, 0, 0],
+                                     &g[b, o, 0, 0], &dw[o, 0, 0, 0], oh, ow, sh, sw)
     return dx_arr, dw_arr.astype(np.float32)
 
 
@@ -159,13 +137,14 @@ def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw):
     out = np.zeros((n, h + 2 * ph, wd + 2 * pw, cw), dtype=np.uint64)
     cdef uint64_t[:, :, :, ::1] p = out
     cdef Py_ssize_t b, ch, i, j
+    cdef int shift
     with nogil:
         for b in range(n):
-            for ch in range(c):
-                for i in range(h):
-                    for j in range(wd):
-                        if x[b, ch, i, j] < 0:
-                            p[b, i + ph, j + pw, ch >> 6] |= (<uint64_t>1) << (ch & 63)
+            for i in range(h):          # one image row at a time: its W·CW words stay in L1 while channels stream
+                for ch in range(c):
+                    shift = ch & 63
+                    for j in range(wd):  # branch-free: random signs would defeat the branch predictor
+                        p[b, i + ph, j + pw, ch >> 6] |= (<uint64_t>(x[b, ch, i, j] < 0)) << shift
     return out
 
 
