@@ -1,6 +1,6 @@
 /* XNOR-popcount GEMM on bit-packed ±1 matrices.
  *
- *   C[m][n] = nbits - 2 * sum_k popcount(A[m][k] ^ Bt[k][n])        (then optionally * scale[n] + bias[n])
+ *   C[m][n] = nbits - 2 * sum_k popcount(A[m][k] ^ Bt[k][n])        (then the output transform below)
  *
  * A is (M, K) 64-bit words, row-major: one row per output pixel (its packed receptive field).
  * Bt is (K, Npad) words: the packed weights *transposed*, so that consecutive output channels are consecutive in
@@ -28,19 +28,48 @@
 #define MINILAB_BGEMM_ISA "portable"
 #endif
 
-static inline void store_row(float *c_row, const int64_t *acc, int64_t n0, int64_t count, int64_t nbits,
-                             const float *scale, const float *bias) {
-    for (int64_t j = 0; j < count; j++) {
-        float v = (float)(nbits - 2 * acc[j]);
-        if (scale) v *= scale[n0 + j];
-        if (bias) v += bias[n0 + j];
-        c_row[n0 + j] = v;
+/* The fused output transform, applied per output element in this exact order (each step optional):
+ *   v = nbits - 2*popcount;  v -= corr[pattern[m]][n] (zero padding);  v *= alpha[n];  v = max(v, 0);
+ *   v = (v - mean[n]) * invstd[n];  v *= gamma[n];  v += beta[n]
+ * Every step is one rounded float32 operation, in NumPy's order, so the result is bit-identical to the training
+ * graph's eval-mode conv -> (ReLU) -> BatchNorm (the extension is compiled with -ffp-contract=off: no FMA). */
+typedef struct {
+    const int32_t *row_pattern;   /* (M,) index into pattern_corr, or NULL */
+    const float *pattern_corr;    /* (patterns, N) */
+    const float *alpha;
+    int relu;
+    const float *mean, *invstd, *gamma, *beta;
+    int64_t pixels;               /* > 0: write C as NCHW with this many pixels per image; 0: row-major (M, N) */
+} transform_t;
+
+static inline void store_row(float *restrict C, int64_t m, const int64_t *restrict acc, int64_t n0, int64_t count,
+                             int64_t N, int64_t nbits, const transform_t *restrict t) {
+    /* local copies: loop-invariant, so GCC unswitches the branches and vectorises the loop over channels */
+    float v[16];
+    const float *corr = t->row_pattern ? t->pattern_corr + (int64_t)t->row_pattern[m] * N + n0 : NULL;
+    const float *alpha = t->alpha ? t->alpha + n0 : NULL, *mean = t->mean ? t->mean + n0 : NULL;
+    const float *invstd = t->invstd ? t->invstd + n0 : NULL, *gamma = t->gamma ? t->gamma + n0 : NULL;
+    const float *beta = t->beta ? t->beta + n0 : NULL;
+    for (int64_t j = 0; j < count; j++) v[j] = (float)(nbits - 2 * acc[j]);
+    if (corr) for (int64_t j = 0; j < count; j++) v[j] = v[j] - corr[j];
+    if (alpha) for (int64_t j = 0; j < count; j++) v[j] = v[j] * alpha[j];
+    if (t->relu) for (int64_t j = 0; j < count; j++) v[j] = v[j] > 0.0f ? v[j] : 0.0f;
+    if (mean) for (int64_t j = 0; j < count; j++) v[j] = (v[j] - mean[j]) * invstd[j];
+    if (gamma) for (int64_t j = 0; j < count; j++) v[j] = v[j] * gamma[j];
+    if (beta) for (int64_t j = 0; j < count; j++) v[j] = v[j] + beta[j];
+    if (t->pixels > 0) {
+        int64_t img = m / t->pixels, p = m - img * t->pixels;
+        float *out = C + (img * N + n0) * t->pixels + p;
+        for (int64_t j = 0; j < count; j++) out[j * t->pixels] = v[j];
+    } else {
+        float *out = C + m * N + n0;
+        for (int64_t j = 0; j < count; j++) out[j] = v[j];
     }
 }
 
 /* Rows [m0, m1) of C. C is (M, N) float32 row-major. */
 static void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
-                       int64_t Npad, int64_t K, int64_t nbits, const float *scale, const float *bias) {
+                       int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
 #if defined(__AVX512F__) && defined(__AVX512VPOPCNTDQ__) && !defined(MINILAB_PORTABLE)
     int64_t m = m0;
     for (; m + 4 <= m1; m += 4) {
@@ -74,7 +103,7 @@ static void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t 
             for (int r = 0; r < 4; r++) {
                 _mm512_storeu_si512((void *)acc, rows[r][0]);
                 _mm512_storeu_si512((void *)(acc + 8), rows[r][1]);
-                store_row(C + (m + r) * N, acc, n, count, nbits, scale, bias);
+                store_row(C, m + r, acc, n, count, N, nbits, t);
             }
         }
     }
@@ -91,7 +120,7 @@ static void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t 
             int64_t acc[16];
             _mm512_storeu_si512((void *)acc, c0);
             _mm512_storeu_si512((void *)(acc + 8), c1);
-            store_row(C + m * N, acc, n, (N - n) < 16 ? (N - n) : 16, nbits, scale, bias);
+            store_row(C, m, acc, n, (N - n) < 16 ? (N - n) : 16, N, nbits, t);
         }
     }
 #elif defined(__aarch64__) && !defined(MINILAB_PORTABLE)
@@ -125,8 +154,8 @@ static void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t 
                 }
             }
             int64_t count = (N - n) < 8 ? (N - n) : 8;
-            store_row(C + m * N, acc0, n, count, nbits, scale, bias);
-            if (two) store_row(C + (m + 1) * N, acc1, n, count, nbits, scale, bias);
+            store_row(C, m, acc0, n, count, N, nbits, t);
+            if (two) store_row(C, m + 1, acc1, n, count, N, nbits, t);
         }
     }
 #else
@@ -149,7 +178,7 @@ static void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t 
                 }
             }
             int64_t count = (N - n) < 4 ? (N - n) : 4;
-            for (int r = 0; r < rows; r++) store_row(C + (m + r) * N, acc[r], n, count, nbits, scale, bias);
+            for (int r = 0; r < rows; r++) store_row(C, m + r, acc[r], n, count, N, nbits, t);
         }
     }
 #endif

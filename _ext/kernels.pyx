@@ -6,15 +6,25 @@ argmax.  Binary kernels: bit-packing (bit = 1 means -1), packed im2col, and the 
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.stdint cimport uint64_t, int64_t
+from libc.stdint cimport uint64_t, int64_t, int32_t
 from libc.string cimport memset
 
 cnp.import_array()
 
 cdef extern from "bgemm.h" nogil:
     const char *MINILAB_BGEMM_ISA
+    ctypedef struct transform_t:
+        const int32_t *row_pattern
+        const float *pattern_corr
+        const float *alpha
+        int relu
+        const float *mean
+        const float *invstd
+        const float *gamma
+        const float *beta
+        int64_t pixels
     void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
-                    int64_t Npad, int64_t K, int64_t nbits, const float *scale, const float *bias)
+                    int64_t Npad, int64_t K, int64_t nbits, const transform_t *t)
 
 
 def isa():
@@ -188,38 +198,75 @@ def pack_weights(const float[:, :, :, ::1] w):
     return out
 
 
-def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_ssize_t nbits, scale=None,
-          bias=None, int threads=1):
-    """C (M, n) float32 = nbits - 2 * popcount(A XOR B), times scale[n] plus bias[n] if given."""
+cdef const float *_vec(object arr, Py_ssize_t n, str name, list keep) except? NULL:
+    """Pointer to a float32 vector of length n (kept alive in `keep`), or NULL for None."""
+    if arr is None:
+        return NULL
+    a = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
+    if a.shape[0] != n:
+        raise ValueError(f"bgemm: {name} has {a.shape[0]} entries, expected {n}")
+    keep.append(a)
+    cdef float[::1] view = a
+    return &view[0]
+
+
+def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_ssize_t nbits, alpha=None,
+          int relu=0, mean=None, invstd=None, gamma=None, beta=None, row_pattern=None, pattern_corr=None,
+          Py_ssize_t pixels=0, int threads=1):
+    """C = nbits - 2 * popcount(A XOR B) followed by the fused output transform of bgemm.h:
+    - row_pattern (M,) int32 + pattern_corr (P, n): zero-padding correction subtracted per row pattern;
+    - alpha (n,): per-channel scale; relu; mean/invstd/gamma/beta (n,): eval-mode BatchNorm.
+    With pixels > 0, C is written as (M / pixels, n, pixels), i.e. NCHW; otherwise as (M, n)."""
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], npad = bt.shape[1]
     if bt.shape[0] != k:
         raise ValueError(f"bgemm: A has {k} words per row, B has {bt.shape[0]}")
     if n > npad:
         raise ValueError(f"bgemm: {n} columns but B is padded to {npad}")
-    out = np.empty((m, n), dtype=np.float32)
-    cdef float[:, ::1] c = out
-    cdef float[::1] sc, bi
-    cdef const float *sp = NULL
-    cdef const float *bp = NULL
-    if scale is not None:
-        sc = np.ascontiguousarray(scale, dtype=np.float32)
-        sp = &sc[0]
-    if bias is not None:
-        bi = np.ascontiguousarray(bias, dtype=np.float32)
-        bp = &bi[0]
+    if pixels > 0:
+        if m % pixels:
+            raise ValueError(f"bgemm: {m} rows are not a whole number of {pixels}-pixel images")
+        out = np.empty((m // pixels, n, pixels), dtype=np.float32)
+    else:
+        out = np.empty((m, n), dtype=np.float32)
     if m == 0 or n == 0:
         return out
+    cdef float[::1] c = out.reshape(-1)
+    cdef list keep = []
+    cdef transform_t t
+    t.alpha = _vec(alpha, n, "alpha", keep)
+    t.mean = _vec(mean, n, "mean", keep)
+    t.invstd = _vec(invstd, n, "invstd", keep)
+    t.gamma = _vec(gamma, n, "gamma", keep)
+    t.beta = _vec(beta, n, "beta", keep)
+    if (t.mean == NULL) != (t.invstd == NULL):
+        raise ValueError("bgemm: mean and invstd go together")
+    t.relu = relu
+    t.pixels = pixels
+    cdef int32_t[::1] pat
+    t.row_pattern = NULL
+    t.pattern_corr = NULL
+    if row_pattern is not None:
+        pat = np.ascontiguousarray(row_pattern, dtype=np.int32)
+        if pat.shape[0] != m:
+            raise ValueError(f"bgemm: row_pattern has {pat.shape[0]} entries for {m} rows")
+        corr = np.ascontiguousarray(pattern_corr, dtype=np.float32)
+        if corr.ndim != 2 or corr.shape[1] != n or (m and np.asarray(pat).max() >= corr.shape[0]):
+            raise ValueError("bgemm: pattern_corr must be (patterns, n) and cover every row pattern")
+        keep.append(pat)
+        keep.append(corr)
+        t.row_pattern = &pat[0]
+        t.pattern_corr = _vec(corr, corr.size, "pattern_corr", keep)
     cdef Py_ssize_t chunk = 64
     cdef Py_ssize_t nchunks = (m + chunk - 1) // chunk
-    cdef Py_ssize_t t, m0, m1
+    cdef Py_ssize_t i, m0, m1
     if threads <= 1:
         with nogil:
-            bgemm_rows(&a[0, 0], &bt[0, 0], &c[0, 0], 0, m, n, npad, k, nbits, sp, bp)
+            bgemm_rows(&a[0, 0], &bt[0, 0], &c[0], 0, m, n, npad, k, nbits, &t)
     else:
-        for t in prange(nchunks, nogil=True, num_threads=threads, schedule="static"):
-            m0 = t * chunk
+        for i in prange(nchunks, nogil=True, num_threads=threads, schedule="static"):
+            m0 = i * chunk
             m1 = m0 + chunk
             if m1 > m:
                 m1 = m
-            bgemm_rows(&a[0, 0], &bt[0, 0], &c[0, 0], m0, m1, n, npad, k, nbits, sp, bp)
+            bgemm_rows(&a[0, 0], &bt[0, 0], &c[0], m0, m1, n, npad, k, nbits, &t)
     return out

@@ -48,7 +48,7 @@ def bench_kernels(threads=1, repeat=20):
         xpk, bt = ext.pack_channels_last(x, 1, 1), ext.pack_weights(w)
 
         def binary_conv():
-            return ext.bgemm(ext.packed_im2col(xpk, 3, 3, 1, 1, hw, hw), bt, c, c * 9, None, None, threads)
+            return ext.bgemm(ext.packed_im2col(xpk, 3, 3, 1, 1, hw, hw), bt, c, c * 9, threads=threads)
 
         t_bin = timeit(binary_conv, repeat)[0]
         t_pack = timeit(lambda: ext.pack_channels_last(x, 1, 1), repeat)[0]

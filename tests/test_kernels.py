@@ -68,7 +68,14 @@ def test_bgemm_against_bitwise_count(m, n, k, seed):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(packed.xnor_popcount_matmul(a_bits, packed.packbits_rows(b), k), want)
     scale, bias = rng.random(n).astype(np.float32), rng.random(n).astype(np.float32)
-    np.testing.assert_allclose(_backend.ext.bgemm(a_bits, bt, n, k, scale, bias), want * scale + bias, rtol=1e-6)
+    # the fused output transform rounds exactly like the same float32 steps in NumPy
+    expect = want.astype(np.float32) * scale + bias
+    np.testing.assert_array_equal(_backend.ext.bgemm(a_bits, bt, n, k, alpha=scale, beta=bias), expect)
+    mean, invstd = rng.random(n).astype(np.float32), rng.random(n).astype(np.float32) + 0.5
+    expect = (np.maximum(want.astype(np.float32) * scale, 0) - mean) * invstd * scale + bias
+    got = _backend.ext.bgemm(a_bits, bt, n, k, alpha=scale, relu=1, mean=mean, invstd=invstd, gamma=scale,
+                             beta=bias, pixels=m)
+    np.testing.assert_array_equal(got[0], expect.T)
 
 
 @needs_ext

@@ -12,6 +12,8 @@ the contribution of the padded taps is subtracted exactly:
 The weights are ±α_o per output channel (α = 1 for plain sign), so y = α_o·(integer result) exactly.
 
 `binary_conv2d_reference` is the NumPy twin (np.packbits + np.bitwise_count) the kernels are tested against."""
+import functools
+
 import numpy as np
 
 from .. import _backend
@@ -33,15 +35,25 @@ def xnor_popcount_matmul(a_bits: np.ndarray, b_bits: np.ndarray, nbits: int) -> 
     return nbits - 2 * diff
 
 
-def zero_padding_correction(wsign: np.ndarray, in_hw, stride, padding) -> np.ndarray:
-    """(O, OH, OW) integer: Σ over the padded taps of each output pixel of Σ_c sign(w)[o, c, u, v]."""
-    o, _, kh, kw = wsign.shape
+@functools.lru_cache(maxsize=256)
+def padding_patterns(in_hw, kernel, stride, padding):
+    """Which taps of each output pixel's window fall in the padding.  Returns (pattern (OH·OW,) int32 ids,
+    masks (P, kh·kw) float64): pixel i's padded taps are masks[pattern[i]] (pattern 0 is the interior, no taps)."""
     h, w = in_hw
+    kh, kw = kernel
     inside = pad_input(np.ones((1, 1, h, w), np.float64), padding)
-    cols = im2col(1 - inside, kh, kw, stride, 1)[0]                # (OH·OW, kh·kw): 1 where a tap is padding
-    tap_sums = wsign.sum(axis=1).reshape(o, kh * kw)                # (O, kh·kw)
-    oh, ow = output_size(h, kh, stride[0], padding[0]), output_size(w, kw, stride[1], padding[1])
-    return (tap_sums @ cols.T).reshape(o, oh, ow)
+    cols = im2col(1 - inside, kh, kw, stride, 1)[0]                  # (OH·OW, kh·kw): 1 where a tap is padding
+    masks, pattern = np.unique(np.vstack([np.zeros((1, kh * kw)), cols]), axis=0, return_inverse=True)
+    return pattern.reshape(-1)[1:].astype(np.int32), masks
+
+
+def zero_padding_correction(wsign, in_hw, stride, padding):
+    """(P, O) per pattern: Σ over the pattern's padded taps of Σ_c sign(w)[o, c, u, v], and the (OH·OW,) pattern
+    of every output pixel.  Subtracting it from the +1-padded result gives the 0-padded one."""
+    o, _, kh, kw = wsign.shape
+    pattern, masks = padding_patterns(tuple(in_hw), (kh, kw), tuple(stride), tuple(padding))
+    tap_sums = wsign.sum(axis=1).reshape(o, kh * kw)                  # (O, kh·kw)
+    return masks @ tap_sums.T, pattern
 
 
 def _alpha(w):
@@ -59,7 +71,8 @@ def binary_conv2d_reference(x, w, stride=1, padding=0, pad_value=0):
     oh, ow = output_size(x.shape[2], kh, stride[0], padding[0]), output_size(x.shape[3], kw, stride[1], padding[1])
     out = out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
     if pad_value == 0 and padding != (0, 0):
-        out = out - zero_padding_correction(np.where(w < 0, -1, 1), x.shape[2:], stride, padding)[None]
+        corr, pattern = zero_padding_correction(np.where(w < 0, -1, 1), x.shape[2:], stride, padding)
+        out = out - corr[pattern].T.reshape(1, o, oh, ow)
     return (out * _alpha(w)[None, :, None, None]).astype(np.float32)
 
 
@@ -75,8 +88,10 @@ def binary_conv2d_packed(x, w, stride=1, padding=0, pad_value=0, threads=1):
     xpk = ext.pack_channels_last(np.ascontiguousarray(x, dtype=np.float32), padding[0], padding[1])
     rows = ext.packed_im2col(xpk, kh, kw, stride[0], stride[1], oh, ow)
     bt = ext.pack_weights(np.ascontiguousarray(w, dtype=np.float32))
-    out = ext.bgemm(rows, bt, o, c * kh * kw, None, None, threads)     # (N·OH·OW, O) float32 integers
-    out = out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+    pattern = corr = None
     if pad_value == 0 and padding != (0, 0):
-        out = out - zero_padding_correction(np.where(w < 0, -1, 1), x.shape[2:], stride, padding)[None]
-    return np.ascontiguousarray(out * _alpha(w)[None, :, None, None], dtype=np.float32)
+        corr, pattern = zero_padding_correction(np.where(w < 0, -1, 1), x.shape[2:], stride, padding)
+        pattern = np.tile(pattern, n)
+    out = ext.bgemm(rows, bt, o, c * kh * kw, alpha=_alpha(w), row_pattern=pattern, pattern_corr=corr,
+                    pixels=oh * ow, threads=threads)
+    return out.reshape(n, o, oh, ow)
