@@ -81,19 +81,22 @@ cdef extern from "depthwise.h" nogil:
 
 
 def depthwise3x3_forward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1] w, int sh, int sw, int oh, int ow,
-                         int threads=1):
-    """y[n, c*m + k, i, j] = sum_{u,v} w[c*m + k, 0, u, v] * xp[n, c, i*sh + u, j*sw + v]."""
+                         int threads=1, bias=None):
+    """y[n, c*m + k, i, j] = b[c*m + k] + sum_{u,v} w[c*m + k, 0, u, v] * xp[n, c, i*sh + u, j*sw + v]."""
     cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1], cm = w.shape[0], hp = xp.shape[2], wp = xp.shape[3]
     cdef Py_ssize_t m = cm // c
     out = np.empty((n, cm, oh, ow), dtype=np.float32)
     if out.size == 0:
         return out
     cdef float[:, :, :, ::1] y = out
+    cdef float[::1] bv = np.zeros(cm, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+    if bv.shape[0] != cm:
+        raise ValueError(f"depthwise3x3_forward: bias has {bv.shape[0]} entries for {cm} output channels")
     cdef Py_ssize_t plane, b, o
     for plane in prange(n * cm, nogil=True, num_threads=max(threads, 1), schedule="static"):
         b = plane // cm
         o = plane % cm
-        dw3x3_forward_plane(&xp[b, o // m, 0, 0], wp, &w[o, 0, 0, 0], 0.0, &y[b, o, 0, 0], oh, ow, sh, sw)
+        dw3x3_forward_plane(&xp[b, o // m, 0, 0], wp, &w[o, 0, 0, 0], bv[o], &y[b, o, 0, 0], oh, ow, sh, sw)
     return out
 
 
@@ -269,4 +272,29 @@ def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_
             if m1 > m:
                 m1 = m
             bgemm_rows(&a[0, 0], &bt[0, 0], &c[0], m0, m1, n, npad, k, nbits, &t)
+    return out
+
+
+def pair_argmax_pack(const float[:, :, :, ::1] r, float beta, const int64_t[::1] idx0, const int64_t[::1] idx1,
+                     int ph, int pw):
+    """LAB's ArgMax written straight into packed bits (the engine's binarize-and-pack):
+    output channel c is -1 (bit 1) unless beta * (r[:, idx1[c]] - r[:, idx0[c]]) > 0; channels-last words,
+    padded with zero words (+1) like pack_channels_last."""
+    cdef Py_ssize_t n = r.shape[0], c = idx0.shape[0], h = r.shape[2], wd = r.shape[3]
+    cdef Py_ssize_t cw = (c + 63) // 64
+    out = np.zeros((n, h + 2 * ph, wd + 2 * pw, cw), dtype=np.uint64)
+    cdef uint64_t[:, :, :, ::1] p = out
+    cdef Py_ssize_t b, ch, i, j, a0, a1
+    cdef int shift
+    cdef float diff
+    with nogil:
+        for b in range(n):
+            for i in range(h):
+                for ch in range(c):
+                    shift = ch & 63
+                    a0 = idx0[ch]
+                    a1 = idx1[ch]
+                    for j in range(wd):
+                        diff = r[b, a1, i, j] - r[b, a0, i, j]
+                        p[b, i + ph, j + pw, ch >> 6] |= (<uint64_t>(not (beta * diff > 0))) << shift
     return out

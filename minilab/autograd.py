@@ -89,7 +89,12 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options) -> "Tensor":
-        tensors = [as_tensor(x) for x in inputs]
+        # Python numbers take the dtype of the tensors they meet (like NumPy's weak scalars): x32 + 1e-9 stays float32
+        dtype = next((x.dtype for x in inputs if isinstance(x, (Tensor, np.ndarray)) and x.dtype.kind == "f"),
+                     np.float32)
+        tensors = [x if isinstance(x, Tensor) else
+                   Tensor(np.asarray(x, dtype=dtype) if isinstance(x, numbers.Number) else x, _keep_dtype=True)
+                   for x in inputs]
         ctx = Context()
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
         arrays = [t.data for t in tensors]
@@ -111,10 +116,11 @@ def as_tensor(x) -> "Tensor":
 
 
 def _as_float_array(data, dtype):
+    """float32 unless asked otherwise; NumPy float64 arrays stay float64 (that is how float64 is requested)."""
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
     arr = np.asarray(data)
-    if arr.dtype in (np.float32, np.float64):
+    if isinstance(data, (np.ndarray, np.generic)) and arr.dtype in (np.float32, np.float64):
         return arr
     return arr.astype(np.float32)
 

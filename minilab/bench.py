@@ -165,7 +165,7 @@ def main(argv=None):
     t.add_argument("--binarizer", nargs="+", default=["sign", "lab"])
     t.add_argument("--json", action="store_true")
     m = sub.add_parser("model", help="packed inference engine latency vs the float forward")
-    from .engine_bench import add_arguments
+    from .engine.bench import add_arguments
     add_arguments(m)
     args = p.parse_args(argv)
     if args.what == "kernels":
@@ -178,7 +178,7 @@ def main(argv=None):
                              tuple(args.binarizer))
         print(json.dumps(result, indent=1)) if args.json else print_train(result)
     else:
-        from .engine_bench import run_model_bench
+        from .engine.bench import run_model_bench
         return run_model_bench(args)
     return 0
 

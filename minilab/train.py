@@ -50,6 +50,8 @@ def build_parser():
                    help="activation binarizer (default: lab for labbnn, sign otherwise)")
     p.add_argument("--binarizer-k", type=float, default=None, help="k for niblack (-0.2) / sauvola (0.5)")
     p.add_argument("--lab-blocks", default="1111", help="4 bits, LAB on/off per residual stage (default 1111)")
+    p.add_argument("--lab-bits", type=int, default=32, choices=(32, 8, 4),
+                   help="train LAB's depthwise kernels with INT8/INT4 fake quantisation (default 32: float)")
     p.add_argument("--augment", default="rrc", choices=("rrc", "padcrop", "none"),
                    help="training augmentation: random-resized crop (default), pad-and-crop, none")
     p.add_argument("--seed", type=int, default=0)
@@ -116,7 +118,7 @@ def run(args):
         model_state, optim_state, record = read_checkpoint(ckpt_path)
         saved = record["args"]
         for key in ("arch", "data", "image_size", "width", "batch_size", "lr", "optimizer", "schedule", "binarizer",
-                    "binarizer_k", "lab_blocks", "seed", "augment", "weight_decay", "warmup_epochs", "synthetic_size"):
+                    "binarizer_k", "lab_blocks", "lab_bits", "seed", "augment", "weight_decay", "warmup_epochs", "synthetic_size"):
             setattr(args, key, saved[key])
         args.epochs = saved["epochs"] if args.epochs is None else args.epochs
         # the BLAS thread count changes float summation order: keep the run's own unless overridden
@@ -131,9 +133,8 @@ def run(args):
     train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
                                        args.seed, progress)
     model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
-                    "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks}
-    if args.binarizer_k is not None and args.binarizer in ("niblack", "sauvola"):
-        raise NotImplementedError("--binarizer-k is not wired into the models yet")
+                    "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
+                    "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}
     init.seed(args.seed)
     model = create_model(**model_config)
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -237,7 +238,7 @@ def main(argv=None):
         if not 16 <= args.image_size <= 512:
             raise ValueError(f"--image-size must be between 16 and 512, got {args.image_size}")
         return run(args)
-    except (DataError, ValueError, FileNotFoundError, FloatingPointError, NotImplementedError) as error:
+    except (DataError, ValueError, FileNotFoundError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if not isinstance(error, FloatingPointError) else 3
 

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import ops as F
 from ..ops.binarizers import ALL_BINARIZERS, get_binarizer
+from ..ops.quant import SUPPORTED_BITS, fake_quant
 from . import init
 from .module import Module, Parameter
 
@@ -11,20 +12,30 @@ class LAB(Module):
     """Learnable Activation Binarizer (see minilab.ops.lab for the maths).
 
     Parameters: weight (2C, 1, 3, 3) glorot_uniform with Keras' fans (9C, 18), bias (2C,) zeros, β = 1.0:
-    20·C + 1 in all."""
+    20·C + 1 in all.  `bits` = 8 or 4 trains the depthwise kernel with fake quantisation (minilab.ops.quant)."""
 
-    def __init__(self, channels, pairing="channel", beta=1.0):
+    def __init__(self, channels, pairing="channel", beta=1.0, bits=32):
         super().__init__()
-        self.pairing = pairing
+        self.pairing, self.bits = pairing, bits
         self.weight = Parameter(init.glorot_uniform((2 * channels, 1, 3, 3), 9 * channels, 18))
         self.bias = Parameter(np.zeros(2 * channels))
         self.beta = Parameter(np.float32(beta))
 
     def forward(self, x):
-        return F.lab(x, self.weight, self.bias, self.beta, self.pairing)
+        return F.lab(x, fake_quant(self.weight, self.bits), self.bias, self.beta, self.pairing)
 
     def extra_repr(self):
-        return f"{self.bias.shape[0] // 2}, pairing={self.pairing!r}"
+        return f"{self.bias.shape[0] // 2}, pairing={self.pairing!r}, bits={self.bits}"
+
+
+def set_lab_bits(model, bits):
+    """Store (and train) every LAB depthwise kernel of `model` in `bits` = 32, 8 or 4."""
+    if bits not in SUPPORTED_BITS:
+        raise ValueError(f"LAB kernels can be stored in {SUPPORTED_BITS} bits, got {bits}")
+    for module in model.modules():
+        if isinstance(module, LAB):
+            module.bits = bits
+    return model
 
 
 class Binarizer(Module):

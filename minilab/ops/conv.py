@@ -10,11 +10,28 @@ BLAS GEMM per group.  Backward is two more GEMMs:  ∂L/∂W = Gᵀ·cols,  ∂L
 column gradient back onto the (padded) input.  Depthwise convs skip im2col: they are a sum of kh·kw shifted,
 per-channel-scaled copies of the input, which is far cheaper than a GEMM with one input channel per group.
 """
+import contextlib
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import _backend
 from ..autograd import Function
+
+
+_packed_forward = True
+
+
+@contextlib.contextmanager
+def float_reference():
+    """Run binary convs as plain float convs (BLAS), even where the packed kernel could be used: the float
+    baseline the inference benchmark compares against."""
+    global _packed_forward
+    previous, _packed_forward = _packed_forward, False
+    try:
+        yield
+    finally:
+        _packed_forward = previous
 
 
 def _pair(v):
@@ -26,10 +43,13 @@ def output_size(size, kernel, stride, padding):
 
 
 def pad_input(x, padding, value=0.0):
+    """x (…, H, W) surrounded by `padding` rows/columns of `value` (a plain copy; np.pad is much slower)."""
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant", constant_values=value)
+    out = np.full(x.shape[:-2] + (x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw), value, dtype=x.dtype)
+    out[..., ph:ph + x.shape[-2], pw:pw + x.shape[-1]] = x
+    return out
 
 
 def windows(xp, kh, kw, stride):
@@ -90,13 +110,15 @@ def is_binary_pair(x, w):
     return bool(np.all(np.abs(x) == 1)) and bool(np.all(np.abs(w.reshape(w.shape[0], -1)) == alpha))
 
 
-def depthwise_forward(xp, w, stride, out_hw):
-    """y[n, c·m + k] = Σ_{u,v} w[c·m + k, 0, u, v] · x_pad[n, c, i·s + u, j·s + v]  (sum of shifted copies)."""
+def depthwise_forward(xp, w, stride, out_hw, b=None):
+    """y[n, c·m + k] = b[c·m + k] + Σ_{u,v} w[c·m + k, 0, u, v] · x_pad[n, c, i·s + u, j·s + v]
+    (a sum of shifted copies)."""
     n, c = xp.shape[:2]
     m, kh, kw = w.shape[0] // c, w.shape[2], w.shape[3]
     if _backend.ext is not None and kh == 3 and kw == 3 and xp.dtype == np.float32 == w.dtype:
+        bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
         return _backend.ext.depthwise3x3_forward(np.ascontiguousarray(xp), np.ascontiguousarray(w),
-                                                 stride[0], stride[1], out_hw[0], out_hw[1])
+                                                 stride[0], stride[1], out_hw[0], out_hw[1], bias=bias)
     oh, ow = out_hw
     sh, sw = stride
     wr = w.reshape(c, m, kh, kw)
@@ -105,7 +127,8 @@ def depthwise_forward(xp, w, stride, out_hw):
         for v in range(kw):
             patch = xp[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw]
             out += patch[:, :, None] * wr[None, :, :, u, v, None, None]
-    return out.reshape(n, c * m, oh, ow)
+    out = out.reshape(n, c * m, oh, ow)
+    return out if b is None else out + b.reshape(1, -1, 1, 1)
 
 
 def depthwise_backward(xp, w, g, stride):
@@ -151,9 +174,10 @@ class Conv2d(Function):
         depthwise = groups == x.shape[1] and w.shape[1] == 1 and groups > 1
         ctx.depthwise = depthwise
         if depthwise:
-            out = depthwise_forward(xp, w, stride, (oh, ow))
+            out = depthwise_forward(xp, w, stride, (oh, ow), b)
             ctx.save(xp, w)
-        elif binary and groups == 1 and _backend.ext is not None and is_binary_pair(x, w):
+            return out
+        elif binary and _packed_forward and groups == 1 and _backend.ext is not None and is_binary_pair(x, w):
             from .packed import binary_conv2d_packed
             out = binary_conv2d_packed(x, w, stride, padding, pad_value).astype(x.dtype)
             ctx.save(None, w, xp)  # im2col of the ±1 input is deferred to backward, which needs it for ∂L/∂w

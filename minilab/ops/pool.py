@@ -21,9 +21,16 @@ class AvgPool2d(Function):
     def forward(ctx, x, kernel, stride, padding):
         kh, kw = kernel
         xp = pad_input(x, padding)
-        ones = pad_input(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding)
-        count = windows(ones, kh, kw, stride).sum(axis=(-1, -2))  # (1, 1, OH, OW)
-        out = windows(xp, kh, kw, stride).sum(axis=(-1, -2)) / count
+        if padding == (0, 0):
+            count = np.asarray(kh * kw, dtype=x.dtype)
+        else:  # cells of each window that lie inside the image
+            ones = pad_input(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding)
+            count = windows(ones, kh, kw, stride).sum(axis=(-1, -2))  # (1, 1, OH, OW)
+        if stride == kernel and padding == (0, 0) and x.shape[2] % kh == 0 and x.shape[3] % kw == 0:
+            n, c, h, w = x.shape   # non-overlapping windows: a reshape and one sum (much faster than window views)
+            out = x.reshape(n, c, h // kh, kh, w // kw, kw).sum(axis=(3, 5)) / count
+        else:
+            out = windows(xp, kh, kw, stride).sum(axis=(-1, -2)) / count
         ctx.kernel, ctx.stride, ctx.padding, ctx.count, ctx.xp_shape = kernel, stride, padding, count, xp.shape
         return out.astype(x.dtype)
 

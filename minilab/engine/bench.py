@@ -1,0 +1,98 @@
+"""`python -m minilab.bench model`: latency and size of the packed engine vs minilab's float forward."""
+import copy
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from ..autograd import Tensor, no_grad
+from ..ops.conv import float_reference
+from .convert import convert
+from .profile import breakdown, draw_breakdown_png, time_runs
+from .storage import save_packed
+
+
+def add_arguments(p):
+    from ..models import MODELS
+    from ..ops.binarizers import ALL_BINARIZERS
+
+    p.add_argument("--arch", default="labbnn", choices=sorted(MODELS))
+    p.add_argument("--checkpoint", default=None, help="a training checkpoint (default: random weights)")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--binarizer", default=None, choices=ALL_BINARIZERS)
+    p.add_argument("--lab-blocks", default="1111", help="LAB on/off per stage, to redo Table 9's trade-off")
+    p.add_argument("--lab-bits", type=int, default=32, choices=(32, 8, 4))
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--float-runs", type=int, default=5, help="runs of the (slow) float reference")
+    p.add_argument("--plot", default=None, help="write the per-operator breakdown as a PNG bar chart")
+    p.add_argument("--json", action="store_true")
+
+
+def build(args):
+    from ..checkpoint import load_model_from_checkpoint
+    from ..models import create_model
+
+    if args.checkpoint:
+        model, record = load_model_from_checkpoint(args.checkpoint)
+        config = record["model"]
+        if config["arch"] != args.arch:
+            raise ValueError(f"{args.checkpoint} holds a {config['arch']!r} model, not {args.arch!r}")
+        return model, config
+    binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
+    config = {"arch": args.arch, "num_classes": args.num_classes, "image_size": args.image_size,
+              "width": args.width, "binarizer": binarizer, "lab_blocks": args.lab_blocks, "lab_bits": args.lab_bits}
+    return create_model(**config), config
+
+
+def run_model_bench(args):
+    import sys
+
+    from ..threads import set_blas_threads
+
+    set_blas_threads(args.threads)
+    try:
+        model, config = build(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    size = config["image_size"]
+    x = np.random.default_rng(0).standard_normal((args.batch_size, 3, size, size)).astype(np.float32)
+    model.eval()
+
+    def float_forward():
+        with no_grad(), float_reference():
+            return model(Tensor(x))
+
+    float_time = time_runs(float_forward, runs=args.float_runs, warmup=1)
+    packed = convert(copy.deepcopy(model), config, threads=args.threads)
+    packed_time = time_runs(lambda: packed(x), runs=args.runs)
+    parts, profiled_total = breakdown(packed, x, runs=max(3, args.runs // 4))
+    with tempfile.TemporaryDirectory() as tmp:
+        size_bytes = save_packed(packed, os.path.join(tmp, "model.npz"))
+    result = {"config": config, "batch_size": args.batch_size, "threads": args.threads, "packed": packed_time,
+              "float": float_time, "speedup": float_time["median_ms"] / packed_time["median_ms"],
+              "size_mb": size_bytes / 1e6, "breakdown_ms": parts}
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        c = config
+        print(f"{c['arch']} ({c['binarizer']}, lab_blocks {c['lab_blocks']}, LAB {c.get('lab_bits', 32)}-bit) at "
+              f"{size} px, batch {args.batch_size}, {args.threads} thread(s)")
+        pt, ft = packed_time, float_time
+        print(f"packed engine: median {pt['median_ms']:.2f} ms (p10 {pt['p10_ms']:.2f}, p90 {pt['p90_ms']:.2f}, "
+              f"min {pt['min_ms']:.2f}, max {pt['max_ms']:.2f}; {pt['runs']} runs)")
+        print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
+        print(f"packed model size on disk: {result['size_mb']:.3f} MB")
+        print("per-operator breakdown (profiled runs):")
+        for name, ms in parts.items():
+            print(f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(profiled_total, 1e-9):5.1f} %")
+    if args.plot:
+        draw_breakdown_png(parts, args.plot, f"{config['arch']} {config['binarizer']} {size}px: "
+                                             f"{packed_time['median_ms']:.1f} ms median")
+        print(f"wrote {args.plot}")
+    return 0

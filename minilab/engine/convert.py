@@ -1,0 +1,166 @@
+"""Convert a trained model into the packed inference graph.
+
+The converted model is the same module tree with every BinaryConv2d replaced by a PackedBinaryConv2d, and every
+BatchNorm (and ReLU) that directly and solely consumes a binary conv's output folded into that conv (replaced by
+Identity).  The models' own forward code then runs the packed graph unchanged, so no architecture is written
+twice.  Which modules follow which is found by tracing one forward pass (hooks + the autograd graph's consumer
+counts), not assumed per architecture."""
+import numpy as np
+
+from .. import _backend, nn
+from ..autograd import Tensor, _topological_order, no_grad
+from ..ops.binary import WEIGHT_QUANTIZERS
+from ..ops.quant import dequantize, quantize_symmetric
+from .packed_conv import PackedBinaryConv2d
+
+
+def get_submodule(root, name):
+    module = root
+    for part in name.split("."):
+        module = module[int(part)] if isinstance(module, (list, tuple)) else getattr(module, part)
+    return module
+
+
+def set_submodule(root, name, new):
+    parent_name, _, last = name.rpartition(".")
+    parent = get_submodule(root, parent_name) if parent_name else root
+    if isinstance(parent, list):
+        parent[int(last)] = new
+    else:
+        object.__setattr__(parent, last, new)
+
+
+def trace(model, image_size, in_channels=3):
+    """{module id: (inputs, output)} for one eval-mode forward, and {tensor id: number of consumers}."""
+    records, removers = {}, []
+    for _, module in model.named_modules():
+        removers.append(module.register_forward_hook(
+            lambda m, inputs, out: records.__setitem__(id(m), (inputs, out))))
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(Tensor(np.zeros((1, in_channels, image_size, image_size), np.float32)))
+    finally:
+        model.train(was_training)
+        for remove in removers:
+            remove()
+    consumers = {}
+    for node in _topological_order(out):
+        for parent in node._parents:
+            consumers[id(parent)] = consumers.get(id(parent), 0) + 1
+    return records, consumers
+
+
+def find_folds(model, records, consumers):
+    """{binary conv name: [names of the ReLU / BatchNorm to fold into it, in order]}."""
+    by_input = {}
+    for name, module in model.named_modules():
+        if id(module) in records and isinstance(module, (nn.BatchNorm2d, nn.ReLU)):
+            inputs, _ = records[id(module)]
+            if inputs and isinstance(inputs[0], Tensor):
+                by_input.setdefault(id(inputs[0]), []).append((name, module))
+    folds = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.BinaryConv2d) or id(module) not in records:
+            continue
+        chain, current = [], records[id(module)][1]
+        for kind in (nn.ReLU, nn.BatchNorm2d):
+            if consumers.get(id(current), 0) != 1:
+                break
+            nxt = [(n, m) for n, m in by_input.get(id(current), []) if isinstance(m, kind)]
+            if len(nxt) != 1:
+                continue
+            chain.append(nxt[0][0])
+            current = records[id(nxt[0][1])][1]
+        folds[name] = chain
+    return folds
+
+
+def bn_arrays(bn):
+    arrays = {"mean": bn.running_mean.astype(np.float32),
+              "invstd": (1.0 / np.sqrt(bn.running_var + bn.eps)).astype(np.float32)}
+    if bn.weight is not None:
+        arrays["gamma"] = bn.weight.data.astype(np.float32)
+    if bn.bias is not None:
+        arrays["beta"] = bn.bias.data.astype(np.float32)
+    return arrays
+
+
+def pack_binary_conv(conv, folded_modules):
+    """(spec, arrays, float binarizer or None) of one BinaryConv2d and what folds into it."""
+    ext = _backend.ext
+    with no_grad():
+        wq = WEIGHT_QUANTIZERS[conv.weight_quantizer](Tensor(conv.weight.data)).data.astype(np.float32)
+    o, c, k, _ = wq.shape
+    bt = ext.pack_weights(np.ascontiguousarray(wq))
+    arrays = {"words": np.ascontiguousarray(bt[:, :o].T), "alpha": np.abs(wq.reshape(o, -1)[:, 0])}
+    spec = {"in_channels": c, "out_channels": o, "kernel": k, "stride": conv.stride, "padding": conv.padding,
+            "pad_value": conv.pad_value, "relu": False}
+    binarizer = conv.binarizer
+    float_binarizer = None
+    if isinstance(binarizer, nn.LAB):
+        spec.update(binarizer="lab", lab_pairing=binarizer.pairing, lab_bits=binarizer.bits)
+        w = binarizer.weight.data
+        if binarizer.bits < 32:
+            q, scale = quantize_symmetric(w, binarizer.bits)
+            arrays.update(lab_q=q, lab_scale=scale)
+            w = dequantize(q, scale)
+        arrays.update(lab_weight=np.ascontiguousarray(w, np.float32), lab_bias=binarizer.bias.data.copy(),
+                      lab_beta=np.asarray(binarizer.beta.data, np.float32))
+    elif isinstance(binarizer, nn.Identity):
+        spec["binarizer"] = "prebinarized"
+    elif binarizer.name in ("sign", "approxsign"):
+        spec["binarizer"] = "sign"          # both are sign(x) in the forward
+    else:
+        spec.update(binarizer="float", float_binarizer=binarizer.name, binarizer_k=binarizer.k)
+        float_binarizer = binarizer
+    for module in folded_modules:
+        if isinstance(module, nn.ReLU):
+            spec["relu"] = True
+        else:
+            arrays.update(bn_arrays(module))
+    return spec, arrays, float_binarizer
+
+
+class PackedModel:
+    """A converted model: call it on a float32 batch (N, 3, S, S) to get logits."""
+
+    def __init__(self, model, config, threads=1):
+        self.model, self.config = model, dict(config)
+        self.set_threads(threads)
+
+    def set_threads(self, threads):
+        self.threads = threads
+        for m in self.packed_convs():
+            m.threads = threads
+
+    def packed_convs(self):
+        return [m for m in self.model.modules() if isinstance(m, PackedBinaryConv2d)]
+
+    def __call__(self, x):
+        x = np.asarray(x, dtype=np.float32)
+        size = self.config["image_size"]
+        if x.ndim != 4 or x.shape[1:] != (3, size, size):
+            raise ValueError(f"this packed {self.config['arch']} expects images of shape (N, 3, {size}, {size}), "
+                             f"got {x.shape}")
+        with no_grad():
+            return self.model(Tensor(x)).data
+
+
+def convert(model, config, threads=1):
+    """Pack `model` (a trained or freshly built minilab model; it is modified in place — pass a copy to keep the
+    float one).  `config` is the create_model configuration (arch, image_size, …), stored with the packed model."""
+    if _backend.ext is None:
+        raise RuntimeError(f"the packed engine needs the compiled extension ({_backend.reason})")
+    model.eval()
+    records, consumers = trace(model, config["image_size"])
+    folds = find_folds(model, records, consumers)
+    for name, chain in folds.items():
+        conv = get_submodule(model, name)
+        spec, arrays, float_binarizer = pack_binary_conv(conv, [get_submodule(model, n) for n in chain])
+        spec["folded"] = chain
+        set_submodule(model, name, PackedBinaryConv2d(spec, arrays, float_binarizer))
+        for folded in chain:
+            set_submodule(model, folded, nn.Identity())
+    model.eval()
+    return PackedModel(model, config, threads)

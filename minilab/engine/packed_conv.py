@@ -1,0 +1,133 @@
+"""The packed binary convolution of the inference engine: binarize-and-pack the float input in one pass (sign, or
+LAB's depthwise + ArgMax straight into bits), then the XNOR-popcount GEMM with the magnitude scale, the zero-
+padding correction and any following ReLU / BatchNorm folded into its output transform.
+
+Each float32 step is the one the training graph computes in eval mode, in the same order (the extension is built
+without FMA contraction), so binary activation maps are identical and logits agree to rounding."""
+import time
+
+import numpy as np
+
+from .. import _backend
+from ..autograd import Tensor
+from ..nn.module import Module
+from ..ops.conv import output_size, pad_input
+from ..ops.lab import split_pairs
+from ..ops.packed import padding_patterns
+
+PROFILE = {"enabled": False, "times": {}}
+
+
+def _timed(category, start):
+    if PROFILE["enabled"]:
+        PROFILE["times"][category] = PROFILE["times"].get(category, 0.0) + time.perf_counter() - start
+
+
+def lab_pair_indices(channels, pairing):
+    """For LAB output channel c: the indices of the two depthwise maps it compares (r0, r1)."""
+    maps = np.arange(2 * channels).reshape(1, 2 * channels, 1, 1)
+    i0, i1 = split_pairs(maps, pairing)
+    return np.ascontiguousarray(i0.reshape(-1), np.int64), np.ascontiguousarray(i1.reshape(-1), np.int64)
+
+
+def unpack_channels_last(packed, channels, padding=(0, 0)):
+    """Packed words (N, Hp, Wp, CW) → the ±1 float32 map (N, C, H, W) they encode (padding removed)."""
+    n, hp, wp, cw = packed.shape
+    bits = np.unpackbits(packed.view(np.uint8).reshape(n, hp, wp, cw * 8), axis=-1, bitorder="little")
+    ph, pw = padding
+    bits = bits[:, ph:hp - ph, pw:wp - pw, :channels]
+    return np.where(bits.transpose(0, 3, 1, 2) == 1, -1.0, 1.0).astype(np.float32)
+
+
+class PackedBinaryConv2d(Module):
+    """Arrays (all plain NumPy, saved by minilab.engine.storage):
+        words (O, kh·kw·CW) uint64  weight signs, bit = 1 for −1, in packed_im2col's (u, v, word) order
+        alpha (O,) float32          per-channel magnitude
+        mean, invstd, gamma, beta   folded eval-mode BatchNorm (optional), relu: folded ReLU before it
+        binarizer: "sign" | "prebinarized" | "lab" | "float" (niblack/sauvola: computed with the float ops)
+        lab_weight (2C, 1, 3, 3) float32 (dequantised when lab_bits < 32), lab_bias, lab_beta, lab_pairing."""
+
+    def __init__(self, spec, arrays, float_binarizer=None):
+        super().__init__()
+        self.spec = dict(spec)
+        self.arrays = {k: v for k, v in arrays.items()}
+        self.float_binarizer = float_binarizer
+        self.threads = 1
+        self.capture = None            # set to a list to collect the packed input maps (equivalence tests)
+        self._prepare()
+
+    def _prepare(self):
+        ext = _backend.ext
+        if ext is None:
+            raise RuntimeError(f"the packed engine needs the compiled extension ({_backend.reason})")
+        s, a = self.spec, self.arrays
+        o, c, kh, kw = s["out_channels"], s["in_channels"], s["kernel"], s["kernel"]
+        cw = (c + 63) // 64
+        words = a["words"].reshape(o, kh, kw, cw)
+        opad = (o + 15) // 16 * 16
+        bt = np.zeros((kh * kw * cw, opad), dtype=np.uint64)
+        bt[:, :o] = words.reshape(o, -1).T
+        self._bt = bt
+        signs_per_word = np.bitwise_count(words).astype(np.int64)                  # number of −1 bits
+        self._tap_sums = (c - 2 * signs_per_word.sum(axis=3)).reshape(o, kh * kw)    # Σ_c sign(w)[o, c, u, v]
+        self._patterns = {}
+        if s["binarizer"] == "lab":
+            self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
+
+    def _padding_correction(self, hw):
+        if hw not in self._patterns:
+            pattern, masks = padding_patterns(hw, (self.spec["kernel"],) * 2, (self.spec["stride"],) * 2,
+                                              (self.spec["padding"],) * 2)
+            self._patterns[hw] = (pattern, np.ascontiguousarray(masks @ self._tap_sums.T, np.float32))
+        return self._patterns[hw]
+
+    def binarize_and_pack(self, x):
+        ext, s, a = _backend.ext, self.spec, self.arrays
+        p = s["padding"]
+        kind = s["binarizer"]
+        if kind == "lab":
+            start = time.perf_counter()
+            n, c, h, w = x.shape
+            r = ext.depthwise3x3_forward(pad_input(x, (1, 1)), a["lab_weight"], 1, 1, h, w, self.threads,
+                                         bias=a["lab_bias"])
+            _timed("LAB depthwise", start)
+            start = time.perf_counter()
+            packed = ext.pair_argmax_pack(r, float(a["lab_beta"]), self._idx0, self._idx1, p, p)
+            _timed("LAB argmax + pack", start)
+            return packed
+        start = time.perf_counter()
+        if kind == "float":
+            x = np.ascontiguousarray(self.float_binarizer(Tensor(x)).data, dtype=np.float32)
+        packed = ext.pack_channels_last(x, p, p)
+        _timed("binarize + pack", start)
+        return packed
+
+    def forward(self, x):
+        ext, s, a = _backend.ext, self.spec, self.arrays
+        xd = np.ascontiguousarray(x.data, dtype=np.float32)
+        if xd.ndim != 4 or xd.shape[1] != s["in_channels"]:
+            raise ValueError(f"packed binary conv expects (N, {s['in_channels']}, H, W), got {xd.shape}")
+        n, _, h, w = xd.shape
+        k, st, p = s["kernel"], s["stride"], s["padding"]
+        oh, ow = output_size(h, k, st, p), output_size(w, k, st, p)
+        packed = self.binarize_and_pack(xd)
+        if self.capture is not None:
+            self.capture.append(unpack_channels_last(packed, s["in_channels"], (p, p)))
+        start = time.perf_counter()
+        rows = ext.packed_im2col(packed, k, k, st, st, oh, ow)
+        pattern = corr = None
+        if s["pad_value"] == 0 and p > 0:
+            pattern, corr = self._padding_correction((h, w))
+            pattern = np.tile(pattern, n)
+        out = ext.bgemm(rows, self._bt, s["out_channels"], s["in_channels"] * k * k, alpha=a["alpha"],
+                        relu=int(s.get("relu", False)), mean=a.get("mean"), invstd=a.get("invstd"),
+                        gamma=a.get("gamma"), beta=a.get("beta"), row_pattern=pattern, pattern_corr=corr,
+                        pixels=oh * ow, threads=self.threads)
+        _timed("binary conv", start)
+        return Tensor(out.reshape(n, s["out_channels"], oh, ow))
+
+    def extra_repr(self):
+        s = self.spec
+        return (f"{s['in_channels']}, {s['out_channels']}, k={s['kernel']}, stride={s['stride']}, "
+                f"binarizer={s['binarizer']}, folded={'relu+' if s.get('relu') else ''}"
+                f"{'bn' if 'mean' in self.arrays else ''}")

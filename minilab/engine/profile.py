@@ -1,0 +1,93 @@
+"""Latency of a packed model: median and spread over repeated runs, and a per-operator-type breakdown like the
+paper's Fig. 6 (first conv, binary conv, LAB depthwise, LAB argmax, pooling, BN/activation, classifier, other)."""
+import time
+
+import numpy as np
+
+from .. import nn
+from ..nn import module as module_file
+from .packed_conv import PROFILE, PackedBinaryConv2d
+
+CATEGORIES = ("first conv", "binary conv", "binarize + pack", "LAB depthwise", "LAB argmax + pack", "float conv",
+              "pooling", "BN / activation", "classifier", "other")
+
+
+def _category(name, module):
+    if isinstance(module, PackedBinaryConv2d) or module.__dict__.get("_buffers") is None:
+        return None
+    if list(module.named_children()):
+        return None                       # only leaf modules: a block's time is its children's
+    if isinstance(module, nn.Conv2d):
+        return "first conv" if name.startswith("stem") or name.startswith("features.layers.0") else "float conv"
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.GlobalAvgPool)):
+        return "pooling"
+    if isinstance(module, (nn.BatchNorm2d, nn.PReLU, nn.ReLU, nn.LearnableBias)):
+        return "BN / activation"
+    if isinstance(module, nn.Linear):
+        return "classifier"
+    return None
+
+
+def time_runs(fn, runs=20, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times = np.array(times) * 1e3
+    return {"median_ms": float(np.median(times)), "min_ms": float(times.min()), "max_ms": float(times.max()),
+            "p10_ms": float(np.percentile(times, 10)), "p90_ms": float(np.percentile(times, 90)), "runs": runs}
+
+
+def breakdown(packed, x, runs=10):
+    """Milliseconds per category, averaged over `runs` profiled forwards (profiling adds a little overhead)."""
+    names = {id(m): n for n, m in packed.model.named_modules()}
+    totals = dict.fromkeys(CATEGORIES, 0.0)
+
+    def record(module, seconds):
+        category = _category(names.get(id(module), ""), module)
+        if category is not None:
+            totals[category] += seconds
+
+    wall = 0.0
+    module_file.PROFILER[0] = record
+    PROFILE["enabled"], PROFILE["times"] = True, {}
+    try:
+        packed(x)                                   # warm-up, not counted
+        for key in totals:
+            totals[key] = 0.0
+        PROFILE["times"] = {}
+        for _ in range(runs):
+            start = time.perf_counter()
+            packed(x)
+            wall += time.perf_counter() - start
+    finally:
+        module_file.PROFILER[0] = None
+        PROFILE["enabled"] = False
+    for key, seconds in PROFILE["times"].items():
+        totals[key] += seconds
+    totals["other"] = max(wall - sum(totals.values()), 0.0)
+    return {k: 1e3 * v / runs for k, v in totals.items()}, 1e3 * wall / runs
+
+
+def draw_breakdown_png(rows, path, title):
+    """A horizontal bar chart (Pillow only; no plotting library needed)."""
+    from PIL import Image, ImageDraw
+
+    items = [(k, v) for k, v in rows.items() if v > 0]
+    width, bar_h, left = 760, 26, 190
+    height = 60 + bar_h * len(items) + 30
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 10), title, fill="black")
+    top = max(v for _, v in items) if items else 1.0
+    for i, (name, value) in enumerate(items):
+        y = 45 + i * bar_h
+        draw.text((10, y + 6), name, fill="black")
+        length = int((width - left - 90) * value / top)
+        draw.rectangle([left, y + 3, left + length, y + bar_h - 3], fill=(70, 110, 180))
+        draw.text((left + length + 6, y + 6), f"{value:.2f} ms", fill="black")
+    img.save(path)
+    return path

@@ -1,0 +1,76 @@
+"""One file per packed model (.npz, uncompressed so its size is the storage it needs): packed binary weights as
+uint64 words, LAB kernels as float32 or as INT8 / INT4 (two per byte) with per-channel scales, every float
+parameter as float32, and a JSON record of the architecture and of each packed layer."""
+import json
+import os
+
+import numpy as np
+
+from ..models import create_model
+from ..nn import Identity
+from ..nn.module import load_npz, save_npz_atomic
+from ..ops.quant import dequantize, pack_int4, unpack_int4
+from .convert import PackedModel, set_submodule
+from .packed_conv import PackedBinaryConv2d
+
+STORED = ("words", "alpha", "mean", "invstd", "gamma", "beta", "lab_bias", "lab_beta")
+
+
+def save_packed(packed: PackedModel, path):
+    arrays, layers = {}, []
+    for name, module in packed.model.named_modules():
+        if not isinstance(module, PackedBinaryConv2d):
+            continue
+        layers.append({"name": name, "spec": module.spec})
+        a = module.arrays
+        for key in STORED:
+            if key in a:
+                arrays[f"packed/{name}/{key}"] = a[key]
+        if "lab_weight" in a:
+            bits = module.spec["lab_bits"]
+            if bits == 32:
+                arrays[f"packed/{name}/lab_weight"] = a["lab_weight"]
+            else:
+                q = a["lab_q"]
+                arrays[f"packed/{name}/lab_q"] = pack_int4(q) if bits == 4 else q
+                arrays[f"packed/{name}/lab_scale"] = a["lab_scale"]
+    for name, value in packed.model.state_dict().items():
+        arrays[f"float/{name}"] = value
+    record = {"format": "minilab-packed-1", "config": packed.config, "layers": layers}
+    arrays["record"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
+    save_npz_atomic(path, arrays)
+    return os.path.getsize(path)
+
+
+def load_packed(path, threads=1):
+    arrays = load_npz(path)
+    try:
+        record = json.loads(arrays["record"].tobytes().decode())
+        assert record.get("format") == "minilab-packed-1"
+    except (KeyError, ValueError, AssertionError):
+        raise ValueError(f"{path} is not a minilab packed model") from None
+    config = record["config"]
+    model = create_model(**config)
+    for layer in record["layers"]:
+        name, spec = layer["name"], layer["spec"]
+        prefix = f"packed/{name}/"
+        a = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if "lab_q" in a:
+            shape = (2 * spec["in_channels"], 1, 3, 3)
+            q = unpack_int4(a["lab_q"], shape) if spec["lab_bits"] == 4 else a["lab_q"]
+            a["lab_q"] = q
+            a["lab_weight"] = np.ascontiguousarray(dequantize(q, a["lab_scale"]))
+        float_binarizer = None
+        if spec["binarizer"] == "float":
+            from ..nn import Binarizer
+            float_binarizer = Binarizer(spec["float_binarizer"], k=spec.get("binarizer_k"))
+        try:
+            set_submodule(model, name, PackedBinaryConv2d(spec, a, float_binarizer))
+            for folded in spec.get("folded", []):
+                set_submodule(model, folded, Identity())
+        except (AttributeError, IndexError, KeyError) as error:
+            raise ValueError(f"{path}: packed layer {name!r} does not fit architecture {config['arch']!r} "
+                             f"({error})") from None
+    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("float/")})
+    model.eval()
+    return PackedModel(model, config, threads)

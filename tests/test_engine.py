@@ -1,0 +1,159 @@
+"""The packed inference engine equals the training graph in eval mode: identical binary activation maps and logits
+(to rounding against the BLAS float path), for every architecture, both pad values and LAB FP32 / INT8 / INT4."""
+import copy
+
+import numpy as np
+import pytest
+
+from minilab import _backend, nn
+from minilab.autograd import Tensor, no_grad
+from minilab.engine import convert, load_packed, save_packed
+from minilab.models import create_model
+from minilab.ops.conv import float_reference
+
+pytestmark = pytest.mark.skipif(not _backend.available(), reason="the packed engine needs the extension")
+
+
+def build(arch, binarizer="lab", size=32, lab_bits=32, **kw):
+    nn.init.seed(0)
+    config = dict(arch=arch, num_classes=7, image_size=size, width=0.25, binarizer=binarizer, lab_bits=lab_bits, **kw)
+    model = create_model(**config)
+    rng = np.random.default_rng(1)
+    for m in model.modules():            # non-trivial statistics so that folding BatchNorm matters
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean[:] = rng.normal(0, 0.5, m.running_mean.shape)
+            m.running_var[:] = rng.uniform(0.5, 2.0, m.running_var.shape)
+            if m.weight is not None:
+                m.weight.data[:] = rng.uniform(0.5, 1.5, m.weight.shape)
+        if isinstance(m, nn.LAB):
+            m.bias.data[:] = rng.normal(0, 0.1, m.bias.shape)
+            m.beta.data[...] = rng.uniform(0.5, 2.0)
+    model.eval()
+    return model, config
+
+
+def capture_training_maps(model, x):
+    maps = []
+    removers = [conv.binarizer.register_forward_hook(lambda m, i, out: maps.append(out.data.copy()))
+                for conv in model.modules() if isinstance(conv, nn.BinaryConv2d)]
+    with no_grad():
+        logits = model(Tensor(x)).data
+    for remove in removers:
+        remove()
+    return logits, maps
+
+
+def engine_maps(packed, x):
+    convs = packed.packed_convs()
+    for c in convs:
+        c.capture = []
+    logits = packed(x)
+    maps = [m for c in convs for m in c.capture]
+    for c in convs:
+        c.capture = None
+    return logits, maps
+
+
+CASES = [("labbnn", "lab", {}), ("labbnn", "lab", {"pad_value": 1}), ("labbnn", "sign", {}),
+         ("birealnet18", "sign", {}), ("birealnet18", "lab", {"lab_blocks": "0110"}),
+         ("birealnet18", "niblack", {}), ("quicknet", "sign", {}), ("quicknet", "lab", {}),
+         ("reactnet_a", "sign", {}), ("reactnet_a", "lab", {}), ("xnornet", "sign", {"size": 64}),
+         ("xnornet", "lab", {"size": 64})]
+
+
+@pytest.mark.parametrize("arch,binarizer,kw", CASES)
+def test_engine_equals_training_graph(arch, binarizer, kw):
+    kw = dict(kw)
+    size = kw.pop("size", 32)
+    model, config = build(arch, binarizer, size, **kw)
+    x = np.random.default_rng(2).standard_normal((2, 3, size, size)).astype(np.float32)
+    want, want_maps = capture_training_maps(model, x)
+    packed = convert(copy.deepcopy(model), config)
+    got, got_maps = engine_maps(packed, x)
+    assert len(got_maps) == len(want_maps) > 0
+    for a, b in zip(got_maps, want_maps):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got, want)          # same float32 steps in the same order: bit-identical
+    with no_grad(), float_reference():                 # and the BLAS float forward agrees to rounding
+        ref = model(Tensor(x)).data
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("bits", [32, 8, 4])
+def test_quantised_lab_storage_round_trips(tmp_path, bits):
+    model, config = build("labbnn", "lab", 32, lab_bits=bits)
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    want, want_maps = capture_training_maps(model, x)
+    packed = convert(copy.deepcopy(model), config)
+    size = save_packed(packed, tmp_path / "m.npz")
+    loaded = load_packed(tmp_path / "m.npz")
+    got, got_maps = engine_maps(loaded, x)
+    np.testing.assert_array_equal(got, want)
+    for a, b in zip(got_maps, want_maps):
+        np.testing.assert_array_equal(a, b)
+    assert size == (tmp_path / "m.npz").stat().st_size
+
+
+def test_lab_int4_file_is_smaller_than_fp32(tmp_path):
+    sizes = {}
+    for bits in (32, 8, 4):
+        model, config = build("labbnn", "lab", 32, lab_bits=bits)
+        sizes[bits] = save_packed(convert(model, config), tmp_path / f"{bits}.npz")
+    assert sizes[32] > sizes[8] > sizes[4]
+
+
+def test_trained_checkpoint_converts_exactly(tmp_path):
+    from minilab import ops as F
+    from minilab.checkpoint import load_model_from_checkpoint, save_checkpoint
+    from minilab.data import make_synthetic
+    from minilab.data.augment import normalize
+    from minilab.optim import Adam
+
+    model, config = build("labbnn", "lab", 24)
+    model.train()
+    images, labels = make_synthetic(64, 24, num_classes=7)
+    x = normalize(images)
+    opt = Adam(model.parameters())
+    for i in range(4):
+        loss = F.cross_entropy(model(Tensor(x[i * 16:(i + 1) * 16])), labels[i * 16:(i + 1) * 16])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    save_checkpoint(tmp_path / "c.npz", model, opt, {"model": config, "epoch": 1, "batch": 0, "step": 4})
+    trained, record = load_model_from_checkpoint(tmp_path / "c.npz")
+    trained.eval()
+    want, want_maps = capture_training_maps(trained, x[:8])
+    got, got_maps = engine_maps(convert(trained, record["model"]), x[:8])
+    np.testing.assert_array_equal(got, want)
+    assert all(np.array_equal(a, b) for a, b in zip(got_maps, want_maps))
+
+
+def test_bad_inputs(tmp_path):
+    model, config = build("labbnn", "lab", 32)
+    packed = convert(model, config)
+    with pytest.raises(ValueError, match=r"expects images of shape \(N, 3, 32, 32\)"):
+        packed(np.zeros((1, 3, 64, 64), np.float32))
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_packed(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not a minilab packed model"):
+        load_packed(tmp_path / "other.npz")
+
+
+def test_bench_model_cli_rejects_a_checkpoint_of_another_architecture(tmp_path, capsys):
+    from minilab.bench import main
+    from minilab.checkpoint import save_checkpoint
+
+    model, config = build("birealnet18", "sign", 32)
+    save_checkpoint(tmp_path / "c.npz", model, None, {"model": config})
+    assert main(["model", "--arch", "labbnn", "--checkpoint", str(tmp_path / "c.npz")]) == 2
+    assert "holds a 'birealnet18' model" in capsys.readouterr().err
+
+
+def test_bench_model_cli_runs(tmp_path, capsys):
+    from minilab.bench import main
+    assert main(["model", "--arch", "labbnn", "--image-size", "32", "--num-classes", "10", "--width", "0.25",
+                 "--runs", "2", "--float-runs", "1", "--plot", str(tmp_path / "f.png")]) == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "LAB depthwise" in out and (tmp_path / "f.png").exists()
