@@ -1,0 +1,164 @@
+"""`python -m minilab.analyze`: a Markdown report of the paper's analyses for one checkpoint, or two side by side
+(e.g. sign vs LAB): Table 1 (uniqueness ratio η per layer, with LAB's view), Table 2 (SSIM / ENDSIM between
+channels, every encoding), Fig. 5 (fraction of +1 per layer, as a table, JSON and PNG) and Fig. 1/4-style figures."""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from .analysis import capture, layer_dissimilarity, layer_uniqueness, plus_one_fraction
+from .analysis.figures import bar_chart, feature_figure
+from .analysis.similarity import ENCODINGS
+from .data.folder import IMAGE_EXTENSIONS, DataError
+
+
+def load_images(folder, size, limit):
+    """Up to `limit` images from `folder` (searched recursively, sorted), centre-cropped to size, normalised."""
+    from .data.augment import normalize
+    from .data.cache import load_image
+
+    if not os.path.isdir(folder):
+        raise DataError(f"image folder {folder!r} does not exist")
+    paths = sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    images = []
+    for path in paths:
+        if len(images) == limit:
+            break
+        img = load_image(path, size)
+        if img is not None:
+            images.append(img)
+    if not images:
+        raise DataError(f"no readable images in {folder!r}")
+    return normalize(np.stack(images))
+
+
+def choose_layers(names, count):
+    """Evenly spread layers (first and last included)."""
+    if count >= len(names):
+        return list(names)
+    idx = np.unique(np.linspace(0, len(names) - 1, count).round().astype(int))
+    return [names[i] for i in idx]
+
+
+def analyse(model, images, layers, args):
+    """Per layer: η (and LAB view), SSIM/ENDSIM per encoding, +1 fraction; plus captures for the figures."""
+    from .analysis.capture import binary_layers
+    from .nn import LAB
+
+    convs = dict(binary_layers(model))
+    names = [n for n in convs]
+    feats = capture(model, images, layers)
+    rows = {}
+    for name in layers:
+        f = feats[name]
+        nxt = names[names.index(name) + 1] if names.index(name) + 1 < len(names) else None
+        next_lab = convs[nxt].binarizer if nxt and isinstance(convs[nxt].binarizer, LAB) else None
+        eta_imgs = f["binary"][:args.eta_images]
+        eta, eta_lab = layer_uniqueness(eta_imgs, max_channels=args.max_channels, lab_module=next_lab)
+        sim = {}
+        for enc in ENCODINGS:
+            sim[enc] = layer_dissimilarity(f["binary"][:args.ssim_images], f["float"][:args.ssim_images], enc,
+                                           args.window, args.max_channels)
+        plus, per_channel = plus_one_fraction(f["binary"])
+        rows[name] = {"eta": eta, "eta_lab_view": eta_lab, "ssim_endsim": sim, "plus_one": plus,
+                      "plus_one_per_channel": per_channel.tolist(), "shape": list(f["binary"].shape[1:])}
+    return rows, feats
+
+
+def write_report(out, results, feats, labels, layers, args):
+    os.makedirs(out, exist_ok=True)
+    lines = ["# minilab analysis report", "",
+             f"Images: {args.images} ({args.eta_images} for η, {args.ssim_images} for SSIM/ENDSIM); SSIM window: "
+             f"{args.window}; η padding: zero ('same').", ""]
+    lines += ["## Table 1 — uniqueness ratio η per layer (higher = more unique outputs)", "",
+              "| layer | shape | " + " | ".join(f"η {lab}" + (f" | η {lab} (LAB view)" if any(
+                  r[n]['eta_lab_view'] is not None for n in layers) else "") for lab, r in zip(labels, results)) + " |",
+              "|---|---|" + "|".join("---" * 1 for _ in range(sum(2 if any(r[n]['eta_lab_view'] is not None
+                                                                           for n in layers) else 1
+                                                                 for r in results))) + "|"]
+    for name in layers:
+        cells = []
+        for r in results:
+            cells.append(f"{r[name]['eta']:.3f}")
+            if any(rr['eta_lab_view'] is not None for rr in r.values()):
+                v = r[name]["eta_lab_view"]
+                cells.append("—" if v is None else f"{v:.3f}")
+        lines.append(f"| {name} | {results[0][name]['shape']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Table 2 — channel dissimilarity (mean over channel pairs)", "",
+              "SSIM: lower = more dissimilar. ENDSIM on ±1 maps lies in [√2, 2] and is *lowest* for independent maps "
+              "(see minilab/analysis/similarity.py); every encoding is shown.", ""]
+    header = "| layer | " + " | ".join(f"{lab} SSIM {enc} | {lab} ENDSIM {enc}" for lab in labels for enc in ENCODINGS)
+    lines += [header + " |", "|---|" + "---|" * (2 * len(ENCODINGS) * len(labels))]
+    for name in layers:
+        cells = [f"{r[name]['ssim_endsim'][enc][0]:.3f} | {r[name]['ssim_endsim'][enc][1]:.3f}"
+                 for r in results for enc in ENCODINGS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Fig. 5 — fraction of +1 after binarization", "",
+              "| layer | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for name in layers:
+        lines.append(f"| {name} | " + " | ".join(f"{r[name]['plus_one']:.3f}" for r in results) + " |")
+    lines.append("")
+    for lab, r in zip(labels, results):
+        png = bar_chart({n: r[n]["plus_one"] for n in layers}, os.path.join(out, f"plus_one_{lab}.png"),
+                        f"fraction of +1 per layer ({lab})")
+        lines.append(f"![+1 fraction {lab}]({os.path.basename(png)})")
+    lines += ["", "## Fig. 1/4 — feature maps before and after binarization", ""]
+    for name in layers:
+        panels = [(f"{lab}: {name}", f[name]["float"][0], f[name]["binary"][0]) for lab, f in zip(labels, feats)]
+        fname = f"features_{name.replace('.', '_')}.png"
+        feature_figure(panels, os.path.join(out, fname))
+        lines.append(f"![{name}]({fname})")
+    with open(os.path.join(out, "report.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    with open(os.path.join(out, "results.json"), "w") as fh:
+        json.dump({lab: r for lab, r in zip(labels, results)}, fh, indent=1)
+    return os.path.join(out, "report.md")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m minilab.analyze", description=__doc__)
+    p.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. the LAB model)")
+    p.add_argument("--compare", default=None, help="a second checkpoint shown beside it (e.g. the sign model)")
+    p.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    p.add_argument("--out", default="report", help="output folder: report.md, results.json, PNGs")
+    p.add_argument("--layers", type=int, default=4, help="how many binary layers to analyse, spread over depth")
+    p.add_argument("--eta-images", type=int, default=20, help="images for η (the paper: 20)")
+    p.add_argument("--ssim-images", type=int, default=10, help="images for SSIM/ENDSIM (the paper: 10)")
+    p.add_argument("--max-channels", type=int, default=None, help="limit channels per layer (speed)")
+    p.add_argument("--window", default="gaussian", choices=("gaussian", "uniform"))
+    args = p.parse_args(argv)
+    from .checkpoint import load_model_from_checkpoint
+    from .analysis.capture import binary_layers
+
+    try:
+        models = [load_model_from_checkpoint(args.checkpoint)]
+        if args.compare:
+            models.append(load_model_from_checkpoint(args.compare))
+        sizes = {rec["model"]["image_size"] for _, rec in models}
+        if len(sizes) != 1:
+            raise ValueError(f"the checkpoints were trained at different image sizes {sorted(sizes)}")
+        names = [[n for n, _ in binary_layers(m)] for m, _ in models]
+        if len(names) == 2 and names[0] != names[1]:
+            raise ValueError("the two checkpoints have different architectures; compare like with like")
+        images = load_images(args.images, sizes.pop(), max(args.eta_images, args.ssim_images))
+        layers = choose_layers(names[0], args.layers)
+        labels, results, feats = [], [], []
+        for path, (model, rec) in zip([args.checkpoint, args.compare], models):
+            label = rec["model"]["binarizer"]
+            labels.append(label if label not in labels else f"{label}-2")
+            r, f = analyse(model, images, layers, args)
+            results.append(r)
+            feats.append(f)
+        report = write_report(args.out, results, feats, labels, layers, args)
+    except (DataError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
