@@ -196,8 +196,7 @@ def pack_weights(const float[:, :, :, ::1] w):
             for ch in range(c):
                 for u in range(kh):
                     for v in range(kw):
-                        if w[f, ch, u, v] < 0:
-                            bt[(u * kw + v) * cw + (ch >> 6), f] |= (<uint64_t>1) << (ch & 63)
+                        bt[(u * kw + v) * cw + (ch >> 6), f] |= (<uint64_t>(w[f, ch, u, v] < 0)) << (ch & 63)
     return out
 
 

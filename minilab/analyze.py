@@ -73,17 +73,17 @@ def write_report(out, results, feats, labels, layers, args):
     lines = ["# minilab analysis report", "",
              f"Images: {args.images} ({args.eta_images} for η, {args.ssim_images} for SSIM/ENDSIM); SSIM window: "
              f"{args.window}; η padding: zero ('same').", ""]
+    lab_view = [any(r[n]["eta_lab_view"] is not None for n in layers) for r in results]
+    header = []
+    for label, view in zip(labels, lab_view):
+        header += [f"η {label}"] + ([f"η {label} (LAB view)"] if view else [])
     lines += ["## Table 1 — uniqueness ratio η per layer (higher = more unique outputs)", "",
-              "| layer | shape | " + " | ".join(f"η {lab}" + (f" | η {lab} (LAB view)" if any(
-                  r[n]['eta_lab_view'] is not None for n in layers) else "") for lab, r in zip(labels, results)) + " |",
-              "|---|---|" + "|".join("---" * 1 for _ in range(sum(2 if any(r[n]['eta_lab_view'] is not None
-                                                                           for n in layers) else 1
-                                                                 for r in results))) + "|"]
+              "| layer | shape | " + " | ".join(header) + " |", "|---|---|" + "---|" * len(header)]
     for name in layers:
         cells = []
-        for r in results:
+        for r, view in zip(results, lab_view):
             cells.append(f"{r[name]['eta']:.3f}")
-            if any(rr['eta_lab_view'] is not None for rr in r.values()):
+            if view:
                 v = r[name]["eta_lab_view"]
                 cells.append("—" if v is None else f"{v:.3f}")
         lines.append(f"| {name} | {results[0][name]['shape']} | " + " | ".join(cells) + " |")

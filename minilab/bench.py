@@ -11,23 +11,17 @@ import json
 import multiprocessing as mp
 import resource
 import sys
-import time
 
 import numpy as np
+
+from .engine.profile import time_runs
 
 BIREAL_LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7)]
 
 
 def timeit(fn, repeat=20, warmup=2):
-    """Median and spread (min, max) of `repeat` timed calls, after `warmup` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), float(np.min(times)), float(np.max(times))
+    """Median seconds of `repeat` timed calls after `warmup` untimed ones."""
+    return time_runs(fn, repeat, warmup)["median_ms"] / 1e3
 
 
 def bench_kernels(threads=1, repeat=20):
@@ -44,14 +38,14 @@ def bench_kernels(threads=1, repeat=20):
         w = np.where(rng.random((c, c, 3, 3)) < 0.5, -1, 1).astype(np.float32)
         macs = c * c * 9 * hw * hw
         xp, wmat = pad_input(x, (1, 1)), w.reshape(c, -1)
-        t_float = timeit(lambda: im2col(xp, 3, 3, (1, 1), 1)[0] @ wmat.T, repeat)[0]
+        t_float = timeit(lambda: im2col(xp, 3, 3, (1, 1), 1)[0] @ wmat.T, repeat)
         xpk, bt = ext.pack_channels_last(x, 1, 1), ext.pack_weights(w)
 
         def binary_conv():
             return ext.bgemm(ext.packed_im2col(xpk, 3, 3, 1, 1, hw, hw), bt, c, c * 9, threads=threads)
 
-        t_bin = timeit(binary_conv, repeat)[0]
-        t_pack = timeit(lambda: ext.pack_channels_last(x, 1, 1), repeat)[0]
+        t_bin = timeit(binary_conv, repeat)
+        t_pack = timeit(lambda: ext.pack_channels_last(x, 1, 1), repeat)
         rows.append({"layer": f"{c}ch {hw}x{hw}", "macs": macs, "float_ms": 1e3 * t_float, "binary_ms": 1e3 * t_bin,
                      "pack_ms": 1e3 * t_pack, "ratio": t_float / t_bin, "ratio_with_pack": t_float / (t_bin + t_pack),
                      "float_gmacs": macs / t_float / 1e9, "binary_gbmacs": macs / t_bin / 1e9})
@@ -59,11 +53,11 @@ def bench_kernels(threads=1, repeat=20):
     x = rng.standard_normal((1, 64, 58, 58)).astype(np.float32)
     w = rng.standard_normal((128, 1, 3, 3)).astype(np.float32)
     g = rng.standard_normal((1, 128, 56, 56)).astype(np.float32)
-    t_fast = timeit(lambda: (depthwise_forward(x, w, (1, 1), (56, 56)), depthwise_backward(x, w, g, (1, 1))), repeat)[0]
+    t_fast = timeit(lambda: (depthwise_forward(x, w, (1, 1), (56, 56)), depthwise_backward(x, w, g, (1, 1))), repeat)
     saved, _backend.ext = _backend.ext, None
     try:
         t_ref = timeit(lambda: (depthwise_forward(x, w, (1, 1), (56, 56)), depthwise_backward(x, w, g, (1, 1))),
-                       max(3, repeat // 4))[0]
+                       max(3, repeat // 4))
     finally:
         _backend.ext = saved
     lab = {"layer": "LAB depthwise 64ch 56x56 fwd+bwd", "kernel_ms": 1e3 * t_fast, "numpy_ms": 1e3 * t_ref,
@@ -108,7 +102,7 @@ def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads
         loss.backward()
         opt.step()
 
-    median = timeit(step, repeat=steps, warmup=1)[0]
+    median = timeit(step, repeat=steps, warmup=1)
     queue.put({"images_per_s": batch_size / median,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 

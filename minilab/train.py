@@ -118,7 +118,8 @@ def run(args):
         model_state, optim_state, record = read_checkpoint(ckpt_path)
         saved = record["args"]
         for key in ("arch", "data", "image_size", "width", "batch_size", "lr", "optimizer", "schedule", "binarizer",
-                    "binarizer_k", "lab_blocks", "lab_bits", "seed", "augment", "weight_decay", "warmup_epochs", "synthetic_size"):
+                    "binarizer_k", "lab_blocks", "lab_bits", "seed", "augment", "weight_decay", "warmup_epochs",
+                    "synthetic_size"):
             setattr(args, key, saved[key])
         args.epochs = saved["epochs"] if args.epochs is None else args.epochs
         # the BLAS thread count changes float summation order: keep the run's own unless overridden

@@ -99,6 +99,18 @@ def test_training_graph_uses_packed_forward_and_matches_float(monkeypatch):
     np.testing.assert_allclose(w.grad, gw, rtol=1e-5, atol=1e-3)
 
 
+def assert_ext_matches_numpy(run):
+    """run() once with the compiled kernels and once with the NumPy reference; float32-close results."""
+    fast = run()
+    saved, _backend.ext = _backend.ext, None
+    try:
+        slow = run()
+    finally:
+        _backend.ext = saved
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def _float_case(draw_seed, shape):
     return np.random.default_rng(draw_seed).standard_normal(shape).astype(np.float32)
 
@@ -119,14 +131,7 @@ def test_float_conv_kernels_match_numpy(n, c, h, k, stride, seed):
         y.backward(g)
         return y.data, X.grad, W.grad
 
-    fast = run()
-    saved, _backend.ext = _backend.ext, None
-    try:
-        slow = run()
-    finally:
-        _backend.ext = saved
-    for a, b in zip(fast, slow):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert_ext_matches_numpy(run)
 
 
 @needs_ext
@@ -150,14 +155,7 @@ def test_depthwise_and_lab_kernels_match_numpy(n, c, m, stride, h, seed):
             outs += [z.data, X.grad, beta.grad]
         return outs
 
-    fast = run()
-    saved, _backend.ext = _backend.ext, None
-    try:
-        slow = run()
-    finally:
-        _backend.ext = saved
-    for a, b_ in zip(fast, slow):
-        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4)
+    assert_ext_matches_numpy(run)
 
 
 def test_no_ext_environment_falls_back_with_one_warning():
@@ -172,3 +170,18 @@ def test_no_ext_environment_falls_back_with_one_warning():
 @needs_ext
 def test_isa_reported():
     assert _backend.ext.isa() in ("avx512-vpopcntdq", "neon", "portable")
+
+
+@needs_ext
+def test_bench_cli_reports_ratios(capsys):
+    import json
+
+    from minilab.bench import main
+    assert main(["kernels", "--repeat", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["layer"] for r in result["binary_conv"]] == ["64ch 56x56", "128ch 28x28", "256ch 14x14", "512ch 7x7"]
+    assert all(r["ratio"] > 0 and r["binary_gbmacs"] > 0 for r in result["binary_conv"])
+    assert main(["train", "--arch", "labbnn", "--image-size", "32", "--batch-size", "4", "--width", "0.25",
+                 "--steps", "2", "--threads", "1", "--binarizer", "lab"]) == 0
+    out = capsys.readouterr().out
+    assert "labbnn" in out and "speed-up" in out

@@ -38,9 +38,12 @@ echo "== copy the project and build it natively inside the arm64 root"
 rm -rf "$root/src" && mkdir -p "$root/src"
 (cd "$here" && git ls-files -z | xargs -0 tar -cf - --) | tar -xf - -C "$root/src"
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# this machine's CA bundle, so that pip inside the root trusts the same TLS chain as pip outside it
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/host-ca-bundle.crt"
 for d in proc dev; do mountpoint -q "$root/$d" || mount --bind "/$d" "$root/$d"; done
 trap 'umount "$root/proc" "$root/dev" 2>/dev/null || true' EXIT
-chroot "$root" /bin/sh -ec '
+chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root \
+  PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt SSL_CERT_FILE=/etc/ssl/certs/host-ca-bundle.crt /bin/sh -ec '
   cd /src
   uname -m
   [ -x /venv/bin/python ] || python3 -m venv /venv
