@@ -30,7 +30,7 @@
 
 /* The fused output transform, applied per output element in this exact order (each step optional):
  *   v = nbits - 2*popcount;  v -= corr[pattern[m]][n] (zero padding);  v *= alpha[n];  v = max(v, 0);
- *   v = (v - mean[n]) * invstd[n];  v *= gamma[n];  v += beta[n]
+ *   v = (v - mean[n]) * invstd[n];  v *= gamma[n];  v += beta[n];  v = v > 0 ? v : prelu[n] * v
  * Every step is one rounded float32 operation, in NumPy's order, so the result is bit-identical to the training
  * graph's eval-mode conv -> (ReLU) -> BatchNorm (the extension is compiled with -ffp-contract=off: no FMA). */
 typedef struct {
@@ -39,6 +39,7 @@ typedef struct {
     const float *alpha;
     int relu;
     const float *mean, *invstd, *gamma, *beta;
+    const float *prelu;           /* per-channel PReLU slope applied last, or NULL */
     int64_t pixels;               /* > 0: write C as NCHW with this many pixels per image; 0: row-major (M, N) */
 } transform_t;
 
@@ -49,7 +50,7 @@ static inline void store_row(float *restrict C, int64_t m, const int64_t *restri
     const float *corr = t->row_pattern ? t->pattern_corr + (int64_t)t->row_pattern[m] * N + n0 : NULL;
     const float *alpha = t->alpha ? t->alpha + n0 : NULL, *mean = t->mean ? t->mean + n0 : NULL;
     const float *invstd = t->invstd ? t->invstd + n0 : NULL, *gamma = t->gamma ? t->gamma + n0 : NULL;
-    const float *beta = t->beta ? t->beta + n0 : NULL;
+    const float *beta = t->beta ? t->beta + n0 : NULL, *prelu = t->prelu ? t->prelu + n0 : NULL;
     for (int64_t j = 0; j < count; j++) v[j] = (float)(nbits - 2 * acc[j]);
     if (corr) for (int64_t j = 0; j < count; j++) v[j] = v[j] - corr[j];
     if (alpha) for (int64_t j = 0; j < count; j++) v[j] = v[j] * alpha[j];
@@ -57,6 +58,7 @@ static inline void store_row(float *restrict C, int64_t m, const int64_t *restri
     if (mean) for (int64_t j = 0; j < count; j++) v[j] = (v[j] - mean[j]) * invstd[j];
     if (gamma) for (int64_t j = 0; j < count; j++) v[j] = v[j] * gamma[j];
     if (beta) for (int64_t j = 0; j < count; j++) v[j] = v[j] + beta[j];
+    if (prelu) for (int64_t j = 0; j < count; j++) v[j] = v[j] > 0.0f ? v[j] : prelu[j] * v[j];
     if (t->pixels > 0) {
         int64_t img = m / t->pixels, p = m - img * t->pixels;
         float *out = C + (img * N + n0) * t->pixels + p;

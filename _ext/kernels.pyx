@@ -22,6 +22,7 @@ cdef extern from "bgemm.h" nogil:
         const float *invstd
         const float *gamma
         const float *beta
+        const float *prelu
         int64_t pixels
     void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
                     int64_t Npad, int64_t K, int64_t nbits, const transform_t *t)
@@ -214,10 +215,10 @@ cdef const float *_vec(object arr, Py_ssize_t n, str name, list keep) except? NU
 
 def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_ssize_t nbits, alpha=None,
           int relu=0, mean=None, invstd=None, gamma=None, beta=None, row_pattern=None, pattern_corr=None,
-          Py_ssize_t pixels=0, int threads=1):
+          Py_ssize_t pixels=0, int threads=1, prelu=None):
     """C = nbits - 2 * popcount(A XOR B) followed by the fused output transform of bgemm.h:
     - row_pattern (M,) int32 + pattern_corr (P, n): zero-padding correction subtracted per row pattern;
-    - alpha (n,): per-channel scale; relu; mean/invstd/gamma/beta (n,): eval-mode BatchNorm.
+    - alpha (n,): per-channel scale; relu; mean/invstd/gamma/beta (n,): eval-mode BatchNorm; prelu (n,): slopes.
     With pixels > 0, C is written as (M / pixels, n, pixels), i.e. NCHW; otherwise as (M, n)."""
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], npad = bt.shape[1]
     if bt.shape[0] != k:
@@ -240,6 +241,7 @@ def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_
     t.invstd = _vec(invstd, n, "invstd", keep)
     t.gamma = _vec(gamma, n, "gamma", keep)
     t.beta = _vec(beta, n, "beta", keep)
+    t.prelu = _vec(prelu, n, "prelu", keep)
     if (t.mean == NULL) != (t.invstd == NULL):
         raise ValueError("bgemm: mean and invstd go together")
     t.relu = relu

@@ -76,6 +76,10 @@ def test_bgemm_against_bitwise_count(m, n, k, seed):
     got = _backend.ext.bgemm(a_bits, bt, n, k, alpha=scale, relu=1, mean=mean, invstd=invstd, gamma=scale,
                              beta=bias, pixels=m)
     np.testing.assert_array_equal(got[0], expect.T)
+    slope = rng.random(n).astype(np.float32)
+    v = want.astype(np.float32) * scale
+    np.testing.assert_array_equal(_backend.ext.bgemm(a_bits, bt, n, k, alpha=scale, prelu=slope),
+                                  np.where(v > 0, v, slope * v))
 
 
 @needs_ext

@@ -30,6 +30,7 @@ def add_arguments(p):
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--float-runs", type=int, default=5, help="runs of the (slow) float reference")
     p.add_argument("--plot", default=None, help="write the per-operator breakdown as a PNG bar chart")
+    p.add_argument("--save", default=None, help="also write the packed model to this .npz file")
     p.add_argument("--json", action="store_true")
 
 
@@ -72,8 +73,11 @@ def run_model_bench(args):
     packed = convert(copy.deepcopy(model), config, threads=args.threads)
     packed_time = time_runs(lambda: packed(x), runs=args.runs)
     parts, profiled_total = breakdown(packed, x, runs=max(3, args.runs // 4))
-    with tempfile.TemporaryDirectory() as tmp:
-        size_bytes = save_packed(packed, os.path.join(tmp, "model.npz"))
+    if args.save:
+        size_bytes = save_packed(packed, args.save)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            size_bytes = save_packed(packed, os.path.join(tmp, "model.npz"))
     result = {"config": config, "batch_size": args.batch_size, "threads": args.threads, "packed": packed_time,
               "float": float_time, "speedup": float_time["median_ms"] / packed_time["median_ms"],
               "size_mb": size_bytes / 1e6, "breakdown_ms": parts}
