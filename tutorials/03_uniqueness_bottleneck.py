@@ -69,7 +69,7 @@ from minilab.checkpoint import load_model_from_checkpoint
 from minilab.train import main as train
 
 data = root if (root and not SMOKE) else "synthetic"
-epochs = "1" if SMOKE else "4"
+epochs = "1" if SMOKE else "3"
 checkpoints = {}
 for binarizer in ("sign", "lab"):
     out = f"{OUT}/03_{binarizer}"
@@ -99,7 +99,7 @@ for name in table["sign"]:
         print(f"{name:16s} {'':>6s} {table['sign'][name]:8.3f} {table['lab'][name]:8.3f}")
 
 # %% [markdown]
-# Measured by this script (x86_64, 2 cores; real Imagenette, 32 px, width 0.25, 4 epochs per model):
+# Measured by this script (x86_64, 2 cores; real Imagenette, 32 px, width 0.25, 3 epochs per model):
 # MEASURED_TABLE
 #
 # ## Exercises

@@ -22,7 +22,7 @@ from minilab.train import main as train
 
 root = imagenette_root()
 data = "synthetic" if (root is None or SMOKE) else root
-epochs = 1 if SMOKE else 6
+epochs = 1 if SMOKE else 5
 curves, times = {}, {}
 for binarizer in ("sign", "lab"):
     out = f"{OUT}/05_{binarizer}"
@@ -41,7 +41,7 @@ shows(line_plot({f"{b} top-1": v for b, v in curves.items()}, f"{OUT}/05_val_top
                 "validation top-1, LAB-BNN 32 px width 0.25", "epoch"))
 
 # %% [markdown]
-# Measured by this script (real Imagenette, x86_64, 2 cores, 6 epochs each): MEASURED_05
+# Measured by this script (real Imagenette, x86_64, 2 cores, 5 epochs each): MEASURED_05
 #
 # And the full recipe above (30 epochs, 64 px, width 0.5), measured for the README on the same machine with both
 # runs sharing its 2 cores: MEASURED_30
