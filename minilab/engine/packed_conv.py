@@ -13,7 +13,7 @@ from ..autograd import Tensor
 from ..nn.module import Module
 from ..ops.conv import output_size, pad_input
 from ..ops.lab import split_pairs
-from ..ops.packed import padding_patterns
+from ..ops.packed import tap_sums_from_packed, zero_padding_correction
 
 PROFILE = {"enabled": False, "times": {}}
 
@@ -68,17 +68,18 @@ class PackedBinaryConv2d(Module):
         bt = np.zeros((kh * kw * cw, opad), dtype=np.uint64)
         bt[:, :o] = words.reshape(o, -1).T
         self._bt = bt
-        signs_per_word = np.bitwise_count(words).astype(np.int64)                  # number of −1 bits
-        self._tap_sums = (c - 2 * signs_per_word.sum(axis=3)).reshape(o, kh * kw)    # Σ_c sign(w)[o, c, u, v]
+        self._tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)      # Σ_c sign(w)[o, c, u, v]
         self._patterns = {}
         if s["binarizer"] == "lab":
             self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
 
     def _padding_correction(self, hw):
+        """(pattern per output pixel, correction per pattern), cached per input size."""
         if hw not in self._patterns:
-            pattern, masks = padding_patterns(hw, (self.spec["kernel"],) * 2, (self.spec["stride"],) * 2,
-                                              (self.spec["padding"],) * 2)
-            self._patterns[hw] = (pattern, np.ascontiguousarray(masks @ self._tap_sums.T, np.float32))
+            s = self.spec
+            corr, pattern = zero_padding_correction(self._tap_sums, hw, (s["kernel"],) * 2, (s["stride"],) * 2,
+                                                    (s["padding"],) * 2)
+            self._patterns[hw] = (pattern, corr)
         return self._patterns[hw]
 
     def binarize_and_pack(self, x):

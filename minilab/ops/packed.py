@@ -47,13 +47,18 @@ def padding_patterns(in_hw, kernel, stride, padding):
     return pattern.reshape(-1)[1:].astype(np.int32), masks
 
 
-def zero_padding_correction(wsign, in_hw, stride, padding):
-    """(P, O) per pattern: Σ over the pattern's padded taps of Σ_c sign(w)[o, c, u, v], and the (OH·OW,) pattern
+def tap_sums_from_packed(bt, channels, out_channels, taps):
+    """Σ_c sign(w)[o, c, u, v] for every output channel and tap, from the packed weights Bt (taps·CW, Opad):
+    C − 2·(number of −1 bits)."""
+    negatives = np.bitwise_count(bt[:, :out_channels]).reshape(taps, -1, out_channels).sum(axis=1, dtype=np.int64)
+    return (channels - 2 * negatives).T                                 # (O, kh·kw)
+
+
+def zero_padding_correction(tap_sums, in_hw, kernel, stride, padding):
+    """(P, O) float32 per pattern: Σ over the pattern's padded taps of tap_sums[o, tap], and the (OH·OW,) pattern
     of every output pixel.  Subtracting it from the +1-padded result gives the 0-padded one."""
-    o, _, kh, kw = wsign.shape
-    pattern, masks = padding_patterns(tuple(in_hw), (kh, kw), tuple(stride), tuple(padding))
-    tap_sums = wsign.sum(axis=1).reshape(o, kh * kw)                  # (O, kh·kw)
-    return masks @ tap_sums.T, pattern
+    pattern, masks = padding_patterns(tuple(in_hw), tuple(kernel), tuple(stride), tuple(padding))
+    return np.ascontiguousarray(masks @ tap_sums.T, dtype=np.float32), pattern
 
 
 def _alpha(w):
@@ -71,7 +76,8 @@ def binary_conv2d_reference(x, w, stride=1, padding=0, pad_value=0):
     oh, ow = output_size(x.shape[2], kh, stride[0], padding[0]), output_size(x.shape[3], kw, stride[1], padding[1])
     out = out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
     if pad_value == 0 and padding != (0, 0):
-        corr, pattern = zero_padding_correction(np.where(w < 0, -1, 1), x.shape[2:], stride, padding)
+        tap_sums = np.where(w < 0, -1, 1).sum(axis=1).reshape(o, kh * kw)
+        corr, pattern = zero_padding_correction(tap_sums, x.shape[2:], (kh, kw), stride, padding)
         out = out - corr[pattern].T.reshape(1, o, oh, ow)
     return (out * _alpha(w)[None, :, None, None]).astype(np.float32)
 
@@ -90,7 +96,8 @@ def binary_conv2d_packed(x, w, stride=1, padding=0, pad_value=0, threads=1):
     bt = ext.pack_weights(np.ascontiguousarray(w, dtype=np.float32))
     pattern = corr = None
     if pad_value == 0 and padding != (0, 0):
-        corr, pattern = zero_padding_correction(np.where(w < 0, -1, 1), x.shape[2:], stride, padding)
+        tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)
+        corr, pattern = zero_padding_correction(tap_sums, x.shape[2:], (kh, kw), stride, padding)
         pattern = np.tile(pattern, n)
     out = ext.bgemm(rows, bt, o, c * kh * kw, alpha=_alpha(w), row_pattern=pattern, pattern_corr=corr,
                     pixels=oh * ow, threads=threads)
