@@ -68,6 +68,15 @@ class MaxPool2d(Function):
         return np.ascontiguousarray(unpad(dxp, ctx.padding))
 
 
+def _pool_options(x, kernel_size, stride, padding, name):
+    """Normalised (kernel, stride, padding) pairs — stride defaults to the kernel — after checking they fit x."""
+    kernel = _pair(kernel_size)
+    stride = kernel if stride is None else _pair(stride)
+    padding = _pair(padding)
+    _check(x, kernel, stride, padding, name)
+    return {"kernel": kernel, "stride": stride, "padding": padding}
+
+
 def _check(x, kernel, stride, padding, name):
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be 4-D (N, C, H, W), got shape {x.shape}")
@@ -79,19 +88,11 @@ def _check(x, kernel, stride, padding, name):
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
-    _check(x, kernel, stride, padding, "avg_pool2d")
-    return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
+    return AvgPool2d.apply(x, **_pool_options(x, kernel_size, stride, padding, "avg_pool2d"))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
-    _check(x, kernel, stride, padding, "max_pool2d")
-    return MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
+    return MaxPool2d.apply(x, **_pool_options(x, kernel_size, stride, padding, "max_pool2d"))
 
 
 def adaptive_avg_pool2d(x, output_size=1):
