@@ -299,3 +299,26 @@ def pair_argmax_pack(const float[:, :, :, ::1] r, float beta, const int64_t[::1]
                         diff = r[b, a1, i, j] - r[b, a0, i, j]
                         p[b, i + ph, j + pw, ch >> 6] |= (<uint64_t>(not (beta * diff > 0))) << shift
     return out
+
+
+def prelu_forward(const float[:, :, :, ::1] x, const float[::1] slope):
+    """y = x if x > 0 else slope[c] * x, one pass (the same float32 operations as NumPy's np.where form)."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3]
+    if slope.shape[0] != c:
+        raise ValueError(f"prelu_forward: {slope.shape[0]} slopes for {c} channels")
+    out = np.empty((n, c, x.shape[2], x.shape[3]), dtype=np.float32)
+    if out.size == 0:
+        return out
+    cdef float[::1] y = out.reshape(-1)
+    cdef const float *xs = &x[0, 0, 0, 0]
+    cdef Py_ssize_t b, ch, i, base
+    cdef float a, v
+    with nogil:
+        for b in range(n):
+            for ch in range(c):
+                a = slope[ch]
+                base = (b * c + ch) * hw
+                for i in range(hw):
+                    v = xs[base + i]
+                    y[base + i] = v if v > 0 else a * v
+    return out

@@ -189,3 +189,12 @@ def test_bench_cli_reports_ratios(capsys):
                  "--steps", "2", "--threads", "1", "--binarizer", "lab"]) == 0
     out = capsys.readouterr().out
     assert "labbnn" in out and "speed-up" in out
+
+
+@needs_ext
+@given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 7), st.integers(0, 2**31))
+def test_prelu_kernel_is_exact(n, c, h, seed):
+    x = _float_case(seed, (n, c, h, h))
+    a = _float_case(seed + 1, (c,))
+    want = np.where(x > 0, x, a.reshape(1, -1, 1, 1) * x)
+    np.testing.assert_array_equal(_backend.ext.prelu_forward(x, a), want)

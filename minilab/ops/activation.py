@@ -1,6 +1,7 @@
 """Float activations: ReLU, hardtanh, PReLU (one slope per channel, shared over H and W)."""
 import numpy as np
 
+from .. import _backend
 from ..autograd import Function
 from .arith import add, matmul
 from .shape import transpose
@@ -45,6 +46,8 @@ class PReLU(Function):
         shape = (1, -1) + (1,) * (x.ndim - 2)
         ar = a.reshape(shape)
         ctx.save(x, ar)
+        if _backend.ext is not None and x.ndim == 4 and x.dtype == np.float32 == a.dtype:
+            return _backend.ext.prelu_forward(np.ascontiguousarray(x), np.ascontiguousarray(a))
         return np.where(x > 0, x, ar * x)
 
     @staticmethod

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..autograd import Function
 from .arith import mean
-from .conv import _pair, output_size, pad_input, unpad, windows
+from .conv import _pair, output_size, pad_input, unpad
 
 
 def _tap_slice(u, v, stride, out_hw):
@@ -13,26 +13,34 @@ def _tap_slice(u, v, stride, out_hw):
     return (slice(None), slice(None), slice(u, u + sh * (oh - 1) + 1, sh), slice(v, v + sw * (ow - 1) + 1, sw))
 
 
+def _tap_views(xp, kernel, stride, out_hw):
+    """The kh·kw strided views xp[:, :, u::s, v::s] (each (N, C, OH, OW)) that make up every window."""
+    kh, kw = kernel
+    return [xp[_tap_slice(u, v, stride, out_hw)] for u in range(kh) for v in range(kw)]
+
+
 class AvgPool2d(Function):
     """y[n,c,i,j] = (1/|W_ij|) Σ_{(p,q) ∈ W_ij} x[n,c,p,q], W_ij = the window's cells inside the image.
-    ∂L/∂x[p,q] = Σ over windows containing (p,q) of g[i,j] / |W_ij|."""
+    ∂L/∂x[p,q] = Σ over windows containing (p,q) of g[i,j] / |W_ij|.
+    Computed as a sum of kh·kw strided views (one pass each, no window copies)."""
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         kh, kw = kernel
         xp = pad_input(x, padding)
+        out_hw = ((xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1)
         if padding == (0, 0):
             count = np.asarray(kh * kw, dtype=x.dtype)
         else:  # cells of each window that lie inside the image
             ones = pad_input(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding)
-            count = windows(ones, kh, kw, stride).sum(axis=(-1, -2))  # (1, 1, OH, OW)
-        if stride == kernel and padding == (0, 0) and x.shape[2] % kh == 0 and x.shape[3] % kw == 0:
-            n, c, h, w = x.shape   # non-overlapping windows: a reshape and one sum (much faster than window views)
-            out = x.reshape(n, c, h // kh, kh, w // kw, kw).sum(axis=(3, 5)) / count
-        else:
-            out = windows(xp, kh, kw, stride).sum(axis=(-1, -2)) / count
+            count = sum(_tap_views(ones, kernel, stride, out_hw))
+        taps = _tap_views(xp, kernel, stride, out_hw)
+        out = taps[0].copy()
+        for tap in taps[1:]:
+            out += tap
+        out /= count
         ctx.kernel, ctx.stride, ctx.padding, ctx.count, ctx.xp_shape = kernel, stride, padding, count, xp.shape
-        return out.astype(x.dtype)
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -46,17 +54,24 @@ class AvgPool2d(Function):
 
 
 class MaxPool2d(Function):
-    """y[n,c,i,j] = max over the window;  the gradient goes to the (first) arg-max cell of each window."""
+    """y[n,c,i,j] = max over the window;  the gradient goes to the (first) arg-max cell of each window.
+    A running maximum over the kh·kw strided views; the arg-max is only tracked when a gradient is needed."""
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         kh, kw = kernel
         xp = pad_input(x, padding, value=-np.inf)
-        win = windows(xp, kh, kw, stride)
-        flat = win.reshape(win.shape[:4] + (kh * kw,))
-        ctx.argmax = flat.argmax(axis=-1)
+        out_hw = ((xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1)
+        taps = _tap_views(xp, kernel, stride, out_hw)
+        out = taps[0].copy()
+        argmax = np.zeros(out.shape, np.int16) if ctx.needs_input_grad[0] else None
+        for t, tap in enumerate(taps[1:], start=1):
+            if argmax is not None:
+                argmax[tap > out] = t          # strictly greater: the first maximum keeps the gradient
+            np.maximum(out, tap, out=out)
+        ctx.argmax = argmax
         ctx.kernel, ctx.stride, ctx.padding, ctx.xp_shape = kernel, stride, padding, xp.shape
-        return np.take_along_axis(flat, ctx.argmax[..., None], axis=-1)[..., 0].astype(x.dtype)
+        return out.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
