@@ -15,8 +15,8 @@ from .conv import Conv2d, _pair
 
 
 def sign(x: np.ndarray) -> np.ndarray:
-    """±1 with sign(0) = +1, in x's dtype."""
-    return np.where(x >= 0, 1, -1).astype(x.dtype)
+    """±1 with sign(0) = +1, in x's dtype (scalars of that dtype: no int64 intermediate)."""
+    return np.where(x >= 0, x.dtype.type(1), x.dtype.type(-1))
 
 
 class SignSTE(Function):
