@@ -32,11 +32,23 @@ for mask in masks:
     print(f"{mask:>10s} {t['median_ms']:11.2f} {parts['LAB depthwise'] + parts['LAB argmax + pack']:12.2f} {mb:8.3f}")
 
 # %% [markdown]
-# Measured by this script (x86_64, 2 cores, AVX-512 build, one thread): MEASURED_06
+# Measured by this script (x86_64, 2 cores, AVX-512 build, one thread, 3.5 s in all):
 #
-# LAB's cost is its float depthwise conv, proportional to the map area it runs on, so LAB in the first stage
-# (56×56) costs the most and in the last (7×7) almost nothing — the paper's Table 9 finds the same shape
-# (0001 cheapest, 1111 dearest) on a Jetson board.  `python -m minilab.bench model --arch labbnn --plot f.png`
+# | lab_blocks | latency ms | LAB part ms | size MB |
+# |---|---|---|---|
+# | 0000 | 8.67 | 0.00 | 4.280 |
+# | 1000 | 8.41 | 0.93 | 4.305 |
+# | 0100 | 8.54 | 0.76 | 4.320 |
+# | 0010 | 8.41 | 0.58 | 4.356 |
+# | 0001 | 8.49 | 0.53 | 4.428 |
+# | 1111 | 9.36 | 2.68 | 4.567 |
+#
+# LAB's cost is its float depthwise conv plus the ArgMax, proportional to the map area (times channels) it runs
+# on, so one LAB stage costs 0.5–0.9 ms and all four 2.7 ms; part of it replaces the sign-and-pack pass it takes
+# the place of, which is why 1111 is only ~0.7 ms (8 %) slower than 0000 here.  Differences below ~0.3 ms between
+# single stages are within run-to-run noise.  The size grows with the channel count instead (LAB: 20·C + 1
+# parameters), so 0001 is the largest single stage.  The paper's Table 9 (Jetson, LCE) shows LAB costing far
+# more (54.6 → 83.7 ms for 0000 → 1111).  `python -m minilab.bench model --arch labbnn --plot f.png`
 # draws the full per-operator breakdown (Fig. 6).
 #
 # ## Exercises
