@@ -34,43 +34,48 @@ def isa():
 
 
 # ---------------------------------------------------------------------------------------------- float kernels
-def im2col(const float[:, :, :, ::1] xp, int kh, int kw, int sh, int sw, int oh, int ow):
-    """cols[n*OH*OW + i*OW + j, c*kh*kw + u*kw + v] = xp[n, c, i*sh + u, j*sw + v] (xp already padded)."""
+def im2col(const float[:, :, :, ::1] xp, int kh, int kw, int sh, int sw, int oh, int ow, int threads=1):
+    """cols[n*OH*OW + i*OW + j, c*kh*kw + u*kw + v] = xp[n, c, i*sh + u, j*sw + v] (xp already padded).
+    Images are split over `threads` OpenMP threads."""
     cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1]
     cdef Py_ssize_t K = c * kh * kw
     out = np.empty((n * oh * ow, K), dtype=np.float32)
+    if out.size == 0:
+        return out
     cdef float[:, ::1] cols = out
     cdef Py_ssize_t b, ch, i, j, u, v, row, col
-    with nogil:
-        for b in range(n):
-            for i in range(oh):
-                for j in range(ow):
-                    row = (b * oh + i) * ow + j
-                    col = 0
-                    for ch in range(c):
-                        for u in range(kh):
-                            for v in range(kw):
-                                cols[row, col] = xp[b, ch, i * sh + u, j * sw + v]
-                                col = col + 1
+    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        for i in range(oh):
+            for j in range(ow):
+                row = (b * oh + i) * ow + j
+                col = 0
+                for ch in range(c):
+                    for u in range(kh):
+                        for v in range(kw):
+                            cols[row, col] = xp[b, ch, i * sh + u, j * sw + v]
+                            col = col + 1
     return out
 
 
-def col2im(const float[:, ::1] dcols, int n, int c, int hp, int wp, int kh, int kw, int sh, int sw, int oh, int ow):
-    """The adjoint of im2col: dxp[n, c, i*sh + u, j*sw + v] += dcols[row, col]."""
+def col2im(const float[:, ::1] dcols, int n, int c, int hp, int wp, int kh, int kw, int sh, int sw, int oh, int ow,
+           int threads=1):
+    """The adjoint of im2col: dxp[n, c, i*sh + u, j*sw + v] += dcols[row, col] (images split over threads:
+    each image's writes are its own)."""
     out = np.zeros((n, c, hp, wp), dtype=np.float32)
+    if out.size == 0:
+        return out
     cdef float[:, :, :, ::1] dxp = out
     cdef Py_ssize_t b, ch, i, j, u, v, row, col
-    with nogil:
-        for b in range(n):
-            for i in range(oh):
-                for j in range(ow):
-                    row = (b * oh + i) * ow + j
-                    col = 0
-                    for ch in range(c):
-                        for u in range(kh):
-                            for v in range(kw):
-                                dxp[b, ch, i * sh + u, j * sw + v] += dcols[row, col]
-                                col = col + 1
+    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        for i in range(oh):
+            for j in range(ow):
+                row = (b * oh + i) * ow + j
+                col = 0
+                for ch in range(c):
+                    for u in range(kh):
+                        for v in range(kw):
+                            dxp[b, ch, i * sh + u, j * sw + v] += dcols[row, col]
+                            col = col + 1
     return out
 
 
@@ -322,3 +327,19 @@ def prelu_forward(const float[:, :, :, ::1] x, const float[::1] slope):
                     v = xs[base + i]
                     y[base + i] = v if v > 0 else a * v
     return out
+
+
+def sign_ste_forward(const float[::1] x, float clip):
+    """(sign(x) with sign(0) = +1, the STE mask |x| <= clip as uint8), one pass over a flat float32 array."""
+    cdef Py_ssize_t n = x.shape[0], i
+    out = np.empty(n, dtype=np.float32)
+    mask = np.empty(n, dtype=np.uint8)
+    cdef float[::1] y = out
+    cdef unsigned char[::1] m = mask
+    cdef float v
+    with nogil:
+        for i in range(n):
+            v = x[i]
+            y[i] = 1.0 if v >= 0 else -1.0
+            m[i] = (v <= clip) and (v >= -clip)
+    return out, mask.view(np.bool_)

@@ -21,3 +21,6 @@ if ext is None:
 
 def available() -> bool:
     return ext is not None
+
+
+threads = 1  # OpenMP threads of the training kernels (im2col, col2im); 1 by default, see minilab.threads

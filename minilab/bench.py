@@ -80,11 +80,11 @@ def print_kernels(result):
 
 def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads, steps, no_ext):
     from . import _backend
-    from .threads import set_blas_threads
+    from .threads import set_threads
 
     if no_ext:
         _backend.ext = None
-    set_blas_threads(threads)
+    set_threads(threads)
     from . import ops as F
     from .autograd import Tensor
     from .models import create_model
@@ -163,8 +163,8 @@ def main(argv=None):
     add_arguments(m)
     args = p.parse_args(argv)
     if args.what == "kernels":
-        from .threads import set_blas_threads
-        set_blas_threads(1)
+        from .threads import set_threads
+        set_threads(1)
         result = bench_kernels(args.threads, args.repeat)
         print(json.dumps(result, indent=1)) if args.json else print_kernels(result)
     elif args.what == "train":

@@ -125,8 +125,8 @@ def run(args):
         # the BLAS thread count changes float summation order: keep the run's own unless overridden
         args.threads = saved["threads"] if args.threads is None else args.threads
     if args.threads:
-        from .threads import set_blas_threads
-        set_blas_threads(args.threads)
+        from .threads import set_threads
+        set_threads(args.threads)
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
     args.binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
     progress = not args.no_progress

@@ -198,3 +198,17 @@ def test_prelu_kernel_is_exact(n, c, h, seed):
     a = _float_case(seed + 1, (c,))
     want = np.where(x > 0, x, a.reshape(1, -1, 1, 1) * x)
     np.testing.assert_array_equal(_backend.ext.prelu_forward(x, a), want)
+
+
+@needs_ext
+@given(st.integers(1, 5), st.integers(1, 4), st.integers(3, 8), st.integers(1, 2), st.integers(0, 2**31))
+def test_threaded_im2col_col2im_and_sign_are_identical(n, c, h, stride, seed):
+    xp = _float_case(seed, (n, c, h, h))
+    oh = (h - 3) // stride + 1
+    one = _backend.ext.im2col(xp, 3, 3, stride, stride, oh, oh, 1)
+    np.testing.assert_array_equal(one, _backend.ext.im2col(xp, 3, 3, stride, stride, oh, oh, 2))
+    back = [_backend.ext.col2im(one, n, c, h, h, 3, 3, stride, stride, oh, oh, t) for t in (1, 2)]
+    np.testing.assert_array_equal(back[0], back[1])
+    y, inside = _backend.ext.sign_ste_forward(xp.reshape(-1), 1.0)
+    np.testing.assert_array_equal(y, np.where(xp.reshape(-1) >= 0, 1.0, -1.0))
+    np.testing.assert_array_equal(inside, np.abs(xp.reshape(-1)) <= 1.0)

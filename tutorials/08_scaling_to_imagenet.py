@@ -18,9 +18,9 @@ import minilab as ml
 from minilab import F
 from minilab.models import create_model
 from minilab.optim import Adam
-from minilab.threads import set_blas_threads
+from minilab.threads import set_threads
 
-set_blas_threads(2)
+set_threads(2)
 size, batch = (32, 8) if SMOKE else (224, 32)
 for arch in ("birealnet18", "labbnn"):
     model = create_model(arch, num_classes=1000, image_size=size)

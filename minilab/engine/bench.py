@@ -53,9 +53,9 @@ def build(args):
 def run_model_bench(args):
     import sys
 
-    from ..threads import set_blas_threads
+    from ..threads import set_threads
 
-    set_blas_threads(args.threads)
+    set_threads(args.threads)
     try:
         model, config = build(args)
     except (ValueError, FileNotFoundError) as error:

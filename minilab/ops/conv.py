@@ -63,7 +63,7 @@ def im2col(xp, kh, kw, stride, groups):
     n, c = xp.shape[:2]
     if _backend.ext is not None and groups == 1 and xp.dtype == np.float32:
         oh, ow = (xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1
-        return _backend.ext.im2col(np.ascontiguousarray(xp), kh, kw, stride[0], stride[1], oh, ow)[None]
+        return _backend.ext.im2col(np.ascontiguousarray(xp), kh, kw, stride[0], stride[1], oh, ow, _backend.threads)[None]
     win = windows(xp, kh, kw, stride)
     oh, ow = win.shape[2:4]
     cg = c // groups
@@ -77,7 +77,8 @@ def col2im(dcols, xp_shape, kh, kw, stride, groups, out_hw):
     oh, ow = out_hw
     sh, sw = stride
     if _backend.ext is not None and groups == 1 and dcols.dtype == np.float32:
-        return _backend.ext.col2im(np.ascontiguousarray(dcols[0]), n, c, hp, wp, kh, kw, sh, sw, oh, ow)
+        return _backend.ext.col2im(np.ascontiguousarray(dcols[0]), n, c, hp, wp, kh, kw, sh, sw, oh, ow,
+                                   _backend.threads)
     cg = c // groups
     d = dcols.reshape(groups, n, oh, ow, cg, kh, kw).transpose(1, 0, 4, 2, 3, 5, 6).reshape(n, c, oh, ow, kh, kw)
     dxp = np.zeros(xp_shape, dtype=dcols.dtype)
