@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 
-import numpy as np
 
 from . import ops as F
 from .models import MODELS, create_model

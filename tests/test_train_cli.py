@@ -8,7 +8,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from minilab.checkpoint import read_checkpoint
 

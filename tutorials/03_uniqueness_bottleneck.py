@@ -62,8 +62,6 @@ shows(feature_figure([(name, images[0], m[0]) for name, m in maps.items()], f"{O
 # and compare η per layer — Table 1 in miniature.
 
 # %%
-import os
-
 from minilab.analysis import capture, layer_uniqueness
 from minilab.checkpoint import load_model_from_checkpoint
 from minilab.train import main as train

@@ -6,7 +6,6 @@
 # half of the paper's Table 9 (the accuracy half needs one training run per mask: `--lab-blocks`).
 
 # %%
-import copy
 import os
 import tempfile
 
