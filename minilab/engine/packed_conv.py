@@ -11,9 +11,9 @@ import numpy as np
 from .. import _backend
 from ..autograd import Tensor
 from ..nn.module import Module
-from ..ops.conv import output_size, pad_input
+from ..ops.conv import pad_input
 from ..ops.lab import split_pairs
-from ..ops.packed import tap_sums_from_packed, zero_padding_correction
+from ..ops.packed import popcount_conv, tap_sums_from_packed, zero_padding_correction
 
 PROFILE = {"enabled": False, "times": {}}
 
@@ -69,18 +69,9 @@ class PackedBinaryConv2d(Module):
         bt[:, :o] = words.reshape(o, -1).T
         self._bt = bt
         self._tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)      # Σ_c sign(w)[o, c, u, v]
-        self._patterns = {}
+        self._corrections = {}                                          # zero-padding correction per input size
         if s["binarizer"] == "lab":
             self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
-
-    def _padding_correction(self, hw):
-        """(pattern per output pixel, correction per pattern), cached per input size."""
-        if hw not in self._patterns:
-            s = self.spec
-            corr, pattern = zero_padding_correction(self._tap_sums, hw, (s["kernel"],) * 2, (s["stride"],) * 2,
-                                                    (s["padding"],) * 2)
-            self._patterns[hw] = (pattern, corr)
-        return self._patterns[hw]
 
     def binarize_and_pack(self, x):
         ext, s, a = _backend.ext, self.spec, self.arrays
@@ -104,28 +95,24 @@ class PackedBinaryConv2d(Module):
         return packed
 
     def forward(self, x):
-        ext, s, a = _backend.ext, self.spec, self.arrays
+        s, a = self.spec, self.arrays
         xd = np.ascontiguousarray(x.data, dtype=np.float32)
         if xd.ndim != 4 or xd.shape[1] != s["in_channels"]:
             raise ValueError(f"packed binary conv expects (N, {s['in_channels']}, H, W), got {xd.shape}")
-        n, _, h, w = xd.shape
         k, st, p = s["kernel"], s["stride"], s["padding"]
-        oh, ow = output_size(h, k, st, p), output_size(w, k, st, p)
         packed = self.binarize_and_pack(xd)
         if self.capture is not None:
             self.capture.append(unpack_channels_last(packed, s["in_channels"], (p, p)))
         start = time.perf_counter()
-        rows = ext.packed_im2col(packed, k, k, st, st, oh, ow)
-        pattern = corr = None
-        if s["pad_value"] == 0 and p > 0:
-            pattern, corr = self._padding_correction((h, w))
-            pattern = np.tile(pattern, n)
-        out = ext.bgemm(rows, self._bt, s["out_channels"], s["in_channels"] * k * k, alpha=a["alpha"],
-                        relu=int(s.get("relu", False)), mean=a.get("mean"), invstd=a.get("invstd"),
-                        gamma=a.get("gamma"), beta=a.get("beta"), row_pattern=pattern, pattern_corr=corr,
-                        pixels=oh * ow, threads=self.threads)
+        hw = xd.shape[2:]
+        if s["pad_value"] == 0 and p > 0 and hw not in self._corrections:
+            self._corrections[hw] = zero_padding_correction(self._tap_sums, hw, (k, k), (st, st), (p, p))
+        out = popcount_conv(packed, self._bt, self._tap_sums, s["in_channels"], s["out_channels"], (k, k), (st, st),
+                            (p, p), s["pad_value"], hw, self.threads, self._corrections.get(hw), alpha=a["alpha"],
+                            relu=int(s.get("relu", False)), mean=a.get("mean"), invstd=a.get("invstd"),
+                            gamma=a.get("gamma"), beta=a.get("beta"))
         _timed("binary conv", start)
-        return Tensor(out.reshape(n, s["out_channels"], oh, ow))
+        return Tensor(out)
 
     def extra_repr(self):
         s = self.spec

@@ -63,7 +63,8 @@ def im2col(xp, kh, kw, stride, groups):
     n, c = xp.shape[:2]
     if _backend.ext is not None and groups == 1 and xp.dtype == np.float32:
         oh, ow = (xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1
-        return _backend.ext.im2col(np.ascontiguousarray(xp), kh, kw, stride[0], stride[1], oh, ow, _backend.threads)[None]
+        return _backend.ext.im2col(np.ascontiguousarray(xp), kh, kw, stride[0], stride[1], oh, ow,
+                                   _backend.threads)[None]
     win = windows(xp, kh, kw, stride)
     oh, ow = win.shape[2:4]
     cg = c // groups
@@ -175,12 +176,11 @@ class Conv2d(Function):
         depthwise = groups == x.shape[1] and w.shape[1] == 1 and groups > 1
         ctx.depthwise = depthwise
         if depthwise:
-            out = depthwise_forward(xp, w, stride, (oh, ow), b)
             ctx.save(xp, w)
-            return out
-        elif binary and _packed_forward and groups == 1 and _backend.ext is not None and is_binary_pair(x, w):
+            return depthwise_forward(xp, w, stride, (oh, ow), b)
+        if binary and _packed_forward and groups == 1 and _backend.ext is not None and is_binary_pair(x, w):
             from .packed import binary_conv2d_packed
-            out = binary_conv2d_packed(x, w, stride, padding, pad_value).astype(x.dtype)
+            out = binary_conv2d_packed(x, w, stride, padding, pad_value).astype(x.dtype, copy=False)
             ctx.save(None, w, xp)  # im2col of the ±1 input is deferred to backward, which needs it for ∂L/∂w
             ctx.xp_shape = xp.shape
         else:
