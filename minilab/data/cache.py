@@ -74,14 +74,14 @@ def build_cache(root, split, size, cache_dir, name="data", classes=None, workers
     if bad:
         warnings.warn(f"skipped {bad} unreadable image(s) in {root}/{split}", RuntimeWarning, stacklevel=2)
     images.flush()
-    final = images[keep] if bad else images
-    del images
-    if bad:
-        np.save(os.path.join(out, "images.npy"), final)
-        os.unlink(os.path.join(out, "images.tmp.npy"))
+    tmp = os.path.join(out, "images.tmp.npy")
+    if bad:  # drop the unreadable slots: a second, compacted file
+        np.save(os.path.join(out, "images.npy"), images[keep])
+        del images
+        os.unlink(tmp)
     else:
-        del final
-        os.replace(os.path.join(out, "images.tmp.npy"), os.path.join(out, "images.npy"))
+        del images
+        os.replace(tmp, os.path.join(out, "images.npy"))
     np.save(os.path.join(out, "labels.npy"), np.asarray(labels, dtype=np.int64)[keep])
     with open(meta_path + ".tmp", "w") as f:
         json.dump({"source": os.path.abspath(root), "files": len(paths), "skipped": bad, "size": size,

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _backend, nn
 from ..autograd import Tensor, _topological_order, no_grad
 from ..ops.binary import WEIGHT_QUANTIZERS
+from ..ops.norm import inverse_std
 from ..ops.quant import dequantize, quantize_symmetric
 from .packed_conv import PackedBinaryConv2d
 
@@ -78,7 +79,7 @@ def find_folds(model, records, consumers):
 
 def bn_arrays(bn):
     arrays = {"mean": bn.running_mean.astype(np.float32),
-              "invstd": (1.0 / np.sqrt(bn.running_var + bn.eps)).astype(np.float32)}
+              "invstd": inverse_std(bn.running_var, bn.eps, np.float32)}
     if bn.weight is not None:
         arrays["gamma"] = bn.weight.data.astype(np.float32)
     if bn.bias is not None:

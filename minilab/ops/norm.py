@@ -12,6 +12,11 @@ import numpy as np
 from ..autograd import Function
 
 
+def inverse_std(var, eps, dtype):
+    """1/√(σ² + ε) rounded to `dtype` — the engine folds exactly this value, so it must be computed in one place."""
+    return (1.0 / np.sqrt(var + eps)).astype(dtype)
+
+
 class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,
@@ -32,7 +37,7 @@ class BatchNorm(Function):
             running_var += (1 - momentum) * var * count / (count - 1)
         else:
             mu, var = running_mean, running_var
-        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+        invstd = inverse_std(var, eps, x.dtype)
         xhat = (x - mu.reshape(shape).astype(x.dtype)) * invstd.reshape(shape)
         ctx.training, ctx.affine, ctx.axes, ctx.shape = training, affine, axes, shape
         ctx.save(xhat, invstd, gamma)
