@@ -6,8 +6,8 @@ argmax.  Binary kernels: bit-packing (bit = 1 means -1), packed im2col, and the 
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.stdint cimport uint64_t, int64_t, int32_t
-from libc.string cimport memset
+from libc.stdint cimport uint64_t, int64_t, int32_t, int16_t, uint8_t
+from libc.string cimport memset, memcpy
 
 cnp.import_array()
 
@@ -34,48 +34,88 @@ def isa():
 
 
 # ---------------------------------------------------------------------------------------------- float kernels
-def im2col(const float[:, :, :, ::1] xp, int kh, int kw, int sh, int sw, int oh, int ow, int threads=1):
-    """cols[n*OH*OW + i*OW + j, c*kh*kw + u*kw + v] = xp[n, c, i*sh + u, j*sw + v] (xp already padded).
-    Images are split over `threads` OpenMP threads."""
-    cdef Py_ssize_t n = xp.shape[0], c = xp.shape[1]
-    cdef Py_ssize_t K = c * kh * kw
-    out = np.empty((n * oh * ow, K), dtype=np.float32)
+cdef extern from "train_ops.h" nogil:
+    void im2col_image(const float *x, int64_t c, int64_t h, int64_t w, int kh, int kw, int sh, int sw, int ph,
+                      int pw, float pad, int64_t oh, int64_t ow, float *cols, int64_t ld)
+    void col2im_image(const float *cols, int64_t ld, int64_t c, int64_t h, int64_t w, int kh, int kw, int sh, int sw,
+                      int ph, int pw, int64_t oh, int64_t ow, float *dx)
+    void tap_indices(int64_t h, int64_t w, int kh, int kw, int sh, int sw, int ph, int pw, int64_t oh, int64_t ow,
+                     int32_t *index)
+    void im2col_gather_image(const float *x, int64_t c, int64_t hw, int taps, const int32_t *index, int64_t P,
+                             float pad, float *cols, int64_t ld)
+    void col2im_gather_image(const float *cols, int64_t ld, int64_t c, int64_t hw, int taps, const int32_t *index,
+                             int64_t P, float *dx)
+
+DEF GATHER_BELOW = 8  # output columns: narrower maps use the precomputed-gather loops
+
+
+cdef _tap_index(Py_ssize_t h, Py_ssize_t w, int kh, int kw, int sh, int sw, int ph, int pw, Py_ssize_t oh,
+                Py_ssize_t ow):
+    index = np.empty(kh * kw * oh * ow, dtype=np.int32)
+    cdef int32_t[::1] iv = index
+    tap_indices(h, w, kh, kw, sh, sw, ph, pw, oh, ow, &iv[0])
+    return index
+
+
+cdef Py_ssize_t _out_size(Py_ssize_t size, int k, int s, int p, str name) except -1:
+    if k < 1 or s < 1 or p < 0:
+        raise ValueError(f"{name}: kernel {k}, stride {s} and padding {p} must be positive (padding >= 0)")
+    cdef Py_ssize_t o = (size + 2 * p - k) // s + 1
+    if o < 1:
+        raise ValueError(f"{name}: a {k}-wide window does not fit {size} cells padded by {p}")
+    return o
+
+
+def im2col(const float[:, :, :, ::1] x, int kh, int kw, int sh=1, int sw=1, int ph=0, int pw=0,
+           float pad_value=0.0, out=None, int threads=1):
+    """Transposed im2col: cols[c*kh*kw + u*kw + v, n*OH*OW + i*OW + j] = x_pad[n, c, i*sh + u, j*sw + v], x_pad
+    being x with ph/pw rows/columns of pad_value around it (implicit: no padded copy).  `out` may be a
+    preallocated C-contiguous float32 (C*kh*kw, N*OH*OW) matrix.  Images are split over OpenMP `threads`."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef Py_ssize_t oh = _out_size(h, kh, sh, ph, "im2col"), ow = _out_size(w, kw, sw, pw, "im2col")
+    cdef Py_ssize_t K = c * kh * kw, ld = n * oh * ow
+    if out is None:
+        out = np.empty((K, ld), dtype=np.float32)
+    elif out.shape != (K, ld) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"im2col: out must be C-contiguous float32 of shape {(K, ld)}")
     if out.size == 0:
         return out
     cdef float[:, ::1] cols = out
-    cdef Py_ssize_t b, ch, i, j, u, v, row, col
+    cdef Py_ssize_t b
+    cdef int32_t[::1] index
+    if ow < GATHER_BELOW:
+        index = _tap_index(h, w, kh, kw, sh, sw, ph, pw, oh, ow)
+        for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
+            im2col_gather_image(&x[b, 0, 0, 0], c, h * w, kh * kw, &index[0], oh * ow, pad_value,
+                                &cols[0, b * oh * ow], ld)
+        return out
     for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        for i in range(oh):
-            for j in range(ow):
-                row = (b * oh + i) * ow + j
-                col = 0
-                for ch in range(c):
-                    for u in range(kh):
-                        for v in range(kw):
-                            cols[row, col] = xp[b, ch, i * sh + u, j * sw + v]
-                            col = col + 1
+        im2col_image(&x[b, 0, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, pad_value, oh, ow, &cols[0, b * oh * ow], ld)
     return out
 
 
-def col2im(const float[:, ::1] dcols, int n, int c, int hp, int wp, int kh, int kw, int sh, int sw, int oh, int ow,
-           int threads=1):
-    """The adjoint of im2col: dxp[n, c, i*sh + u, j*sw + v] += dcols[row, col] (images split over threads:
-    each image's writes are its own)."""
-    out = np.zeros((n, c, hp, wp), dtype=np.float32)
-    if out.size == 0:
+def col2im(const float[:, ::1] cols, out, int kh, int kw, int sh=1, int sw=1, int ph=0, int pw=0, int threads=1):
+    """The adjoint of im2col: out[n, c, r, q] += cols[tap, pixel] for every tap inside the (unpadded) image.
+    `out` (N, C, H, W) is accumulated into (pass zeros for a plain col2im) and returned.  Images are split over
+    threads: each image's writes are its own."""
+    cdef float[:, :, :, ::1] dx = out
+    cdef Py_ssize_t n = dx.shape[0], c = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+    cdef Py_ssize_t oh = _out_size(h, kh, sh, ph, "col2im"), ow = _out_size(w, kw, sw, pw, "col2im")
+    cdef Py_ssize_t ld = n * oh * ow
+    if cols.shape[0] != c * kh * kw or cols.shape[1] != ld:
+        raise ValueError(f"col2im: columns {cols.shape[0]}x{cols.shape[1]} do not match {c}*{kh}*{kw} taps of "
+                         f"{n} images of {oh}x{ow} pixels")
+    if ld == 0 or cols.shape[0] == 0:
         return out
-    cdef float[:, :, :, ::1] dxp = out
-    cdef Py_ssize_t b, ch, i, j, u, v, row, col
+    cdef Py_ssize_t b
+    cdef int32_t[::1] index
+    if ow < GATHER_BELOW:
+        index = _tap_index(h, w, kh, kw, sh, sw, ph, pw, oh, ow)
+        for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
+            col2im_gather_image(&cols[0, b * oh * ow], ld, c, h * w, kh * kw, &index[0], oh * ow, &dx[b, 0, 0, 0])
+        return out
     for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        for i in range(oh):
-            for j in range(ow):
-                row = (b * oh + i) * ow + j
-                col = 0
-                for ch in range(c):
-                    for u in range(kh):
-                        for v in range(kw):
-                            dxp[b, ch, i * sh + u, j * sw + v] += dcols[row, col]
-                            col = col + 1
+        col2im_image(&cols[0, b * oh * ow], ld, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, &dx[b, 0, 0, 0])
     return out
 
 
@@ -329,17 +369,196 @@ def prelu_forward(const float[:, :, :, ::1] x, const float[::1] slope):
     return out
 
 
+# ------------------------------------------------------------------------------- training-loop float kernels
+cdef extern from "train_ops.h" nogil:
+    void sign_ste_f32(const float *x, float *y, uint8_t *mask, int64_t n, float clip)
+    void masked_copy_f32(const float *g, const uint8_t *mask, float *out, int64_t n)
+    void magnitude_sign_rows_f32(const float *w, const float *alpha, float *q, uint8_t *mask, int64_t rows,
+                                 int64_t cols)
+    void magnitude_sign_backward_rows_f32(const float *g, const float *alpha, const uint8_t *mask, float *dw,
+                                          int64_t rows, int64_t cols)
+    void channel_mean_var_f32(const float *x, int64_t n, int64_t c, int64_t hw, float *mean, float *var)
+    void batchnorm_forward_f32(const float *x, int64_t n, int64_t c, int64_t hw, const float *mean,
+                               const float *invstd, const float *gamma, const float *beta, float *y)
+    void batchnorm_backward_f32(const float *x, const float *g, int64_t n, int64_t c, int64_t hw,
+                                const float *mean, const float *invstd, const float *gamma, float *dx,
+                                float *dgamma, float *dbeta)
+    void maxpool_forward_plane(const float *xp, int64_t wp, int kh, int kw, int sh, int sw, float *y, int16_t *arg,
+                               int64_t oh, int64_t ow)
+    void maxpool_backward_plane(const float *g, const int16_t *arg, int64_t oh, int64_t ow, int kw, int sh, int sw,
+                                int ph, int pw, float *dx, int64_t h, int64_t w)
+    void adam_update_f32(float *w, const float *g, float *m, float *v, int64_t n, float b1, float one_minus_b1,
+                         float b2, float one_minus_b2, float bias1, float bias2, float lr, float eps)
+
+
 def sign_ste_forward(const float[::1] x, float clip):
-    """(sign(x) with sign(0) = +1, the STE mask |x| <= clip as uint8), one pass over a flat float32 array."""
-    cdef Py_ssize_t n = x.shape[0], i
+    """(sign(x) with sign(0) = +1, the STE mask |x| <= clip as bool), one pass over a flat float32 array."""
+    cdef Py_ssize_t n = x.shape[0]
     out = np.empty(n, dtype=np.float32)
     mask = np.empty(n, dtype=np.uint8)
+    if n == 0:
+        return out, mask.view(np.bool_)
     cdef float[::1] y = out
-    cdef unsigned char[::1] m = mask
-    cdef float v
+    cdef uint8_t[::1] m = mask
     with nogil:
-        for i in range(n):
-            v = x[i]
-            y[i] = 1.0 if v >= 0 else -1.0
-            m[i] = (v <= clip) and (v >= -clip)
+        sign_ste_f32(&x[0], &y[0], &m[0], n, clip)
     return out, mask.view(np.bool_)
+
+
+def masked_gradient(const float[::1] g, const uint8_t[::1] mask):
+    """g where mask else 0 (the STE backward g * mask), flat float32 and uint8 arrays."""
+    cdef Py_ssize_t n = g.shape[0]
+    if mask.shape[0] != n:
+        raise ValueError(f"masked_gradient: {n} gradients, {mask.shape[0]} mask entries")
+    out = np.empty(n, dtype=np.float32)
+    if n == 0:
+        return out
+    cdef float[::1] d = out
+    with nogil:
+        masked_copy_f32(&g[0], &mask[0], &d[0], n)
+    return out
+
+
+def magnitude_aware_sign_forward(const float[:, ::1] w, const float[::1] alpha):
+    """q[o, k] = alpha[o] * sign(w[o, k]) and the STE mask |w| <= 1 (uint8), weights flattened to (C_out, K)."""
+    cdef Py_ssize_t rows = w.shape[0], cols = w.shape[1]
+    if alpha.shape[0] != rows:
+        raise ValueError(f"magnitude_aware_sign_forward: {alpha.shape[0]} scales for {rows} output channels")
+    q = np.empty((rows, cols), dtype=np.float32)
+    mask = np.empty((rows, cols), dtype=np.uint8)
+    if q.size == 0:
+        return q, mask
+    cdef float[:, ::1] qv = q
+    cdef uint8_t[:, ::1] mv = mask
+    with nogil:
+        magnitude_sign_rows_f32(&w[0, 0], &alpha[0], &qv[0, 0], &mv[0, 0], rows, cols)
+    return q, mask
+
+
+def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha, const uint8_t[:, ::1] mask):
+    """dw[o, k] = g[o, k] * (alpha[o] * mask[o, k])."""
+    cdef Py_ssize_t rows = g.shape[0], cols = g.shape[1]
+    if alpha.shape[0] != rows or mask.shape[0] != rows or mask.shape[1] != cols:
+        raise ValueError("magnitude_aware_sign_backward: gradient, scales and mask disagree in shape")
+    dw = np.empty((rows, cols), dtype=np.float32)
+    if dw.size == 0:
+        return dw
+    cdef float[:, ::1] dv = dw
+    with nogil:
+        magnitude_sign_backward_rows_f32(&g[0, 0], &alpha[0], &mask[0, 0], &dv[0, 0], rows, cols)
+    return dw
+
+
+def channel_mean_var(const float[:, :, ::1] x):
+    """Per-channel mean and biased variance of x viewed as (N, C, HW), accumulated in double."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], hw = x.shape[2]
+    mean = np.zeros(c, dtype=np.float32)
+    var = np.zeros(c, dtype=np.float32)
+    if n * hw == 0 or c == 0:
+        return mean, var
+    cdef float[::1] mv = mean
+    cdef float[::1] vv = var
+    with nogil:
+        channel_mean_var_f32(&x[0, 0, 0], n, c, hw, &mv[0], &vv[0])
+    return mean, var
+
+
+cdef _check_channel_vectors(Py_ssize_t c, str name, arrays):
+    for a in arrays:
+        if a.shape[0] != c:
+            raise ValueError(f"{name}: per-channel vectors must have {c} entries, got {a.shape[0]}")
+
+
+def batchnorm_forward(const float[:, :, ::1] x, const float[::1] mean, const float[::1] invstd,
+                      const float[::1] gamma, const float[::1] beta):
+    """y = ((x - mean) * invstd) * gamma + beta per channel of x viewed as (N, C, HW)."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], hw = x.shape[2]
+    _check_channel_vectors(c, "batchnorm_forward", (mean, invstd, gamma, beta))
+    out = np.empty((n, c, hw), dtype=np.float32)
+    if out.size == 0:
+        return out
+    cdef float[:, :, ::1] y = out
+    with nogil:
+        batchnorm_forward_f32(&x[0, 0, 0], n, c, hw, &mean[0], &invstd[0], &gamma[0], &beta[0], &y[0, 0, 0])
+    return out
+
+
+def batchnorm_backward(const float[:, :, ::1] x, const float[:, :, ::1] g, const float[::1] mean,
+                       const float[::1] invstd, const float[::1] gamma):
+    """Training-mode BatchNorm backward on (N, C, HW): (dx, dgamma, dbeta), x-hat recomputed from x."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], hw = x.shape[2]
+    if g.shape[0] != n or g.shape[1] != c or g.shape[2] != hw:
+        raise ValueError("batchnorm_backward: gradient and input shapes differ")
+    _check_channel_vectors(c, "batchnorm_backward", (mean, invstd, gamma))
+    dx = np.empty((n, c, hw), dtype=np.float32)
+    dgamma = np.zeros(c, dtype=np.float32)
+    dbeta = np.zeros(c, dtype=np.float32)
+    if dx.size == 0:
+        return dx, dgamma, dbeta
+    cdef float[:, :, ::1] dxv = dx
+    cdef float[::1] dgv = dgamma
+    cdef float[::1] dbv = dbeta
+    with nogil:
+        batchnorm_backward_f32(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, &mean[0], &invstd[0], &gamma[0], &dxv[0, 0, 0],
+                               &dgv[0], &dbv[0])
+    return dx, dgamma, dbeta
+
+
+def maxpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                      bint with_argmax):
+    """Max pooling (padding = -inf) and, if asked, the int16 window index u*kw + v of each first maximum."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef Py_ssize_t hp = h + 2 * ph, wp = w + 2 * pw
+    if (oh - 1) * sh + kh > hp or (ow - 1) * sw + kw > wp:
+        raise ValueError(f"maxpool2d_forward: {oh}x{ow} windows do not fit the padded {hp}x{wp} input")
+    out = np.empty((n, c, oh, ow), dtype=np.float32)
+    arg = np.empty((n, c, oh, ow), dtype=np.int16) if with_argmax else None
+    if out.size == 0:
+        return out, arg
+    plane_buf = np.full((hp, wp), -np.inf, dtype=np.float32)  # one padded plane, reused
+    cdef float[:, ::1] pad = plane_buf
+    cdef float[:, :, :, ::1] y = out
+    cdef int16_t[:, :, :, ::1] a
+    cdef int16_t *ap = NULL
+    if with_argmax:
+        a = arg
+        ap = &a[0, 0, 0, 0]
+    cdef Py_ssize_t plane, r
+    with nogil:
+        for plane in range(n * c):
+            for r in range(h):
+                memcpy(&pad[r + ph, pw], &x[plane // c, plane % c, r, 0], w * sizeof(float))
+            maxpool_forward_plane(&pad[0, 0], wp, kh, kw, sh, sw, &y[plane // c, plane % c, 0, 0],
+                                  (ap + plane * oh * ow) if ap != NULL else NULL, oh, ow)
+    return out, arg
+
+
+def maxpool2d_backward(const float[:, :, :, ::1] g, const int16_t[:, :, :, ::1] arg, int kw, int sh, int sw, int ph,
+                       int pw, int h, int w):
+    """dx[arg-max cell of each window] += g (cells in the padding are dropped)."""
+    cdef Py_ssize_t n = g.shape[0], c = g.shape[1], oh = g.shape[2], ow = g.shape[3]
+    if arg.shape[0] != n or arg.shape[1] != c or arg.shape[2] != oh or arg.shape[3] != ow:
+        raise ValueError("maxpool2d_backward: gradient and arg-max shapes differ")
+    out = np.zeros((n, c, h, w), dtype=np.float32)
+    if g.size == 0 or out.size == 0:
+        return out
+    cdef float[:, :, :, ::1] dx = out
+    cdef Py_ssize_t plane
+    with nogil:
+        for plane in range(n * c):
+            maxpool_backward_plane(&g[plane // c, plane % c, 0, 0], &arg[plane // c, plane % c, 0, 0], oh, ow, kw,
+                                   sh, sw, ph, pw, &dx[plane // c, plane % c, 0, 0], h, w)
+    return out
+
+
+def adam_update(float[::1] w, const float[::1] g, float[::1] m, float[::1] v, float b1, float one_minus_b1,
+                float b2, float one_minus_b2, float bias1, float bias2, float lr, float eps):
+    """One Adam step in place on flat float32 arrays (see train_ops.h for the exact float32 steps).  Constants
+    are computed in double by the caller (one_minus_b1 = 1 - b1, bias1 = 1 - b1**t, ...) and rounded here."""
+    cdef Py_ssize_t n = w.shape[0]
+    if g.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
+        raise ValueError("adam_update: weight, gradient and moment arrays differ in size")
+    if n == 0:
+        return
+    with nogil:
+        adam_update_f32(&w[0], &g[0], &m[0], &v[0], n, b1, one_minus_b1, b2, one_minus_b2, bias1, bias2, lr, eps)

@@ -44,6 +44,10 @@ class SignSTE(Function):
     @staticmethod
     def backward(ctx, g):
         (inside,) = ctx.saved
+        if _backend.ext is not None and g.dtype == np.float32 and inside.dtype == np.bool_:
+            flat = _backend.ext.masked_gradient(np.ascontiguousarray(g).reshape(-1),
+                                                np.ascontiguousarray(inside).reshape(-1).view(np.uint8))
+            return flat.reshape(g.shape)
         return g * inside
 
 
@@ -82,11 +86,24 @@ class MagnitudeAwareSign(Function):
     def forward(ctx, w):
         axes = tuple(range(1, w.ndim))
         alpha = np.abs(w).mean(axis=axes, keepdims=True)
+        if _backend.ext is not None and w.dtype == np.float32 and w.ndim > 1:
+            # the same α (one NumPy reduction), then q and the STE mask in one pass; the backward scales by
+            # α·mask without ever storing the float scale array
+            rows = (w.shape[0], -1)
+            alpha_rows = np.ascontiguousarray(alpha.reshape(-1))
+            q, mask = _backend.ext.magnitude_aware_sign_forward(np.ascontiguousarray(w).reshape(rows), alpha_rows)
+            ctx.save(alpha_rows, mask)
+            return q.reshape(w.shape)
         ctx.save(alpha * (np.abs(w) <= 1))
         return (alpha * sign(w)).astype(w.dtype)
 
     @staticmethod
     def backward(ctx, g):
+        if len(ctx.saved) == 2:
+            alpha_rows, mask = ctx.saved
+            dw = _backend.ext.magnitude_aware_sign_backward(np.ascontiguousarray(g, dtype=np.float32)
+                                                            .reshape(mask.shape), alpha_rows, mask)
+            return dw.reshape(g.shape)
         (scale,) = ctx.saved
         return g * scale
 

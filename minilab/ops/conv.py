@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import _backend
 from ..autograd import Function
+from . import conv_chunked
 
 
 _packed_forward = True
@@ -61,10 +62,6 @@ def windows(xp, kh, kw, stride):
 def im2col(xp, kh, kw, stride, groups):
     """cols[g, n·OH·OW + i·OW + j, c·kh·kw + u·kw + v] = x_pad[n, g·Cg + c, i·s + u, j·s + v]."""
     n, c = xp.shape[:2]
-    if _backend.ext is not None and groups == 1 and xp.dtype == np.float32:
-        oh, ow = (xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1
-        return _backend.ext.im2col(np.ascontiguousarray(xp), kh, kw, stride[0], stride[1], oh, ow,
-                                   _backend.threads)[None]
     win = windows(xp, kh, kw, stride)
     oh, ow = win.shape[2:4]
     cg = c // groups
@@ -77,9 +74,6 @@ def col2im(dcols, xp_shape, kh, kw, stride, groups, out_hw):
     n, c, hp, wp = xp_shape
     oh, ow = out_hw
     sh, sw = stride
-    if _backend.ext is not None and groups == 1 and dcols.dtype == np.float32:
-        return _backend.ext.col2im(np.ascontiguousarray(dcols[0]), n, c, hp, wp, kh, kw, sh, sw, oh, ow,
-                                   _backend.threads)
     cg = c // groups
     d = dcols.reshape(groups, n, oh, ow, cg, kh, kw).transpose(1, 0, 4, 2, 3, 5, 6).reshape(n, c, oh, ow, kh, kw)
     dxp = np.zeros(xp_shape, dtype=dcols.dtype)
@@ -171,25 +165,38 @@ class Conv2d(Function):
         ow = output_size(x.shape[3], kw, stride[1], padding[1])
         if oh < 1 or ow < 1:
             raise ValueError(f"conv2d: a {kh}x{kw} kernel does not fit the padded {x.shape[2:]} input")
-        xp = pad_input(x, padding, pad_value)
         ctx.stride, ctx.padding, ctx.groups, ctx.has_bias = stride, padding, groups, b is not None
         depthwise = groups == x.shape[1] and w.shape[1] == 1 and groups > 1
         ctx.depthwise = depthwise
-        if depthwise:
+        ctx.chunked = not depthwise and groups == 1 and _backend.ext is not None and \
+            x.dtype == np.float32 == w.dtype
+        if ctx.chunked:  # compiled kernels: im2col per cache-sized chunk of images, recomputed in backward
+            x = np.ascontiguousarray(x)
+            if binary and _packed_forward and is_binary_pair(x, w):
+                from .packed import binary_conv2d_packed
+                out = binary_conv2d_packed(x, w, stride, padding, pad_value)
+            else:
+                out = conv_chunked.conv_forward(x, w, stride, padding, pad_value, (oh, ow))
+            ctx.pad_value = pad_value
+            ctx.save(x, w)
+        elif depthwise:
+            xp = pad_input(x, padding, pad_value)
             ctx.save(xp, w)
-            return depthwise_forward(xp, w, stride, (oh, ow), b)
-        if binary and _packed_forward and groups == 1 and _backend.ext is not None and is_binary_pair(x, w):
-            from .packed import binary_conv2d_packed
-            out = binary_conv2d_packed(x, w, stride, padding, pad_value).astype(x.dtype, copy=False)
-            ctx.save(None, w, xp)  # im2col of the ±1 input is deferred to backward, which needs it for ∂L/∂w
-            ctx.xp_shape = xp.shape
+            out = depthwise_forward(xp, w, stride, (oh, ow), b)
+            return out
         else:
-            cols = im2col(xp, kh, kw, stride, groups)
-            wmat = w.reshape(groups, w.shape[0] // groups, -1)
-            out = np.matmul(cols, wmat.transpose(0, 2, 1))  # (g, N·OH·OW, Og)
-            n = x.shape[0]
-            out = out.reshape(groups, n, oh, ow, -1).transpose(1, 0, 4, 2, 3).reshape(n, w.shape[0], oh, ow)
-            ctx.save(cols, w)
+            xp = pad_input(x, padding, pad_value)
+            if binary and _packed_forward and groups == 1 and _backend.ext is not None and is_binary_pair(x, w):
+                from .packed import binary_conv2d_packed
+                out = binary_conv2d_packed(x, w, stride, padding, pad_value).astype(x.dtype, copy=False)
+                ctx.save(None, w, xp)  # im2col of the ±1 input is deferred to backward, which needs it for ∂L/∂w
+            else:
+                cols = im2col(xp, kh, kw, stride, groups)
+                wmat = w.reshape(groups, w.shape[0] // groups, -1)
+                out = np.matmul(cols, wmat.transpose(0, 2, 1))  # (g, N·OH·OW, Og)
+                n = x.shape[0]
+                out = out.reshape(groups, n, oh, ow, -1).transpose(1, 0, 4, 2, 3).reshape(n, w.shape[0], oh, ow)
+                ctx.save(cols, w)
             ctx.xp_shape = xp.shape
         if b is not None:
             out = out + b.reshape(1, -1, 1, 1)
@@ -199,6 +206,11 @@ class Conv2d(Function):
     def backward(ctx, g):
         stride, padding, groups = ctx.stride, ctx.padding, ctx.groups
         db = g.sum(axis=(0, 2, 3)) if ctx.has_bias else None
+        if ctx.chunked:
+            x, w = ctx.saved
+            dx, dw = conv_chunked.conv_backward(x, w, np.ascontiguousarray(g, dtype=np.float32), stride, padding,
+                                                ctx.pad_value, ctx.needs_input_grad[0])
+            return (dx, dw, db) if ctx.has_bias else (dx, dw)
         if ctx.depthwise:
             xp, w = ctx.saved
             dxp, dw = depthwise_backward(xp, w, g, stride)

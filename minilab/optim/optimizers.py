@@ -8,6 +8,8 @@
 """
 import numpy as np
 
+from .. import _backend
+
 
 class Optimizer:
     def __init__(self, params, lr):
@@ -84,15 +86,24 @@ class Adam(Optimizer):
             g = g + self.weight_decay * p.data
         m = state.setdefault("m", np.zeros_like(p.data))
         v = state.setdefault("v", np.zeros_like(p.data))
+        if self.weight_decay and self.decoupled:
+            p.data -= self.lr * self.weight_decay * p.data  # independent of the moments, so it may come first
+        if _backend.ext is not None and _all_flat_float32(p.data, g, m, v):
+            # the same float32 steps in one pass instead of about ten whole-array NumPy passes
+            _backend.ext.adam_update(p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, 1 - b1,
+                                     b2, 1 - b2, 1 - b1 ** self.steps, 1 - b2 ** self.steps, self.lr, self.eps)
+            return
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
         m_hat = m / (1 - b1 ** self.steps)
         v_hat = v / (1 - b2 ** self.steps)
-        if self.weight_decay and self.decoupled:
-            p.data -= self.lr * self.weight_decay * p.data
         p.data -= (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(p.data.dtype)
+
+
+def _all_flat_float32(*arrays):
+    return all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)
 
 
 class AdamW(Adam):

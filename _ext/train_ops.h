@@ -1,0 +1,317 @@
+/* Float kernels of the training loop: the fast twins of minilab/ops/{binary,norm,pool,conv}.py and
+ * minilab/optim/optimizers.py.  Plain C loops over contiguous float32 arrays that GCC vectorises.
+ *
+ * Where the NumPy reference is a fixed sequence of float32 operations (sign, the BatchNorm affine, max pooling,
+ * the magnitude-aware weight quantizer, Adam) the same operations run here in the same order, so results are
+ * bit-identical (the build uses -ffp-contract=off: no fused multiply-adds).  Reductions (BatchNorm statistics and
+ * its backward sums) accumulate in double, so they agree with NumPy's float32 pairwise sums to float32 tolerance,
+ * not bit for bit. */
+#ifndef MINILAB_TRAIN_OPS_H
+#define MINILAB_TRAIN_OPS_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- sign with the STE mask: y = sign(x) (sign(0) = +1), mask = |x| <= clip ------------------------------- */
+static void sign_ste_f32(const float *restrict x, float *restrict y, uint8_t *restrict mask, int64_t n,
+                         float clip) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = v >= 0.0f ? 1.0f : -1.0f;
+        mask[i] = (v <= clip) & (v >= -clip);
+    }
+}
+
+/* g * mask, the STE backward */
+static void masked_copy_f32(const float *restrict g, const uint8_t *restrict mask, float *restrict out,
+                            int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        out[i] = mask[i] ? g[i] : 0.0f * g[i];  /* 0·g keeps NumPy's signed zero (g·False = ±0) */
+}
+
+/* ---- magnitude-aware sign over rows (one output channel per row) -------------------------------------------
+ * q[r, k] = alpha[r] * sign(w[r, k]);  mask[r, k] = |w[r, k]| <= 1  (alpha is computed by the caller, with the
+ * same NumPy reduction as the reference, so the quantized weights are bit-identical). */
+static void magnitude_sign_rows_f32(const float *restrict w, const float *restrict alpha, float *restrict q,
+                                    uint8_t *restrict mask, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float a = alpha[r], na = -alpha[r];
+        const float *wr = w + r * cols;
+        float *qr = q + r * cols;
+        uint8_t *mr = mask + r * cols;
+        for (int64_t k = 0; k < cols; k++) {
+            float v = wr[k];
+            qr[k] = v >= 0.0f ? a : na;
+            mr[k] = fabsf(v) <= 1.0f;
+        }
+    }
+}
+
+/* dw[r, k] = g[r, k] * (alpha[r] * mask[r, k]) — the reference's scale array, never materialised */
+static void magnitude_sign_backward_rows_f32(const float *restrict g, const float *restrict alpha,
+                                             const uint8_t *restrict mask, float *restrict dw, int64_t rows,
+                                             int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float a = alpha[r];
+        const float *gr = g + r * cols;
+        const uint8_t *mr = mask + r * cols;
+        float *dr = dw + r * cols;
+        for (int64_t k = 0; k < cols; k++)
+            dr[k] = gr[k] * (mr[k] ? a : 0.0f);
+    }
+}
+
+/* ---- BatchNorm over (N, C, HW): statistics, the affine forward, the training backward -------------------- */
+
+/* per-channel mean and biased variance (two passes, double accumulation) */
+static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, float *restrict mean,
+                                 float *restrict var) {
+    const double count = (double)n * (double)hw;
+    for (int64_t ch = 0; ch < c; ch++) {
+        double s = 0.0;
+        for (int64_t b = 0; b < n; b++) {
+            const float *p = x + (b * c + ch) * hw;
+            double part = 0.0;
+            for (int64_t i = 0; i < hw; i++) part += p[i];
+            s += part;
+        }
+        const double mu = s / count;
+        double ss = 0.0;
+        for (int64_t b = 0; b < n; b++) {
+            const float *p = x + (b * c + ch) * hw;
+            double part = 0.0;
+            for (int64_t i = 0; i < hw; i++) {
+                double d = p[i] - mu;
+                part += d * d;
+            }
+            ss += part;
+        }
+        mean[ch] = (float)mu;
+        var[ch] = (float)(ss / count);
+    }
+}
+
+/* y = ((x - mean) * invstd) * gamma + beta, channel by channel — the reference's float32 steps in its order */
+static void batchnorm_forward_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw,
+                                  const float *restrict mean, const float *restrict invstd,
+                                  const float *restrict gamma, const float *restrict beta, float *restrict y) {
+    for (int64_t b = 0; b < n; b++) {
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float mu = mean[ch], is = invstd[ch], ga = gamma[ch], be = beta[ch];
+            const float *p = x + (b * c + ch) * hw;
+            float *q = y + (b * c + ch) * hw;
+            for (int64_t i = 0; i < hw; i++) {
+                float xhat = (p[i] - mu) * is;
+                q[i] = xhat * ga + be;
+            }
+        }
+    }
+}
+
+/* Training backward with x̂ = (x − μ)·invstd recomputed (the same float32 steps as the forward):
+ *   dβ = Σ g,  dγ = Σ g·x̂,  dx = invstd·γ·(g − dβ/M − x̂·dγ/M),  M = N·HW. */
+static void batchnorm_backward_f32(const float *restrict x, const float *restrict g, int64_t n, int64_t c,
+                                   int64_t hw, const float *restrict mean, const float *restrict invstd,
+                                   const float *restrict gamma, float *restrict dx, float *restrict dgamma,
+                                   float *restrict dbeta) {
+    const double count = (double)n * (double)hw;
+    for (int64_t ch = 0; ch < c; ch++) {
+        const float mu = mean[ch], is = invstd[ch];
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t b = 0; b < n; b++) {
+            const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
+            double a = 0.0, bx = 0.0;
+            for (int64_t i = 0; i < hw; i++) {
+                float xhat = (p[i] - mu) * is;
+                a += gp[i];
+                bx += (double)gp[i] * xhat;
+            }
+            sg += a;
+            sgx += bx;
+        }
+        dbeta[ch] = (float)sg;
+        dgamma[ch] = (float)sgx;
+        const float k = is * gamma[ch], mg = (float)(sg / count), mgx = (float)(sgx / count);
+        for (int64_t b = 0; b < n; b++) {
+            const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
+            float *d = dx + (b * c + ch) * hw;
+            for (int64_t i = 0; i < hw; i++) {
+                float xhat = (p[i] - mu) * is;
+                d[i] = k * (gp[i] - mg - xhat * mgx);
+            }
+        }
+    }
+}
+
+/* ---- max pooling on one (H, W) plane, padding counted as -inf -------------------------------------------
+ * xp is the plane already surrounded by -inf (ph rows, pw columns; width wp), so the window loop has no bounds
+ * checks.  y[i, j] = max over the window; arg[i, j] = u·kw + v of the first maximum (strictly greater wins, as
+ * the reference's running maximum over taps in row-major order).  NaN anywhere in a window makes y NaN. */
+static void maxpool_forward_plane(const float *restrict xp, int64_t wp, int kh, int kw, int sh, int sw,
+                                  float *restrict y, int16_t *restrict arg, int64_t oh, int64_t ow) {
+    for (int64_t i = 0; i < oh; i++) {
+        for (int64_t j = 0; j < ow; j++) {
+            const float *win = xp + i * sh * wp + j * sw;
+            float best = win[0];
+            int best_t = 0, has_nan = best != best;
+            for (int u = 0; u < kh; u++) {
+                for (int v = 0; v < kw; v++) {
+                    float val = win[u * wp + v];
+                    int better = val > best;
+                    best = better ? val : best;
+                    best_t = better ? u * kw + v : best_t;
+                    has_nan |= val != val;
+                }
+            }
+            y[i * ow + j] = has_nan ? NAN : best;
+            if (arg) arg[i * ow + j] = (int16_t)best_t;
+        }
+    }
+}
+
+/* dx[window's arg-max cell] += g[i, j] (cells in the padding are dropped) */
+static void maxpool_backward_plane(const float *restrict g, const int16_t *restrict arg, int64_t oh, int64_t ow,
+                                   int kw, int sh, int sw, int ph, int pw, float *restrict dx, int64_t h,
+                                   int64_t w) {
+    for (int64_t i = 0; i < oh; i++) {
+        for (int64_t j = 0; j < ow; j++) {
+            int t = arg[i * ow + j];
+            int64_t r = i * sh + t / kw - ph, q = j * sw + t % kw - pw;
+            if (r >= 0 && r < h && q >= 0 && q < w) dx[r * w + q] += g[i * ow + j];
+        }
+    }
+}
+
+/* ---- im2col / col2im for one image, in the transposed ("Caffe") layout --------------------------------------
+ * cols[(ch*kh + u)*kw + v][i*OW + j] = x_pad[ch, i*sh + u, j*sw + v]: one row per tap, one column per output
+ * pixel, rows `ld` floats apart (a chunk of images shares one matrix, image b starting at column b*OH*OW).
+ * x_pad is x (C, H, W) surrounded by ph rows / pw columns of `pad`; the padding is implicit, no padded copy of
+ * x is made.  In this layout both the copy and its adjoint run along input rows: contiguous reads and writes
+ * (stride 1), which vectorise, and no two iterations of an inner loop touch the same cell. */
+
+/* the output columns j whose tap v reads inside the image: j in [*j0, *j1) */
+static void valid_columns(int64_t w, int sw, int pw, int v, int64_t ow, int64_t *j0, int64_t *j1) {
+    int64_t lo = 0, hi = ow;
+    while (lo < ow && lo * sw + v - pw < 0) lo++;
+    while (hi > lo && (hi - 1) * sw + v - pw >= w) hi--;
+    *j0 = lo;
+    *j1 = hi;
+}
+
+static void im2col_image(const float *restrict x, int64_t c, int64_t h, int64_t w, int kh, int kw, int sh, int sw,
+                         int ph, int pw, float pad, int64_t oh, int64_t ow, float *restrict cols, int64_t ld) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        for (int u = 0; u < kh; u++) {
+            for (int v = 0; v < kw; v++) {
+                int64_t j0, j1;
+                valid_columns(w, sw, pw, v, ow, &j0, &j1);
+                float *row = cols + ((ch * kh + u) * kw + v) * ld;
+                for (int64_t i = 0; i < oh; i++) {
+                    float *dst = row + i * ow;
+                    const int64_t r = i * sh + u - ph;
+                    if (r < 0 || r >= h) {
+                        for (int64_t j = 0; j < ow; j++) dst[j] = pad;
+                        continue;
+                    }
+                    const float *src = x + (ch * h + r) * w + v - pw;
+                    for (int64_t j = 0; j < j0; j++) dst[j] = pad;
+                    if (sw == 1)
+                        for (int64_t j = j0; j < j1; j++) dst[j] = src[j];
+                    else
+                        for (int64_t j = j0; j < j1; j++) dst[j] = src[j * sw];
+                    for (int64_t j = j1; j < ow; j++) dst[j] = pad;
+                }
+            }
+        }
+    }
+}
+
+/* The adjoint: dx[ch, r, q] += cols[tap][pixel] for every tap that reads inside the image (padding taps are
+ * dropped). */
+static void col2im_image(const float *restrict cols, int64_t ld, int64_t c, int64_t h, int64_t w, int kh, int kw,
+                         int sh, int sw, int ph, int pw, int64_t oh, int64_t ow, float *restrict dx) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        for (int u = 0; u < kh; u++) {
+            for (int v = 0; v < kw; v++) {
+                int64_t j0, j1;
+                valid_columns(w, sw, pw, v, ow, &j0, &j1);
+                const float *row = cols + ((ch * kh + u) * kw + v) * ld;
+                for (int64_t i = 0; i < oh; i++) {
+                    const int64_t r = i * sh + u - ph;
+                    if (r < 0 || r >= h) continue;
+                    const float *src = row + i * ow;
+                    float *dst = dx + (ch * h + r) * w + v - pw;
+                    if (sw == 1)
+                        for (int64_t j = j0; j < j1; j++) dst[j] += src[j];
+                    else
+                        for (int64_t j = j0; j < j1; j++) dst[j * sw] += src[j];
+                }
+            }
+        }
+    }
+}
+
+/* Small maps (a few output columns) make the row loops above all overhead; there a precomputed gather does the
+ * same copy: index[t*P + p] is the input offset r*w + q that tap t = u*kw + v of output pixel p reads, or -1 where
+ * it reads the padding (P = OH*OW). */
+static void tap_indices(int64_t h, int64_t w, int kh, int kw, int sh, int sw, int ph, int pw, int64_t oh,
+                        int64_t ow, int32_t *restrict index) {
+    for (int u = 0; u < kh; u++)
+        for (int v = 0; v < kw; v++)
+            for (int64_t i = 0; i < oh; i++)
+                for (int64_t j = 0; j < ow; j++) {
+                    const int64_t r = i * sh + u - ph, q = j * sw + v - pw;
+                    const int inside = r >= 0 && r < h && q >= 0 && q < w;
+                    index[((u * kw + v) * oh + i) * ow + j] = inside ? (int32_t)(r * w + q) : -1;
+                }
+}
+
+static void im2col_gather_image(const float *restrict x, int64_t c, int64_t hw, int taps,
+                                const int32_t *restrict index, int64_t P, float pad, float *restrict cols,
+                                int64_t ld) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        const float *plane = x + ch * hw;
+        for (int t = 0; t < taps; t++) {
+            const int32_t *ix = index + t * P;
+            float *dst = cols + (ch * taps + t) * ld;
+            for (int64_t p = 0; p < P; p++) {
+                const int32_t k = ix[p];
+                const float val = plane[k < 0 ? 0 : k];  /* always a valid load; the padding is selected below */
+                dst[p] = k < 0 ? pad : val;
+            }
+        }
+    }
+}
+
+static void col2im_gather_image(const float *restrict cols, int64_t ld, int64_t c, int64_t hw, int taps,
+                                const int32_t *restrict index, int64_t P, float *restrict dx) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        float *plane = dx + ch * hw;
+        for (int t = 0; t < taps; t++) {  /* within one tap no two pixels read the same cell */
+            const int32_t *ix = index + t * P;
+            const float *src = cols + (ch * taps + t) * ld;
+            for (int64_t p = 0; p < P; p++)
+                if (ix[p] >= 0) plane[ix[p]] += src[p];
+        }
+    }
+}
+
+/* ---- Adam --------------------------------------------------------------------------------------------
+ * The reference's float32 steps, in its order:  m ← m·β1 + (1−β1)·g;  v ← v·β2 + ((1−β2)·g)·g;
+ * m̂ = m / (1−β1ᵗ);  v̂ = v / (1−β2ᵗ);  w ← w − (lr·m̂) / (√v̂ + ε).  Every constant arrives already rounded
+ * to float32 from its double value, as NumPy rounds a Python float that meets a float32 array. */
+static void adam_update_f32(float *restrict w, const float *restrict g, float *restrict m, float *restrict v,
+                            int64_t n, float b1, float one_minus_b1, float b2, float one_minus_b2, float bias1,
+                            float bias2, float lr, float eps) {
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float mi = m[i] * b1 + one_minus_b1 * gi;
+        float vi = v[i] * b2 + (one_minus_b2 * gi) * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float step = (lr * (mi / bias1)) / (sqrtf(vi / bias2) + eps);
+        w[i] = w[i] - step;
+    }
+}
+
+#endif

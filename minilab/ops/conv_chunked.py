@@ -1,0 +1,90 @@
+"""Conv2d on the compiled kernels: the same maths as `conv.py`'s im2col + GEMM, one chunk of images at a time.
+
+A whole batch's im2col matrix is large (Bi-Real-18's first stage at 64 px, batch 64: 38 MB) and every pass over
+it goes to main memory.  Cut into chunks of a few MB, each chunk's columns are written, multiplied and (in the
+backward) scattered back while they are still in cache, and nothing batch-sized is kept between forward and
+backward: the backward rebuilds each chunk's columns from the input instead.
+
+The kernels use the transposed ("Caffe") layout, colsᵀ of shape (C·kh·kw, images·OH·OW), in which im2col and
+col2im run along image rows and a gradient chunk needs no pixel-major transpose:
+
+    forward:   for each chunk   Y[chunk]  = W · colsᵀ                           (O, images·OH·OW)
+    backward:  for each chunk   ∂W       += Gᵀ[chunk] · cols,   ∂x[chunk] = col2im(Wᵀ · Gᵀ[chunk])
+
+with W the (O, C·kh·kw) weight matrix and Gᵀ[chunk] the chunk's gradient as (O, images·OH·OW).  Padding is
+implicit in the kernels (`pad_value` fills the border), so no padded copy of x is made either.  Only for float32,
+groups = 1; `Conv2d` uses the reference path otherwise."""
+import numpy as np
+
+from .. import _backend
+
+CHUNK_BYTES = 4 << 20  # im2col columns per chunk: well inside this machine's L3, big enough for good GEMMs
+
+
+def image_chunks(n, bytes_per_image, budget=None):
+    """Consecutive (start, stop) ranges of images, each with at most `budget` (CHUNK_BYTES) bytes of columns
+    (at least one image)."""
+    budget = CHUNK_BYTES if budget is None else budget
+    step = max(1, min(n, budget // max(bytes_per_image, 1)))
+    return [(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+class _Chunks:
+    """The chunking of one conv: image ranges and one reusable (taps, pixels) buffer per matrix."""
+
+    def __init__(self, x, w, out_hw):
+        self.kh, self.kw = w.shape[2:]
+        self.pixels = out_hw[0] * out_hw[1]
+        self.taps = w.shape[1] * self.kh * self.kw
+        self.ranges = image_chunks(x.shape[0], self.pixels * self.taps * 4)
+        self.largest = max(stop - start for start, stop in self.ranges)
+
+    def buffer(self):
+        return np.empty(self.taps * self.largest * self.pixels, dtype=np.float32)
+
+    def matrix(self, buffer, images):
+        """The first taps × images·pixels entries of `buffer` as a C-contiguous matrix."""
+        return buffer[:self.taps * images * self.pixels].reshape(self.taps, images * self.pixels)
+
+
+def conv_forward(x, w, stride, padding, pad_value, out_hw):
+    """y (N, O, OH, OW) = conv(x padded with pad_value, w), chunk by chunk."""
+    ext = _backend.ext
+    chunks = _Chunks(x, w, out_hw)
+    n, o = x.shape[0], w.shape[0]
+    wmat = w.reshape(o, chunks.taps)
+    out = np.empty((n, o) + tuple(out_hw), dtype=np.float32)
+    buffer = chunks.buffer()
+    for start, stop in chunks.ranges:
+        images = stop - start
+        cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
+                            out=chunks.matrix(buffer, images))
+        y = wmat @ cols_t                                                    # (O, images·OH·OW)
+        out[start:stop] = y.reshape(o, images, *out_hw).transpose(1, 0, 2, 3)
+    return out
+
+
+def conv_backward(x, w, g, stride, padding, pad_value, need_input_grad):
+    """(∂L/∂x or None, ∂L/∂w) for y = conv(x padded with pad_value, w) and ∂L/∂y = g, chunk by chunk."""
+    ext = _backend.ext
+    chunks = _Chunks(x, w, g.shape[2:])
+    o = w.shape[0]
+    wmat = w.reshape(o, chunks.taps)
+    dw = np.empty((o, chunks.taps), dtype=np.float32)
+    dw_part = np.empty_like(dw) if len(chunks.ranges) > 1 else None
+    dx = np.zeros(x.shape, dtype=np.float32) if need_input_grad else None
+    cols_buffer = chunks.buffer()
+    dcols_buffer = chunks.buffer() if need_input_grad else None
+    for start, stop in chunks.ranges:
+        images = stop - start
+        cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
+                            out=chunks.matrix(cols_buffer, images))
+        g_t = g[start:stop].transpose(1, 0, 2, 3).reshape(o, images * chunks.pixels)   # (O, images·OH·OW)
+        if start == 0:
+            np.matmul(g_t, cols_t.T, out=dw)
+        else:
+            dw += np.matmul(g_t, cols_t.T, out=dw_part)
+        if need_input_grad:
+            dcols_t = np.matmul(wmat.T, g_t, out=chunks.matrix(dcols_buffer, images))
+            ext.col2im(dcols_t, dx[start:stop], chunks.kh, chunks.kw, *stride, *padding)
+    return dx, dw.reshape(w.shape)
