@@ -1,8 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Compiled twins of minilab's NumPy reference ops (minilab/ops/*.py is the readable version of each).
 
-Float kernels: im2col / col2im for conv2d, depthwise 3x3 forward / backward (LAB's hot spot), LAB's fused
-argmax.  Binary kernels: bit-packing (bit = 1 means -1), packed im2col, and the XNOR-popcount GEMM of bgemm.h."""
+Float kernels: im2col / col2im for conv2d (transposed layout, implicit padding; used chunk by chunk by
+minilab/ops/conv_chunked.py), depthwise 3x3 forward / backward (LAB's hot spot), LAB's fused argmax, PReLU, and the
+training loop's elementwise work in train_ops.h (sign + STE mask, the magnitude-aware weight quantizer, BatchNorm
+statistics / affine / backward, max pooling, Adam).  Binary kernels: bit-packing (bit = 1 means -1), packed im2col,
+and the XNOR-popcount GEMM of bgemm.h."""
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
@@ -372,7 +375,10 @@ def prelu_forward(const float[:, :, :, ::1] x, const float[::1] slope):
 # ------------------------------------------------------------------------------- training-loop float kernels
 cdef extern from "train_ops.h" nogil:
     void sign_ste_f32(const float *x, float *y, uint8_t *mask, int64_t n, float clip)
+    int all_plus_minus_one(const float *x, int64_t n)
+    int rows_plus_minus_alpha(const float *w, int64_t rows, int64_t cols)
     void masked_copy_f32(const float *g, const uint8_t *mask, float *out, int64_t n)
+    void row_abs_mean_f32(const float *w, int64_t rows, int64_t cols, float *alpha)
     void magnitude_sign_rows_f32(const float *w, const float *alpha, float *q, uint8_t *mask, int64_t rows,
                                  int64_t cols)
     void magnitude_sign_backward_rows_f32(const float *g, const float *alpha, const uint8_t *mask, float *dw,
@@ -389,6 +395,17 @@ cdef extern from "train_ops.h" nogil:
                                 int ph, int pw, float *dx, int64_t h, int64_t w)
     void adam_update_f32(float *w, const float *g, float *m, float *v, int64_t n, float b1, float one_minus_b1,
                          float b2, float one_minus_b2, float bias1, float bias2, float lr, float eps)
+
+
+def is_binary_pair(const float[::1] x, const float[:, ::1] w):
+    """True when every x is +-1 and every row of w is +-alpha_row: the packed XNOR-popcount conv is then exact."""
+    cdef int ok = 1
+    with nogil:
+        if x.shape[0] > 0:
+            ok = all_plus_minus_one(&x[0], x.shape[0])
+        if ok and w.shape[0] > 0 and w.shape[1] > 0:
+            ok = rows_plus_minus_alpha(&w[0, 0], w.shape[0], w.shape[1])
+    return bool(ok)
 
 
 def sign_ste_forward(const float[::1] x, float clip):
@@ -419,20 +436,22 @@ def masked_gradient(const float[::1] g, const uint8_t[::1] mask):
     return out
 
 
-def magnitude_aware_sign_forward(const float[:, ::1] w, const float[::1] alpha):
-    """q[o, k] = alpha[o] * sign(w[o, k]) and the STE mask |w| <= 1 (uint8), weights flattened to (C_out, K)."""
+def magnitude_aware_sign_forward(const float[:, ::1] w):
+    """(q, mask, alpha) for weights flattened to (C_out, K): alpha[o] = mean |w[o]|, q[o, k] = alpha[o] *
+    sign(w[o, k]) and the STE mask |w| <= 1 (uint8)."""
     cdef Py_ssize_t rows = w.shape[0], cols = w.shape[1]
-    if alpha.shape[0] != rows:
-        raise ValueError(f"magnitude_aware_sign_forward: {alpha.shape[0]} scales for {rows} output channels")
     q = np.empty((rows, cols), dtype=np.float32)
     mask = np.empty((rows, cols), dtype=np.uint8)
+    alpha = np.zeros(rows, dtype=np.float32)
     if q.size == 0:
-        return q, mask
+        return q, mask, alpha
     cdef float[:, ::1] qv = q
     cdef uint8_t[:, ::1] mv = mask
+    cdef float[::1] av = alpha
     with nogil:
-        magnitude_sign_rows_f32(&w[0, 0], &alpha[0], &qv[0, 0], &mv[0, 0], rows, cols)
-    return q, mask
+        row_abs_mean_f32(&w[0, 0], rows, cols, &av[0])
+        magnitude_sign_rows_f32(&w[0, 0], &av[0], &qv[0, 0], &mv[0, 0], rows, cols)
+    return q, mask, alpha
 
 
 def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha, const uint8_t[:, ::1] mask):

@@ -30,8 +30,21 @@ static void masked_copy_f32(const float *restrict g, const uint8_t *restrict mas
 }
 
 /* ---- magnitude-aware sign over rows (one output channel per row) -------------------------------------------
- * q[r, k] = alpha[r] * sign(w[r, k]);  mask[r, k] = |w[r, k]| <= 1  (alpha is computed by the caller, with the
- * same NumPy reduction as the reference, so the quantized weights are bit-identical). */
+ * alpha[r] = mean |w[r, :]| (double accumulation, 8 partial sums so it vectorises: equal to NumPy's float32
+ * pairwise mean to float32 rounding);  q[r, k] = alpha[r] * sign(w[r, k]);  mask[r, k] = |w[r, k]| <= 1. */
+static void row_abs_mean_f32(const float *restrict w, int64_t rows, int64_t cols, float *restrict alpha) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *wr = w + r * cols;
+        double part[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0.0;
+        int64_t k = 0;
+        for (; k + 8 <= cols; k += 8)
+            for (int l = 0; l < 8; l++) part[l] += fabsf(wr[k + l]);
+        for (; k < cols; k++) s += fabsf(wr[k]);
+        for (int l = 0; l < 8; l++) s += part[l];
+        alpha[r] = (float)(s / (double)cols);
+    }
+}
+
 static void magnitude_sign_rows_f32(const float *restrict w, const float *restrict alpha, float *restrict q,
                                     uint8_t *restrict mask, int64_t rows, int64_t cols) {
     for (int64_t r = 0; r < rows; r++) {
@@ -61,7 +74,56 @@ static void magnitude_sign_backward_rows_f32(const float *restrict g, const floa
     }
 }
 
+/* ---- the packed-forward precondition: x is ±1 and each row of w is ±(one magnitude) -------------------------
+ * Flags are OR-ed over blocks without early exits inside a block, so the loops vectorise. */
+static int all_plus_minus_one(const float *restrict x, int64_t n) {
+    for (int64_t start = 0; start < n; start += 4096) {
+        const int64_t stop = start + 4096 < n ? start + 4096 : n;
+        int bad = 0;
+        for (int64_t i = start; i < stop; i++) bad |= (x[i] != 1.0f) & (x[i] != -1.0f);
+        if (bad) return 0;
+    }
+    return 1;
+}
+
+static int rows_plus_minus_alpha(const float *restrict w, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *wr = w + r * cols;
+        const float a = fabsf(wr[0]);
+        int bad = 0;
+        for (int64_t k = 0; k < cols; k++) bad |= fabsf(wr[k]) != a;
+        if (bad) return 0;
+    }
+    return 1;
+}
+
 /* ---- BatchNorm over (N, C, HW): statistics, the affine forward, the training backward -------------------- */
+
+/* Sums in double with 8 independent partial sums, so the loop vectorises without reassociating anything. */
+static double sum_f64(const float *restrict p, int64_t n) {
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) part[l] += p[i + l];
+    double s = 0.0;
+    for (; i < n; i++) s += p[i];
+    for (int l = 0; l < 8; l++) s += part[l];
+    return s;
+}
+
+static double squared_deviation_f64(const float *restrict p, int64_t n, double mu) {
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) {
+            double d = p[i + l] - mu;
+            part[l] += d * d;
+        }
+    double s = 0.0;
+    for (; i < n; i++) s += (p[i] - mu) * (p[i] - mu);
+    for (int l = 0; l < 8; l++) s += part[l];
+    return s;
+}
 
 /* per-channel mean and biased variance (two passes, double accumulation) */
 static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, float *restrict mean,
@@ -69,23 +131,10 @@ static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, 
     const double count = (double)n * (double)hw;
     for (int64_t ch = 0; ch < c; ch++) {
         double s = 0.0;
-        for (int64_t b = 0; b < n; b++) {
-            const float *p = x + (b * c + ch) * hw;
-            double part = 0.0;
-            for (int64_t i = 0; i < hw; i++) part += p[i];
-            s += part;
-        }
+        for (int64_t b = 0; b < n; b++) s += sum_f64(x + (b * c + ch) * hw, hw);
         const double mu = s / count;
         double ss = 0.0;
-        for (int64_t b = 0; b < n; b++) {
-            const float *p = x + (b * c + ch) * hw;
-            double part = 0.0;
-            for (int64_t i = 0; i < hw; i++) {
-                double d = p[i] - mu;
-                part += d * d;
-            }
-            ss += part;
-        }
+        for (int64_t b = 0; b < n; b++) ss += squared_deviation_f64(x + (b * c + ch) * hw, hw, mu);
         mean[ch] = (float)mu;
         var[ch] = (float)(ss / count);
     }
@@ -120,14 +169,23 @@ static void batchnorm_backward_f32(const float *restrict x, const float *restric
         double sg = 0.0, sgx = 0.0;
         for (int64_t b = 0; b < n; b++) {
             const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
-            double a = 0.0, bx = 0.0;
-            for (int64_t i = 0; i < hw; i++) {
+            double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, bx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int64_t i = 0;
+            for (; i + 8 <= hw; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    float xhat = (p[i + l] - mu) * is;
+                    a[l] += gp[i + l];
+                    bx[l] += (double)gp[i + l] * xhat;
+                }
+            for (; i < hw; i++) {
                 float xhat = (p[i] - mu) * is;
-                a += gp[i];
-                bx += (double)gp[i] * xhat;
+                sg += gp[i];
+                sgx += (double)gp[i] * xhat;
             }
-            sg += a;
-            sgx += bx;
+            for (int l = 0; l < 8; l++) {
+                sg += a[l];
+                sgx += bx[l];
+            }
         }
         dbeta[ch] = (float)sg;
         dgamma[ch] = (float)sgx;

@@ -35,5 +35,5 @@ def set_blas_threads(n: int) -> bool:
 def set_threads(n: int) -> bool:
     """The CLIs' --threads: NumPy's BLAS threads.  The training kernels (im2col, col2im) stay single-threaded
     (minilab._backend.threads = 1): their OpenMP pool and OpenBLAS' pool fight over the cores — measured on
-    Bi-Real training at 64 px with 2 threads each: 66 img/s instead of 100."""
+    Bi-Real training at 64 px with 2 threads each: 45 img/s instead of 138 (same minute, same machine)."""
     return set_blas_threads(n)

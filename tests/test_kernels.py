@@ -186,7 +186,7 @@ def test_bench_cli_reports_ratios(capsys):
     assert [r["layer"] for r in result["binary_conv"]] == ["64ch 56x56", "128ch 28x28", "256ch 14x14", "512ch 7x7"]
     assert all(r["ratio"] > 0 and r["binary_gbmacs"] > 0 for r in result["binary_conv"])
     assert main(["train", "--arch", "labbnn", "--image-size", "32", "--batch-size", "4", "--width", "0.25",
-                 "--steps", "2", "--threads", "1", "--binarizer", "lab"]) == 0
+                 "--steps", "2", "--rounds", "1", "--threads", "1", "--binarizer", "lab"]) == 0
     out = capsys.readouterr().out
     assert "labbnn" in out and "speed-up" in out
 

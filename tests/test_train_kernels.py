@@ -147,20 +147,40 @@ def test_max_pool_kernel_matches_the_reference(x, config):
 
 
 @given(arrays(shape=None, min_dims=2, max_dims=4, min_side=1, max_side=7, dtype=np.float32, low=-2, high=2))
-def test_sign_and_magnitude_aware_kernels_are_bit_identical(w):
+def test_sign_and_magnitude_aware_kernels_match_the_reference(w):
+    """sign_ste is bit-identical; the magnitude-aware α is a mean summed in a different order (float32-close),
+    and given α its q = ±α and masked gradient are exact."""
     g = np.sin(np.arange(w.size, dtype=np.float32)).reshape(w.shape)
 
-    def run():
-        out = []
-        for quantizer in (F.magnitude_aware_sign, F.sign_ste):
-            W = ml.Tensor(w, requires_grad=True)
-            y = quantizer(W)
-            y.backward(g)
-            out += [y.data, W.grad]
-        return out
+    def run(quantizer):
+        W = ml.Tensor(w, requires_grad=True)
+        y = quantizer(W)
+        y.backward(g)
+        return y.data, W.grad
 
-    for a, b in zip(run(), reference(run)):
+    for a, b in zip(run(F.sign_ste), reference(lambda: run(F.sign_ste))):
         np.testing.assert_array_equal(a, b)
+    (q, dw), (q_ref, dw_ref) = run(F.magnitude_aware_sign), reference(lambda: run(F.magnitude_aware_sign))
+    np.testing.assert_allclose(q, q_ref, rtol=1e-6)
+    np.testing.assert_allclose(dw, dw_ref, rtol=1e-6)
+    rows = q.reshape(q.shape[0], -1)
+    assert np.all(np.abs(rows) == np.abs(rows[:, :1]))          # each output channel is exactly ±α_o
+    np.testing.assert_array_equal(np.sign(q), np.where(w >= 0, 1.0, -1.0))
+
+
+@given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 5), st.booleans(), st.booleans(),
+       st.integers(0, 2**31))
+def test_binary_pair_check_matches_numpy(n, c, o, spoil_x, spoil_w, seed):
+    from minilab.ops.conv import is_binary_pair
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.random((n, c, 3, 3)) < 0.5, -1.0, 1.0).astype(np.float32)
+    w = (np.where(rng.random((o, c, 3, 3)) < 0.5, -1.0, 1.0) * rng.uniform(0.1, 2, (o, 1, 1, 1))).astype(np.float32)
+    if spoil_x:
+        x.reshape(-1)[rng.integers(x.size)] = 0.5
+    if spoil_w:
+        w.reshape(-1)[rng.integers(w.size)] *= 1.5
+    assert is_binary_pair(x, w) == (not spoil_x and not spoil_w)
+    assert reference(lambda: is_binary_pair(x, w)) == is_binary_pair(x, w)
 
 
 @pytest.mark.parametrize("make", [lambda p: Adam(p, lr=0.01), lambda p: Adam(p, lr=0.01, weight_decay=1e-3),

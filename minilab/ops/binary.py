@@ -84,16 +84,14 @@ class MagnitudeAwareSign(Function):
 
     @staticmethod
     def forward(ctx, w):
-        axes = tuple(range(1, w.ndim))
-        alpha = np.abs(w).mean(axis=axes, keepdims=True)
-        if _backend.ext is not None and w.dtype == np.float32 and w.ndim > 1:
-            # the same α (one NumPy reduction), then q and the STE mask in one pass; the backward scales by
-            # α·mask without ever storing the float scale array
-            rows = (w.shape[0], -1)
-            alpha_rows = np.ascontiguousarray(alpha.reshape(-1))
-            q, mask = _backend.ext.magnitude_aware_sign_forward(np.ascontiguousarray(w).reshape(rows), alpha_rows)
+        if _backend.ext is not None and w.dtype == np.float32 and w.ndim > 1 and w.size:
+            # α, q and the STE mask without temporaries; the backward scales by α·mask, never storing the float
+            # scale array
+            q, mask, alpha_rows = _backend.ext.magnitude_aware_sign_forward(
+                np.ascontiguousarray(w).reshape(w.shape[0], -1))
             ctx.save(alpha_rows, mask)
             return q.reshape(w.shape)
+        alpha = np.abs(w).mean(axis=tuple(range(1, w.ndim)), keepdims=True)
         ctx.save(alpha * (np.abs(w) <= 1))
         return (alpha * sign(w)).astype(w.dtype)
 

@@ -9,6 +9,9 @@ General convs use im2col: every output pixel's receptive field becomes one row o
 BLAS GEMM per group.  Backward is two more GEMMs:  ∂L/∂W = Gᵀ·cols,  ∂L/∂cols = G·W, and col2im scatters the
 column gradient back onto the (padded) input.  Depthwise convs skip im2col: they are a sum of kh·kw shifted,
 per-channel-scaled copies of the input, which is far cheaper than a GEMM with one input channel per group.
+
+With the compiled kernels, float32 convs with groups = 1 run the same maths chunk by chunk so that the im2col
+matrix stays in cache (`conv_chunked.py`); this file's im2col / col2im are the readable NumPy reference.
 """
 import contextlib
 
@@ -102,6 +105,9 @@ def check_conv_shapes(x, w, groups, name="conv2d"):
 
 def is_binary_pair(x, w):
     """True when x is ±1 and every output channel of w is ±α_o: the packed kernel is then exact."""
+    if _backend.ext is not None and x.dtype == np.float32 == w.dtype and x.flags.c_contiguous and \
+            w.flags.c_contiguous:
+        return _backend.ext.is_binary_pair(x.reshape(-1), w.reshape(w.shape[0], -1))
     alpha = np.abs(w.reshape(w.shape[0], -1)[:, :1])
     return bool(np.all(np.abs(x) == 1)) and bool(np.all(np.abs(w.reshape(w.shape[0], -1)) == alpha))
 

@@ -58,7 +58,7 @@ def conv_forward(x, w, stride, padding, pad_value, out_hw):
     for start, stop in chunks.ranges:
         images = stop - start
         cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
-                            out=chunks.matrix(buffer, images))
+                            out=chunks.matrix(buffer, images), threads=_backend.threads)
         y = wmat @ cols_t                                                    # (O, images·OH·OW)
         out[start:stop] = y.reshape(o, images, *out_hw).transpose(1, 0, 2, 3)
     return out
@@ -78,7 +78,7 @@ def conv_backward(x, w, g, stride, padding, pad_value, need_input_grad):
     for start, stop in chunks.ranges:
         images = stop - start
         cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
-                            out=chunks.matrix(cols_buffer, images))
+                            out=chunks.matrix(cols_buffer, images), threads=_backend.threads)
         g_t = g[start:stop].transpose(1, 0, 2, 3).reshape(o, images * chunks.pixels)   # (O, images·OH·OW)
         if start == 0:
             np.matmul(g_t, cols_t.T, out=dw)
@@ -86,5 +86,5 @@ def conv_backward(x, w, g, stride, padding, pad_value, need_input_grad):
             dw += np.matmul(g_t, cols_t.T, out=dw_part)
         if need_input_grad:
             dcols_t = np.matmul(wmat.T, g_t, out=chunks.matrix(dcols_buffer, images))
-            ext.col2im(dcols_t, dx[start:stop], chunks.kh, chunks.kw, *stride, *padding)
+            ext.col2im(dcols_t, dx[start:stop], chunks.kh, chunks.kw, *stride, *padding, threads=_backend.threads)
     return dx, dw.reshape(w.shape)

@@ -84,8 +84,9 @@ class Adam(Optimizer):
         b1, b2 = self.betas
         if self.weight_decay and not self.decoupled:
             g = g + self.weight_decay * p.data
-        m = state.setdefault("m", np.zeros_like(p.data))
-        v = state.setdefault("v", np.zeros_like(p.data))
+        if "m" not in state:  # (setdefault would build two zero arrays on every step)
+            state["m"], state["v"] = np.zeros_like(p.data), np.zeros_like(p.data)
+        m, v = state["m"], state["v"]
         if self.weight_decay and self.decoupled:
             p.data -= self.lr * self.weight_decay * p.data  # independent of the moments, so it may come first
         if _backend.ext is not None and _all_flat_float32(p.data, g, m, v):
