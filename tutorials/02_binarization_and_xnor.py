@@ -65,10 +65,10 @@ print(f"{c}ch {hw}x{hw}: float {t_float.seconds * 100:.2f} ms, packed {t_bin.sec
       f"({t_float.seconds / t_bin.seconds:.1f}x) on {machine()}")
 
 # %% [markdown]
-# Measured by this script (x86_64, 2 cores, AVX-512 VPOPCNTDQ build, quiet machine): 256ch 14×14 float conv
-# 1.36 ms vs packed 0.50 ms per call (2.7×) — but this call also packs the 256·256·9 weights and the input every
-# time, as a training step must.  The inference engine packs weights once; `python -m minilab.bench kernels`
-# times the conv on packed operands: 0.06 ms, 26× the float32 im2col + BLAS conv in the same process.
+# Measured by this script (x86_64, 2 cores, AVX-512 VPOPCNTDQ build): 256ch 14×14 float conv 1.93 ms vs packed
+# 0.60 ms per call (3.2×) — but this call also packs the 256·256·9 weights and the input every time, as a
+# training step must.  The inference engine packs weights once; `python -m minilab.bench kernels` times the conv
+# on packed operands: 0.06 ms, 21× minilab's compiled float32 im2col + BLAS conv in the same process.
 #
 # ## Exercises
 # 1. Show with `gradcheck(..., surrogate=True)` that ApproxSign's backward fails if you declare clip(x) as its

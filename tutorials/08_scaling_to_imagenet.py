@@ -44,8 +44,9 @@ for arch in ("birealnet18", "labbnn"):
           f"100 epochs ≈ {100 * hours / 24:.0f} days on {machine()}")
 
 # %% [markdown]
-# Measured by this script (x86_64, 2 cores, 224 px, batch 32, full width, 30 s in all): Bi-RealNet-18 9.1 img/s,
-# LAB-BNN 8.9 img/s for forward + backward + Adam — one ImageNet epoch ≈ 40 hours, 100 epochs ≈ 165 days.
+# Measured by this script (x86_64, 2 cores, 224 px, batch 32, full width, about 30 s in all): Bi-RealNet-18
+# 13.7 img/s, LAB-BNN 11.1 img/s for forward + backward + Adam — one ImageNet epoch ≈ 26–32 hours, 100 epochs
+# ≈ 110–130 days.  (Before the chunked conv and fused training kernels it was 9 img/s, ≈ 40 hours an epoch.)
 #
 # That is the honest answer: a 2-core CPU trains Imagenette-scale problems (the README's 30-epoch runs take about
 # an hour), but ImageNet at 224 px needs many machines.  What to change when one machine is not enough:
