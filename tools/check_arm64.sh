@@ -49,6 +49,6 @@ chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root \
   [ -x /venv/bin/python ] || python3 -m venv /venv
   /venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
   /venv/bin/python -c "import minilab._kernels as k; print(\"kernel ISA:\", k.isa())"
-  /venv/bin/python -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_engine.py
+  /venv/bin/python -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_train_kernels.py tests/test_engine.py
 '
 echo "== arm64 check passed in $(( $(date +%s) - start )) s"
