@@ -8,7 +8,7 @@ statistics / affine / backward, max pooling, Adam).  Binary kernels: bit-packing
 and the XNOR-popcount GEMM of bgemm.h."""
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t, int64_t, int32_t, int16_t, uint8_t
 from libc.string cimport memset, memcpy
 
@@ -49,7 +49,8 @@ cdef extern from "train_ops.h" nogil:
     void col2im_gather_image(const float *cols, int64_t ld, int64_t c, int64_t hw, int taps, const int32_t *index,
                              int64_t P, float *dx)
 
-DEF GATHER_BELOW = 8  # output columns: narrower maps use the precomputed-gather loops
+cdef enum:
+    GATHER_BELOW = 8  # output columns: narrower maps use the precomputed-gather loops
 
 
 cdef _tap_index(Py_ssize_t h, Py_ssize_t w, int kh, int kw, int sh, int sw, int ph, int pw, Py_ssize_t oh,
@@ -191,61 +192,59 @@ def lab_argmax_channel(const float[:, :, :, ::1] r, float beta):
 
 
 # --------------------------------------------------------------------------------------------- binary kernels
-def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw):
+def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw, int threads=1):
     """(N, C, H, W) float -> (N, H + 2ph, W + 2pw, ceil(C/64)) uint64, bit c%64 of word c//64 = (x < 0).
-    Padded pixels and padded channel bits are 0, i.e. +1."""
+    Padded pixels and padded channel bits are 0, i.e. +1.  Images are split over `threads`."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
     cdef Py_ssize_t cw = (c + 63) // 64
     out = np.zeros((n, h + 2 * ph, wd + 2 * pw, cw), dtype=np.uint64)
     cdef uint64_t[:, :, :, ::1] p = out
     cdef Py_ssize_t b, ch, i, j
     cdef int shift
-    with nogil:
-        for b in range(n):
-            for i in range(h):          # one image row at a time: its W·CW words stay in L1 while channels stream
-                for ch in range(c):
-                    shift = ch & 63
-                    for j in range(wd):  # branch-free: random signs would defeat the branch predictor
-                        p[b, i + ph, j + pw, ch >> 6] |= (<uint64_t>(x[b, ch, i, j] < 0)) << shift
+    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        for i in range(h):          # one image row at a time: its W·CW words stay in L1 while channels stream
+            for ch in range(c):
+                shift = ch & 63
+                for j in range(wd):  # branch-free: random signs would defeat the branch predictor
+                    p[b, i + ph, j + pw, ch >> 6] |= (<uint64_t>(x[b, ch, i, j] < 0)) << shift
     return out
 
 
-def packed_im2col(const uint64_t[:, :, :, ::1] xpk, int kh, int kw, int sh, int sw, int oh, int ow):
+def packed_im2col(const uint64_t[:, :, :, ::1] xpk, int kh, int kw, int sh, int sw, int oh, int ow, int threads=1):
     """rows[n*OH*OW + i*OW + j] = the kh*kw*CW words of pixel (i, j)'s receptive field, in (u, v, word) order."""
     cdef Py_ssize_t n = xpk.shape[0], cw = xpk.shape[3]
     cdef Py_ssize_t K = kh * kw * cw
     out = np.empty((n * oh * ow, K), dtype=np.uint64)
     cdef uint64_t[:, ::1] a = out
     cdef Py_ssize_t b, i, j, u, v, q, row, col
-    with nogil:
-        for b in range(n):
-            for i in range(oh):
-                for j in range(ow):
-                    row = (b * oh + i) * ow + j
-                    col = 0
-                    for u in range(kh):
-                        for v in range(kw):
-                            for q in range(cw):
-                                a[row, col] = xpk[b, i * sh + u, j * sw + v, q]
-                                col = col + 1
+    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        for i in range(oh):
+            for j in range(ow):
+                row = (b * oh + i) * ow + j
+                col = 0
+                for u in range(kh):
+                    for v in range(kw):
+                        for q in range(cw):
+                            a[row, col] = xpk[b, i * sh + u, j * sw + v, q]
+                            col = col + 1
     return out
 
 
-def pack_weights(const float[:, :, :, ::1] w):
+def pack_weights(const float[:, :, :, ::1] w, int threads=1):
     """(O, C, kh, kw) float -> Bt (kh*kw*CW, Opad) uint64 in the (u, v, word) order of packed_im2col, output
-    channels along the contiguous axis, Opad = O rounded up to 16."""
+    channels along the contiguous axis, Opad = O rounded up to 16.  Output channels are split over `threads`
+    (each writes only its own column)."""
     cdef Py_ssize_t o = w.shape[0], c = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t cw = (c + 63) // 64
     cdef Py_ssize_t opad = (o + 15) // 16 * 16
     out = np.zeros((kh * kw * cw, opad), dtype=np.uint64)
     cdef uint64_t[:, ::1] bt = out
     cdef Py_ssize_t f, ch, u, v
-    with nogil:
-        for f in range(o):
-            for ch in range(c):
-                for u in range(kh):
-                    for v in range(kw):
-                        bt[(u * kw + v) * cw + (ch >> 6), f] |= (<uint64_t>(w[f, ch, u, v] < 0)) << (ch & 63)
+    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        for ch in range(c):
+            for u in range(kh):
+                for v in range(kw):
+                    bt[(u * kw + v) * cw + (ch >> 6), f] |= (<uint64_t>(w[f, ch, u, v] < 0)) << (ch & 63)
     return out
 
 
@@ -383,18 +382,19 @@ cdef extern from "train_ops.h" nogil:
                                  int64_t cols)
     void magnitude_sign_backward_rows_f32(const float *g, const float *alpha, const uint8_t *mask, float *dw,
                                           int64_t rows, int64_t cols)
-    void channel_mean_var_f32(const float *x, int64_t n, int64_t c, int64_t hw, float *mean, float *var)
-    void batchnorm_forward_f32(const float *x, int64_t n, int64_t c, int64_t hw, const float *mean,
-                               const float *invstd, const float *gamma, const float *beta, float *y)
-    void batchnorm_backward_f32(const float *x, const float *g, int64_t n, int64_t c, int64_t hw,
-                                const float *mean, const float *invstd, const float *gamma, float *dx,
+    void channel_mean_var_f32(const float *x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                              float *mean, float *var)
+    void batchnorm_forward_f32(const float *x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                               const float *mean, const float *invstd, const float *gamma, const float *beta, float *y)
+    void batchnorm_backward_f32(const float *x, const float *g, int64_t n, int64_t c, int64_t hw, int64_t c0,
+                                int64_t c1, const float *mean, const float *invstd, const float *gamma, float *dx,
                                 float *dgamma, float *dbeta)
     void maxpool_forward_plane(const float *xp, int64_t wp, int kh, int kw, int sh, int sw, float *y, int16_t *arg,
                                int64_t oh, int64_t ow)
     void maxpool_backward_plane(const float *g, const int16_t *arg, int64_t oh, int64_t ow, int kw, int sh, int sw,
                                 int ph, int pw, float *dx, int64_t h, int64_t w)
     void adam_update_f32(float *w, const float *g, float *m, float *v, int64_t n, float b1, float one_minus_b1,
-                         float b2, float one_minus_b2, float bias1, float bias2, float lr, float eps)
+                         float b2, float one_minus_b2, float bias1, float bias2, float lr, float eps, float clip)
 
 
 def is_binary_pair(const float[::1] x, const float[:, ::1] w):
@@ -408,7 +408,11 @@ def is_binary_pair(const float[::1] x, const float[:, ::1] w):
     return bool(ok)
 
 
-def sign_ste_forward(const float[::1] x, float clip):
+cdef enum:
+    BLOCK = 65536  # elements per OpenMP work item of the elementwise kernels
+
+
+def sign_ste_forward(const float[::1] x, float clip, int threads=1):
     """(sign(x) with sign(0) = +1, the STE mask |x| <= clip as bool), one pass over a flat float32 array."""
     cdef Py_ssize_t n = x.shape[0]
     out = np.empty(n, dtype=np.float32)
@@ -417,12 +421,14 @@ def sign_ste_forward(const float[::1] x, float clip):
         return out, mask.view(np.bool_)
     cdef float[::1] y = out
     cdef uint8_t[::1] m = mask
-    with nogil:
-        sign_ste_f32(&x[0], &y[0], &m[0], n, clip)
+    cdef Py_ssize_t blk, start
+    for blk in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        start = blk * BLOCK
+        sign_ste_f32(&x[start], &y[start], &m[start], min(BLOCK, n - start), clip)
     return out, mask.view(np.bool_)
 
 
-def masked_gradient(const float[::1] g, const uint8_t[::1] mask):
+def masked_gradient(const float[::1] g, const uint8_t[::1] mask, int threads=1):
     """g where mask else 0 (the STE backward g * mask), flat float32 and uint8 arrays."""
     cdef Py_ssize_t n = g.shape[0]
     if mask.shape[0] != n:
@@ -431,12 +437,14 @@ def masked_gradient(const float[::1] g, const uint8_t[::1] mask):
     if n == 0:
         return out
     cdef float[::1] d = out
-    with nogil:
-        masked_copy_f32(&g[0], &mask[0], &d[0], n)
+    cdef Py_ssize_t blk, start
+    for blk in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        start = blk * BLOCK
+        masked_copy_f32(&g[start], &mask[start], &d[start], min(BLOCK, n - start))
     return out
 
 
-def magnitude_aware_sign_forward(const float[:, ::1] w):
+def magnitude_aware_sign_forward(const float[:, ::1] w, int threads=1):
     """(q, mask, alpha) for weights flattened to (C_out, K): alpha[o] = mean |w[o]|, q[o, k] = alpha[o] *
     sign(w[o, k]) and the STE mask |w| <= 1 (uint8)."""
     cdef Py_ssize_t rows = w.shape[0], cols = w.shape[1]
@@ -448,13 +456,15 @@ def magnitude_aware_sign_forward(const float[:, ::1] w):
     cdef float[:, ::1] qv = q
     cdef uint8_t[:, ::1] mv = mask
     cdef float[::1] av = alpha
-    with nogil:
-        row_abs_mean_f32(&w[0, 0], rows, cols, &av[0])
-        magnitude_sign_rows_f32(&w[0, 0], &av[0], &qv[0, 0], &mv[0, 0], rows, cols)
+    cdef Py_ssize_t r
+    for r in prange(rows, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        row_abs_mean_f32(&w[r, 0], 1, cols, &av[r])
+        magnitude_sign_rows_f32(&w[r, 0], &av[r], &qv[r, 0], &mv[r, 0], 1, cols)
     return q, mask, alpha
 
 
-def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha, const uint8_t[:, ::1] mask):
+def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha, const uint8_t[:, ::1] mask,
+                                  int threads=1):
     """dw[o, k] = g[o, k] * (alpha[o] * mask[o, k])."""
     cdef Py_ssize_t rows = g.shape[0], cols = g.shape[1]
     if alpha.shape[0] != rows or mask.shape[0] != rows or mask.shape[1] != cols:
@@ -463,12 +473,13 @@ def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha,
     if dw.size == 0:
         return dw
     cdef float[:, ::1] dv = dw
-    with nogil:
-        magnitude_sign_backward_rows_f32(&g[0, 0], &alpha[0], &mask[0, 0], &dv[0, 0], rows, cols)
+    cdef Py_ssize_t r
+    for r in prange(rows, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        magnitude_sign_backward_rows_f32(&g[r, 0], &alpha[r], &mask[r, 0], &dv[r, 0], 1, cols)
     return dw
 
 
-def channel_mean_var(const float[:, :, ::1] x):
+def channel_mean_var(const float[:, :, ::1] x, int threads=1):
     """Per-channel mean and biased variance of x viewed as (N, C, HW), accumulated in double."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], hw = x.shape[2]
     mean = np.zeros(c, dtype=np.float32)
@@ -477,8 +488,9 @@ def channel_mean_var(const float[:, :, ::1] x):
         return mean, var
     cdef float[::1] mv = mean
     cdef float[::1] vv = var
-    with nogil:
-        channel_mean_var_f32(&x[0, 0, 0], n, c, hw, &mv[0], &vv[0])
+    cdef Py_ssize_t ch
+    for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        channel_mean_var_f32(&x[0, 0, 0], n, c, hw, ch, ch + 1, &mv[0], &vv[0])
     return mean, var
 
 
@@ -489,7 +501,7 @@ cdef _check_channel_vectors(Py_ssize_t c, str name, arrays):
 
 
 def batchnorm_forward(const float[:, :, ::1] x, const float[::1] mean, const float[::1] invstd,
-                      const float[::1] gamma, const float[::1] beta):
+                      const float[::1] gamma, const float[::1] beta, int threads=1):
     """y = ((x - mean) * invstd) * gamma + beta per channel of x viewed as (N, C, HW)."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], hw = x.shape[2]
     _check_channel_vectors(c, "batchnorm_forward", (mean, invstd, gamma, beta))
@@ -497,13 +509,15 @@ def batchnorm_forward(const float[:, :, ::1] x, const float[::1] mean, const flo
     if out.size == 0:
         return out
     cdef float[:, :, ::1] y = out
-    with nogil:
-        batchnorm_forward_f32(&x[0, 0, 0], n, c, hw, &mean[0], &invstd[0], &gamma[0], &beta[0], &y[0, 0, 0])
+    cdef Py_ssize_t ch
+    for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        batchnorm_forward_f32(&x[0, 0, 0], n, c, hw, ch, ch + 1, &mean[0], &invstd[0], &gamma[0], &beta[0],
+                              &y[0, 0, 0])
     return out
 
 
 def batchnorm_backward(const float[:, :, ::1] x, const float[:, :, ::1] g, const float[::1] mean,
-                       const float[::1] invstd, const float[::1] gamma):
+                       const float[::1] invstd, const float[::1] gamma, int threads=1):
     """Training-mode BatchNorm backward on (N, C, HW): (dx, dgamma, dbeta), x-hat recomputed from x."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], hw = x.shape[2]
     if g.shape[0] != n or g.shape[1] != c or g.shape[2] != hw:
@@ -517,14 +531,15 @@ def batchnorm_backward(const float[:, :, ::1] x, const float[:, :, ::1] g, const
     cdef float[:, :, ::1] dxv = dx
     cdef float[::1] dgv = dgamma
     cdef float[::1] dbv = dbeta
-    with nogil:
-        batchnorm_backward_f32(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, &mean[0], &invstd[0], &gamma[0], &dxv[0, 0, 0],
-                               &dgv[0], &dbv[0])
+    cdef Py_ssize_t ch
+    for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        batchnorm_backward_f32(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, ch, ch + 1, &mean[0], &invstd[0], &gamma[0],
+                               &dxv[0, 0, 0], &dgv[0], &dbv[0])
     return dx, dgamma, dbeta
 
 
 def maxpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
-                      bint with_argmax):
+                      bint with_argmax, int threads=1):
     """Max pooling (padding = -inf) and, if asked, the int16 window index u*kw + v of each first maximum."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t hp = h + 2 * ph, wp = w + 2 * pw
@@ -534,8 +549,9 @@ def maxpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int s
     arg = np.empty((n, c, oh, ow), dtype=np.int16) if with_argmax else None
     if out.size == 0:
         return out, arg
-    plane_buf = np.full((hp, wp), -np.inf, dtype=np.float32)  # one padded plane, reused
-    cdef float[:, ::1] pad = plane_buf
+    threads = max(threads, 1)
+    plane_buf = np.full((threads, hp, wp), -np.inf, dtype=np.float32)  # one padded plane per thread, reused
+    cdef float[:, :, ::1] pad = plane_buf
     cdef float[:, :, :, ::1] y = out
     cdef int16_t[:, :, :, ::1] a
     cdef int16_t *ap = NULL
@@ -543,17 +559,18 @@ def maxpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int s
         a = arg
         ap = &a[0, 0, 0, 0]
     cdef Py_ssize_t plane, r
-    with nogil:
-        for plane in range(n * c):
-            for r in range(h):
-                memcpy(&pad[r + ph, pw], &x[plane // c, plane % c, r, 0], w * sizeof(float))
-            maxpool_forward_plane(&pad[0, 0], wp, kh, kw, sh, sw, &y[plane // c, plane % c, 0, 0],
-                                  (ap + plane * oh * ow) if ap != NULL else NULL, oh, ow)
+    cdef int t
+    for plane in prange(n * c, nogil=True, num_threads=threads, schedule="static"):
+        t = threadid()
+        for r in range(h):
+            memcpy(&pad[t, r + ph, pw], &x[plane // c, plane % c, r, 0], w * sizeof(float))
+        maxpool_forward_plane(&pad[t, 0, 0], wp, kh, kw, sh, sw, &y[plane // c, plane % c, 0, 0],
+                              (ap + plane * oh * ow) if ap != NULL else NULL, oh, ow)
     return out, arg
 
 
 def maxpool2d_backward(const float[:, :, :, ::1] g, const int16_t[:, :, :, ::1] arg, int kw, int sh, int sw, int ph,
-                       int pw, int h, int w):
+                       int pw, int h, int w, int threads=1):
     """dx[arg-max cell of each window] += g (cells in the padding are dropped)."""
     cdef Py_ssize_t n = g.shape[0], c = g.shape[1], oh = g.shape[2], ow = g.shape[3]
     if arg.shape[0] != n or arg.shape[1] != c or arg.shape[2] != oh or arg.shape[3] != ow:
@@ -563,21 +580,25 @@ def maxpool2d_backward(const float[:, :, :, ::1] g, const int16_t[:, :, :, ::1] 
         return out
     cdef float[:, :, :, ::1] dx = out
     cdef Py_ssize_t plane
-    with nogil:
-        for plane in range(n * c):
-            maxpool_backward_plane(&g[plane // c, plane % c, 0, 0], &arg[plane // c, plane % c, 0, 0], oh, ow, kw,
-                                   sh, sw, ph, pw, &dx[plane // c, plane % c, 0, 0], h, w)
+    for plane in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        maxpool_backward_plane(&g[plane // c, plane % c, 0, 0], &arg[plane // c, plane % c, 0, 0], oh, ow, kw,
+                               sh, sw, ph, pw, &dx[plane // c, plane % c, 0, 0], h, w)
     return out
 
 
 def adam_update(float[::1] w, const float[::1] g, float[::1] m, float[::1] v, float b1, float one_minus_b1,
-                float b2, float one_minus_b2, float bias1, float bias2, float lr, float eps):
-    """One Adam step in place on flat float32 arrays (see train_ops.h for the exact float32 steps).  Constants
-    are computed in double by the caller (one_minus_b1 = 1 - b1, bias1 = 1 - b1**t, ...) and rounded here."""
+                float b2, float one_minus_b2, float bias1, float bias2, float lr, float eps, int threads=1,
+                float clip=-1.0):
+    """One Adam step in place on flat float32 arrays (see train_ops.h for the exact float32 steps), then the
+    weight clip to [-clip, clip] when clip >= 0.  Constants are computed in double by the caller
+    (one_minus_b1 = 1 - b1, bias1 = 1 - b1**t, ...) and rounded here."""
     cdef Py_ssize_t n = w.shape[0]
     if g.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
         raise ValueError("adam_update: weight, gradient and moment arrays differ in size")
     if n == 0:
         return
-    with nogil:
-        adam_update_f32(&w[0], &g[0], &m[0], &v[0], n, b1, one_minus_b1, b2, one_minus_b2, bias1, bias2, lr, eps)
+    cdef Py_ssize_t blk, start
+    for blk in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        start = blk * BLOCK
+        adam_update_f32(&w[start], &g[start], &m[start], &v[start], min(BLOCK, n - start), b1, one_minus_b1, b2,
+                        one_minus_b2, bias1, bias2, lr, eps, clip)

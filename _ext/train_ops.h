@@ -125,11 +125,14 @@ static double squared_deviation_f64(const float *restrict p, int64_t n, double m
     return s;
 }
 
+/* Each BatchNorm function handles channels [c0, c1) of x viewed as (N, C, HW), so channel ranges can go to
+ * different threads. */
+
 /* per-channel mean and biased variance (two passes, double accumulation) */
-static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, float *restrict mean,
-                                 float *restrict var) {
+static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                                 float *restrict mean, float *restrict var) {
     const double count = (double)n * (double)hw;
-    for (int64_t ch = 0; ch < c; ch++) {
+    for (int64_t ch = c0; ch < c1; ch++) {
         double s = 0.0;
         for (int64_t b = 0; b < n; b++) s += sum_f64(x + (b * c + ch) * hw, hw);
         const double mu = s / count;
@@ -141,11 +144,11 @@ static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, 
 }
 
 /* y = ((x - mean) * invstd) * gamma + beta, channel by channel — the reference's float32 steps in its order */
-static void batchnorm_forward_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw,
-                                  const float *restrict mean, const float *restrict invstd,
+static void batchnorm_forward_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t c0,
+                                  int64_t c1, const float *restrict mean, const float *restrict invstd,
                                   const float *restrict gamma, const float *restrict beta, float *restrict y) {
     for (int64_t b = 0; b < n; b++) {
-        for (int64_t ch = 0; ch < c; ch++) {
+        for (int64_t ch = c0; ch < c1; ch++) {
             const float mu = mean[ch], is = invstd[ch], ga = gamma[ch], be = beta[ch];
             const float *p = x + (b * c + ch) * hw;
             float *q = y + (b * c + ch) * hw;
@@ -160,11 +163,11 @@ static void batchnorm_forward_f32(const float *restrict x, int64_t n, int64_t c,
 /* Training backward with x̂ = (x − μ)·invstd recomputed (the same float32 steps as the forward):
  *   dβ = Σ g,  dγ = Σ g·x̂,  dx = invstd·γ·(g − dβ/M − x̂·dγ/M),  M = N·HW. */
 static void batchnorm_backward_f32(const float *restrict x, const float *restrict g, int64_t n, int64_t c,
-                                   int64_t hw, const float *restrict mean, const float *restrict invstd,
-                                   const float *restrict gamma, float *restrict dx, float *restrict dgamma,
-                                   float *restrict dbeta) {
+                                   int64_t hw, int64_t c0, int64_t c1, const float *restrict mean,
+                                   const float *restrict invstd, const float *restrict gamma, float *restrict dx,
+                                   float *restrict dgamma, float *restrict dbeta) {
     const double count = (double)n * (double)hw;
-    for (int64_t ch = 0; ch < c; ch++) {
+    for (int64_t ch = c0; ch < c1; ch++) {
         const float mu = mean[ch], is = invstd[ch];
         double sg = 0.0, sgx = 0.0;
         for (int64_t b = 0; b < n; b++) {
@@ -356,11 +359,12 @@ static void col2im_gather_image(const float *restrict cols, int64_t ld, int64_t 
 
 /* ---- Adam --------------------------------------------------------------------------------------------
  * The reference's float32 steps, in its order:  m ← m·β1 + (1−β1)·g;  v ← v·β2 + ((1−β2)·g)·g;
- * m̂ = m / (1−β1ᵗ);  v̂ = v / (1−β2ᵗ);  w ← w − (lr·m̂) / (√v̂ + ε).  Every constant arrives already rounded
- * to float32 from its double value, as NumPy rounds a Python float that meets a float32 array. */
+ * m̂ = m / (1−β1ᵗ);  v̂ = v / (1−β2ᵗ);  w ← w − (lr·m̂) / (√v̂ + ε);  then, if clip >= 0, the latent-weight
+ * clip w ← min(max(w, −clip), clip) (np.clip's result, NaN included).  Every constant arrives already rounded to
+ * float32 from its double value, as NumPy rounds a Python float that meets a float32 array. */
 static void adam_update_f32(float *restrict w, const float *restrict g, float *restrict m, float *restrict v,
                             int64_t n, float b1, float one_minus_b1, float b2, float one_minus_b2, float bias1,
-                            float bias2, float lr, float eps) {
+                            float bias2, float lr, float eps, float clip) {
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i];
         float mi = m[i] * b1 + one_minus_b1 * gi;
@@ -368,7 +372,9 @@ static void adam_update_f32(float *restrict w, const float *restrict g, float *r
         m[i] = mi;
         v[i] = vi;
         float step = (lr * (mi / bias1)) / (sqrtf(vi / bias2) + eps);
-        w[i] = w[i] - step;
+        float wi = w[i] - step;
+        if (clip >= 0.0f) wi = wi < -clip ? -clip : (wi > clip ? clip : wi);
+        w[i] = wi;
     }
 }
 

@@ -10,6 +10,9 @@ reason = None
 if os.environ.get("MINILAB_NO_EXT", "") not in ("", "0"):
     reason = "MINILAB_NO_EXT is set"
 else:
+    # OpenMP threads that finish a parallel loop sleep instead of spinning, so they leave the cores to BLAS
+    # (spinning OpenMP threads made training 3x slower next to OpenBLAS' threads).  Read when libgomp loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         from . import _kernels as ext  # noqa: F811
     except ImportError as error:  # not built (plain checkout without `pip install -e .`)
@@ -23,4 +26,4 @@ def available() -> bool:
     return ext is not None
 
 
-threads = 1  # OpenMP threads of the training kernels (im2col, col2im); 1 by default, see minilab.threads
+threads = 1  # OpenMP threads of the training kernels; minilab.threads.set_threads sets it with BLAS' count

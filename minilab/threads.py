@@ -1,6 +1,9 @@
 """Set the number of BLAS threads at run time (the CLIs' --threads), by calling OpenBLAS' own setter in the
 library NumPy has loaded.  The compiled kernels take their thread count as an argument instead."""
 import ctypes
+import os
+import threading
+import time
 
 _SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_")
@@ -32,8 +35,66 @@ def set_blas_threads(n: int) -> bool:
     return done
 
 
+def _thread_cpu_ticks():
+    ticks = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        ticks[int(tid)] = int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks
+
+
+def blas_worker_threads():
+    """Thread ids of OpenBLAS' worker threads: the threads other than this one that use CPU while this thread
+    runs multi-threaded GEMMs (OpenBLAS does not name its threads).  Linux only; [] elsewhere."""
+    import numpy as np
+
+    if not os.path.isdir("/proc/self/task"):
+        return []
+    a = np.ones((768, 768), dtype=np.float32)
+    before = _thread_cpu_ticks()
+    deadline = time.perf_counter() + 0.1
+    while time.perf_counter() < deadline:
+        a @ a
+    after = _thread_cpu_ticks()
+    me = threading.get_native_id()
+    return sorted(t for t, n in after.items() if t != me and n > before.get(t, 0))
+
+
+def idle_blas_workers() -> int:
+    """Put OpenBLAS' worker threads in the SCHED_IDLE class; returns how many.
+
+    After every GEMM an OpenBLAS worker busy-waits (sched_yield in a loop) for about 0.1 s in case another GEMM
+    follows — and this NumPy's OpenBLAS ignores OPENBLAS_THREAD_TIMEOUT.  A training step runs GEMMs every few
+    milliseconds, so the worker never stops spinning and any other thread that wants its core (the compiled
+    kernels' OpenMP threads) gets half of it.  In SCHED_IDLE the spinning worker yields the core at once to any
+    ordinary thread, while it still runs at full speed inside a GEMM when nothing else wants the core.  The catch:
+    other processes' threads also take precedence, so two trainings sharing a machine slow each other's GEMMs
+    more; set MINILAB_IDLE_BLAS_WORKERS=0 to keep the default scheduling."""
+    if os.environ.get("MINILAB_IDLE_BLAS_WORKERS", "1") in ("0", "") or not hasattr(os, "SCHED_IDLE"):
+        return 0
+    count = 0
+    for tid in blas_worker_threads():
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            count += 1
+        except OSError:
+            pass
+    return count
+
+
 def set_threads(n: int) -> bool:
-    """The CLIs' --threads: NumPy's BLAS threads.  The training kernels (im2col, col2im) stay single-threaded
-    (minilab._backend.threads = 1): their OpenMP pool and OpenBLAS' pool fight over the cores — measured on
-    Bi-Real training at 64 px with 2 threads each: 45 img/s instead of 138 (same minute, same machine)."""
-    return set_blas_threads(n)
+    """The CLIs' --threads: NumPy's BLAS threads, and as many OpenMP threads for the compiled training kernels
+    (minilab._backend.threads).  The two pools take turns — BLAS inside GEMMs, the kernels between them — which
+    only works when neither busy-waits while idle: OpenMP threads sleep (minilab sets OMP_WAIT_POLICY=PASSIVE
+    unless you did) and OpenBLAS' workers are moved to SCHED_IDLE (`idle_blas_workers`).  With both pools
+    spinning, the same training step ran 3× slower (45 instead of 138 img/s)."""
+    from . import _backend
+    _backend.threads = max(1, int(n))
+    done = set_blas_threads(n)
+    if n > 1:
+        idle_blas_workers()
+    return done

@@ -185,9 +185,11 @@ def test_binary_pair_check_matches_numpy(n, c, o, spoil_x, spoil_w, seed):
 
 @pytest.mark.parametrize("make", [lambda p: Adam(p, lr=0.01), lambda p: Adam(p, lr=0.01, weight_decay=1e-3),
                                   lambda p: AdamW(p, lr=0.01, weight_decay=1e-2)])
-def test_adam_kernel_is_bit_identical(make):
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_adam_kernel_is_bit_identical(make, clip):
+    """Including the latent-weight clip the kernel applies in the same pass (np.clip in the reference)."""
     def run():
-        p = ml.nn.Parameter(rand(0, (7, 5, 3)))
+        p = Parameter(rand(0, (7, 5, 3)), clip=clip)
         opt = make([p])
         for step in range(5):
             p.grad = rand(step + 1, p.shape)

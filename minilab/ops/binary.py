@@ -30,7 +30,7 @@ class SignSTE(Function):
     @staticmethod
     def forward(ctx, x, clip=1.0):
         if _backend.ext is not None and x.dtype == np.float32:
-            y, inside = _backend.ext.sign_ste_forward(np.ascontiguousarray(x).reshape(-1), clip)
+            y, inside = _backend.ext.sign_ste_forward(np.ascontiguousarray(x).reshape(-1), clip, _backend.threads)
             ctx.save(inside.reshape(x.shape))
             return y.reshape(x.shape)
         ctx.save(np.abs(x) <= clip)
@@ -46,7 +46,8 @@ class SignSTE(Function):
         (inside,) = ctx.saved
         if _backend.ext is not None and g.dtype == np.float32 and inside.dtype == np.bool_:
             flat = _backend.ext.masked_gradient(np.ascontiguousarray(g).reshape(-1),
-                                                np.ascontiguousarray(inside).reshape(-1).view(np.uint8))
+                                                np.ascontiguousarray(inside).reshape(-1).view(np.uint8),
+                                                _backend.threads)
             return flat.reshape(g.shape)
         return g * inside
 
@@ -88,7 +89,7 @@ class MagnitudeAwareSign(Function):
             # α, q and the STE mask without temporaries; the backward scales by α·mask, never storing the float
             # scale array
             q, mask, alpha_rows = _backend.ext.magnitude_aware_sign_forward(
-                np.ascontiguousarray(w).reshape(w.shape[0], -1))
+                np.ascontiguousarray(w).reshape(w.shape[0], -1), _backend.threads)
             ctx.save(alpha_rows, mask)
             return q.reshape(w.shape)
         alpha = np.abs(w).mean(axis=tuple(range(1, w.ndim)), keepdims=True)
@@ -100,7 +101,8 @@ class MagnitudeAwareSign(Function):
         if len(ctx.saved) == 2:
             alpha_rows, mask = ctx.saved
             dw = _backend.ext.magnitude_aware_sign_backward(np.ascontiguousarray(g, dtype=np.float32)
-                                                            .reshape(mask.shape), alpha_rows, mask)
+                                                            .reshape(mask.shape), alpha_rows, mask,
+                                                            _backend.threads)
             return dw.reshape(g.shape)
         (scale,) = ctx.saved
         return g * scale

@@ -180,7 +180,7 @@ class Conv2d(Function):
             x = np.ascontiguousarray(x)
             if binary and _packed_forward and is_binary_pair(x, w):
                 from .packed import binary_conv2d_packed
-                out = binary_conv2d_packed(x, w, stride, padding, pad_value)
+                out = binary_conv2d_packed(x, w, stride, padding, pad_value, threads=_backend.threads)
             else:
                 out = conv_chunked.conv_forward(x, w, stride, padding, pad_value, (oh, ow))
             ctx.pad_value = pad_value

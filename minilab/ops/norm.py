@@ -35,7 +35,7 @@ class BatchNorm(Function):
             if count < 2:
                 raise ValueError(f"batch_norm: training needs more than one value per channel, input {x.shape}")
             if fast:
-                mu, var = _backend.ext.channel_mean_var(_channels_view(x))
+                mu, var = _backend.ext.channel_mean_var(_channels_view(x), _backend.threads)
             else:
                 mu, var = x.mean(axis=axes), x.var(axis=axes)
             running_mean *= momentum
@@ -51,8 +51,8 @@ class BatchNorm(Function):
             xv = _channels_view(x)
             ctx.fast = True
             ctx.save(xv, mu32, invstd, np.ascontiguousarray(gamma))
-            return _backend.ext.batchnorm_forward(xv, mu32, invstd, ctx.saved[3], np.ascontiguousarray(beta)) \
-                .reshape(x.shape)
+            return _backend.ext.batchnorm_forward(xv, mu32, invstd, ctx.saved[3], np.ascontiguousarray(beta),
+                                                  _backend.threads).reshape(x.shape)
         ctx.fast = False
         xhat = (x - mu.reshape(shape).astype(x.dtype)) * invstd.reshape(shape)
         ctx.save(xhat, invstd, gamma)
@@ -62,7 +62,8 @@ class BatchNorm(Function):
     def backward(ctx, g):
         if ctx.fast and ctx.training and g.dtype == np.float32:
             xv, mu32, invstd, gamma = ctx.saved
-            dx, dgamma, dbeta = _backend.ext.batchnorm_backward(xv, _channels_view(g), mu32, invstd, gamma)
+            dx, dgamma, dbeta = _backend.ext.batchnorm_backward(xv, _channels_view(g), mu32, invstd, gamma,
+                                                                 _backend.threads)
             return dx.reshape(g.shape), dgamma, dbeta
         if ctx.fast:  # eval-mode backward (rare): rebuild x̂ as the reference forward does
             xv, mu32, invstd, gamma = ctx.saved

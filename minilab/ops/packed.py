@@ -92,7 +92,7 @@ def popcount_conv(xpk, bt, tap_sums, in_channels, out_channels, kernel, stride, 
     kh, kw = kernel
     n = xpk.shape[0]
     oh, ow = output_size(in_hw[0], kh, stride[0], padding[0]), output_size(in_hw[1], kw, stride[1], padding[1])
-    rows = ext.packed_im2col(xpk, kh, kw, stride[0], stride[1], oh, ow)
+    rows = ext.packed_im2col(xpk, kh, kw, stride[0], stride[1], oh, ow, threads)
     pattern = corr = None
     if pad_value == 0 and tuple(padding) != (0, 0):
         corr, pattern = correction or zero_padding_correction(tap_sums, in_hw, kernel, stride, padding)
@@ -109,8 +109,8 @@ def binary_conv2d_packed(x, w, stride=1, padding=0, pad_value=0, threads=1):
         return binary_conv2d_reference(x, w, stride, padding, pad_value)
     stride, padding = _pair(stride), _pair(padding)
     o, c, kh, kw = w.shape
-    xpk = ext.pack_channels_last(np.ascontiguousarray(x, dtype=np.float32), padding[0], padding[1])
-    bt = ext.pack_weights(np.ascontiguousarray(w, dtype=np.float32))
+    xpk = ext.pack_channels_last(np.ascontiguousarray(x, dtype=np.float32), padding[0], padding[1], threads)
+    bt = ext.pack_weights(np.ascontiguousarray(w, dtype=np.float32), threads)
     tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)
     return popcount_conv(xpk, bt, tap_sums, c, o, (kh, kw), stride, padding, pad_value, tuple(x.shape[2:]),
                          threads, alpha=_alpha(w))

@@ -66,7 +66,7 @@ class MaxPool2d(Function):
             oh = (x.shape[2] + 2 * padding[0] - kh) // stride[0] + 1
             ow = (x.shape[3] + 2 * padding[1] - kw) // stride[1] + 1
             out, ctx.argmax = _backend.ext.maxpool2d_forward(np.ascontiguousarray(x), kh, kw, *stride, *padding,
-                                                              oh, ow, ctx.needs_input_grad[0])
+                                                              oh, ow, ctx.needs_input_grad[0], _backend.threads)
             ctx.in_hw = x.shape[2:]
             return out
         xp = pad_input(x, padding, value=-np.inf)
@@ -86,7 +86,7 @@ class MaxPool2d(Function):
         kh, kw = ctx.kernel
         if ctx.in_hw is not None:  # the compiled forward ran
             return _backend.ext.maxpool2d_backward(np.ascontiguousarray(g, dtype=np.float32), ctx.argmax, kw,
-                                                   *ctx.stride, *ctx.padding, *ctx.in_hw)
+                                                   *ctx.stride, *ctx.padding, *ctx.in_hw, _backend.threads)
         dxp = np.zeros(ctx.xp_shape, dtype=g.dtype)
         for u in range(kh):
             for v in range(kw):

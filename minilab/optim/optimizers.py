@@ -29,11 +29,12 @@ class Optimizer:
         for p, state in zip(self.params, self.state):
             if p.grad is None:
                 continue
-            self.update(p, p.grad.astype(p.data.dtype, copy=False), state)
-            if getattr(p, "clip", None) is not None:
+            clipped = self.update(p, p.grad.astype(p.data.dtype, copy=False), state)
+            if getattr(p, "clip", None) is not None and not clipped:
                 np.clip(p.data, -p.clip, p.clip, out=p.data)
 
     def update(self, p, g, state):  # pragma: no cover - abstract
+        """Update p.data in place; return True when the update already applied p.clip (a fused kernel)."""
         raise NotImplementedError
 
     # Optimizer state as flat NumPy arrays, so checkpoints are plain .npz files.
@@ -91,9 +92,11 @@ class Adam(Optimizer):
             p.data -= self.lr * self.weight_decay * p.data  # independent of the moments, so it may come first
         if _backend.ext is not None and _all_flat_float32(p.data, g, m, v):
             # the same float32 steps in one pass instead of about ten whole-array NumPy passes
+            clip = getattr(p, "clip", None)
             _backend.ext.adam_update(p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, 1 - b1,
-                                     b2, 1 - b2, 1 - b1 ** self.steps, 1 - b2 ** self.steps, self.lr, self.eps)
-            return
+                                     b2, 1 - b2, 1 - b1 ** self.steps, 1 - b2 ** self.steps, self.lr, self.eps,
+                                     _backend.threads, -1.0 if clip is None else clip)
+            return True
         m *= b1
         m += (1 - b1) * g
         v *= b2
