@@ -161,7 +161,7 @@ def main(argv=None):
     t.add_argument("--image-size", type=int, default=64)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--width", type=float, default=1.0)
-    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--threads", type=int, default=2, help="BLAS threads and the kernels' OpenMP threads")
     t.add_argument("--steps", type=int, default=5, help="timed steps per run (the median counts)")
     t.add_argument("--rounds", type=int, default=2,
                    help="alternating rounds of the compiled and the NumPy run; each reports its best round")

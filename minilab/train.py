@@ -54,7 +54,9 @@ def build_parser():
     p.add_argument("--augment", default="rrc", choices=("rrc", "padcrop", "none"),
                    help="training augmentation: random-resized crop (default), pad-and-crop, none")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: library default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS threads and as many OpenMP threads for the compiled kernels (README 'Threads'; "
+                        "default: the BLAS library's own default, kernels single-threaded)")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
     p.add_argument("--out", default="runs/latest", help="run directory: checkpoint.npz, metrics.jsonl")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
