@@ -192,21 +192,29 @@ def lab_argmax_channel(const float[:, :, :, ::1] r, float beta):
 
 
 # --------------------------------------------------------------------------------------------- binary kernels
+cdef extern from "pack.h" nogil:
+    void pack_row_channels_last(const float *x, int64_t c, int64_t h, int64_t w, int64_t i, uint64_t *out,
+                                int64_t cw, uint64_t *acc)
+    void pack_weight_channel(const float *wf, int64_t c, int64_t taps, int64_t cw, uint64_t *bt, int64_t ld,
+                             int64_t f)
+
+
 def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw, int threads=1):
     """(N, C, H, W) float -> (N, H + 2ph, W + 2pw, ceil(C/64)) uint64, bit c%64 of word c//64 = (x < 0).
     Padded pixels and padded channel bits are 0, i.e. +1.  Images are split over `threads`."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
     cdef Py_ssize_t cw = (c + 63) // 64
     out = np.zeros((n, h + 2 * ph, wd + 2 * pw, cw), dtype=np.uint64)
+    if n == 0 or c == 0 or h == 0 or wd == 0:
+        return out
+    threads = max(threads, 1)
+    scratch = np.empty((threads, wd), dtype=np.uint64)  # one row of words per thread
     cdef uint64_t[:, :, :, ::1] p = out
-    cdef Py_ssize_t b, ch, i, j
-    cdef int shift
-    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        for i in range(h):          # one image row at a time: its W·CW words stay in L1 while channels stream
-            for ch in range(c):
-                shift = ch & 63
-                for j in range(wd):  # branch-free: random signs would defeat the branch predictor
-                    p[b, i + ph, j + pw, ch >> 6] |= (<uint64_t>(x[b, ch, i, j] < 0)) << shift
+    cdef uint64_t[:, ::1] acc = scratch
+    cdef Py_ssize_t b, i
+    for b in prange(n, nogil=True, num_threads=threads, schedule="static"):
+        for i in range(h):
+            pack_row_channels_last(&x[b, 0, 0, 0], c, h, wd, i, &p[b, i + ph, pw, 0], cw, &acc[threadid(), 0])
     return out
 
 
@@ -238,13 +246,12 @@ def pack_weights(const float[:, :, :, ::1] w, int threads=1):
     cdef Py_ssize_t cw = (c + 63) // 64
     cdef Py_ssize_t opad = (o + 15) // 16 * 16
     out = np.zeros((kh * kw * cw, opad), dtype=np.uint64)
+    if o == 0 or c == 0 or kh * kw == 0:
+        return out
     cdef uint64_t[:, ::1] bt = out
-    cdef Py_ssize_t f, ch, u, v
+    cdef Py_ssize_t f
     for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        for ch in range(c):
-            for u in range(kh):
-                for v in range(kw):
-                    bt[(u * kw + v) * cw + (ch >> 6), f] |= (<uint64_t>(w[f, ch, u, v] < 0)) << (ch & 63)
+        pack_weight_channel(&w[f, 0, 0, 0], c, kh * kw, cw, &bt[0, 0], opad, f)
     return out
 
 
