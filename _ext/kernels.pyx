@@ -10,7 +10,7 @@ import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t, int64_t, int32_t, int16_t, uint8_t
-from libc.string cimport memset, memcpy
+from libc.string cimport memcpy
 
 cnp.import_array()
 
@@ -384,18 +384,15 @@ cdef extern from "train_ops.h" nogil:
     int all_plus_minus_one(const float *x, int64_t n)
     int rows_plus_minus_alpha(const float *w, int64_t rows, int64_t cols)
     void masked_copy_f32(const float *g, const uint8_t *mask, float *out, int64_t n)
-    void row_abs_mean_f32(const float *w, int64_t rows, int64_t cols, float *alpha)
-    void magnitude_sign_rows_f32(const float *w, const float *alpha, float *q, uint8_t *mask, int64_t rows,
-                                 int64_t cols)
-    void magnitude_sign_backward_rows_f32(const float *g, const float *alpha, const uint8_t *mask, float *dw,
-                                          int64_t rows, int64_t cols)
-    void channel_mean_var_f32(const float *x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
-                              float *mean, float *var)
-    void batchnorm_forward_f32(const float *x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
-                               const float *mean, const float *invstd, const float *gamma, const float *beta, float *y)
-    void batchnorm_backward_f32(const float *x, const float *g, int64_t n, int64_t c, int64_t hw, int64_t c0,
-                                int64_t c1, const float *mean, const float *invstd, const float *gamma, float *dx,
-                                float *dgamma, float *dbeta)
+    float abs_mean_f32(const float *w, int64_t n)
+    void magnitude_sign_row_f32(const float *w, float alpha, float *q, uint8_t *mask, int64_t n)
+    void magnitude_sign_backward_row_f32(const float *g, float alpha, const uint8_t *mask, float *dw, int64_t n)
+    void channel_mean_var_f32(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch, float *mean,
+                              float *var)
+    void batchnorm_forward_f32(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch, float mu, float invstd,
+                               float gamma, float beta, float *y)
+    void batchnorm_backward_f32(const float *x, const float *g, int64_t n, int64_t c, int64_t hw, int64_t ch,
+                                float mu, float invstd, float gamma, float *dx, float *dgamma, float *dbeta)
     void maxpool_forward_plane(const float *xp, int64_t wp, int kh, int kw, int sh, int sw, float *y, int16_t *arg,
                                int64_t oh, int64_t ow)
     void maxpool_backward_plane(const float *g, const int16_t *arg, int64_t oh, int64_t ow, int kw, int sh, int sw,
@@ -465,8 +462,8 @@ def magnitude_aware_sign_forward(const float[:, ::1] w, int threads=1):
     cdef float[::1] av = alpha
     cdef Py_ssize_t r
     for r in prange(rows, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        row_abs_mean_f32(&w[r, 0], 1, cols, &av[r])
-        magnitude_sign_rows_f32(&w[r, 0], &av[r], &qv[r, 0], &mv[r, 0], 1, cols)
+        av[r] = abs_mean_f32(&w[r, 0], cols)
+        magnitude_sign_row_f32(&w[r, 0], av[r], &qv[r, 0], &mv[r, 0], cols)
     return q, mask, alpha
 
 
@@ -482,7 +479,7 @@ def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha,
     cdef float[:, ::1] dv = dw
     cdef Py_ssize_t r
     for r in prange(rows, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        magnitude_sign_backward_rows_f32(&g[r, 0], &alpha[r], &mask[r, 0], &dv[r, 0], 1, cols)
+        magnitude_sign_backward_row_f32(&g[r, 0], alpha[r], &mask[r, 0], &dv[r, 0], cols)
     return dw
 
 
@@ -497,7 +494,7 @@ def channel_mean_var(const float[:, :, ::1] x, int threads=1):
     cdef float[::1] vv = var
     cdef Py_ssize_t ch
     for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        channel_mean_var_f32(&x[0, 0, 0], n, c, hw, ch, ch + 1, &mv[0], &vv[0])
+        channel_mean_var_f32(&x[0, 0, 0], n, c, hw, ch, &mv[ch], &vv[ch])
     return mean, var
 
 
@@ -518,8 +515,7 @@ def batchnorm_forward(const float[:, :, ::1] x, const float[::1] mean, const flo
     cdef float[:, :, ::1] y = out
     cdef Py_ssize_t ch
     for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        batchnorm_forward_f32(&x[0, 0, 0], n, c, hw, ch, ch + 1, &mean[0], &invstd[0], &gamma[0], &beta[0],
-                              &y[0, 0, 0])
+        batchnorm_forward_f32(&x[0, 0, 0], n, c, hw, ch, mean[ch], invstd[ch], gamma[ch], beta[ch], &y[0, 0, 0])
     return out
 
 
@@ -540,8 +536,8 @@ def batchnorm_backward(const float[:, :, ::1] x, const float[:, :, ::1] g, const
     cdef float[::1] dbv = dbeta
     cdef Py_ssize_t ch
     for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        batchnorm_backward_f32(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, ch, ch + 1, &mean[0], &invstd[0], &gamma[0],
-                               &dxv[0, 0, 0], &dgv[0], &dbv[0])
+        batchnorm_backward_f32(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, ch, mean[ch], invstd[ch], gamma[ch],
+                               &dxv[0, 0, 0], &dgv[ch], &dbv[ch])
     return dx, dgamma, dbeta
 
 

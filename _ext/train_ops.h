@@ -29,49 +29,31 @@ static void masked_copy_f32(const float *restrict g, const uint8_t *restrict mas
         out[i] = mask[i] ? g[i] : 0.0f * g[i];  /* 0·g keeps NumPy's signed zero (g·False = ±0) */
 }
 
-/* ---- magnitude-aware sign over rows (one output channel per row) -------------------------------------------
- * alpha[r] = mean |w[r, :]| (double accumulation, 8 partial sums so it vectorises: equal to NumPy's float32
- * pairwise mean to float32 rounding);  q[r, k] = alpha[r] * sign(w[r, k]);  mask[r, k] = |w[r, k]| <= 1. */
-static void row_abs_mean_f32(const float *restrict w, int64_t rows, int64_t cols, float *restrict alpha) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *wr = w + r * cols;
-        double part[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0.0;
-        int64_t k = 0;
-        for (; k + 8 <= cols; k += 8)
-            for (int l = 0; l < 8; l++) part[l] += fabsf(wr[k + l]);
-        for (; k < cols; k++) s += fabsf(wr[k]);
-        for (int l = 0; l < 8; l++) s += part[l];
-        alpha[r] = (float)(s / (double)cols);
+/* ---- magnitude-aware sign, one output channel (one row of the (C_out, K) weights) at a time ---------------
+ * alpha = mean |w| (double accumulation, 8 partial sums so it vectorises: equal to NumPy's float32 pairwise mean
+ * to float32 rounding);  q[k] = alpha * sign(w[k]);  mask[k] = |w[k]| <= 1. */
+static float abs_mean_f32(const float *restrict w, int64_t n) {
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0.0;
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; l++) part[l] += fabsf(w[k + l]);
+    for (; k < n; k++) s += fabsf(w[k]);
+    for (int l = 0; l < 8; l++) s += part[l];
+    return (float)(s / (double)n);
+}
+
+static void magnitude_sign_row_f32(const float *restrict w, float alpha, float *restrict q, uint8_t *restrict mask,
+                                   int64_t n) {
+    for (int64_t k = 0; k < n; k++) {
+        q[k] = w[k] >= 0.0f ? alpha : -alpha;
+        mask[k] = fabsf(w[k]) <= 1.0f;
     }
 }
 
-static void magnitude_sign_rows_f32(const float *restrict w, const float *restrict alpha, float *restrict q,
-                                    uint8_t *restrict mask, int64_t rows, int64_t cols) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float a = alpha[r], na = -alpha[r];
-        const float *wr = w + r * cols;
-        float *qr = q + r * cols;
-        uint8_t *mr = mask + r * cols;
-        for (int64_t k = 0; k < cols; k++) {
-            float v = wr[k];
-            qr[k] = v >= 0.0f ? a : na;
-            mr[k] = fabsf(v) <= 1.0f;
-        }
-    }
-}
-
-/* dw[r, k] = g[r, k] * (alpha[r] * mask[r, k]) — the reference's scale array, never materialised */
-static void magnitude_sign_backward_rows_f32(const float *restrict g, const float *restrict alpha,
-                                             const uint8_t *restrict mask, float *restrict dw, int64_t rows,
-                                             int64_t cols) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float a = alpha[r];
-        const float *gr = g + r * cols;
-        const uint8_t *mr = mask + r * cols;
-        float *dr = dw + r * cols;
-        for (int64_t k = 0; k < cols; k++)
-            dr[k] = gr[k] * (mr[k] ? a : 0.0f);
-    }
+/* dw[k] = g[k] * (alpha * mask[k]) — the reference's scale array, never materialised */
+static void magnitude_sign_backward_row_f32(const float *restrict g, float alpha, const uint8_t *restrict mask,
+                                            float *restrict dw, int64_t n) {
+    for (int64_t k = 0; k < n; k++) dw[k] = g[k] * (mask[k] ? alpha : 0.0f);
 }
 
 /* ---- the packed-forward precondition: x is ±1 and each row of w is ±(one magnitude) -------------------------
@@ -125,81 +107,71 @@ static double squared_deviation_f64(const float *restrict p, int64_t n, double m
     return s;
 }
 
-/* Each BatchNorm function handles channels [c0, c1) of x viewed as (N, C, HW), so channel ranges can go to
- * different threads. */
+/* Each BatchNorm function handles one channel `ch` of x viewed as (N, C, HW), so channels can go to different
+ * threads. */
 
-/* per-channel mean and biased variance (two passes, double accumulation) */
-static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+/* mean and biased variance of channel ch (two passes, double accumulation) */
+static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t ch,
                                  float *restrict mean, float *restrict var) {
     const double count = (double)n * (double)hw;
-    for (int64_t ch = c0; ch < c1; ch++) {
-        double s = 0.0;
-        for (int64_t b = 0; b < n; b++) s += sum_f64(x + (b * c + ch) * hw, hw);
-        const double mu = s / count;
-        double ss = 0.0;
-        for (int64_t b = 0; b < n; b++) ss += squared_deviation_f64(x + (b * c + ch) * hw, hw, mu);
-        mean[ch] = (float)mu;
-        var[ch] = (float)(ss / count);
-    }
+    double s = 0.0;
+    for (int64_t b = 0; b < n; b++) s += sum_f64(x + (b * c + ch) * hw, hw);
+    const double mu = s / count;
+    double ss = 0.0;
+    for (int64_t b = 0; b < n; b++) ss += squared_deviation_f64(x + (b * c + ch) * hw, hw, mu);
+    *mean = (float)mu;
+    *var = (float)(ss / count);
 }
 
-/* y = ((x - mean) * invstd) * gamma + beta, channel by channel — the reference's float32 steps in its order */
-static void batchnorm_forward_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t c0,
-                                  int64_t c1, const float *restrict mean, const float *restrict invstd,
-                                  const float *restrict gamma, const float *restrict beta, float *restrict y) {
+/* y = ((x - mean) * invstd) * gamma + beta on channel ch — the reference's float32 steps in its order */
+static void batchnorm_forward_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t ch, float mu,
+                                  float invstd, float gamma, float beta, float *restrict y) {
     for (int64_t b = 0; b < n; b++) {
-        for (int64_t ch = c0; ch < c1; ch++) {
-            const float mu = mean[ch], is = invstd[ch], ga = gamma[ch], be = beta[ch];
-            const float *p = x + (b * c + ch) * hw;
-            float *q = y + (b * c + ch) * hw;
-            for (int64_t i = 0; i < hw; i++) {
-                float xhat = (p[i] - mu) * is;
-                q[i] = xhat * ga + be;
-            }
+        const float *p = x + (b * c + ch) * hw;
+        float *q = y + (b * c + ch) * hw;
+        for (int64_t i = 0; i < hw; i++) {
+            float xhat = (p[i] - mu) * invstd;
+            q[i] = xhat * gamma + beta;
         }
     }
 }
 
-/* Training backward with x̂ = (x − μ)·invstd recomputed (the same float32 steps as the forward):
+/* Training backward on channel ch with x̂ = (x − μ)·invstd recomputed (the same float32 steps as the forward):
  *   dβ = Σ g,  dγ = Σ g·x̂,  dx = invstd·γ·(g − dβ/M − x̂·dγ/M),  M = N·HW. */
 static void batchnorm_backward_f32(const float *restrict x, const float *restrict g, int64_t n, int64_t c,
-                                   int64_t hw, int64_t c0, int64_t c1, const float *restrict mean,
-                                   const float *restrict invstd, const float *restrict gamma, float *restrict dx,
+                                   int64_t hw, int64_t ch, float mu, float invstd, float gamma, float *restrict dx,
                                    float *restrict dgamma, float *restrict dbeta) {
     const double count = (double)n * (double)hw;
-    for (int64_t ch = c0; ch < c1; ch++) {
-        const float mu = mean[ch], is = invstd[ch];
-        double sg = 0.0, sgx = 0.0;
-        for (int64_t b = 0; b < n; b++) {
-            const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
-            double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, bx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            int64_t i = 0;
-            for (; i + 8 <= hw; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    float xhat = (p[i + l] - mu) * is;
-                    a[l] += gp[i + l];
-                    bx[l] += (double)gp[i + l] * xhat;
-                }
-            for (; i < hw; i++) {
-                float xhat = (p[i] - mu) * is;
-                sg += gp[i];
-                sgx += (double)gp[i] * xhat;
-            }
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t b = 0; b < n; b++) {
+        const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
+        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, bx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 8 <= hw; i += 8)
             for (int l = 0; l < 8; l++) {
-                sg += a[l];
-                sgx += bx[l];
+                float xhat = (p[i + l] - mu) * invstd;
+                a[l] += gp[i + l];
+                bx[l] += (double)gp[i + l] * xhat;
             }
+        for (; i < hw; i++) {
+            float xhat = (p[i] - mu) * invstd;
+            sg += gp[i];
+            sgx += (double)gp[i] * xhat;
         }
-        dbeta[ch] = (float)sg;
-        dgamma[ch] = (float)sgx;
-        const float k = is * gamma[ch], mg = (float)(sg / count), mgx = (float)(sgx / count);
-        for (int64_t b = 0; b < n; b++) {
-            const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
-            float *d = dx + (b * c + ch) * hw;
-            for (int64_t i = 0; i < hw; i++) {
-                float xhat = (p[i] - mu) * is;
-                d[i] = k * (gp[i] - mg - xhat * mgx);
-            }
+        for (int l = 0; l < 8; l++) {
+            sg += a[l];
+            sgx += bx[l];
+        }
+    }
+    *dbeta = (float)sg;
+    *dgamma = (float)sgx;
+    const float k = invstd * gamma, mg = (float)(sg / count), mgx = (float)(sgx / count);
+    for (int64_t b = 0; b < n; b++) {
+        const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
+        float *d = dx + (b * c + ch) * hw;
+        for (int64_t i = 0; i < hw; i++) {
+            float xhat = (p[i] - mu) * invstd;
+            d[i] = k * (gp[i] - mg - xhat * mgx);
         }
     }
 }

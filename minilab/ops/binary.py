@@ -85,7 +85,8 @@ class MagnitudeAwareSign(Function):
 
     @staticmethod
     def forward(ctx, w):
-        if _backend.ext is not None and w.dtype == np.float32 and w.ndim > 1 and w.size:
+        ctx.compiled = _backend.ext is not None and w.dtype == np.float32 and w.ndim > 1 and w.size > 0
+        if ctx.compiled:
             # α, q and the STE mask without temporaries; the backward scales by α·mask, never storing the float
             # scale array
             q, mask, alpha_rows = _backend.ext.magnitude_aware_sign_forward(
@@ -98,7 +99,7 @@ class MagnitudeAwareSign(Function):
 
     @staticmethod
     def backward(ctx, g):
-        if len(ctx.saved) == 2:
+        if ctx.compiled:
             alpha_rows, mask = ctx.saved
             dw = _backend.ext.magnitude_aware_sign_backward(np.ascontiguousarray(g, dtype=np.float32)
                                                             .reshape(mask.shape), alpha_rows, mask,

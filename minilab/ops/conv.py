@@ -176,10 +176,12 @@ class Conv2d(Function):
         ctx.depthwise = depthwise
         ctx.chunked = not depthwise and groups == 1 and _backend.ext is not None and \
             x.dtype == np.float32 == w.dtype
+        packed = binary and _packed_forward and groups == 1 and _backend.ext is not None and is_binary_pair(x, w)
+        if packed:
+            from .packed import binary_conv2d_packed
         if ctx.chunked:  # compiled kernels: im2col per cache-sized chunk of images, recomputed in backward
             x = np.ascontiguousarray(x)
-            if binary and _packed_forward and is_binary_pair(x, w):
-                from .packed import binary_conv2d_packed
+            if packed:
                 out = binary_conv2d_packed(x, w, stride, padding, pad_value, threads=_backend.threads)
             else:
                 out = conv_chunked.conv_forward(x, w, stride, padding, pad_value, (oh, ow))
@@ -188,12 +190,10 @@ class Conv2d(Function):
         elif depthwise:
             xp = pad_input(x, padding, pad_value)
             ctx.save(xp, w)
-            out = depthwise_forward(xp, w, stride, (oh, ow), b)
-            return out
+            return depthwise_forward(xp, w, stride, (oh, ow), b)
         else:
             xp = pad_input(x, padding, pad_value)
-            if binary and _packed_forward and groups == 1 and _backend.ext is not None and is_binary_pair(x, w):
-                from .packed import binary_conv2d_packed
+            if packed:  # float64 graphs: the packed result is exact, so it is only cast
                 out = binary_conv2d_packed(x, w, stride, padding, pad_value).astype(x.dtype, copy=False)
                 ctx.save(None, w, xp)  # im2col of the ±1 input is deferred to backward, which needs it for ∂L/∂w
             else:

@@ -62,7 +62,8 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel, stride, padding):
         kh, kw = kernel
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        if _backend.ext is not None and x.dtype == np.float32:
+        ctx.compiled = _backend.ext is not None and x.dtype == np.float32
+        if ctx.compiled:
             oh = (x.shape[2] + 2 * padding[0] - kh) // stride[0] + 1
             ow = (x.shape[3] + 2 * padding[1] - kw) // stride[1] + 1
             out, ctx.argmax = _backend.ext.maxpool2d_forward(np.ascontiguousarray(x), kh, kw, *stride, *padding,
@@ -78,13 +79,13 @@ class MaxPool2d(Function):
             if argmax is not None:
                 argmax[tap > out] = t          # strictly greater: the first maximum keeps the gradient
             np.maximum(out, tap, out=out)
-        ctx.argmax, ctx.xp_shape, ctx.in_hw = argmax, xp.shape, None
+        ctx.argmax, ctx.xp_shape = argmax, xp.shape
         return out.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
         kh, kw = ctx.kernel
-        if ctx.in_hw is not None:  # the compiled forward ran
+        if ctx.compiled:
             return _backend.ext.maxpool2d_backward(np.ascontiguousarray(g, dtype=np.float32), ctx.argmax, kw,
                                                    *ctx.stride, *ctx.padding, *ctx.in_hw, _backend.threads)
         dxp = np.zeros(ctx.xp_shape, dtype=g.dtype)
