@@ -387,12 +387,15 @@ cdef extern from "train_ops.h" nogil:
     float abs_mean_f32(const float *w, int64_t n)
     void magnitude_sign_row_f32(const float *w, float alpha, float *q, uint8_t *mask, int64_t n)
     void magnitude_sign_backward_row_f32(const float *g, float alpha, const uint8_t *mask, float *dw, int64_t n)
-    void channel_mean_var_f32(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch, float *mean,
-                              float *var)
-    void batchnorm_forward_f32(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch, float mu, float invstd,
-                               float gamma, float beta, float *y)
-    void batchnorm_backward_f32(const float *x, const float *g, int64_t n, int64_t c, int64_t hw, int64_t ch,
-                                float mu, float invstd, float gamma, float *dx, float *dgamma, float *dbeta)
+    int64_t bn_channels_per_block(int64_t hw)
+    int channel_mean_var_block(const float *x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                               float *mean, float *var)
+    int batchnorm_forward_block(const float *x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                                const float *mean, const float *invstd, const float *gamma, const float *beta,
+                                float *y)
+    int batchnorm_backward_block(const float *x, const float *g, int64_t n, int64_t c, int64_t hw, int64_t c0,
+                                 int64_t c1, const float *mean, const float *invstd, const float *gamma, float *dx,
+                                 float *dgamma, float *dbeta)
     void maxpool_forward_plane(const float *xp, int64_t wp, int kh, int kw, int sh, int sw, float *y, int16_t *arg,
                                int64_t oh, int64_t ow)
     void maxpool_backward_plane(const float *g, const int16_t *arg, int64_t oh, int64_t ow, int kw, int sh, int sw,
@@ -483,6 +486,16 @@ def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha,
     return dw
 
 
+cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef _check_channel_vectors(Py_ssize_t c, str name, arrays):
+    for a in arrays:
+        if a.shape[0] != c:
+            raise ValueError(f"{name}: per-channel vectors must have {c} entries, got {a.shape[0]}")
+
+
 def channel_mean_var(const float[:, :, ::1] x, int threads=1):
     """Per-channel mean and biased variance of x viewed as (N, C, HW), accumulated in double."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], hw = x.shape[2]
@@ -492,16 +505,13 @@ def channel_mean_var(const float[:, :, ::1] x, int threads=1):
         return mean, var
     cdef float[::1] mv = mean
     cdef float[::1] vv = var
-    cdef Py_ssize_t ch
-    for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        channel_mean_var_f32(&x[0, 0, 0], n, c, hw, ch, &mv[ch], &vv[ch])
+    cdef Py_ssize_t per = bn_channels_per_block(hw), blk
+    cdef int failed = 0
+    for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        failed += channel_mean_var_block(&x[0, 0, 0], n, c, hw, blk * per, _min(c, blk * per + per), &mv[0], &vv[0])
+    if failed:
+        raise MemoryError("channel_mean_var: no memory for the per-block scratch")
     return mean, var
-
-
-cdef _check_channel_vectors(Py_ssize_t c, str name, arrays):
-    for a in arrays:
-        if a.shape[0] != c:
-            raise ValueError(f"{name}: per-channel vectors must have {c} entries, got {a.shape[0]}")
 
 
 def batchnorm_forward(const float[:, :, ::1] x, const float[::1] mean, const float[::1] invstd,
@@ -513,9 +523,13 @@ def batchnorm_forward(const float[:, :, ::1] x, const float[::1] mean, const flo
     if out.size == 0:
         return out
     cdef float[:, :, ::1] y = out
-    cdef Py_ssize_t ch
-    for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        batchnorm_forward_f32(&x[0, 0, 0], n, c, hw, ch, mean[ch], invstd[ch], gamma[ch], beta[ch], &y[0, 0, 0])
+    cdef Py_ssize_t per = bn_channels_per_block(hw), blk
+    cdef int failed = 0
+    for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        failed += batchnorm_forward_block(&x[0, 0, 0], n, c, hw, blk * per, _min(c, blk * per + per), &mean[0],
+                                          &invstd[0], &gamma[0], &beta[0], &y[0, 0, 0])
+    if failed:
+        raise MemoryError("batchnorm_forward: no memory for the per-block scratch")
     return out
 
 
@@ -534,10 +548,13 @@ def batchnorm_backward(const float[:, :, ::1] x, const float[:, :, ::1] g, const
     cdef float[:, :, ::1] dxv = dx
     cdef float[::1] dgv = dgamma
     cdef float[::1] dbv = dbeta
-    cdef Py_ssize_t ch
-    for ch in prange(c, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        batchnorm_backward_f32(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, ch, mean[ch], invstd[ch], gamma[ch],
-                               &dxv[0, 0, 0], &dgv[ch], &dbv[ch])
+    cdef Py_ssize_t per = bn_channels_per_block(hw), blk
+    cdef int failed = 0
+    for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        failed += batchnorm_backward_block(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, blk * per, _min(c, blk * per + per),
+                                           &mean[0], &invstd[0], &gamma[0], &dxv[0, 0, 0], &dgv[0], &dbv[0])
+    if failed:
+        raise MemoryError("batchnorm_backward: no memory for the per-block scratch")
     return dx, dgamma, dbeta
 
 

@@ -10,6 +10,7 @@
 #define MINILAB_TRAIN_OPS_H
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- sign with the STE mask: y = sign(x) (sign(0) = +1), mask = |x| <= clip ------------------------------- */
@@ -79,101 +80,145 @@ static int rows_plus_minus_alpha(const float *restrict w, int64_t rows, int64_t 
     return 1;
 }
 
-/* ---- BatchNorm over (N, C, HW): statistics, the affine forward, the training backward -------------------- */
+/* ---- BatchNorm over (N, C, HW): statistics, the affine forward, the training backward --------------------
+ *
+ * The work is cut into blocks of whole channels, [c0, c1), about BN_BLOCK values of each image (one channel when
+ * HW is larger).  One image's block is a contiguous run of (c1 - c0)·HW floats, and every loop below walks the
+ * batch over that run with per-position coefficients and accumulators: the inner loops are long and vectorise
+ * even for 2×2 maps (the per-channel loop they replace ran 4 floats at a time there), and the accumulators stay
+ * in L1.  Blocks are independent, so they can go to different threads.  Each function returns -1 when its
+ * scratch cannot be allocated, 0 otherwise. */
+enum { BN_BLOCK = 1024 };
 
-/* Sums in double with 8 independent partial sums, so the loop vectorises without reassociating anything. */
-static double sum_f64(const float *restrict p, int64_t n) {
-    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) part[l] += p[i + l];
-    double s = 0.0;
-    for (; i < n; i++) s += p[i];
-    for (int l = 0; l < 8; l++) s += part[l];
-    return s;
+static int64_t bn_channels_per_block(int64_t hw) { return hw >= BN_BLOCK ? 1 : BN_BLOCK / hw; }
+
+/* value[c] repeated over the HW positions of each channel c in [c0, c1) */
+static void expand_channels(const float *restrict value, int64_t c0, int64_t c1, int64_t hw, float *restrict out) {
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t i = 0; i < hw; i++) out[(c - c0) * hw + i] = value[c];
 }
 
-static double squared_deviation_f64(const float *restrict p, int64_t n, double mu) {
-    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) {
-            double d = p[i + l] - mu;
-            part[l] += d * d;
-        }
-    double s = 0.0;
-    for (; i < n; i++) s += (p[i] - mu) * (p[i] - mu);
-    for (int l = 0; l < 8; l++) s += part[l];
-    return s;
+/* Σ_i acc[c·hw + i] for each of `channels` channels, in double */
+static void sum_positions(const double *restrict acc, int64_t channels, int64_t hw, double *restrict out) {
+    for (int64_t c = 0; c < channels; c++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < hw; i++) s += acc[c * hw + i];
+        out[c] = s;
+    }
 }
 
-/* Each BatchNorm function handles one channel `ch` of x viewed as (N, C, HW), so channels can go to different
- * threads. */
-
-/* mean and biased variance of channel ch (two passes, double accumulation) */
-static void channel_mean_var_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t ch,
-                                 float *restrict mean, float *restrict var) {
+/* mean and biased variance of channels [c0, c1): two passes, double accumulation */
+static int channel_mean_var_block(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t c0,
+                                  int64_t c1, float *restrict mean, float *restrict var) {
+    const int64_t len = (c1 - c0) * hw, plane = c * hw;
     const double count = (double)n * (double)hw;
-    double s = 0.0;
-    for (int64_t b = 0; b < n; b++) s += sum_f64(x + (b * c + ch) * hw, hw);
-    const double mu = s / count;
-    double ss = 0.0;
-    for (int64_t b = 0; b < n; b++) ss += squared_deviation_f64(x + (b * c + ch) * hw, hw, mu);
-    *mean = (float)mu;
-    *var = (float)(ss / count);
-}
-
-/* y = ((x - mean) * invstd) * gamma + beta on channel ch — the reference's float32 steps in its order */
-static void batchnorm_forward_f32(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t ch, float mu,
-                                  float invstd, float gamma, float beta, float *restrict y) {
+    double *acc = malloc((size_t)len * sizeof(double));
+    double *mu = malloc((size_t)len * sizeof(double));
+    double *per_channel = malloc((size_t)(c1 - c0) * sizeof(double));
+    if (!acc || !mu || !per_channel) {
+        free(acc); free(mu); free(per_channel);
+        return -1;
+    }
+    memset(acc, 0, (size_t)len * sizeof(double));
     for (int64_t b = 0; b < n; b++) {
-        const float *p = x + (b * c + ch) * hw;
-        float *q = y + (b * c + ch) * hw;
-        for (int64_t i = 0; i < hw; i++) {
-            float xhat = (p[i] - mu) * invstd;
-            q[i] = xhat * gamma + beta;
+        const float *p = x + b * plane + c0 * hw;
+        for (int64_t j = 0; j < len; j++) acc[j] += p[j];
+    }
+    sum_positions(acc, c1 - c0, hw, per_channel);
+    for (int64_t ch = c0; ch < c1; ch++) {
+        const double m = per_channel[ch - c0] / count;
+        mean[ch] = (float)m;
+        for (int64_t i = 0; i < hw; i++) mu[(ch - c0) * hw + i] = m;
+    }
+    memset(acc, 0, (size_t)len * sizeof(double));
+    for (int64_t b = 0; b < n; b++) {
+        const float *p = x + b * plane + c0 * hw;
+        for (int64_t j = 0; j < len; j++) {
+            const double d = p[j] - mu[j];
+            acc[j] += d * d;
         }
     }
+    sum_positions(acc, c1 - c0, hw, per_channel);
+    for (int64_t ch = c0; ch < c1; ch++) var[ch] = (float)(per_channel[ch - c0] / count);
+    free(acc); free(mu); free(per_channel);
+    return 0;
 }
 
-/* Training backward on channel ch with x̂ = (x − μ)·invstd recomputed (the same float32 steps as the forward):
- *   dβ = Σ g,  dγ = Σ g·x̂,  dx = invstd·γ·(g − dβ/M − x̂·dγ/M),  M = N·HW. */
-static void batchnorm_backward_f32(const float *restrict x, const float *restrict g, int64_t n, int64_t c,
-                                   int64_t hw, int64_t ch, float mu, float invstd, float gamma, float *restrict dx,
-                                   float *restrict dgamma, float *restrict dbeta) {
+/* y = ((x - mean) * invstd) * gamma + beta on channels [c0, c1) — the reference's float32 steps in its order */
+static int batchnorm_forward_block(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                                   const float *restrict mean, const float *restrict invstd,
+                                   const float *restrict gamma, const float *restrict beta, float *restrict y) {
+    const int64_t len = (c1 - c0) * hw, plane = c * hw;
+    float *coef = malloc(4 * (size_t)len * sizeof(float));
+    if (!coef) return -1;
+    float *mu = coef, *is = coef + len, *ga = coef + 2 * len, *be = coef + 3 * len;
+    expand_channels(mean, c0, c1, hw, mu);
+    expand_channels(invstd, c0, c1, hw, is);
+    expand_channels(gamma, c0, c1, hw, ga);
+    expand_channels(beta, c0, c1, hw, be);
+    for (int64_t b = 0; b < n; b++) {
+        const float *p = x + b * plane + c0 * hw;
+        float *q = y + b * plane + c0 * hw;
+        for (int64_t j = 0; j < len; j++) {
+            const float xhat = (p[j] - mu[j]) * is[j];
+            q[j] = xhat * ga[j] + be[j];
+        }
+    }
+    free(coef);
+    return 0;
+}
+
+/* Training backward on channels [c0, c1) with x̂ = (x − μ)·invstd recomputed (the same float32 steps as the
+ * forward):  dβ = Σ g,  dγ = Σ g·x̂,  dx = invstd·γ·(g − dβ/M − x̂·dγ/M),  M = N·HW. */
+static int batchnorm_backward_block(const float *restrict x, const float *restrict g, int64_t n, int64_t c,
+                                    int64_t hw, int64_t c0, int64_t c1, const float *restrict mean,
+                                    const float *restrict invstd, const float *restrict gamma, float *restrict dx,
+                                    float *restrict dgamma, float *restrict dbeta) {
+    const int64_t len = (c1 - c0) * hw, plane = c * hw, channels = c1 - c0;
     const double count = (double)n * (double)hw;
-    double sg = 0.0, sgx = 0.0;
+    double *acc = malloc(2 * (size_t)len * sizeof(double) + 2 * (size_t)channels * sizeof(double));
+    float *coef = malloc(5 * (size_t)len * sizeof(float));
+    float *k = malloc(3 * (size_t)channels * sizeof(float));
+    if (!acc || !coef || !k) {
+        free(acc); free(coef); free(k);
+        return -1;
+    }
+    double *acc_g = acc, *acc_gx = acc + len, *sum_g = acc + 2 * len, *sum_gx = sum_g + channels;
+    float *mu = coef, *is = coef + len, *kk = coef + 2 * len, *mg = coef + 3 * len, *mgx = coef + 4 * len;
+    float *scale = k, *mean_g = k + channels, *mean_gx = k + 2 * channels;
+    expand_channels(mean, c0, c1, hw, mu);
+    expand_channels(invstd, c0, c1, hw, is);
+    memset(acc, 0, 2 * (size_t)len * sizeof(double));
     for (int64_t b = 0; b < n; b++) {
-        const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
-        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, bx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int64_t i = 0;
-        for (; i + 8 <= hw; i += 8)
-            for (int l = 0; l < 8; l++) {
-                float xhat = (p[i + l] - mu) * invstd;
-                a[l] += gp[i + l];
-                bx[l] += (double)gp[i + l] * xhat;
-            }
-        for (; i < hw; i++) {
-            float xhat = (p[i] - mu) * invstd;
-            sg += gp[i];
-            sgx += (double)gp[i] * xhat;
-        }
-        for (int l = 0; l < 8; l++) {
-            sg += a[l];
-            sgx += bx[l];
+        const float *p = x + b * plane + c0 * hw, *gp = g + b * plane + c0 * hw;
+        for (int64_t j = 0; j < len; j++) {
+            const float xhat = (p[j] - mu[j]) * is[j];
+            acc_g[j] += gp[j];
+            acc_gx[j] += (double)gp[j] * xhat;
         }
     }
-    *dbeta = (float)sg;
-    *dgamma = (float)sgx;
-    const float k = invstd * gamma, mg = (float)(sg / count), mgx = (float)(sgx / count);
+    sum_positions(acc_g, channels, hw, sum_g);
+    sum_positions(acc_gx, channels, hw, sum_gx);
+    for (int64_t ch = c0; ch < c1; ch++) {
+        dbeta[ch] = (float)sum_g[ch - c0];
+        dgamma[ch] = (float)sum_gx[ch - c0];
+        scale[ch - c0] = invstd[ch] * gamma[ch];
+        mean_g[ch - c0] = (float)(sum_g[ch - c0] / count);
+        mean_gx[ch - c0] = (float)(sum_gx[ch - c0] / count);
+    }
+    expand_channels(scale, 0, channels, hw, kk);
+    expand_channels(mean_g, 0, channels, hw, mg);
+    expand_channels(mean_gx, 0, channels, hw, mgx);
     for (int64_t b = 0; b < n; b++) {
-        const float *p = x + (b * c + ch) * hw, *gp = g + (b * c + ch) * hw;
-        float *d = dx + (b * c + ch) * hw;
-        for (int64_t i = 0; i < hw; i++) {
-            float xhat = (p[i] - mu) * invstd;
-            d[i] = k * (gp[i] - mg - xhat * mgx);
+        const float *p = x + b * plane + c0 * hw, *gp = g + b * plane + c0 * hw;
+        float *d = dx + b * plane + c0 * hw;
+        for (int64_t j = 0; j < len; j++) {
+            const float xhat = (p[j] - mu[j]) * is[j];
+            d[j] = kk[j] * (gp[j] - mg[j] - xhat * mgx[j]);
         }
     }
+    free(acc); free(coef); free(k);
+    return 0;
 }
 
 /* ---- max pooling on one (H, W) plane, padding counted as -inf -------------------------------------------

@@ -125,6 +125,33 @@ def test_batchnorm_kernels_match_the_reference(x, training):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
 
 
+@pytest.mark.parametrize("shape", [(3, 300, 2, 2), (2, 30, 7, 11), (2, 3, 40, 40), (2, 1, 1, 1)])
+def test_batchnorm_kernels_across_channel_blocks(shape):
+    """The kernels cut channels into blocks of ~1024 values per image (one channel when a map is larger): many
+    small-map channels per block with a partial last block, several blocks of mid-sized maps, one channel per
+    block for a map over 1024 values, and a single value."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    c = shape[1]
+    gamma, beta = rng.uniform(0.5, 1.5, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+
+    def run(training):
+        X, G, B = ml.Tensor(x, requires_grad=True), ml.Tensor(gamma, requires_grad=True), \
+            ml.Tensor(beta, requires_grad=True)
+        mean, var = np.zeros(c, np.float32), np.ones(c, np.float32)
+        y = F.batch_norm(X, mean, var, G, B, training=training, momentum=0.9)
+        y.backward(g)
+        return y.data, X.grad, G.grad, B.grad, mean, var
+
+    for training in (True, False):
+        fast, slow = run(training), reference(lambda: run(training))
+        if not training:
+            np.testing.assert_array_equal(fast[0], slow[0])
+        for a, b in zip(fast, slow):
+            np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
+
+
 @given(arrays(shape=None, min_dims=4, max_dims=4, min_side=1, max_side=9, dtype=np.float32),
        st.sampled_from([(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 1)]))
 def test_max_pool_kernel_matches_the_reference(x, config):
