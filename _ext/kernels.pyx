@@ -396,7 +396,8 @@ cdef extern from "train_ops.h" nogil:
     int batchnorm_backward_block(const float *x, const float *g, int64_t n, int64_t c, int64_t hw, int64_t c0,
                                  int64_t c1, const float *mean, const float *invstd, const float *gamma, float *dx,
                                  float *dgamma, float *dbeta)
-    void maxpool_forward_plane(const float *xp, int64_t wp, int kh, int kw, int sh, int sw, float *y, int16_t *arg,
+    void maxpool_fill_plane(const float *x, int64_t h, int64_t w, int ph, int pw, int sw, int64_t wq, float *xp)
+    void maxpool_forward_plane(const float *xp, int64_t wq, int kh, int kw, int sh, int sw, float *y, int16_t *arg,
                                int64_t oh, int64_t ow)
     void maxpool_backward_plane(const float *g, const int16_t *arg, int64_t oh, int64_t ow, int kw, int sh, int sw,
                                 int ph, int pw, float *dx, int64_t h, int64_t w)
@@ -570,7 +571,8 @@ def maxpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int s
     if out.size == 0:
         return out, arg
     threads = max(threads, 1)
-    plane_buf = np.full((threads, hp, wp), -np.inf, dtype=np.float32)  # one padded plane per thread, reused
+    cdef Py_ssize_t wq = (wp + sw - 1) // sw
+    plane_buf = np.full((threads, hp, sw * wq), -np.inf, dtype=np.float32)  # one padded plane per thread, reused
     cdef float[:, :, ::1] pad = plane_buf
     cdef float[:, :, :, ::1] y = out
     cdef int16_t[:, :, :, ::1] a
@@ -582,9 +584,8 @@ def maxpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int s
     cdef int t
     for plane in prange(n * c, nogil=True, num_threads=threads, schedule="static"):
         t = threadid()
-        for r in range(h):
-            memcpy(&pad[t, r + ph, pw], &x[plane // c, plane % c, r, 0], w * sizeof(float))
-        maxpool_forward_plane(&pad[t, 0, 0], wp, kh, kw, sh, sw, &y[plane // c, plane % c, 0, 0],
+        maxpool_fill_plane(&x[plane // c, plane % c, 0, 0], h, w, ph, pw, sw, wq, &pad[t, 0, 0])
+        maxpool_forward_plane(&pad[t, 0, 0], wq, kh, kw, sh, sw, &y[plane // c, plane % c, 0, 0],
                               (ap + plane * oh * ow) if ap != NULL else NULL, oh, ow)
     return out, arg
 
