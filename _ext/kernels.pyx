@@ -396,6 +396,10 @@ cdef extern from "train_ops.h" nogil:
     int batchnorm_backward_block(const float *x, const float *g, int64_t n, int64_t c, int64_t hw, int64_t c0,
                                  int64_t c1, const float *mean, const float *invstd, const float *gamma, float *dx,
                                  float *dgamma, float *dbeta)
+    void avgpool_forward_plane(const float *x, int64_t w, int kh, int kw, int sh, int sw, float count, float *y,
+                               int64_t oh, int64_t ow)
+    void avgpool_backward_plane(const float *g, int64_t oh, int64_t ow, int kh, int kw, int sh, int sw, float count,
+                                float *dx, int64_t w)
     void maxpool_fill_plane(const float *x, int64_t h, int64_t w, int ph, int pw, int sw, int64_t wq, float *xp)
     void maxpool_forward_plane(const float *xp, int64_t wq, int kh, int kw, int sh, int sw, float *y, int16_t *arg,
                                int64_t oh, int64_t ow)
@@ -557,6 +561,41 @@ def batchnorm_backward(const float[:, :, ::1] x, const float[:, :, ::1] g, const
     if failed:
         raise MemoryError("batchnorm_backward: no memory for the per-block scratch")
     return dx, dgamma, dbeta
+
+
+def avgpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int threads=1):
+    """Average pooling without padding: y = (sum of the kh*kw taps in row-major order) / (kh*kw)."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or kh > h or kw > w:
+        raise ValueError(f"avgpool2d_forward: a {kh}x{kw} window (stride {sh}x{sw}) does not fit a {h}x{w} input")
+    cdef Py_ssize_t oh = (h - kh) // sh + 1, ow = (w - kw) // sw + 1
+    out = np.empty((n, c, oh, ow), dtype=np.float32)
+    if out.size == 0:
+        return out
+    cdef float[:, :, :, ::1] y = out
+    cdef float count = kh * kw
+    cdef Py_ssize_t plane
+    for plane in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        avgpool_forward_plane(&x[plane // c, plane % c, 0, 0], w, kh, kw, sh, sw, count,
+                              &y[plane // c, plane % c, 0, 0], oh, ow)
+    return out
+
+
+def avgpool2d_backward(const float[:, :, :, ::1] g, int kh, int kw, int sh, int sw, int h, int w, int threads=1):
+    """The adjoint of avgpool2d_forward: every tap's input cell gets g / (kh*kw), taps in row-major order."""
+    cdef Py_ssize_t n = g.shape[0], c = g.shape[1], oh = g.shape[2], ow = g.shape[3]
+    if (oh - 1) * sh + kh > h or (ow - 1) * sw + kw > w:
+        raise ValueError(f"avgpool2d_backward: {oh}x{ow} windows do not fit a {h}x{w} input")
+    out = np.zeros((n, c, h, w), dtype=np.float32)
+    if g.size == 0:
+        return out
+    cdef float[:, :, :, ::1] dx = out
+    cdef float count = kh * kw
+    cdef Py_ssize_t plane
+    for plane in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        avgpool_backward_plane(&g[plane // c, plane % c, 0, 0], oh, ow, kh, kw, sh, sw, count,
+                               &dx[plane // c, plane % c, 0, 0], w)
+    return out
 
 
 def maxpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,

@@ -295,6 +295,35 @@ static void maxpool_backward_plane(const float *restrict g, const int16_t *restr
     }
 }
 
+/* ---- average pooling on one (H, W) plane without padding ---------------------------------------------------
+ * y[i, j] = (Σ_{u,v} x[i·sh + u, j·sw + v]) / (kh·kw), the taps added one after another in row-major order and
+ * then divided, as the reference's running sum of strided views does: bit-identical. */
+static void avgpool_forward_plane(const float *restrict x, int64_t w, int kh, int kw, int sh, int sw, float count,
+                                  float *restrict y, int64_t oh, int64_t ow) {
+    for (int64_t i = 0; i < oh; i++) {
+        float *row = y + i * ow;
+        for (int64_t j = 0; j < ow; j++) row[j] = x[i * sh * w + j * sw];
+        for (int u = 0; u < kh; u++)
+            for (int v = 0; v < kw; v++) {
+                if (u == 0 && v == 0) continue;
+                const float *src = x + (i * sh + u) * w + v;
+                for (int64_t j = 0; j < ow; j++) row[j] += src[j * sw];
+            }
+        for (int64_t j = 0; j < ow; j++) row[j] /= count;
+    }
+}
+
+/* dx[i·sh + u, j·sw + v] += g[i, j] / (kh·kw) for every tap in row-major order; dx starts at zero */
+static void avgpool_backward_plane(const float *restrict g, int64_t oh, int64_t ow, int kh, int kw, int sh, int sw,
+                                   float count, float *restrict dx, int64_t w) {
+    for (int u = 0; u < kh; u++)
+        for (int v = 0; v < kw; v++)
+            for (int64_t i = 0; i < oh; i++) {
+                float *dst = dx + (i * sh + u) * w + v;
+                for (int64_t j = 0; j < ow; j++) dst[j * sw] += g[i * ow + j] / count;
+            }
+}
+
 /* ---- im2col / col2im for one image, in the transposed ("Caffe") layout --------------------------------------
  * cols[(ch*kh + u)*kw + v][i*OW + j] = x_pad[ch, i*sh + u, j*sw + v]: one row per tap, one column per output
  * pixel, rows `ld` floats apart (a chunk of images shares one matrix, image b starting at column b*OH*OW).

@@ -236,6 +236,7 @@ def test_training_kernels_give_the_same_bits_with_any_thread_count(n, c, h, seed
         return [mean, var, ext.batchnorm_forward(x3, mean, invstd, gamma, gamma, t),
                 *ext.batchnorm_backward(x3, g3, mean, invstd, gamma, t),
                 *ext.maxpool2d_forward(x, 3, 3, 2, 2, 1, 1, (h - 1) // 2 + 1, (h - 1) // 2 + 1, True, t),
+                ext.avgpool2d_forward(x, 2, 2, 2, 2, t), ext.avgpool2d_backward(x, 2, 2, 1, 1, h + 1, h + 1, t),
                 *ext.sign_ste_forward(x.reshape(-1), 1.0, t), adam_w, m, v, q, mask, alpha,
                 ext.magnitude_aware_sign_backward(w.reshape(5, -1), alpha, mask, t),
                 xpk, ext.packed_im2col(xpk, 3, 3, 1, 1, h, h, t), ext.pack_weights(q.reshape(w.shape), t)]

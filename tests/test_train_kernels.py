@@ -173,6 +173,26 @@ def test_max_pool_kernel_matches_the_reference(x, config):
     np.testing.assert_allclose(fast[1], slow[1], rtol=1e-6, atol=1e-6)  # overlapping windows: sum order
 
 
+@given(arrays(shape=None, min_dims=4, max_dims=4, min_side=1, max_side=9, dtype=np.float32, low=-3, high=3),
+       st.sampled_from([(2, 2, 0), (3, 2, 0), (3, 1, 0), (2, 1, 0), (1, 1, 0), (3, 2, 1)]))
+def test_avg_pool_kernel_matches_the_reference_bit_for_bit(x, config):
+    """The kernel adds the taps in the reference's order and divides once, forward and backward (also for
+    overlapping windows); padded pooling stays on the reference path."""
+    k, s, p = config
+    assume(all(output_size(d, k, s, p) >= 1 for d in x.shape[2:]))
+    g = np.cos(np.arange(np.prod([x.shape[0], x.shape[1], output_size(x.shape[2], k, s, p),
+                                  output_size(x.shape[3], k, s, p)]), dtype=np.float32))
+
+    def run():
+        X = ml.Tensor(x, requires_grad=True)
+        y = F.avg_pool2d(X, k, s, p)
+        y.backward(g.reshape(y.shape))
+        return y.data, X.grad
+
+    for a, b in zip(run(), reference(run)):
+        np.testing.assert_array_equal(a, b)
+
+
 @given(arrays(shape=None, min_dims=2, max_dims=4, min_side=1, max_side=7, dtype=np.float32, low=-2, high=2))
 def test_sign_and_magnitude_aware_kernels_match_the_reference(w):
     """sign_ste is bit-identical; the magnitude-aware α is a mean summed in a different order (float32-close),

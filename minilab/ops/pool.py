@@ -28,6 +28,10 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         kh, kw = kernel
+        ctx.compiled = _backend.ext is not None and x.dtype == np.float32 and padding == (0, 0)
+        if ctx.compiled:  # the same running sum in C, one pass over each plane
+            ctx.kernel, ctx.stride, ctx.in_hw = kernel, stride, x.shape[2:]
+            return _backend.ext.avgpool2d_forward(np.ascontiguousarray(x), kh, kw, *stride, _backend.threads)
         xp = pad_input(x, padding)
         out_hw = ((xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1)
         if padding == (0, 0):
@@ -46,6 +50,9 @@ class AvgPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         kh, kw = ctx.kernel
+        if ctx.compiled:
+            return _backend.ext.avgpool2d_backward(np.ascontiguousarray(g, dtype=np.float32), kh, kw, *ctx.stride,
+                                                   *ctx.in_hw, _backend.threads)
         gc = g / ctx.count
         dxp = np.zeros(ctx.xp_shape, dtype=g.dtype)
         for u in range(kh):
