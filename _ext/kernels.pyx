@@ -491,10 +491,6 @@ def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha,
     return dw
 
 
-cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a < b else b
-
-
 cdef _check_channel_vectors(Py_ssize_t c, str name, arrays):
     for a in arrays:
         if a.shape[0] != c:
@@ -513,7 +509,7 @@ def channel_mean_var(const float[:, :, ::1] x, int threads=1):
     cdef Py_ssize_t per = bn_channels_per_block(hw), blk
     cdef int failed = 0
     for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        failed += channel_mean_var_block(&x[0, 0, 0], n, c, hw, blk * per, _min(c, blk * per + per), &mv[0], &vv[0])
+        failed += channel_mean_var_block(&x[0, 0, 0], n, c, hw, blk * per, min(c, blk * per + per), &mv[0], &vv[0])
     if failed:
         raise MemoryError("channel_mean_var: no memory for the per-block scratch")
     return mean, var
@@ -531,7 +527,7 @@ def batchnorm_forward(const float[:, :, ::1] x, const float[::1] mean, const flo
     cdef Py_ssize_t per = bn_channels_per_block(hw), blk
     cdef int failed = 0
     for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        failed += batchnorm_forward_block(&x[0, 0, 0], n, c, hw, blk * per, _min(c, blk * per + per), &mean[0],
+        failed += batchnorm_forward_block(&x[0, 0, 0], n, c, hw, blk * per, min(c, blk * per + per), &mean[0],
                                           &invstd[0], &gamma[0], &beta[0], &y[0, 0, 0])
     if failed:
         raise MemoryError("batchnorm_forward: no memory for the per-block scratch")
@@ -556,7 +552,7 @@ def batchnorm_backward(const float[:, :, ::1] x, const float[:, :, ::1] g, const
     cdef Py_ssize_t per = bn_channels_per_block(hw), blk
     cdef int failed = 0
     for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        failed += batchnorm_backward_block(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, blk * per, _min(c, blk * per + per),
+        failed += batchnorm_backward_block(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, blk * per, min(c, blk * per + per),
                                            &mean[0], &invstd[0], &gamma[0], &dxv[0, 0, 0], &dgv[0], &dbv[0])
     if failed:
         raise MemoryError("batchnorm_backward: no memory for the per-block scratch")

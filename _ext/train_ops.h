@@ -1,8 +1,8 @@
 /* Float kernels of the training loop: the fast twins of minilab/ops/{binary,norm,pool,conv}.py and
  * minilab/optim/optimizers.py.  Plain C loops over contiguous float32 arrays that GCC vectorises.
  *
- * Where the NumPy reference is a fixed sequence of float32 operations (sign, the BatchNorm affine, max pooling,
- * the magnitude-aware weight quantizer, Adam) the same operations run here in the same order, so results are
+ * Where the NumPy reference is a fixed sequence of float32 operations (sign, the BatchNorm affine, max and average
+ * pooling, the magnitude-aware weight quantizer, Adam) the same operations run here in the same order, so results are
  * bit-identical (the build uses -ffp-contract=off: no fused multiply-adds).  Reductions (BatchNorm statistics and
  * its backward sums) accumulate in double, so they agree with NumPy's float32 pairwise sums to float32 tolerance,
  * not bit for bit. */
@@ -221,6 +221,16 @@ static int batchnorm_backward_block(const float *restrict x, const float *restri
     return 0;
 }
 
+/* the output columns j in [0, ow) whose tap v, at stride sw after pw columns of padding, reads inside a row of
+ * w values: j in [*j0, *j1) (used by max pooling and im2col / col2im) */
+static void valid_columns(int64_t w, int sw, int pw, int v, int64_t ow, int64_t *j0, int64_t *j1) {
+    int64_t lo = 0, hi = ow;
+    while (lo < ow && lo * sw + v - pw < 0) lo++;
+    while (hi > lo && (hi - 1) * sw + v - pw >= w) hi--;
+    *j0 = lo;
+    *j1 = hi;
+}
+
 /* ---- max pooling on one (H, W) plane, padding counted as -inf -------------------------------------------
  * The plane is first copied into a padded buffer (ph rows, pw columns of -inf around it) whose rows are split by
  * column phase: padded column q goes to phase q % sw, slot q / sw, each phase `wq` slots wide, a row being
@@ -237,9 +247,8 @@ static void maxpool_fill_plane(const float *restrict x, int64_t h, int64_t w, in
     for (int64_t r = 0; r < h; r++) {
         for (int p = 0; p < sw; p++) {
             /* slot k of phase p is padded column k·sw + p, input column k·sw + p − pw: slots [k0, k1) are inside */
-            int64_t k0 = 0, k1 = wq;
-            while (k0 < wq && k0 * sw + p - pw < 0) k0++;
-            while (k1 > k0 && (k1 - 1) * sw + p - pw >= w) k1--;
+            int64_t k0, k1;
+            valid_columns(w, sw, pw, p, wq, &k0, &k1);
             float *dst = xp + (r + ph) * row_len + p * wq;
             const float *src = x + r * w + p - pw;
             for (int64_t k = k0; k < k1; k++) dst[k] = src[k * sw];
@@ -330,15 +339,6 @@ static void avgpool_backward_plane(const float *restrict g, int64_t oh, int64_t 
  * x_pad is x (C, H, W) surrounded by ph rows / pw columns of `pad`; the padding is implicit, no padded copy of
  * x is made.  In this layout both the copy and its adjoint run along input rows: contiguous reads and writes
  * (stride 1), which vectorise, and no two iterations of an inner loop touch the same cell. */
-
-/* the output columns j whose tap v reads inside the image: j in [*j0, *j1) */
-static void valid_columns(int64_t w, int sw, int pw, int v, int64_t ow, int64_t *j0, int64_t *j1) {
-    int64_t lo = 0, hi = ow;
-    while (lo < ow && lo * sw + v - pw < 0) lo++;
-    while (hi > lo && (hi - 1) * sw + v - pw >= w) hi--;
-    *j0 = lo;
-    *j1 = hi;
-}
 
 static void im2col_image(const float *restrict x, int64_t c, int64_t h, int64_t w, int kh, int kw, int sh, int sw,
                          int ph, int pw, float pad, int64_t oh, int64_t ow, float *restrict cols, int64_t ld) {

@@ -71,8 +71,8 @@ class MaxPool2d(Function):
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         ctx.compiled = _backend.ext is not None and x.dtype == np.float32
         if ctx.compiled:
-            oh = (x.shape[2] + 2 * padding[0] - kh) // stride[0] + 1
-            ow = (x.shape[3] + 2 * padding[1] - kw) // stride[1] + 1
+            oh = output_size(x.shape[2], kh, stride[0], padding[0])
+            ow = output_size(x.shape[3], kw, stride[1], padding[1])
             out, ctx.argmax = _backend.ext.maxpool2d_forward(np.ascontiguousarray(x), kh, kw, *stride, *padding,
                                                               oh, ow, ctx.needs_input_grad[0], _backend.threads)
             ctx.in_hw = x.shape[2:]
