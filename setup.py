@@ -36,7 +36,7 @@ openmp = os.environ.get("MINILAB_NO_OPENMP", "") in ("", "0")
 extension = Extension(
     "minilab._kernels",
     sources=["_ext/kernels.pyx"],
-    depends=["_ext/bgemm.h", "_ext/depthwise.h", "_ext/pack.h", "_ext/train_ops.h"],
+    depends=["_ext/bgemm.h", "_ext/depthwise.h", "_ext/pack.h", "_ext/sgemm.h", "_ext/train_ops.h", "_ext/winograd.h"],
     include_dirs=[np.get_include(), "_ext"],
     extra_compile_args=compile_flags() + (["-fopenmp"] if openmp else []),
     extra_link_args=["-fopenmp"] if openmp else [],

@@ -26,4 +26,22 @@ def available() -> bool:
     return ext is not None
 
 
+def _hand_over_blas_sgemm():
+    if ext is None or os.environ.get("MINILAB_KERNEL_GEMM", "1") in ("0", ""):
+        return
+    from .threads import find_blas_sgemm
+    found = find_blas_sgemm()
+    if found is not None:
+        ext.use_blas_sgemm(*found)
+
+
+def gemm_in_kernels() -> bool:
+    """True when the conv GEMMs run on the kernels' threads (ext.sgemm): the compiled extension is loaded, it found
+    NumPy's OpenBLAS GEMM, and MINILAB_KERNEL_GEMM is not 0."""
+    return ext is not None and ext.has_sgemm()
+
+
+_hand_over_blas_sgemm()
+
+
 threads = 1  # OpenMP threads of the training kernels; minilab.threads.set_threads sets it with BLAS' count

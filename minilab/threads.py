@@ -19,6 +19,20 @@ def _loaded_blas_paths():
     return sorted(p for p in paths if p.startswith("/"))
 
 
+def blas_threads():
+    """How many threads the loaded OpenBLAS uses, or None when there is no OpenBLAS to ask."""
+    import numpy  # noqa: F401
+
+    for path in _loaded_blas_paths():
+        lib = ctypes.CDLL(path)
+        for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
+                     "scipy_openblas_get_num_threads", "openblas_get_num_threads64_"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                return int(fn())
+    return None
+
+
 def set_blas_threads(n: int) -> bool:
     """Returns True when an OpenBLAS was found and told to use `n` threads."""
     import numpy  # noqa: F401  (make sure the BLAS is loaded)
@@ -33,6 +47,26 @@ def set_blas_threads(n: int) -> bool:
                 done = True
                 break
     return done
+
+
+_SGEMMS = (("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64), ("scipy_cblas_sgemm", 32), ("cblas_sgemm", 32))
+
+
+def find_blas_sgemm():
+    """(address, index bits) of cblas_sgemm in the OpenBLAS NumPy loaded, or None.  Only an OpenBLAS whose thread
+    count we can also set qualifies: the compiled kernels call its GEMM from their own threads, one BLAS thread
+    each (`_ext/sgemm.h`)."""
+    import numpy  # noqa: F401  (make sure the BLAS is loaded)
+
+    for path in _loaded_blas_paths():
+        lib = ctypes.CDLL(path)
+        if not any(hasattr(lib, name) for name in _SETTERS):
+            continue
+        for name, bits in _SGEMMS:
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                return ctypes.cast(fn, ctypes.c_void_p).value, bits
+    return None
 
 
 def _thread_cpu_ticks():
@@ -87,13 +121,21 @@ def idle_blas_workers() -> int:
 
 
 def set_threads(n: int) -> bool:
-    """The CLIs' --threads: NumPy's BLAS threads, and as many OpenMP threads for the compiled training kernels
-    (minilab._backend.threads).  The two pools take turns — BLAS inside GEMMs, the kernels between them — which
-    only works when neither busy-waits while idle: OpenMP threads sleep (minilab sets OMP_WAIT_POLICY=PASSIVE
-    unless you did) and OpenBLAS' workers are moved to SCHED_IDLE (`idle_blas_workers`).  With both pools
-    spinning, the same training step ran 3× slower (45 instead of 138 img/s)."""
+    """The CLIs' --threads: how many cores a training or benchmark uses.
+
+    With the compiled kernels and a BLAS GEMM they can call (`find_blas_sgemm`), the kernels' OpenMP threads run
+    everything: their own loops and the conv GEMMs, split in blocks over a single-threaded BLAS (`_ext/sgemm.h`).
+    One pool of threads, so no core changes hands between two pools between one op and the next.
+
+    Otherwise (the NumPy path, or no such BLAS) NumPy's BLAS gets `n` threads and the kernels as many OpenMP
+    threads, and the two pools take turns — BLAS inside GEMMs, the kernels between them — which only works when
+    neither busy-waits while idle: OpenMP threads sleep (minilab sets OMP_WAIT_POLICY=PASSIVE unless you did) and
+    OpenBLAS' workers are moved to SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, the same training
+    step ran 3× slower (45 instead of 138 img/s).  Returns True when the BLAS' thread count could be set."""
     from . import _backend
     _backend.threads = max(1, int(n))
+    if _backend.gemm_in_kernels():
+        return set_blas_threads(1)
     done = set_blas_threads(n)
     if n > 1:
         idle_blas_workers()

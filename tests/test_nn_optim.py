@@ -125,21 +125,20 @@ def test_schedules():
         make_schedule("step", 0.1, 10)
 
 
-@pytest.mark.parametrize("binarizer", ["sign", "lab"])
-def test_small_bnn_learns_a_generated_task(binarizer):
-    """A real assertion, not a smoke run: a 2-binary-conv BNN learns 4 texture classes far above chance."""
+def train_small_bnn(binarizer, seed):
+    """A 2-binary-conv BNN trained for 250 steps on 4 generated texture classes: (held-out accuracy, model)."""
     from minilab.data import make_synthetic
     from minilab.data.augment import normalize
 
     images, labels = make_synthetic(512, 16, num_classes=4, seed=0)
     x_all, y_all = normalize(images), labels
-    nn.init.seed(0)
+    nn.init.seed(seed)
     model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16),
                           nn.BinaryConv2d(16, 32, 3, stride=2, binarizer=binarizer), nn.BatchNorm2d(32), nn.PReLU(32),
                           nn.BinaryConv2d(32, 32, 3, stride=2, binarizer=binarizer), nn.BatchNorm2d(32), nn.PReLU(32),
                           nn.GlobalAvgPool(), nn.Linear(32, 4))
     opt = Adam(model.parameters(), lr=5e-3)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for step in range(250):
         idx = rng.choice(384, 32, replace=False)
         loss = F.cross_entropy(model(ml.Tensor(x_all[idx])), y_all[idx])
@@ -149,7 +148,19 @@ def test_small_bnn_learns_a_generated_task(binarizer):
     model.eval()
     with ml.no_grad():
         pred = model(ml.Tensor(x_all[384:])).data.argmax(axis=1)
-    accuracy = (pred == y_all[384:]).mean()
-    assert accuracy > 0.6, f"{binarizer}: held-out accuracy {accuracy:.2f} (chance 0.25)"
-    weights = [m.weight.data for m in model.layers if isinstance(m, nn.BinaryConv2d)]
-    assert all(np.abs(w).max() <= 1.0 for w in weights)   # latent clipping held
+    return (pred == y_all[384:]).mean(), model
+
+
+@pytest.mark.parametrize("binarizer", ["sign", "lab"])
+def test_small_bnn_learns_a_generated_task(binarizer):
+    """A real assertion, not a smoke run: a 2-binary-conv BNN learns 4 texture classes far above chance.
+
+    The median of three seeds: one run of a BNN is chaotic — a float32 rounding difference (the kernels' path
+    against the NumPy path, Winograd against im2col) flips a few signs early and ends elsewhere.  Seen across
+    seeds and paths: single runs from 0.55 to 1.00, medians 0.83 to 1.00."""
+    runs = [train_small_bnn(binarizer, seed) for seed in range(3)]
+    accuracies = sorted(accuracy for accuracy, _ in runs)
+    assert accuracies[1] > 0.6, f"{binarizer}: held-out accuracies {accuracies} (chance 0.25)"
+    for _, model in runs:
+        weights = [m.weight.data for m in model.layers if isinstance(m, nn.BinaryConv2d)]
+        assert all(np.abs(w).max() <= 1.0 for w in weights)   # latent clipping held

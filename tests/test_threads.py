@@ -1,4 +1,5 @@
-"""--threads: BLAS and the compiled kernels share the cores; OpenBLAS' idle workers must not spin against them."""
+"""--threads: with the kernels' own GEMM one pool of OpenMP threads runs everything and BLAS gets one thread;
+otherwise BLAS and the compiled kernels share the cores, and OpenBLAS' idle workers must not spin against them."""
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from minilab import _backend, threads
 found = threads.set_threads(2)
 workers = threads.blas_worker_threads()
 print(json.dumps({"found": found, "kernel_threads": _backend.threads, "workers": workers,
+                  "blas_threads": threads.blas_threads(), "kernel_gemm": _backend.gemm_in_kernels(),
                   "idle": [os.sched_getscheduler(t) == os.SCHED_IDLE for t in workers],
                   "omp": os.environ.get("OMP_WAIT_POLICY"), "ext": _backend.available()}))
 """
@@ -26,11 +28,21 @@ def run(**env):
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or (os.cpu_count() or 1) < 2,
                     reason="needs Linux scheduling classes and at least 2 cores")
 def test_set_threads_moves_blas_workers_to_the_idle_class_unless_asked_not_to():
-    result = run()
+    """The two-pool set-up: what --threads does without the kernels' GEMM (MINILAB_KERNEL_GEMM=0)."""
+    result = run(MINILAB_KERNEL_GEMM="0")
     if not result["found"] or not result["workers"]:
         pytest.skip("no multi-threaded OpenBLAS in this NumPy")
-    assert result["kernel_threads"] == 2
+    assert result["kernel_threads"] == 2 and result["blas_threads"] == 2 and not result["kernel_gemm"]
     assert all(result["idle"])
     if result["ext"] and "OMP_WAIT_POLICY" not in os.environ:  # minilab's default when it loads the kernels
         assert result["omp"] == "PASSIVE"
-    assert not any(run(MINILAB_IDLE_BLAS_WORKERS="0")["idle"])
+    assert not any(run(MINILAB_KERNEL_GEMM="0", MINILAB_IDLE_BLAS_WORKERS="0")["idle"])
+
+
+def test_with_the_kernels_gemm_one_pool_runs_everything():
+    result = run()
+    if not result["ext"] or not result["found"]:
+        pytest.skip("needs the compiled kernels and an OpenBLAS whose GEMM and thread count they can use")
+    assert result["kernel_gemm"], "the OpenBLAS NumPy loaded has a cblas_sgemm the kernels should have found"
+    assert result["kernel_threads"] == 2
+    assert result["blas_threads"] == 1   # BLAS runs inside the kernels' threads, one thread each

@@ -245,3 +245,108 @@ def test_adam_kernel_is_bit_identical(make, clip):
 
     for a, b in zip(run(), reference(run)):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ the kernels' GEMM and the Winograd backward
+needs_gemm = pytest.mark.skipif(not _backend.gemm_in_kernels(), reason="the kernels found no BLAS GEMM to call")
+
+
+def layouts(a):
+    """The same matrix C-ordered, F-ordered (a transposed view for the BLAS) and as a column slice."""
+    wide = np.zeros((a.shape[0], a.shape[1] + 3), np.float32)
+    wide[:, 1:1 + a.shape[1]] = a
+    return [a, np.asfortranarray(a), wide[:, 1:1 + a.shape[1]]]
+
+
+@needs_gemm
+@given(st.integers(1, 70), st.integers(0, 40), st.integers(1, 300), st.sampled_from([1, 2, 3]),
+       st.integers(0, 2**31))
+def test_sgemm_matches_numpy_in_every_layout_and_thread_count(m, k, n, threads, seed):
+    a, b = rand(seed, (m, k)), rand(seed + 1, (k, n))
+    want = a @ b
+    for la in layouts(a):
+        for lb in layouts(b)[:2] + [b[:, ::-1][:, ::-1]]:
+            got = _backend.ext.sgemm(la, lb, threads=threads)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    out = rand(seed + 2, (m, n))
+    expect = want + out
+    _backend.ext.sgemm(a.T.copy().T, b, out=out, beta=1.0, threads=threads)   # accumulate
+    np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-5)
+    # a block of columns per thread: each element is the same BLAS dot product, so the bits do not move
+    np.testing.assert_array_equal(_backend.ext.sgemm(a, b, threads=threads), _backend.ext.sgemm(a, b, threads=1))
+
+
+@needs_gemm
+def test_sgemm_batch_and_argument_checks():
+    a, b = rand(0, (16, 5, 7)), rand(1, (16, 7, 9))
+    np.testing.assert_allclose(_backend.ext.sgemm_batch(a, b, threads=2), a @ b, rtol=1e-5, atol=1e-5)
+    bt = rand(2, (16, 9, 7)).transpose(0, 2, 1)                        # transposed matrices, strided stack
+    np.testing.assert_allclose(_backend.ext.sgemm_batch(a, bt, threads=2), a @ bt, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="a is"):
+        _backend.ext.sgemm(rand(0, (3, 4)), rand(0, (5, 2)))
+    with pytest.raises(ValueError, match="beta"):
+        _backend.ext.sgemm(rand(0, (3, 4)), rand(0, (4, 2)), beta=1.0)
+    with pytest.raises(ValueError, match="out must be"):
+        _backend.ext.sgemm(rand(0, (3, 4)), rand(0, (4, 2)), out=np.empty((2, 3), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        _backend.ext.sgemm(np.ones((3, 4)), rand(0, (4, 2)))
+    np.testing.assert_array_equal(_backend.ext.sgemm(rand(0, (3, 0)), rand(0, (0, 2))), np.zeros((3, 2)))
+
+
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
+
+
+def test_winograd_transforms_are_the_textbook_matrices():
+    """U = G w Gᵀ, V = Bᵀ d B, Z = A ∂y Aᵀ, and back: ∂w = Gᵀ M G, ∂d = B N Bᵀ, computed here with the matrices."""
+    ext = _backend.ext
+    w = rand(0, (2, 3, 3, 3))
+    u = ext.winograd_filters(w)
+    want = np.einsum("ik,ockl,jl->ijoc", G, w, G).reshape(16, 2, 3)
+    np.testing.assert_allclose(u, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ext.winograd_filter_grads(u), np.einsum("ik,ijoc,jl->ockl", G, want.reshape(4, 4, 2, 3), G),
+                               rtol=1e-6, atol=1e-5)
+    x = rand(1, (1, 1, 4, 4))                                  # padding 0: one tile, the whole map
+    np.testing.assert_allclose(ext.winograd_input_tiles(x, 0)[:, 0, 0], (BT @ x[0, 0] @ BT.T).ravel(), rtol=1e-6,
+                               atol=1e-6)
+    g = rand(2, (1, 1, 2, 2))
+    np.testing.assert_allclose(ext.winograd_grad_tiles(g)[:, 0, 0], (AT.T @ g[0, 0] @ AT).ravel(), rtol=1e-6,
+                               atol=1e-6)
+    n = ext.winograd_slabs(1, 1)
+    n[:, 0, 0] = rand(3, 16)
+    dx = ext.winograd_input_grads(n, np.zeros((1, 1, 4, 4), np.float32), 0)
+    np.testing.assert_allclose(dx[0, 0], BT.T @ n[:, 0, 0].reshape(4, 4) @ BT, rtol=1e-6, atol=1e-6)
+
+
+@given(n=st.integers(1, 3), c=st.sampled_from([1, 3, 17, 64, 65]), o=st.sampled_from([1, 5, 64]),
+       h=st.integers(1, 11), w=st.integers(1, 11), p=st.integers(0, 2), pad_value=st.sampled_from([0.0, 1.0]),
+       threads=st.sampled_from([1, 2]), budget=st.sampled_from([1, 1 << 30]), seed=st.integers(0, 2**31))
+def test_winograd_backward_matches_the_direct_backward(n, c, o, h, w, p, pad_value, threads, budget, seed):
+    """Odd and even maps, padding 0-2 (odd outputs leave half-empty tiles), channels across the GEMM blocks,
+    one image per chunk or all at once; float32 rounding is the only difference allowed."""
+    from minilab.ops import conv_winograd
+    assume(h + 2 * p >= 3 and w + 2 * p >= 3)
+    x, wt = rand(seed, (n, c, h, w)), rand(seed + 1, (o, c, 3, 3))
+    g = rand(seed + 2, (n, o, h + 2 * p - 2, w + 2 * p - 2))
+    saved = conv_winograd.CHUNK_BYTES, _backend.threads
+    conv_winograd.CHUNK_BYTES, _backend.threads = budget, threads
+    try:
+        dx, dw = conv_winograd.conv3x3_backward(x, wt, g, (p, p), pad_value, True)
+    finally:
+        conv_winograd.CHUNK_BYTES, _backend.threads = saved
+    rx, rw = conv_chunked.conv_backward(x, wt, g, (1, 1), (p, p), pad_value, True)
+    np.testing.assert_allclose(dx, rx, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(rx).max()))
+    np.testing.assert_allclose(dw, rw, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(rw).max()))
+    assert conv_winograd.conv3x3_backward(x, wt, g, (p, p), pad_value, False)[0] is None
+
+
+def test_winograd_is_used_where_it_pays():
+    from minilab.ops.conv_winograd import applicable
+    x16, w64 = np.zeros((64, 64, 16, 16)), np.zeros((64, 64, 3, 3))
+    assert applicable(x16, w64, (1, 1), (1, 1))
+    assert not applicable(x16, w64, (2, 2), (1, 1))                        # stride 2: im2col
+    assert not applicable(x16, np.zeros((64, 64, 1, 1)), (1, 1), (0, 0))   # 1x1
+    assert not applicable(x16, w64, (1, 1), (1, 0))                        # uneven padding
+    # Bi-Real's last stage at 64 px: 64 tiles for 512 channels, the filter transforms would cost more
+    assert not applicable(np.zeros((64, 512, 2, 2)), np.zeros((512, 512, 3, 3)), (1, 1), (1, 1))

@@ -14,16 +14,20 @@ With the compiled kernels, float32 convs with groups = 1 run the same maths chun
 matrix stays in cache (`conv_chunked.py`); this file's im2col / col2im are the readable NumPy reference.
 """
 import contextlib
+import os
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import _backend
 from ..autograd import Function
-from . import conv_chunked
+from . import conv_chunked, conv_winograd
 
 
 _packed_forward = True
+# the compiled path's 3×3 stride-1 backward runs Winograd F(2×2, 3×3) (`conv_winograd`); MINILAB_WINOGRAD=0 keeps
+# it on im2col + GEMM, the comparison the training benchmark makes
+winograd_backward = os.environ.get("MINILAB_WINOGRAD", "1") not in ("0", "")
 
 
 @contextlib.contextmanager
@@ -214,8 +218,11 @@ class Conv2d(Function):
         db = g.sum(axis=(0, 2, 3)) if ctx.has_bias else None
         if ctx.chunked:
             x, w = ctx.saved
-            dx, dw = conv_chunked.conv_backward(x, w, np.ascontiguousarray(g, dtype=np.float32), stride, padding,
-                                                ctx.pad_value, ctx.needs_input_grad[0])
+            g = np.ascontiguousarray(g, dtype=np.float32)
+            if winograd_backward and conv_winograd.applicable(x, w, stride, padding):
+                dx, dw = conv_winograd.conv3x3_backward(x, w, g, padding, ctx.pad_value, ctx.needs_input_grad[0])
+            else:
+                dx, dw = conv_chunked.conv_backward(x, w, g, stride, padding, ctx.pad_value, ctx.needs_input_grad[0])
             return (dx, dw, db) if ctx.has_bias else (dx, dw)
         if ctx.depthwise:
             xp, w = ctx.saved

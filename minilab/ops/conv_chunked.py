@@ -29,6 +29,17 @@ def image_chunks(n, bytes_per_image, budget=None):
     return [(start, min(n, start + step)) for start in range(0, n, step)]
 
 
+def matmul(a, b, out=None, accumulate=False):
+    """out = a @ b (or out += a @ b), float32: on the kernels' threads when they have the BLAS GEMM
+    (`_backend.gemm_in_kernels`), else NumPy's matmul on BLAS' own threads."""
+    if _backend.gemm_in_kernels():
+        return _backend.ext.sgemm(a, b, out=out, beta=1.0 if accumulate else 0.0, threads=_backend.threads)
+    if accumulate:
+        out += a @ b
+        return out
+    return np.matmul(a, b, out=out)
+
+
 class _Chunks:
     """The chunking of one conv: image ranges and one reusable (taps, pixels) buffer per matrix."""
 
@@ -59,7 +70,7 @@ def conv_forward(x, w, stride, padding, pad_value, out_hw):
         images = stop - start
         cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
                             out=chunks.matrix(buffer, images), threads=_backend.threads)
-        y = wmat @ cols_t                                                    # (O, images·OH·OW)
+        y = matmul(wmat, cols_t)                                             # (O, images·OH·OW)
         out[start:stop] = y.reshape(o, images, *out_hw).transpose(1, 0, 2, 3)
     return out
 
@@ -71,7 +82,6 @@ def conv_backward(x, w, g, stride, padding, pad_value, need_input_grad):
     o = w.shape[0]
     wmat = w.reshape(o, chunks.taps)
     dw = np.empty((o, chunks.taps), dtype=np.float32)
-    dw_part = np.empty_like(dw) if len(chunks.ranges) > 1 else None
     dx = np.zeros(x.shape, dtype=np.float32) if need_input_grad else None
     cols_buffer = chunks.buffer()
     dcols_buffer = chunks.buffer() if need_input_grad else None
@@ -80,11 +90,8 @@ def conv_backward(x, w, g, stride, padding, pad_value, need_input_grad):
         cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
                             out=chunks.matrix(cols_buffer, images), threads=_backend.threads)
         g_t = g[start:stop].transpose(1, 0, 2, 3).reshape(o, images * chunks.pixels)   # (O, images·OH·OW)
-        if start == 0:
-            np.matmul(g_t, cols_t.T, out=dw)
-        else:
-            dw += np.matmul(g_t, cols_t.T, out=dw_part)
+        matmul(g_t, cols_t.T, out=dw, accumulate=start > 0)
         if need_input_grad:
-            dcols_t = np.matmul(wmat.T, g_t, out=chunks.matrix(dcols_buffer, images))
+            dcols_t = matmul(wmat.T, g_t, out=chunks.matrix(dcols_buffer, images))
             ext.col2im(dcols_t, dx[start:stop], chunks.kh, chunks.kw, *stride, *padding, threads=_backend.threads)
     return dx, dw.reshape(w.shape)

@@ -1,0 +1,61 @@
+/* Float32 GEMM on the kernels' own OpenMP threads.
+
+   The GEMM itself is the BLAS NumPy already loaded (OpenBLAS' cblas_sgemm, found at run time by
+   minilab/threads.py and handed over as a function address): minilab does not ship a float GEMM.  What this
+   file adds is the split: C = A·B is cut into blocks of rows or columns, and each OpenMP thread multiplies its
+   blocks on a single-threaded BLAS.  A training step then runs every parallel loop — GEMMs and kernels alike —
+   on one pool of threads, instead of handing the cores back and forth between OpenBLAS' workers and OpenMP's
+   a few hundred times a step (each hand-off wakes a sleeping CPU, which on a shared VM costs 0.1–5 ms).
+
+   Both the LP64 (32-bit index) and the ILP64 (64-bit index, NumPy's scipy-openblas64) interfaces exist; the
+   order and transpose flags are C enums (int) in both. */
+#ifndef MINILAB_SGEMM_H
+#define MINILAB_SGEMM_H
+#include <stdint.h>
+
+enum { SGEMM_ROW_MAJOR = 101, SGEMM_NO_TRANS = 111, SGEMM_TRANS = 112 };
+
+typedef void (*sgemm_lp64_fn)(int order, int ta, int tb, int32_t m, int32_t n, int32_t k, float alpha,
+                              const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
+                              int32_t ldc);
+typedef void (*sgemm_ilp64_fn)(int order, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                               int64_t ldc);
+
+static void *sgemm_address = 0;
+static int sgemm_index_bits = 0;  /* 32 or 64 */
+
+static void sgemm_set(void *address, int index_bits) {
+    sgemm_address = address;
+    sgemm_index_bits = index_bits;
+}
+
+/* Row-major C[m×n] = A·B + beta·C, where A is m×k (stored k×m when ta) and B is k×n (stored n×k when tb). */
+static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    int fa = ta ? SGEMM_TRANS : SGEMM_NO_TRANS, fb = tb ? SGEMM_TRANS : SGEMM_NO_TRANS;
+    if (sgemm_index_bits == 64)
+        ((sgemm_ilp64_fn)sgemm_address)(SGEMM_ROW_MAJOR, fa, fb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((sgemm_lp64_fn)sgemm_address)(SGEMM_ROW_MAJOR, fa, fb, (int32_t)m, (int32_t)n, (int32_t)k, 1.0f, a,
+                                       (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
+/* Block `part` of `parts` of C = A·B + beta·C.  Columns are cut, at multiples of 16 so that two threads never
+   write the same 64-byte cache line of C; only a C narrower than 16 columns a part is cut by rows.  (Cutting
+   rows ran at half the speed: row-major C is column-major Cᵀ = BᵀAᵀ to the BLAS, and each thread then packs
+   the whole of B again.)  split = 0 / 1 forces columns / rows, for the benchmarks. */
+static void sgemm_part(int part, int parts, int split, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    int split_rows = split < 0 ? n < 16 * parts && m > n : split;
+    int64_t size = split_rows ? m : n;
+    int64_t step = ((size + parts - 1) / parts + 15) / 16 * 16;
+    int64_t lo = part * step, hi = lo + step < size ? lo + step : size;
+    if (lo >= hi)
+        return;
+    if (split_rows)  /* rows lo..hi of A and of C */
+        sgemm_call(ta, tb, hi - lo, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+    else             /* columns lo..hi of B and of C */
+        sgemm_call(ta, tb, m, hi - lo, k, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+}
+#endif
