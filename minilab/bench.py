@@ -104,7 +104,9 @@ def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads
         opt.step()
 
     median = timeit(step, repeat=steps, warmup=1)
-    queue.put({"images_per_s": batch_size / median,
+    from .ops import conv
+    queue.put({"images_per_s": batch_size / median, "kernel_gemm": _backend.gemm_in_kernels(),
+               "winograd": _backend.ext is not None and conv.winograd_backward,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
@@ -137,7 +139,11 @@ def bench_train(arch="birealnet18", image_size=64, batch_size=64, width=1.0, thr
 
 def print_train(result):
     print(f"training step (forward + backward + Adam), {result['image_size']} px, batch {result['batch_size']}, "
-          f"width {result['width']}, {result['threads']} BLAS thread(s), best of {result['rounds']} round(s)")
+          f"width {result['width']}, {result['threads']} thread(s), best of {result['rounds']} round(s)")
+    ext = result["rows"][0]["ext"] if result["rows"] else {}
+    gemm = "the kernels' OpenMP threads" if ext.get("kernel_gemm") else "BLAS' threads"
+    backward = "Winograd F(2x2,3x3)" if ext.get("winograd") else "im2col + GEMM"
+    print(f"kernels' path: conv GEMMs on {gemm}, 3x3 stride-1 backward {backward}")
     print(f"{'model':>14s} {'binarizer':>9s} {'ext img/s':>10s} {'numpy img/s':>12s} {'speed-up':>9s} "
           f"{'peak RSS MB (ext / numpy)':>26s}")
     for r in result["rows"]:
@@ -161,7 +167,9 @@ def main(argv=None):
     t.add_argument("--image-size", type=int, default=64)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--width", type=float, default=1.0)
-    t.add_argument("--threads", type=int, default=2, help="BLAS threads and the kernels' OpenMP threads")
+    t.add_argument("--threads", type=int, default=2,
+                   help="cores to use: the kernels' OpenMP threads (which also run the conv GEMMs when they found "
+                        "NumPy's OpenBLAS GEMM), and BLAS' threads on the NumPy path")
     t.add_argument("--steps", type=int, default=5, help="timed steps per run (the median counts)")
     t.add_argument("--rounds", type=int, default=2,
                    help="alternating rounds of the compiled and the NumPy run; each reports its best round")

@@ -46,3 +46,5 @@ def test_with_the_kernels_gemm_one_pool_runs_everything():
     assert result["kernel_gemm"], "the OpenBLAS NumPy loaded has a cblas_sgemm the kernels should have found"
     assert result["kernel_threads"] == 2
     assert result["blas_threads"] == 1   # BLAS runs inside the kernels' threads, one thread each
+    if "OMP_WAIT_POLICY" not in os.environ:  # one pool: its threads may spin between loops (libgomp's default)
+        assert result["omp"] is None
