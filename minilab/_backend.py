@@ -42,3 +42,5 @@ def gemm_in_kernels() -> bool:
 
 if ext is not None and blas_sgemm is not None:
     ext.use_blas_sgemm(*blas_sgemm)
+
+threads = 1  # OpenMP threads of the training kernels; minilab.threads.set_threads sets it (--threads)
