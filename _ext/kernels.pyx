@@ -195,7 +195,7 @@ def lab_argmax_channel(const float[:, :, :, ::1] r, float beta):
 # ------------------------------------------------------------------------------------------------ float GEMM
 cdef extern from "sgemm.h" nogil:
     void sgemm_set(void *address, int index_bits)
-    void sgemm_part(int part, int parts, int split, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
+    void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 
 cdef int _sgemm_index_bits = 0
@@ -290,7 +290,7 @@ cdef class _Gemm:
         return False
 
 
-def sgemm(a, b, out=None, float beta=0.0, int threads=1, int split=-1):
+def sgemm(a, b, out=None, float beta=0.0, int threads=1):
     """out = a @ b + beta * out on the BLAS given to `use_blas_sgemm`, float32.
 
     a (m, k) and b (k, n) may be C- or F-ordered (a transposed view costs nothing); other layouts are copied.
@@ -298,8 +298,7 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1, int split=-1):
     `threads` blocks that OpenMP threads multiply at once, each on the BLAS in the calling thread — so the BLAS
     must be set to one thread (minilab.threads.set_threads does it), or its own workers would fight over the
     cores.  Each element of out is one BLAS dot product either way, so the result does not depend on `threads`
-    unless the BLAS itself picks a different kernel for a narrower block.  split = 0 / 1 forces cutting columns /
-    rows (for benchmarks)."""
+    unless the BLAS itself picks a different kernel for a narrower block."""
     cdef _Gemm p = _Gemm(a, b, out, beta, 2)
     if p.trivial(beta):
         return p.out
@@ -311,10 +310,10 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1, int split=-1):
         parts = 1
     if parts == 1:
         with nogil:
-            sgemm_part(0, 1, split, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
+            sgemm_part(0, 1, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
         return p.out
     for part in prange(parts, nogil=True, num_threads=parts, schedule="static"):
-        sgemm_part(part, parts, split, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
+        sgemm_part(part, parts, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
     return p.out
 
 
@@ -329,7 +328,7 @@ def sgemm_batch(a, b, out=None, float beta=0.0, int threads=1):
     cdef float *pc = <float *>cnp.PyArray_DATA(p.out)
     cdef Py_ssize_t i
     for i in prange(p.batch, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        sgemm_part(0, 1, -1, p.ta, p.tb, p.m, p.n, p.k, pa + i * p.stride_a, p.lda, pb + i * p.stride_b, p.ldb,
+        sgemm_part(0, 1, p.ta, p.tb, p.m, p.n, p.k, pa + i * p.stride_a, p.lda, pb + i * p.stride_b, p.ldb,
                    beta, pc + i * p.stride_c, p.ldc)
     return p.out
 

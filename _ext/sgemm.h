@@ -44,10 +44,10 @@ static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const fl
 /* Block `part` of `parts` of C = A·B + beta·C.  Columns are cut, at multiples of 16 so that two threads never
    write the same 64-byte cache line of C; only a C narrower than 16 columns a part is cut by rows.  (Cutting
    rows ran at half the speed: row-major C is column-major Cᵀ = BᵀAᵀ to the BLAS, and each thread then packs
-   the whole of B again.)  split = 0 / 1 forces columns / rows, for the benchmarks. */
-static void sgemm_part(int part, int parts, int split, int ta, int tb, int64_t m, int64_t n, int64_t k,
+   the whole of B again.) */
+static void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k,
                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    int split_rows = split < 0 ? n < 16 * parts && m > n : split;
+    int split_rows = n < 16 * parts && m > n;
     int64_t size = split_rows ? m : n;
     int64_t step = ((size + parts - 1) / parts + 15) / 16 * 16;
     int64_t lo = part * step, hi = lo + step < size ? lo + step : size;
