@@ -8,10 +8,13 @@
  * are zero and their results are never read.
  * Bit = 1 means -1 (Larq-CE's convention): a zero word is all +1, so padding bits cost nothing.
  *
- * Three implementations of the same loop, chosen at compile time:
+ * Four implementations of the same loop, chosen at compile time:
  *   - AVX-512 VPOPCNTDQ (x86-64 built with -march=native on a CPU that has it): 8 rows x 16 channels per step;
  *   - NEON (aarch64): cnt on bytes, pairwise-accumulated into 16-bit lanes;
+ *   - AVX2 (x86-64 without VPOPCNTDQ, e.g. AMD Zen 2/3, Intel Haswell..Alder Lake): a 16-entry nibble lookup
+ *     with VPSHUFB, 4 rows x 8 channels per step (see bgemm_prepare_b for its operand layout);
  *   - portable C with __builtin_popcountll (which becomes POPCNT with -mpopcnt, a library call without).
+ * Callers pass B through bgemm_prepare_b first: it is the identity for every path but AVX2.
  */
 #ifndef MINILAB_BGEMM_H
 #define MINILAB_BGEMM_H
@@ -24,6 +27,11 @@
 #elif defined(__aarch64__) && !defined(MINILAB_PORTABLE)
 #include <arm_neon.h>
 #define MINILAB_BGEMM_ISA "neon"
+#elif defined(__AVX2__) && !defined(MINILAB_PORTABLE)
+#include <immintrin.h>
+#include <stdlib.h>
+#define MINILAB_BGEMM_AVX2 1
+#define MINILAB_BGEMM_ISA "avx2"
 #else
 #define MINILAB_BGEMM_ISA "portable"
 #endif
@@ -106,8 +114,93 @@ static inline void store_row16(float *restrict C, int64_t m, __m512i a0, __m512i
 #define MINILAB_STORE16 1
 #endif
 
-/* Rows [m0, m1) of C. C is (M, N) float32 row-major. */
-static void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
+#define NIBBLES_LO 0x0F0F0F0F0F0F0F0FULL
+
+/* How many words bgemm_prepare_b writes: 0 when the path reads B as it is. */
+static inline int64_t bgemm_prepared_words(int64_t K, int64_t Npad) {
+#ifdef MINILAB_BGEMM_AVX2
+    return 2 * K * Npad;
+#else
+    (void)K; (void)Npad;
+    return 0;
+#endif
+}
+
+/* The AVX2 path looks up popcounts 4 bits at a time, so it wants both operands split into nibbles:
+ *   popcount(a ^ b) = popcount((a & 0x0F..) ^ (b & 0x0F..)) + popcount(((a >> 4) & 0x0F..) ^ ((b >> 4) & 0x0F..))
+ * (masking and shifting commute with XOR).  B is split once per call, into (K, 2, Npad): for each k, the low
+ * nibbles of all Npad channels, then the high nibbles.  A is split row tile by row tile inside bgemm_rows. */
+static inline void bgemm_prepare_b(const uint64_t *Bt, uint64_t *out, int64_t K, int64_t Npad) {
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t n = 0; n < Npad; n++) {
+            uint64_t x = Bt[k * Npad + n];
+            out[(2 * k) * Npad + n] = x & NIBBLES_LO;
+            out[(2 * k + 1) * Npad + n] = (x >> 4) & NIBBLES_LO;
+        }
+}
+
+#ifdef MINILAB_BGEMM_AVX2
+/* Rows [m0, m1), with B prepared by bgemm_prepare_b.  4 rows x 8 channels (two ymm of 4 words) per step:
+ *   count bytes += VPSHUFB(lut, a_lo ^ b_lo) + VPSHUFB(lut, a_hi ^ b_hi)      (lut[i] = popcount(i), i < 16)
+ * Each byte gains at most 8 per word of K, so the byte counters are summed into 64-bit ones (VPSADBW against
+ * zero adds the 8 bytes of each word: one total per channel) every 31 words, before they can pass 255. */
+static int bgemm_rows_avx2(const uint64_t *A, const uint64_t *Bs, float *C, int64_t m0, int64_t m1, int64_t N,
+                           int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    /* the tile's rows, split into nibbles once and reused for every channel block: [row][lo/hi][k] */
+    uint64_t *split = (uint64_t *)malloc((size_t)(8 * K) * sizeof(uint64_t));
+    if (!split) return -1;
+    for (int64_t m = m0; m < m1; m += 4) {
+        int rows = (m1 - m) < 4 ? (int)(m1 - m) : 4;
+        for (int r = 0; r < 4; r++) {
+            const uint64_t *a = A + (m + (r < rows ? r : 0)) * K;   /* a short tile repeats its first row */
+            for (int64_t k = 0; k < K; k++) {
+                split[(2 * r) * K + k] = a[k] & NIBBLES_LO;
+                split[(2 * r + 1) * K + k] = (a[k] >> 4) & NIBBLES_LO;
+            }
+        }
+        for (int64_t n = 0; n < N; n += 8) {
+            int64_t total[4][8];
+            memset(total, 0, sizeof(total));
+            for (int64_t k = 0; k < K;) {
+                int64_t kend = (K - k) > 31 ? k + 31 : K;
+                __m256i acc[4][2];
+                for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+                for (; k < kend; k++) {
+                    const uint64_t *b = Bs + 2 * k * Npad + n;
+                    __m256i lo0 = _mm256_loadu_si256((const __m256i *)b);
+                    __m256i lo1 = _mm256_loadu_si256((const __m256i *)(b + 4));
+                    __m256i hi0 = _mm256_loadu_si256((const __m256i *)(b + Npad));
+                    __m256i hi1 = _mm256_loadu_si256((const __m256i *)(b + Npad + 4));
+                    for (int r = 0; r < 4; r++) {
+                        __m256i alo = _mm256_set1_epi64x((long long)split[(2 * r) * K + k]);
+                        __m256i ahi = _mm256_set1_epi64x((long long)split[(2 * r + 1) * K + k]);
+                        acc[r][0] = _mm256_add_epi8(acc[r][0], _mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, lo0)));
+                        acc[r][0] = _mm256_add_epi8(acc[r][0], _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, hi0)));
+                        acc[r][1] = _mm256_add_epi8(acc[r][1], _mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, lo1)));
+                        acc[r][1] = _mm256_add_epi8(acc[r][1], _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, hi1)));
+                    }
+                }
+                for (int r = 0; r < 4; r++) {
+                    int64_t sums[8];
+                    _mm256_storeu_si256((__m256i *)sums, _mm256_sad_epu8(acc[r][0], _mm256_setzero_si256()));
+                    _mm256_storeu_si256((__m256i *)(sums + 4), _mm256_sad_epu8(acc[r][1], _mm256_setzero_si256()));
+                    for (int j = 0; j < 8; j++) total[r][j] += sums[j];
+                }
+            }
+            int64_t count = (N - n) < 8 ? (N - n) : 8;
+            for (int r = 0; r < rows; r++) store_row(C, m + r, total[r], n, count, N, nbits, t);
+        }
+    }
+    free(split);
+    return 0;
+}
+#endif
+
+/* Rows [m0, m1) of C. C is (M, N) float32 row-major; B is what bgemm_prepare_b made of Bt (or Bt itself when
+ * bgemm_prepared_words is 0).  Returns 0, or -1 when scratch memory could not be allocated. */
+static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
                        int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
 #if defined(__AVX512F__) && defined(__AVX512VPOPCNTDQ__) && !defined(MINILAB_PORTABLE)
     int64_t m = m0;
@@ -156,6 +249,8 @@ static void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t 
             store_row(C, m, acc, n, (N - n) < 16 ? (N - n) : 16, N, nbits, t);
         }
     }
+#elif defined(MINILAB_BGEMM_AVX2)
+    return bgemm_rows_avx2(A, Bt, C, m0, m1, N, Npad, K, nbits, t);
 #elif defined(__aarch64__) && !defined(MINILAB_PORTABLE)
     /* 2 rows x 8 channels: 8 accumulators of 8 x u16 (one per channel pair's bytes). */
     for (int64_t m = m0; m < m1; m += 2) {
@@ -215,6 +310,7 @@ static void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t 
         }
     }
 #endif
+    return 0;
 }
 
 #endif

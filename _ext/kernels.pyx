@@ -28,12 +28,14 @@ cdef extern from "bgemm.h" nogil:
         const float *beta
         const float *prelu
         int64_t pixels
-    void bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
-                    int64_t Npad, int64_t K, int64_t nbits, const transform_t *t)
+    int64_t bgemm_prepared_words(int64_t K, int64_t Npad)
+    void bgemm_prepare_b(const uint64_t *Bt, uint64_t *out, int64_t K, int64_t Npad)
+    int bgemm_rows(const uint64_t *A, const uint64_t *B, float *C, int64_t m0, int64_t m1, int64_t N,
+                   int64_t Npad, int64_t K, int64_t nbits, const transform_t *t)
 
 
 def isa():
-    """Which popcount implementation this build uses: avx512-vpopcntdq, neon or portable."""
+    """Which popcount implementation this build uses: avx512-vpopcntdq, neon, avx2 or portable."""
     return MINILAB_BGEMM_ISA.decode()
 
 
@@ -610,19 +612,30 @@ def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_
         keep.append(corr)
         t.row_pattern = &pat[0]
         t.pattern_corr = _vec(corr, corr.size, "pattern_corr", keep)
+    # B in the layout this build's popcount loop reads (a copy split into nibbles for AVX2, else B itself)
+    cdef const uint64_t *b = &bt[0, 0]
+    cdef uint64_t[::1] prepared
+    cdef Py_ssize_t words = bgemm_prepared_words(k, npad)
+    if words:
+        prepared = np.empty(words, dtype=np.uint64)
+        bgemm_prepare_b(&bt[0, 0], &prepared[0], k, npad)
+        b = &prepared[0]
     cdef Py_ssize_t chunk = 64
     cdef Py_ssize_t nchunks = (m + chunk - 1) // chunk
     cdef Py_ssize_t i, m0, m1
+    cdef int failed = 0
     if threads <= 1:
         with nogil:
-            bgemm_rows(&a[0, 0], &bt[0, 0], &c[0], 0, m, n, npad, k, nbits, &t)
+            failed = bgemm_rows(&a[0, 0], b, &c[0], 0, m, n, npad, k, nbits, &t)
     else:
         for i in prange(nchunks, nogil=True, num_threads=threads, schedule="static"):
             m0 = i * chunk
             m1 = m0 + chunk
             if m1 > m:
                 m1 = m
-            bgemm_rows(&a[0, 0], &bt[0, 0], &c[0], m0, m1, n, npad, k, nbits, &t)
+            failed += bgemm_rows(&a[0, 0], b, &c[0], m0, m1, n, npad, k, nbits, &t) != 0   # a reduction
+    if failed:
+        raise MemoryError("bgemm: no memory for the popcount kernel's scratch rows")
     return out
 
 

@@ -1,6 +1,7 @@
 """Every compiled kernel against its NumPy reference: binary results identical, float results within float32
 tolerance.  Skipped (with a reason) when the extension is not built."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -53,6 +54,18 @@ def test_packed_kernel_is_bit_exact(case, threads):
     ref = packed.binary_conv2d_reference(x, w, stride, padding, pad_value)
     got = packed.binary_conv2d_packed(x, w, stride, padding, pad_value, threads=threads)
     np.testing.assert_array_equal(got, ref)
+
+
+@needs_ext
+@given(st.integers(1, 9), st.integers(1, 19), st.integers(1900, 4200), st.floats(0.0, 1.0), st.integers(0, 2**31))
+def test_bgemm_long_reductions_do_not_overflow_its_counters(m, n, k, p_differ, seed):
+    """Reductions longer than 31 words (the AVX2 path's byte counters), up to every bit differing."""
+    rng = np.random.default_rng(seed)
+    a = np.where(rng.random((m, k)) < 0.5, -1.0, 1.0).astype(np.float32)
+    b = np.where(rng.random((n, k)) < p_differ, -1.0, 1.0).astype(np.float32) * a[rng.integers(0, m)]
+    want = a.astype(np.int64) @ b.T.astype(np.int64)
+    bt = _backend.ext.pack_weights(np.ascontiguousarray(b[:, :, None, None]))
+    np.testing.assert_array_equal(_backend.ext.bgemm(packed.packbits_rows(a), bt, n, k), want)
 
 
 @needs_ext
@@ -171,9 +184,27 @@ def test_no_ext_environment_falls_back_with_one_warning():
     assert out.stderr.count("using the pure-NumPy reference ops") == 1
 
 
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+
+
 @needs_ext
-def test_isa_reported():
-    assert _backend.ext.isa() in ("avx512-vpopcntdq", "neon", "portable")
+def test_native_build_uses_the_fastest_popcount_this_cpu_has():
+    isa = _backend.ext.isa()
+    assert isa in ("avx512-vpopcntdq", "neon", "avx2", "portable")
+    if os.environ.get("MINILAB_PORTABLE", "") not in ("", "0"):
+        pytest.skip("portable build requested")
+    flags = _cpu_flags()
+    if platform.machine() == "aarch64":
+        assert isa == "neon"
+    elif "avx512_vpopcntdq" in flags:
+        assert isa == "avx512-vpopcntdq"
+    elif "avx2" in flags:
+        assert isa == "avx2"
 
 
 @needs_ext
