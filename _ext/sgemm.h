@@ -44,7 +44,8 @@ static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const fl
 /* Block `part` of `parts` of C = A·B + beta·C.  Columns are cut, at multiples of 16 so that two threads never
    write the same 64-byte cache line of C; only a C narrower than 16 columns a part is cut by rows.  (Cutting
    rows ran at half the speed: row-major C is column-major Cᵀ = BᵀAᵀ to the BLAS, and each thread then packs
-   the whole of B again.) */
+   the whole of B again.)  The thread count may change C's last bits: a block can end inside one of the BLAS'
+   register tiles, and the BLAS computes a tile's edge with other micro-kernels (seen with OpenBLAS' Haswell ones). */
 static void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k,
                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     int split_rows = n < 16 * parts && m > n;

@@ -264,6 +264,9 @@ def layouts(a):
 def test_sgemm_matches_numpy_in_every_layout_and_thread_count(m, k, n, threads, seed):
     a, b = rand(seed, (m, k)), rand(seed + 1, (k, n))
     want = a @ b
+    # Only the rounding level is promised across thread counts, not the bits: a thread's block of columns can
+    # end inside one of the BLAS' register tiles, whose edge it computes with other micro-kernels (OpenBLAS'
+    # Haswell kernels round columns 72..87 of a 129-wide C differently when a block ends at column 80).
     for la in layouts(a):
         for lb in layouts(b)[:2] + [b[:, ::-1][:, ::-1]]:
             got = _backend.ext.sgemm(la, lb, threads=threads)
@@ -272,8 +275,6 @@ def test_sgemm_matches_numpy_in_every_layout_and_thread_count(m, k, n, threads, 
     expect = want + out
     _backend.ext.sgemm(a.T.copy().T, b, out=out, beta=1.0, threads=threads)   # accumulate
     np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-5)
-    # a block of columns per thread: each element is the same BLAS dot product, so the bits do not move
-    np.testing.assert_array_equal(_backend.ext.sgemm(a, b, threads=threads), _backend.ext.sgemm(a, b, threads=1))
 
 
 @needs_gemm
