@@ -81,11 +81,13 @@ def print_kernels(result):
 
 def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads, steps, no_ext):
     from . import _backend
+    from .memory import keep_freed_memory
     from .threads import set_threads
 
     if no_ext:
         _backend.ext = None
     set_threads(threads)
+    keep_freed_memory()   # as minilab.train does, for both paths
     from . import ops as F
     from .autograd import Tensor
     from .models import create_model

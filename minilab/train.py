@@ -128,6 +128,8 @@ def run(args):
     if args.threads:
         from .threads import set_threads
         set_threads(args.threads)
+    from .memory import keep_freed_memory
+    keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
     args.binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
     progress = not args.no_progress
