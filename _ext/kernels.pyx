@@ -674,16 +674,12 @@ def prelu_forward(const float[:, :, :, ::1] x, const float[::1] slope):
         return out
     cdef float[::1] y = out.reshape(-1)
     cdef const float *xs = &x[0, 0, 0, 0]
-    cdef Py_ssize_t b, ch, i, base
-    cdef float a, v
+    cdef Py_ssize_t b, ch, base
     with nogil:
         for b in range(n):
             for ch in range(c):
-                a = slope[ch]
                 base = (b * c + ch) * hw
-                for i in range(hw):
-                    v = xs[base + i]
-                    y[base + i] = v if v > 0 else a * v
+                prelu_plane_f32(xs + base, slope[ch], &y[base], hw)
     return out
 
 
@@ -693,6 +689,7 @@ cdef extern from "train_ops.h" nogil:
     int all_plus_minus_one(const float *x, int64_t n)
     int rows_plus_minus_alpha(const float *w, int64_t rows, int64_t cols)
     void masked_copy_f32(const float *g, const uint8_t *mask, float *out, int64_t n)
+    void prelu_plane_f32(const float *x, float a, float *y, int64_t n)
     float abs_mean_f32(const float *w, int64_t n)
     void magnitude_sign_row_f32(const float *w, float alpha, float *q, uint8_t *mask, int64_t n)
     void magnitude_sign_backward_row_f32(const float *g, float alpha, const uint8_t *mask, float *dw, int64_t n)

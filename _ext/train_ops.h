@@ -30,6 +30,13 @@ static void masked_copy_f32(const float *restrict g, const uint8_t *restrict mas
         out[i] = mask[i] ? g[i] : 0.0f * g[i];  /* 0·g keeps NumPy's signed zero (g·False = ±0) */
 }
 
+/* ---- PReLU on one channel's plane: y = x if x > 0 else a·x.  A vector compare and blend: setup.py's
+ * -fno-trapping-math lets GCC compute a·x for every value (without it GCC branched on every sign, ~5 ns a value
+ * on random signs: 1 ms for a 64×56×56 map instead of ~0.03). */
+static void prelu_plane_f32(const float *restrict x, float a, float *restrict y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i];
+}
+
 /* ---- magnitude-aware sign, one output channel (one row of the (C_out, K) weights) at a time ---------------
  * alpha = mean |w| (double accumulation, 8 partial sums so it vectorises: equal to NumPy's float32 pairwise mean
  * to float32 rounding);  q[k] = alpha * sign(w[k]);  mask[k] = |w[k]| <= 1. */
