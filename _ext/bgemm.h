@@ -14,7 +14,8 @@
  *   - AVX2 (x86-64 without VPOPCNTDQ, e.g. AMD Zen 2/3, Intel Haswell..Alder Lake): a 16-entry nibble lookup
  *     with VPSHUFB, 4 rows x 8 channels per step (see bgemm_prepare_b for its operand layout);
  *   - portable C with __builtin_popcountll (which becomes POPCNT with -mpopcnt, a library call without).
- * Callers pass B through bgemm_prepare_b first: it is the identity for every path but AVX2.
+ * Only the AVX2 path reads B in another layout: when bgemm_prepared_words is not 0, callers hand bgemm_rows the
+ * copy that bgemm_prepare_b makes of Bt instead of Bt.
  */
 #ifndef MINILAB_BGEMM_H
 #define MINILAB_BGEMM_H

@@ -29,6 +29,9 @@ mirror=$( (grep -h -E '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null;
          | grep -v security | head -n 1 || true)
 suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
 if [ ! -x "$root/usr/bin/python3" ]; then
+  # a root left half-built by an interrupted run makes debootstrap fail ("File exists"): start it again
+  for d in proc dev; do mountpoint -q "$root/$d" && umount "$root/$d"; done
+  rm -rf --one-file-system "$root"
   echo "== debootstrap arm64 $suite (a few minutes under emulation)"
   debootstrap --arch=arm64 --variant=minbase \
     --include=python3,python3-venv,python3-dev,gcc,libc6-dev,ca-certificates "$suite" "$root" "$mirror" >/dev/null
