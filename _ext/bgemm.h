@@ -200,7 +200,7 @@ static int bgemm_rows_avx2(const uint64_t *A, const uint64_t *Bs, float *C, int6
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     (void)Npad;
-    uint64_t *split = (uint64_t *)malloc((size_t)(2 * CHUNK * K) * sizeof(uint64_t));
+    uint64_t *split = (uint64_t *)malloc((size_t)(2 * CHUNK * (K > 0 ? K : 1)) * sizeof(uint64_t));   /* never malloc(0) */
     if (!split) return -1;
     for (int64_t mc = m0; mc < m1; mc += CHUNK) {
         int64_t mcend = (m1 - mc) < CHUNK ? m1 : mc + CHUNK, tiles = (mcend - mc + 3) / 4;
