@@ -30,10 +30,12 @@ def image_chunks(n, bytes_per_image, budget=None):
 
 
 def matmul(a, b, out=None, accumulate=False):
-    """out = a @ b (or out += a @ b), float32: on the kernels' threads when they have the BLAS GEMM
-    (`_backend.gemm_in_kernels`), else NumPy's matmul on BLAS' own threads."""
+    """out = a @ b (or out += a @ b), float32, for matrices or stacks of them: on the kernels' threads when they
+    have the BLAS GEMM (`_backend.gemm_in_kernels`; a stack's threads take whole products), else NumPy's matmul
+    on BLAS' own threads."""
     if _backend.gemm_in_kernels():
-        return _backend.ext.sgemm(a, b, out=out, beta=1.0 if accumulate else 0.0, threads=_backend.threads)
+        gemm = _backend.ext.sgemm_batch if a.ndim == 3 else _backend.ext.sgemm
+        return gemm(a, b, out=out, beta=1.0 if accumulate else 0.0, threads=_backend.threads)
     if accumulate:
         out += a @ b
         return out

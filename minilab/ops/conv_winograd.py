@@ -29,7 +29,7 @@ the GEMMs, as in `conv_chunked.py`."""
 import numpy as np
 
 from .. import _backend
-from .conv_chunked import image_chunks
+from .conv_chunked import image_chunks, matmul
 
 CHUNK_BYTES = 32 << 20  # V, Z and N of one chunk of images together (16–32 MB measured fastest)
 
@@ -43,17 +43,6 @@ def applicable(x, w, stride, padding):
     oh, ow = (size + 2 * padding[0] - 2 for size in x.shape[2:])
     tiles = x.shape[0] * ((oh + 1) // 2) * ((ow + 1) // 2)
     return 2 * tiles >= max(w.shape[:2])
-
-
-def _batched_matmul(a, b, out, accumulate=False):
-    """out[ξ] = a[ξ] @ b[ξ] (or +=) for the 16 slabs: each OpenMP thread takes whole slabs when the kernels have
-    the BLAS GEMM, else NumPy's stacked matmul."""
-    if _backend.gemm_in_kernels():
-        return _backend.ext.sgemm_batch(a, b, out=out, beta=1.0 if accumulate else 0.0, threads=_backend.threads)
-    if accumulate:
-        out += np.matmul(a, b)
-        return out
-    return np.matmul(a, b, out=out)
 
 
 def conv3x3_backward(x, w, g, padding, pad_value, need_input_grad):
@@ -73,8 +62,8 @@ def conv3x3_backward(x, w, g, padding, pad_value, need_input_grad):
     for start, stop in image_chunks(n, per_image, CHUNK_BYTES):
         v = ext.winograd_input_tiles(x[start:stop], p, pad_value, threads=threads)       # (16, C, tiles)
         z = ext.winograd_grad_tiles(g[start:stop], threads=threads)                       # (16, O, tiles)
-        _batched_matmul(z, v.transpose(0, 2, 1), m, accumulate=start > 0)                 # (16, O, C)
+        matmul(z, v.transpose(0, 2, 1), m, accumulate=start > 0)                          # (16, O, C)
         if need_input_grad:
-            nt = _batched_matmul(u.transpose(0, 2, 1), z, ext.winograd_slabs(*v.shape[1:]))  # (16, C, tiles)
+            nt = matmul(u.transpose(0, 2, 1), z, ext.winograd_slabs(*v.shape[1:]))           # (16, C, tiles)
             ext.winograd_input_grads(nt, dx[start:stop], p, threads=threads)
     return dx, ext.winograd_filter_grads(m, threads=threads)
