@@ -37,6 +37,14 @@
 #define MINILAB_BGEMM_ISA "portable"
 #endif
 
+/* 1 when setup.py was asked for a portable build (MINILAB_PORTABLE=1), so the tests can tell a requested
+ * portable build from a native build that failed to find the CPU's popcount instructions. */
+#ifdef MINILAB_PORTABLE
+#define MINILAB_BUILT_PORTABLE 1
+#else
+#define MINILAB_BUILT_PORTABLE 0
+#endif
+
 /* The fused output transform, applied per output element in this exact order (each step optional):
  *   v = nbits - 2*popcount;  v -= corr[pattern[m]][n] (zero padding);  v *= alpha[n];  v = max(v, 0);
  *   v = (v - mean[n]) * invstd[n];  v *= gamma[n];  v += beta[n];  v = v > 0 ? v : prelu[n] * v

@@ -17,6 +17,7 @@ cnp.import_array()
 
 cdef extern from "bgemm.h" nogil:
     const char *MINILAB_BGEMM_ISA
+    const int MINILAB_BUILT_PORTABLE
     ctypedef struct transform_t:
         const int32_t *row_pattern
         const float *pattern_corr
@@ -37,6 +38,11 @@ cdef extern from "bgemm.h" nogil:
 def isa():
     """Which popcount implementation this build uses: avx512-vpopcntdq, neon, avx2 or portable."""
     return MINILAB_BGEMM_ISA.decode()
+
+
+def built_portable():
+    """True when this build was made with MINILAB_PORTABLE=1 (baseline x86-64 / aarch64 flags, portable C)."""
+    return bool(MINILAB_BUILT_PORTABLE)
 
 
 # ---------------------------------------------------------------------------------------------- float kernels
