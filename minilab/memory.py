@@ -24,7 +24,9 @@ TRIM_THRESHOLD = 1 << 30
 
 def keep_freed_memory():
     """Set glibc's mmap and trim thresholds as above.  Returns True when they were set."""
-    if os.environ.get("MINILAB_KEEP_FREED_MEMORY", "1") == "0":
+    from . import config
+
+    if not config.keep_freed_memory:
         return False
     if any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False

@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 
 from ..autograd import Tensor, no_grad
-from ..ops.conv import float_reference
+from ..config import use
 from .convert import convert
 from .profile import breakdown, draw_breakdown_png, time_runs
 from .storage import save_packed
@@ -36,7 +36,7 @@ def add_arguments(p):
 
 def build(args):
     from ..checkpoint import load_model_from_checkpoint
-    from ..models import create_model
+    from ..models import create_model, default_binarizer
 
     if args.checkpoint:
         model, record = load_model_from_checkpoint(args.checkpoint)
@@ -44,7 +44,7 @@ def build(args):
         if config["arch"] != args.arch:
             raise ValueError(f"{args.checkpoint} holds a {config['arch']!r} model, not {args.arch!r}")
         return model, config
-    binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
+    binarizer = args.binarizer or default_binarizer(args.arch)
     config = {"arch": args.arch, "num_classes": args.num_classes, "image_size": args.image_size,
               "width": args.width, "binarizer": binarizer, "lab_blocks": args.lab_blocks, "lab_bits": args.lab_bits}
     return create_model(**config), config
@@ -66,7 +66,7 @@ def run_model_bench(args):
     model.eval()
 
     def float_forward():
-        with no_grad(), float_reference():
+        with no_grad(), use(packed_conv=False):
             return model(Tensor(x))
 
     float_time = time_runs(float_forward, runs=args.float_runs, warmup=1)
