@@ -1,7 +1,7 @@
 """Model summary: parameters (binary / float), model size, BOPs, FLOPs and OPs per layer and in total, and the
 `python -m minilab.summary` CLI.
 
-Conventions (DESIGN §2, Larq's summary, with LAB counted correctly):
+Conventions (Larq's model summary, with LAB counted correctly):
   - parameters: every weight of the model — trainable or fixed (QuickNet's blur kernel) — with BatchNorm counted
     as 2 per channel (Larq folds the running statistics into γ and β, also when scale/center are off);
   - model size: binary conv weights 1 bit, everything else 32 bits, in decimal MB (10⁶ bytes);
