@@ -133,7 +133,8 @@ def set_threads(n: int) -> bool:
     threads, and the two pools take turns — BLAS inside GEMMs, the kernels between them — which only works when
     neither busy-waits while idle: OpenMP threads sleep (`minilab.config.load` sets OMP_WAIT_POLICY=PASSIVE
     unless you did, which is why this should run before the first op) and OpenBLAS' workers are moved to
-    SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, a training step runs about 3× slower.
+    SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, each keeps the other off its cores and a training
+    step runs several times slower.
     Returns True when the BLAS' thread count could be set."""
     from . import config
 
