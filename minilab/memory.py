@@ -4,8 +4,9 @@ Why: a training step allocates and frees the same large arrays every step (activ
 tiles, gradients: a few to ~30 MB each).  glibc's malloc serves blocks above its mmap threshold with a fresh
 mmap and returns them with munmap, and trims the top of its heap when more than M_TRIM_THRESHOLD is free; so
 every step the kernel hands the same memory back page by page, and each first touch of a 4 KB page is a page
-fault that zeroes it.  A Bi-Real-18 sign step at 64 px, batch 64 takes thousands of page faults; with the two settings
-below it takes a few dozen, and its peak memory does not change (the step's peak is what the process keeps).
+fault that zeroes it.  A Bi-Real-18 sign step at 64 px, batch 64 takes thousands of page faults; with the two
+settings below it takes a few dozen, and its peak memory does not change (the step's peak is what the process
+keeps).
 Fewer faults make the step faster (`python -m minilab.bench train` runs both paths with these settings).
 
     M_MMAP_THRESHOLD = 32 MB   (glibc's largest: blocks up to that come from the reusable heap)
