@@ -5,13 +5,13 @@ import copy
 import numpy as np
 import pytest
 
-from minilab import _backend, nn
+from minilab import nn
+from minilab.config import available, use
 from minilab.autograd import Tensor, no_grad
 from minilab.engine import convert, load_packed, save_packed
 from minilab.models import create_model
-from minilab.ops.conv import float_reference
 
-pytestmark = pytest.mark.skipif(not _backend.available(), reason="the packed engine needs the extension")
+pytestmark = pytest.mark.skipif(not available(), reason="the packed engine needs the extension")
 
 
 def build(arch, binarizer="lab", size=32, lab_bits=32, **kw):
@@ -74,7 +74,7 @@ def test_engine_equals_training_graph(arch, binarizer, kw):
     for a, b in zip(got_maps, want_maps):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(got, want)          # same float32 steps in the same order: bit-identical
-    with no_grad(), float_reference():                 # and the BLAS float forward agrees to rounding
+    with no_grad(), use(packed_conv=False):                 # and the BLAS float forward agrees to rounding
         ref = model(Tensor(x)).data
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
@@ -160,3 +160,25 @@ def test_bench_model_cli_runs(tmp_path, capsys):
     assert "speed-up" in out and "LAB depthwise" in out and (tmp_path / "f.png").exists()
     x = np.zeros((1, 3, 32, 32), np.float32)
     assert load_packed(tmp_path / "m.npz")(x).shape == (1, 10)
+
+
+def test_profiler_hook_times_every_category_and_removes_itself():
+    from minilab.engine.profile import breakdown, install_profiler
+
+    model, config = build("labbnn", "lab")
+    packed = convert(copy.deepcopy(model), config)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    seen = {}
+    remove = install_profiler(packed.model, lambda category, s: seen.setdefault(category, []).append(s))
+    packed(x)
+    remove()
+    for category in ("first conv", "binary conv", "LAB depthwise", "LAB argmax + pack", "pooling",
+                     "BN / activation", "classifier"):
+        assert category in seen and all(s >= 0 for s in seen[category]), category
+    assert all(not m.__dict__.get("_pre_hooks") and not m.__dict__.get("_hooks") for m in packed.model.modules())
+    assert all(getattr(m, "profiler", None) is None for m in packed.model.modules())
+    count = len(seen["binary conv"])
+    packed(x)                                                   # removed: nothing more is recorded
+    assert len(seen["binary conv"]) == count
+    parts, total = breakdown(packed, x, runs=2)
+    assert parts["binary conv"] > 0 and total >= sum(v for k, v in parts.items() if k != "other") - 1e-9
