@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from minilab.data.loader import ArrayDataset, Loader, WorkerDied, _processes
+from minilab.data.loader import ArrayDataset, Loader, WorkerDied, worker_processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,7 +44,7 @@ def test_killed_worker_is_reported_not_waited_for():
     try:
         it = loader.batches(0)
         next(it)
-        victim = _processes(loader._pool)[0]
+        victim = worker_processes(loader._pool)[0]
         os.kill(victim.pid, signal.SIGKILL)
         t0 = time.time()
         with pytest.raises(WorkerDied, match="worker process died.*signal 9"):
@@ -62,14 +62,14 @@ def test_stop_ends_a_wait_on_a_stuck_worker():
     try:
         it = loader.batches(0, stop=lambda: requested["stop"])
         next(it)
-        for p in _processes(loader._pool):
+        for p in worker_processes(loader._pool):
             os.kill(p.pid, signal.SIGSTOP)
         requested["stop"] = True
         t0 = time.time()
         assert list(it) == []
         assert time.time() - t0 < 5
     finally:
-        for p in _processes(loader._pool):
+        for p in worker_processes(loader._pool):
             os.kill(p.pid, signal.SIGCONT)
         loader.close()
 
@@ -79,12 +79,12 @@ def test_hung_worker_times_out():
     try:
         it = loader.batches(0)
         next(it)
-        for p in _processes(loader._pool):
+        for p in worker_processes(loader._pool):
             os.kill(p.pid, signal.SIGSTOP)
         with pytest.raises(WorkerDied, match="gave no batch"):
             next(it)
     finally:
-        for p in _processes(loader._pool):
+        for p in worker_processes(loader._pool):
             os.kill(p.pid, signal.SIGCONT)
         loader.close()
 
@@ -94,7 +94,7 @@ def test_workers_restore_default_sigterm_and_close_ends_them():
     old = signal.signal(signal.SIGTERM, lambda *a: None)   # the trainer's kind of handler
     try:
         next(loader.batches(0))
-        procs = _processes(loader._pool)
+        procs = worker_processes(loader._pool)
         pids = [p.pid for p in procs]
         os.kill(pids[0], signal.SIGTERM)
         procs[0].join(10)
@@ -108,11 +108,11 @@ def test_workers_restore_default_sigterm_and_close_ends_them():
 ORPHAN_SCRIPT = textwrap.dedent("""
     import os, sys, time
     import numpy as np
-    from minilab.data.loader import ArrayDataset, Loader, _processes
+    from minilab.data.loader import ArrayDataset, Loader, worker_processes
     images = np.zeros((64, 8, 8, 3), np.uint8)
     loader = Loader(ArrayDataset(images, np.arange(64) % 2, ["a", "b"]), 4, workers=2)
     next(loader.batches(0))
-    print(" ".join(str(p.pid) for p in _processes(loader._pool)), flush=True)
+    print(" ".join(str(p.pid) for p in worker_processes(loader._pool)), flush=True)
     time.sleep(60)
 """)
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from .child_process import start_worker
 from .folder import DataError, is_regular_file, scan_image_folder
+from .loader import end_processes, worker_processes
 
 CACHE_FORMAT = 2
 MAX_NAMED = 10
@@ -169,8 +170,7 @@ def _decode_into(writer, paths, size, workers, progress, desc):
                         "nothing was kept — run again") from None
     finally:
         bar.close()
-        for p in list((getattr(pool, "_processes", None) or {}).values()):
-            p.terminate()
+        end_processes(worker_processes(pool))
         pool.shutdown(wait=True, cancel_futures=True)
     return keep, problems
 

@@ -11,6 +11,7 @@ Workers die with the loader's process (`child_process.start_worker`)."""
 import multiprocessing as mp
 import os
 import signal
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor, TimeoutError
 from concurrent.futures.process import BrokenProcessPool
@@ -135,7 +136,7 @@ class Loader:
                                  "data on a stalled network drive? --workers 0 loads in the main process)")
 
     def _death_message(self):
-        processes = _processes(self._pool)
+        processes = worker_processes(self._pool)
         for p in processes:   # the pool ends the others once one died: wait until every exit status is known
             p.join(timeout=5)
         codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
@@ -155,19 +156,28 @@ class Loader:
         return self._pool
 
     def close(self):
-        """End the workers now (a batch in progress is abandoned) and wait for them to exit."""
+        """End the workers now (a batch in progress is abandoned) and wait, boundedly, for them to exit: SIGTERM,
+        then SIGKILL for any still there after a second (a stopped or stuck process ignores SIGTERM)."""
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            processes = _processes(pool)
-            for p in processes:
-                if p.is_alive():
-                    p.terminate()
+            end_processes(worker_processes(pool))
             pool.shutdown(wait=True, cancel_futures=True)
-            for p in processes:
-                p.join(timeout=5)
 
 
-def _processes(pool):
+def end_processes(processes, grace_s=1.0):
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace_s
+    for p in processes:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in processes:
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
+
+
+def worker_processes(pool):
     """The worker processes of a ProcessPoolExecutor (it keeps them in a private dict; [] if that changes)."""
     processes = getattr(pool, "_processes", None) if pool is not None else None
     return list(processes.values()) if processes else []
