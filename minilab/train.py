@@ -257,8 +257,13 @@ def set_up(args):
     session.run_lock, session.saved_step = run_lock, None
     if resumed is not None:
         model_state, optim_state, record = resumed
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optim_state)
+        try:
+            model.load_state_dict(model_state)
+            optimizer.load_state_dict(optim_state)
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"{session.ckpt_path}: the saved weights or optimizer state do not fit the run's "
+                             f"model ({str(error).strip(chr(39))}); the file is damaged or from another run") \
+                from None
         session.epoch, session.batch, session.step = record["epoch"], record["batch"], record["step"]
         session.saved_step = session.step
         print(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step}); "

@@ -279,6 +279,17 @@ def test_malformed_checkpoint_record_is_a_clear_error(tmp_path, capsys, change, 
     assert code == 2 and message in err and "checkpoint.npz" in err and "Traceback" not in err
 
 
+def test_checkpoint_with_missing_arrays_is_a_clear_error(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert cli(TINY + ["--out", out, "--max-steps", "1"], capsys)[0] == 0
+    path = os.path.join(out, "checkpoint.npz")
+    arrays = load_npz(path)
+    del arrays["optim/steps"], arrays[next(k for k in arrays if k.startswith("model/"))]
+    save_npz_atomic(path, arrays)
+    code, _, err = cli(["--resume", "--out", out, "--no-progress"], capsys)
+    assert code == 2 and "do not fit the run's model" in err and "Traceback" not in err
+
+
 def test_corrupt_metrics_line_names_the_file(tmp_path, capsys):
     out = str(tmp_path / "r")
     assert cli(TINY + ["--out", out, "--max-steps", "1"], capsys)[0] == 0

@@ -238,7 +238,9 @@ def build_cache(root, split, size, cache_dir, name="data", classes=None, workers
         if meta is not None:
             print(f"{root}/{split} changed since its cache was built (files added, removed, moved or modified): "
                   "rebuilding it", flush=True)
-            os.unlink(meta_path)
+            for stale in ("meta.json", "images.npy", "labels.npy"):   # first: room for one copy is enough
+                if os.path.exists(os.path.join(out, stale)):
+                    os.unlink(os.path.join(out, stale))
         workers = workers or min(os.cpu_count() or 1, 8)
         _write_split(out, paths, labels, classes, root, split, size, digest, workers, progress)
     return out
