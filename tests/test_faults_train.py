@@ -23,7 +23,11 @@ TINY = ["--arch", "labbnn", "--data", "synthetic", "--synthetic-size", "64", "16
 
 @pytest.fixture(autouse=True)
 def no_imagenette(monkeypatch, tmp_path):
+    """Caches go to this test's folder, for this process and for the CLIs it starts."""
+    from minilab import config
+
     monkeypatch.setenv("MINILAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(config, "cache_dir", str(tmp_path / "cache"))
 
 
 def cli(args, capsys):
