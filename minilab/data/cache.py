@@ -20,6 +20,7 @@ gives ENOSPC (an error with a message) rather than SIGBUS (the process killed wi
 under unique temporary names and renamed into place, and one lock per cache entry makes a second process that
 wants the same cache wait for the first and reuse its result."""
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -232,6 +233,8 @@ def build_cache(root, split, size, cache_dir, name="data", classes=None, workers
         except BlockingIOError:
             print(f"waiting for another process that is building {out}", flush=True)
             fcntl.flock(lock, fcntl.LOCK_EX)   # released by the kernel if that process dies
+        for stale in glob.glob(os.path.join(glob.escape(out), "*.tmp")):   # a killed build's; we hold the lock
+            os.unlink(stale)
         meta = _read_meta(meta_path)
         if meta is not None and meta.get("manifest") == digest and os.path.exists(os.path.join(out, "images.npy")):
             return out
