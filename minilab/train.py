@@ -192,7 +192,7 @@ def restore_options(args):
     """With --resume: read the run's checkpoint, put the options that define the run back into `args` (a given
     one must match), keep the changeable ones given on the command line and say which changed.
     Returns (model state, optimizer state, record), or None for a fresh run."""
-    from .checkpoint import read_checkpoint
+    from .checkpoint import check_resumable, read_checkpoint
 
     if not args.resume:
         return None
@@ -200,6 +200,7 @@ def restore_options(args):
     if not os.path.exists(ckpt_path):
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
     model_state, optim_state, record = read_checkpoint(ckpt_path)
+    check_resumable(ckpt_path, record)
     changes = apply_resume_options(args, record["args"], given_options(args))
     if changes:
         print(f"resuming with {', '.join(changes)}")
