@@ -37,8 +37,9 @@ def build_parser():
     p.add_argument("--data", default=None, help="synthetic | imagenette | imagenette2-160/-320 | PATH to "
                    "root/{train,val}/<class>/*. Default: Imagenette from the cache directory if present")
     p.add_argument("--image-size", type=int, default=64,
-                   help="training resolution in px, 16-512 (default 64; xnornet needs at least 64). Real images "
-                        "are resized to it once, when the preprocessing cache is built")
+                   help="training resolution in px, 16-512 (default 64), checked against what the architecture "
+                        "runs (an error names the nearest sizes that work). Real images are resized to it once, "
+                        "when the preprocessing cache is built")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier for every layer (default 1.0)")
     p.add_argument("--epochs", type=int, default=None, help="default: the paper's (labbnn 100, birealnet18 150…)")
     p.add_argument("--batch-size", type=int, default=64, help="default 64 (the paper: 256 on ImageNet, 32 on "

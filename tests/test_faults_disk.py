@@ -38,7 +38,8 @@ def image_folder(root, per_class=30, size=64):
         for c in ("a", "b"):
             os.makedirs(root / split / c, exist_ok=True)
             for i in range(per_class):
-                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / split / c / f"{i}.png")
+                pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
     return root
 
 

@@ -23,6 +23,7 @@ import fcntl
 import glob
 import hashlib
 import json
+import multiprocessing as mp
 import os
 import tempfile
 import warnings
@@ -152,8 +153,6 @@ def _decode_into(writer, paths, size, workers, progress, desc):
     chunk = 64
     jobs = [(paths[i:i + chunk], size) for i in range(0, len(paths), chunk)]
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress)
-    import multiprocessing as mp
-
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=start_worker,
                                initargs=(os.getpid(),))
     try:
