@@ -15,7 +15,9 @@ import time
 from . import ops as F
 from .models import MODELS, create_model, default_binarizer
 from .ops.binarizers import ALL_BINARIZERS
+from .data.loader import WorkerDied
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
+from .run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
 
 PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_small": 120, "quicknet_large": 120,
                 "reactnet_a": 75, "xnornet": 60}
@@ -34,7 +36,10 @@ def build_parser():
     p.add_argument("--arch", default="labbnn", choices=sorted(MODELS), help="architecture (default labbnn)")
     p.add_argument("--data", default=None, help="synthetic | imagenette | imagenette2-160/-320 | PATH to "
                    "root/{train,val}/<class>/*. Default: Imagenette from the cache directory if present")
-    p.add_argument("--image-size", type=int, default=64, help="training resolution in px, 32-224 (default 64)")
+    p.add_argument("--image-size", type=int, default=64,
+                   help="training resolution in px, 16-512 (default 64), checked against what the architecture "
+                        "runs (an error names the nearest sizes that work). Real images are resized to it once, "
+                        "when the preprocessing cache is built")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier for every layer (default 1.0)")
     p.add_argument("--epochs", type=int, default=None, help="default: the paper's (labbnn 100, birealnet18 150…)")
     p.add_argument("--batch-size", type=int, default=64, help="default 64 (the paper: 256 on ImageNet, 32 on "
@@ -55,11 +60,16 @@ def build_parser():
                    help="training augmentation: random-resized crop (default), pad-and-crop, none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
-                   help="BLAS threads and as many OpenMP threads for the compiled kernels (README 'Threads'; "
-                        "default: the BLAS library's own default, kernels single-threaded)")
+                   help="how many cores one training process uses: the compiled kernels' threads, which also run "
+                        "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the BLAS "
+                        "library's own default, compiled kernels single-threaded)")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
-    p.add_argument("--out", default="runs/latest", help="run directory: checkpoint.npz, metrics.jsonl")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--out", default="runs/latest", help="run directory: checkpoint.npz, metrics.jsonl. A folder "
+                   "that already holds a run is only used with --resume")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint. The "
+                   "options that define the run (--arch, --width, --image-size, --lr, …) come from the checkpoint "
+                   "and may be repeated but not changed; --data (the same classes and images, moved), --cache-dir, "
+                   "--epochs, --checkpoint-every, --threads and --workers may change")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     p.add_argument("--cache-dir", default=None, help="where Imagenette and the preprocessing cache live "
@@ -88,80 +98,268 @@ class Interrupted(Exception):
 
 def _write_metrics(path, rows):
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise RunDirError(f"could not write {path}: {error.strerror or error}; the previous {os.path.basename(path)}"
+                          " was kept") from None
 
 
 def _read_metrics(path):
     if not os.path.exists(path):
         return []
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as error:
+                raise ValueError(f"{path}, line {number}, is not valid JSON ({error}); fix or remove that line") \
+                    from None
+            if not isinstance(rows[-1], dict) or "epoch" not in rows[-1]:
+                raise ValueError(f"{path}, line {number}, is not a metrics row (no 'epoch')")
+    return rows
 
 
-def run(args):
-    from tqdm import tqdm
+class Session:
+    """Everything a run holds between steps: its options, model, optimizer, loaders, learning-rate schedule,
+    where it stands (epoch, batch within the epoch, global step) and the metrics rows written so far."""
 
-    from .checkpoint import read_checkpoint, save_checkpoint
+    def __init__(self, args, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
+                 schedule):
+        self.args, self.model, self.model_config, self.optimizer = args, model, model_config, optimizer
+        self.train_set, self.val_set, self.train_loader, self.val_loader = train_set, val_set, train_loader, val_loader
+        self.schedule = schedule
+        self.epoch = self.batch = self.step = 0
+        self.metrics = []
+        self.ckpt_path = os.path.join(args.out, "checkpoint.npz")
+        self.metrics_path = os.path.join(args.out, "metrics.jsonl")
+
+    @property
+    def steps_per_epoch(self):
+        return len(self.train_loader)
+
+    def max_steps_reached(self):
+        return self.args.max_steps is not None and self.step >= self.args.max_steps
+
+
+def check_options(args):
+    """Parse-time checks of every numeric option, each with what is allowed (ValueError).  The image size is
+    checked against the architecture in `set_up`, once --resume has said which architecture it is."""
+    cores = os.cpu_count() or 1
+    problems = []
+    if args.epochs is not None and args.epochs < 1:
+        problems.append(f"--epochs must be at least 1, got {args.epochs}")
+    if not (math.isfinite(args.width) and args.width > 0):
+        problems.append(f"--width must be a positive number (1.0 is the paper's network), got {args.width}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        problems.append(f"--lr must be a positive number, got {args.lr}")
+    if args.batch_size < 2:
+        problems.append(f"--batch-size must be at least 2 (batch norm needs two images), got {args.batch_size}")
+    if args.threads is not None and not 1 <= args.threads <= cores:
+        problems.append(f"--threads must be between 1 and {cores} (this machine's cores), got {args.threads}")
+    if not 0 <= args.workers <= 4 * cores:
+        problems.append(f"--workers must be between 0 (load in the main process) and {4 * cores}, got {args.workers}")
+    if args.max_steps is not None and args.max_steps < 1:
+        problems.append(f"--max-steps must be at least 1, got {args.max_steps}")
+    if args.checkpoint_every < 0:
+        problems.append(f"--checkpoint-every must be 0 (once per epoch) or a positive number of steps, got "
+                        f"{args.checkpoint_every}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        problems.append(f"--weight-decay must be 0 or positive, got {args.weight_decay}")
+    if not (math.isfinite(args.warmup_epochs) and args.warmup_epochs >= 0):
+        problems.append(f"--warmup-epochs must be 0 or positive, got {args.warmup_epochs}")
+    if args.binarizer_k is not None and not math.isfinite(args.binarizer_k):
+        problems.append(f"--binarizer-k must be a finite number, got {args.binarizer_k}")
+    n_train, n_val = args.synthetic_size
+    if n_train < 2 or n_val < 1:
+        problems.append(f"--synthetic-size needs at least 2 training and 1 validation image, got {n_train} {n_val}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def is_folder_spec(data):
+    return data is not None and data != "synthetic" and not data.startswith("imagenette")
+
+
+def restore_options(args):
+    """With --resume: read the run's checkpoint, put the options that define the run back into `args` (a given
+    one must match), keep the changeable ones given on the command line and say which changed.
+    Returns (model state, optimizer state, record), or None for a fresh run."""
+    from .checkpoint import check_resumable, read_checkpoint
+
+    if not args.resume:
+        return None
+    ckpt_path = os.path.join(args.out, "checkpoint.npz")
+    if not os.path.exists(ckpt_path):
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+    model_state, optim_state, record = read_checkpoint(ckpt_path)
+    check_resumable(ckpt_path, record)
+    changes = apply_resume_options(args, record["args"], given_options(args))
+    if changes:
+        print(f"resuming with {', '.join(changes)}")
+    return model_state, optim_state, record
+
+
+def given_options(args):
+    """The options given on the command line (main records them); without that record, the ones whose value
+    differs from the default."""
+    if getattr(args, "given", None) is not None:
+        return set(args.given)
+    defaults = vars(build_parser().parse_args([]))
+    return {k for k, v in vars(args).items() if k in defaults and v != defaults[k]}
+
+
+def set_up(args):
+    """Set-up and resume: threads, data, model, optimizer, loaders and schedule; with --resume, the saved weights,
+    optimizer state and position, and the metrics of the epochs already finished."""
     from .data import Loader, load_datasets
-    from .evaluate import evaluate
+    from .memory import keep_freed_memory
     from .nn import init
 
-    os.makedirs(args.out, exist_ok=True)
-    ckpt_path = os.path.join(args.out, "checkpoint.npz")
-    metrics_path = os.path.join(args.out, "metrics.jsonl")
-    record = None
-    if args.resume:
-        if not os.path.exists(ckpt_path):
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        model_state, optim_state, record = read_checkpoint(ckpt_path)
-        saved = record["args"]
-        for key in ("arch", "data", "image_size", "width", "batch_size", "lr", "optimizer", "schedule", "binarizer",
-                    "binarizer_k", "lab_blocks", "lab_bits", "seed", "augment", "weight_decay", "warmup_epochs",
-                    "synthetic_size"):
-            setattr(args, key, saved[key])
-        args.epochs = saved["epochs"] if args.epochs is None else args.epochs
-        # the BLAS thread count changes float summation order: keep the run's own unless overridden
-        args.threads = saved["threads"] if args.threads is None else args.threads
+    run_lock = open_run_dir(args.out, args.resume)
+    if is_folder_spec(args.data):   # a relative path would break a resume from another directory
+        args.data = os.path.abspath(args.data)
+    if args.cache_dir is not None:
+        args.cache_dir = os.path.abspath(args.cache_dir)
+    resumed = restore_options(args)
+    from .models.image_sizes import check_image_size
+    check_image_size(args.arch, args.image_size)
     if args.threads:
         from .threads import set_threads
         set_threads(args.threads)
-    from .memory import keep_freed_memory
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
     args.binarizer = args.binarizer or default_binarizer(args.arch)
-    progress = not args.no_progress
 
     train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
-                                       args.seed, progress)
+                                       args.seed, not args.no_progress)
+    if resumed is not None:
+        check_same_data(resumed[2], train_set, val_set, args.data)
     model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
                     "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
                     "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}
     init.seed(args.seed)
     model = create_model(**model_config)
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    # min_batch=2: a last batch of one image cannot be batch-normalised, so an epoch leaves it out
     train_loader = Loader(train_set, args.batch_size, shuffle=True, augmentation=args.augment, seed=args.seed,
-                          workers=args.workers)
+                          workers=args.workers, min_batch=2)
     val_loader = Loader(val_set, 100, shuffle=False)
-    steps_per_epoch = len(train_loader)
-    total_steps = steps_per_epoch * args.epochs
-    schedule = make_schedule(args.schedule, args.lr, total_steps, int(args.warmup_epochs * steps_per_epoch))
-    epoch, batch, step = 0, 0, 0
-    if record is not None:
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optim_state)
-        epoch, batch, step = record["epoch"], record["batch"], record["step"]
-        print(f"resuming {args.out} at epoch {epoch + 1}, batch {batch} (step {step})")
-    metrics = [m for m in _read_metrics(metrics_path) if m["epoch"] < epoch + 1]
-    _write_metrics(metrics_path, metrics)
+    steps = len(train_loader)
+    schedule = make_schedule(args.schedule, args.lr, steps * args.epochs, int(args.warmup_epochs * steps))
+    session = Session(args, model, model_config, optimizer, train_set, val_set, train_loader, val_loader, schedule)
+    session.run_lock, session.saved_step = run_lock, None
+    if resumed is not None:
+        model_state, optim_state, record = resumed
+        try:
+            model.load_state_dict(model_state)
+            optimizer.load_state_dict(optim_state)
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"{session.ckpt_path}: the saved weights or optimizer state do not fit the run's "
+                             f"model ({str(error).strip(chr(39))}); the file is damaged or from another run") \
+                from None
+        session.epoch, session.batch, session.step = record["epoch"], record["batch"], record["step"]
+        session.saved_step = session.step
+        print(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step}); "
+              f"data {args.data}, epochs {args.epochs}, checkpoint every "
+              f"{args.checkpoint_every or 'epoch'}{' steps' if args.checkpoint_every else ''}, threads "
+              f"{args.threads or 'default'}, workers {args.workers}")
+    session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
+    _write_metrics(session.metrics_path, session.metrics)
+    return session
 
-    def checkpoint(at_epoch, at_batch, at_step):
-        save_checkpoint(ckpt_path, model, optimizer, {
-            "epoch": at_epoch, "batch": at_batch, "step": at_step, "model": model_config,
-            "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}})
 
+def save(session):
+    """Checkpointing: the weights, the optimizer state and the run's position, written atomically."""
+    from .checkpoint import save_checkpoint
+
+    args = session.args
+    data = {"classes": list(session.train_set.classes), "train_images": len(session.train_set),
+            "val_images": len(session.val_set)}
+    try:
+        save_checkpoint(session.ckpt_path, session.model, session.optimizer, {
+            "epoch": session.epoch, "batch": session.batch, "step": session.step, "model": session.model_config,
+            "data": data,
+            "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "given"}})
+    except OSError as error:
+        kept = f"the checkpoint of step {session.saved_step} was kept" if session.saved_step is not None \
+            else "no checkpoint of this run exists yet"
+        raise RunDirError(f"could not write {session.ckpt_path}: {error.strerror or error}; {kept}") from None
+    session.saved_step = session.step
+
+
+def train_epoch(session, stop):
+    """One epoch (or the rest of it, after a resume): every batch through `train_step`, checkpoints every
+    --checkpoint-every steps.  Raises Interrupted when `stop` says a signal arrived, after the step in flight.
+    Returns {'seen', 'correct', 'loss_sum', 'started', 'seconds'} for the batches trained here."""
+    from tqdm import tqdm
+
+    args, optimizer = session.args, session.optimizer
+    seen = correct = 0
+    loss_sum = 0.0
+    session.model.train()
+    t0 = time.time()
+    bar = tqdm(total=session.steps_per_epoch, initial=session.batch, desc=f"epoch {session.epoch + 1}/{args.epochs}",
+               disable=args.no_progress, dynamic_ncols=True)
+    try:
+        for x, y in session.train_loader.batches(session.epoch, session.batch, stop=lambda: stop["signal"] is not None):
+            optimizer.lr = session.schedule(session.step)
+            try:
+                loss, hits = train_step(session.model, optimizer, x, y)
+            except FloatingPointError as error:
+                kept = f"The last good checkpoint ({session.ckpt_path}, step {session.saved_step}) was kept" \
+                    if session.saved_step is not None else "No checkpoint had been saved yet"
+                raise FloatingPointError(f"{error} at epoch {session.epoch + 1}, step {session.step}; stopping. "
+                                         f"{kept} — try a lower --lr") from None
+            session.batch, session.step = session.batch + 1, session.step + 1
+            seen, correct, loss_sum = seen + len(y), correct + hits, loss_sum + loss * len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{seen / (time.time() - t0):.0f}")
+            bar.update(1)
+            if args.checkpoint_every and session.step % args.checkpoint_every == 0:
+                save(session)
+            if stop["signal"] is not None:
+                raise Interrupted()
+            if session.max_steps_reached():
+                break
+        if stop["signal"] is not None:   # the loader ended the epoch early because a signal arrived
+            raise Interrupted()
+    finally:
+        bar.close()
+    return {"seen": seen, "correct": correct, "loss_sum": loss_sum, "started": t0, "seconds": time.time() - t0}
+
+
+def finish_epoch(session, stats):
+    """Evaluation and the end-of-epoch record: validation top-1/top-5, one metrics.jsonl row, a checkpoint at the
+    start of the next epoch, one log line."""
+    from .evaluate import evaluate
+
+    result = evaluate(session.model, session.val_loader, not session.args.no_progress)
+    session.epoch, session.batch = session.epoch + 1, 0
+    seen = max(stats["seen"], 1)
+    row = {"epoch": session.epoch, "step": session.step, "lr": session.optimizer.lr,
+           "train_loss": stats["loss_sum"] / seen, "train_acc": stats["correct"] / seen, "val_top1": result["top1"],
+           "val_top5": result["top5"], "val_loss": result["loss"],
+           "images_per_s": stats["seen"] / max(stats["seconds"], 1e-9), "epoch_seconds": time.time() - stats["started"]}
+    session.metrics.append(row)
+    _write_metrics(session.metrics_path, session.metrics)
+    save(session)
+    print(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
+          f"{100 * row['train_acc']:.1f}% val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
+          f"({row['images_per_s']:.0f} img/s)", flush=True)
+
+
+def run(args):
+    """Train until --epochs (or --max-steps); SIGINT/SIGTERM save a checkpoint and return 130."""
+    session = set_up(args)
     stop = {"signal": None}
 
     def on_signal(signum, frame):
@@ -170,81 +368,72 @@ def run(args):
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     start_time = time.time()
     print(f"training {args.arch} ({args.binarizer}, lab_blocks {args.lab_blocks}, width {args.width}) on "
-          f"{train_set.name}: {len(train_set)} train / {len(val_set)} val images at {args.image_size}px, "
-          f"{model.num_parameters():,} parameters, {args.epochs} epochs × {steps_per_epoch} steps")
+          f"{session.train_set.name}: {len(session.train_set)} train / {len(session.val_set)} val images at "
+          f"{args.image_size}px, {session.model.num_parameters():,} parameters, {args.epochs} epochs × "
+          f"{session.steps_per_epoch} steps")
     try:
-        while epoch < args.epochs:
-            model.train()
-            seen = correct = 0
-            loss_sum = 0.0
-            t0 = time.time()
-            bar = tqdm(total=steps_per_epoch, initial=batch, desc=f"epoch {epoch + 1}/{args.epochs}",
-                       disable=not progress, dynamic_ncols=True)
-            for x, y in train_loader.batches(epoch, batch):
-                optimizer.lr = schedule(step)
-                try:
-                    loss, hits = train_step(model, optimizer, x, y)
-                except FloatingPointError as error:
-                    bar.close()
-                    raise FloatingPointError(f"{error} at epoch {epoch + 1}, step {step}; stopping. The last good "
-                                             f"checkpoint ({ckpt_path}) was kept — try a lower --lr") from None
-                batch, step = batch + 1, step + 1
-                seen, correct, loss_sum = seen + len(y), correct + hits, loss_sum + loss * len(y)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                                img_s=f"{seen / (time.time() - t0):.0f}")
-                bar.update(1)
-                if args.checkpoint_every and step % args.checkpoint_every == 0:
-                    checkpoint(epoch, batch, step)
-                if stop["signal"] is not None:
-                    raise Interrupted()
-                if args.max_steps is not None and step >= args.max_steps:
-                    break
-            bar.close()
-            train_time = time.time() - t0
-            if args.max_steps is not None and step >= args.max_steps and batch < steps_per_epoch:
-                checkpoint(epoch, batch, step)
+        while session.epoch < args.epochs:
+            if stop["signal"] is not None:
+                raise Interrupted()
+            stats = train_epoch(session, stop)
+            if session.max_steps_reached() and session.batch < session.steps_per_epoch:
+                save(session)
                 print(f"stopped after --max-steps {args.max_steps}")
                 break
-            result = evaluate(model, val_loader, progress)
-            epoch, batch = epoch + 1, 0
-            row = {"epoch": epoch, "step": step, "lr": optimizer.lr, "train_loss": loss_sum / max(seen, 1),
-                   "train_acc": correct / max(seen, 1), "val_top1": result["top1"], "val_top5": result["top5"],
-                   "val_loss": result["loss"], "images_per_s": seen / max(train_time, 1e-9),
-                   "epoch_seconds": time.time() - t0}
-            metrics.append(row)
-            _write_metrics(metrics_path, metrics)
-            checkpoint(epoch, 0, step)
-            print(f"epoch {epoch}/{args.epochs}: loss {row['train_loss']:.3f} train {100 * row['train_acc']:.1f}% "
-                  f"val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
-                  f"({row['images_per_s']:.0f} img/s)", flush=True)
+            finish_epoch(session, stats)
     except Interrupted:
-        checkpoint(epoch, batch, step)
-        print(f"\ninterrupted: saved {ckpt_path} at epoch {epoch + 1}, batch {batch}; continue with "
-              f"`python -m minilab.train --resume --out {args.out}`")
+        save(session)
+        print(f"\ninterrupted: saved {session.ckpt_path} at epoch {session.epoch + 1}, batch {session.batch}; "
+              f"continue with `python -m minilab.train --resume --out {args.out}`")
         return 130
+    except WorkerDied as error:
+        save(session)
+        raise WorkerDied(f"{error}. Progress was saved in {session.ckpt_path} (epoch {session.epoch + 1}, batch "
+                         f"{session.batch}); continue with `python -m minilab.train --resume --out {args.out}`") \
+            from None
     finally:
-        train_loader.close()
+        session.train_loader.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
-    if metrics:
-        last = metrics[-1]
+    if session.metrics:
+        last = session.metrics[-1]
         print(f"done: {args.arch} {args.binarizer} val top-1 {100 * last['val_top1']:.2f}% top-5 "
-              f"{100 * last['val_top5']:.2f}% after {epoch} epochs, {time.time() - start_time:.0f} s this session; "
-              f"checkpoint {ckpt_path}")
+              f"{100 * last['val_top5']:.2f}% after {session.epoch} epochs, {time.time() - start_time:.0f} s this "
+              f"session; checkpoint {session.ckpt_path}")
     return 0
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.given = sorted(options_on_command_line(argv))
     from .data import DataError
 
     try:
-        if not 16 <= args.image_size <= 512:
-            raise ValueError(f"--image-size must be between 16 and 512, got {args.image_size}")
+        check_options(args)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
         return run(args)
-    except (DataError, ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (DataError, ValueError, FileNotFoundError, FloatingPointError, RunDirError, WorkerDied) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2 if not isinstance(error, FloatingPointError) else 3
+        return 2 if not isinstance(error, (FloatingPointError, WorkerDied)) else 3
+    except KeyboardInterrupt:
+        print("\ninterrupted before training started; nothing to save", file=sys.stderr)
+        return 130
+    except OSError as error:   # the environment: a full disk, a read-only or vanished folder
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}; checkpoints already in {args.out} were kept",
+              file=sys.stderr)
+        return 2
+
+
+def options_on_command_line(argv):
+    """The destinations of the options given in `argv`: the same parser with every default suppressed."""
+    quiet = build_parser()
+    for action in quiet._actions:   # argparse offers no public way to suppress the defaults it already holds
+        action.default = argparse.SUPPRESS
+    return set(vars(quiet.parse_args(argv)))
 
 
 if __name__ == "__main__":
