@@ -13,8 +13,10 @@ def topk_correct(logits, labels, k):
     return int((top == labels[:, None]).any(axis=1).sum())
 
 
-def evaluate(model, loader, progress=False):
-    """{'top1', 'top5', 'loss'} of `model` (switched to eval mode, then back) over one pass of `loader`."""
+def evaluate(model, loader, progress=False, world=None):
+    """{'top1', 'top5', 'loss'} of `model` (switched to eval mode, then back) over one pass of `loader`.
+    With a data-parallel `world`, each rank evaluates its batches and the counts are summed: the same top-1/top-5
+    as one process evaluating every batch."""
     from tqdm import tqdm
 
     from .ops.loss import log_softmax
@@ -33,6 +35,8 @@ def evaluate(model, loader, progress=False):
                 n += len(y)
     finally:
         model.train(was_training)
+    if world is not None and world.size > 1:
+        n, top1, top5, loss = world.sum([n, top1, top5, loss])
     return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "loss": loss / max(n, 1)}
 
 

@@ -1,8 +1,8 @@
-"""`python -m minilab.train`: train a BNN from scratch, with resumable, crash-safe checkpoints.
+"""`python -m minilab.train`: train a BNN from scratch, with resumable, crash-safe checkpoints — in one process,
+or data-parallel over MPI (`mpiexec -n N python -m minilab.train ...`, see minilab.distributed).
 
-The three places a data-parallel version will touch are kept apart: `train_step` (the gradient step — an
-all-reduce goes between backward and step), `Loader` (the data order — a sharded sampler), and `save_checkpoint`
-(written by one process)."""
+Data parallelism touches three places, kept apart: `train_step` (the gradients are averaged between backward and
+step), the loaders (each rank prepares its slice of every global batch), and `save` (rank 0 alone writes)."""
 import argparse
 import json
 import math
@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-
+import traceback
 
 from . import ops as F
 from .models import MODELS, create_model
@@ -69,20 +69,40 @@ def build_parser():
                    "(default $MINILAB_CACHE or ~/.cache/minilab)")
     p.add_argument("--synthetic-size", type=int, nargs=2, default=(2000, 500), metavar=("TRAIN", "VAL"))
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    g = p.add_argument_group("data-parallel training (under mpiexec / srun; --batch-size is the global batch)")
+    g.add_argument("--mpi", default="auto", choices=("auto", "on", "off"),
+                   help="auto (default): use MPI when an MPI launcher started several ranks; on: always; off: never")
+    g.add_argument("--sync-bn", action="store_true",
+                   help="BatchNorm statistics over the whole global batch (default: per rank, over B/N images)")
+    g.add_argument("--check-replicas", action="store_true",
+                   help="at every checkpoint, verify that all ranks hold bit-identical weights and optimizer state")
     return p
 
 
-def train_step(model, optimizer, x, y):
-    """One gradient step; returns (loss, number of correct top-1 predictions)."""
+def train_step(model, optimizer, x, y, world=None):
+    """One gradient step; returns (loss, number of correct top-1 predictions), over the global batch when `world`
+    has several ranks: the loss is then the global mean, and the gradients are averaged (each rank's weighed by
+    its share of the batch) while the backward runs, so every rank takes the same step."""
     logits = model(x)
     loss = F.cross_entropy(logits, y)
-    value = loss.item()
+    hits = int((logits.data.argmax(axis=1) == y).sum())
+    if world is None or world.size == 1:
+        value = loss.item()
+        count = len(y)
+    else:
+        loss_sum, hits, count = world.sum([loss.item() * len(y), hits, len(y)])
+        value, hits = loss_sum / count, int(hits)
     if not math.isfinite(value):
         raise FloatingPointError(f"the loss became {value}")
     optimizer.zero_grad()
-    loss.backward()
+    if world is None or world.size == 1:
+        loss.backward()
+    else:
+        buckets = world.gradient_buckets(optimizer.params, len(y) / count)
+        loss.backward(on_leaf=buckets.on_leaf)
+        buckets.finish(optimizer.params)
     optimizer.step()
-    return value, int((logits.data.argmax(axis=1) == y).sum())
+    return value, hits
 
 
 class Interrupted(Exception):
@@ -108,9 +128,10 @@ class Session:
     """Everything a run holds between steps: its options, model, optimizer, loaders, learning-rate schedule,
     where it stands (epoch, batch within the epoch, global step) and the metrics rows written so far."""
 
-    def __init__(self, args, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
+    def __init__(self, args, world, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
                  schedule):
-        self.args, self.model, self.model_config, self.optimizer = args, model, model_config, optimizer
+        self.args, self.world, self.model, self.model_config, self.optimizer = args, world, model, model_config, \
+            optimizer
         self.train_set, self.val_set, self.train_loader, self.val_loader = train_set, val_set, train_loader, val_loader
         self.schedule = schedule
         self.epoch = self.batch = self.step = 0
@@ -125,6 +146,11 @@ class Session:
     def max_steps_reached(self):
         return self.args.max_steps is not None and self.step >= self.args.max_steps
 
+    def say(self, message):
+        """Print on rank 0 only."""
+        if self.world.is_root:
+            print(message, flush=True)
+
 
 RUN_DEFINING_OPTIONS = ("arch", "data", "image_size", "width", "batch_size", "lr", "optimizer", "schedule",
                         "binarizer", "binarizer_k", "lab_blocks", "lab_bits", "seed", "augment", "weight_decay",
@@ -133,7 +159,7 @@ RUN_DEFINING_OPTIONS = ("arch", "data", "image_size", "width", "batch_size", "lr
 
 def restore_options(args):
     """With --resume: read the run's checkpoint and put the options that define the run back into `args`.
-    Returns (model state, optimizer state, record), or None for a fresh run."""
+    Returns (model state, optimizer state, record), or None for a fresh run.  Rank 0 alone calls it."""
     from .checkpoint import read_checkpoint
 
     if not args.resume:
@@ -148,18 +174,64 @@ def restore_options(args):
     args.epochs = saved["epochs"] if args.epochs is None else args.epochs
     # the BLAS thread count changes float summation order: keep the run's own unless overridden
     args.threads = saved["threads"] if args.threads is None else args.threads
+    # the data position is global, so a run may resume on another number of ranks; per-rank or synchronised
+    # BatchNorm is the user's choice each time
     return model_state, optim_state, record
 
 
-def set_up(args):
+def resume_everywhere(args, world):
+    """Rank 0 reads the checkpoint (only rank 0 needs to see --out) and sends the restored options to every rank;
+    returns what `restore_options` returned on rank 0 (None elsewhere: the weights follow by broadcast)."""
+    resumed = restore_options(args) if world.is_root else None
+    if world.size > 1:
+        restored = world.broadcast(vars(args) if world.is_root else None)
+        vars(args).update(restored)
+    return resumed
+
+
+def make_loaders(args, world, train_set, val_set):
+    """Training loader (rank r prepares its slice of each global batch) and validation loader (whole batches of
+    100, split across ranks)."""
+    from .data import Loader
+
+    if args.batch_size % world.size:
+        raise ValueError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the "
+                         f"{world.size} ranks (each takes batch-size / ranks images)")
+    train_loader = Loader(train_set, args.batch_size, shuffle=True, augmentation=args.augment, seed=args.seed,
+                          workers=args.workers, rank=world.rank, ranks=world.size)
+    val_loader = Loader(val_set, 100, shuffle=False, rank=world.rank, ranks=world.size, split_batches=False)
+    return train_loader, val_loader
+
+
+def share_initial_state(session, resumed):
+    """Load a resumed run's state on rank 0, then send rank 0's weights, buffers and optimizer state to all."""
+    model, optimizer, world = session.model, session.optimizer, session.world
+    if resumed is not None:
+        model_state, optim_state, record = resumed
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optim_state)
+        session.epoch, session.batch, session.step = record["epoch"], record["batch"], record["step"]
+    if world.size > 1:
+        world.broadcast_arrays([p.data for p in model.parameters()] + [b for _, b in model.named_buffers()])
+        state = world.broadcast(optimizer.state_dict())
+        if not world.is_root:
+            optimizer.load_state_dict(state)
+        session.epoch, session.batch, session.step = world.broadcast((session.epoch, session.batch, session.step))
+    if resumed is not None:
+        session.say(f"resuming {session.args.out} at epoch {session.epoch + 1}, batch {session.batch} "
+                    f"(step {session.step}) on {world.size} rank(s)")
+
+
+def set_up(args, world):
     """Set-up and resume: threads, data, model, optimizer, loaders and schedule; with --resume, the saved weights,
     optimizer state and position, and the metrics of the epochs already finished."""
-    from .data import Loader, load_datasets
+    from .data import load_datasets
     from .memory import keep_freed_memory
     from .nn import init
 
-    os.makedirs(args.out, exist_ok=True)
-    resumed = restore_options(args)
+    if world.is_root:
+        os.makedirs(args.out, exist_ok=True)
+    resumed = resume_everywhere(args, world)
     if args.threads:
         from .threads import set_threads
         set_threads(args.threads)
@@ -168,38 +240,51 @@ def set_up(args):
     args.binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
 
     train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
-                                       args.seed, not args.no_progress)
+                                       args.seed, world.is_root and not args.no_progress)
     model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
                     "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
                     "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}
     init.seed(args.seed)
     model = create_model(**model_config)
+    if args.sync_bn and world.size > 1:
+        from .nn.sync import convert_sync_batchnorm
+        convert_sync_batchnorm(model, world)
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    train_loader = Loader(train_set, args.batch_size, shuffle=True, augmentation=args.augment, seed=args.seed,
-                          workers=args.workers)
-    val_loader = Loader(val_set, 100, shuffle=False)
+    train_loader, val_loader = make_loaders(args, world, train_set, val_set)
     steps = len(train_loader)
     schedule = make_schedule(args.schedule, args.lr, steps * args.epochs, int(args.warmup_epochs * steps))
-    session = Session(args, model, model_config, optimizer, train_set, val_set, train_loader, val_loader, schedule)
-    if resumed is not None:
-        model_state, optim_state, record = resumed
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optim_state)
-        session.epoch, session.batch, session.step = record["epoch"], record["batch"], record["step"]
-        print(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step})")
-    session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
-    _write_metrics(session.metrics_path, session.metrics)
+    session = Session(args, world, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
+                      schedule)
+    share_initial_state(session, resumed)
+    if world.is_root:
+        session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
+        _write_metrics(session.metrics_path, session.metrics)
     return session
 
 
 def save(session):
-    """Checkpointing: the weights, the optimizer state and the run's position, written atomically."""
+    """Checkpointing: the weights, the optimizer state and the run's position, written atomically by rank 0.
+    Every rank calls it at the same step: per-rank BatchNorm running statistics are first averaged over the ranks
+    (so that evaluation and the checkpoint describe the whole data), and --check-replicas compares the ranks."""
     from .checkpoint import save_checkpoint
+    from .distributed import check_replicas
 
-    args = session.args
+    args, world = session.args, session.world
+    if world.size > 1:
+        if not args.sync_bn:
+            world.average_arrays([b for _, b in session.model.named_buffers()])
+        if args.check_replicas:
+            check_replicas(world, session.model, session.optimizer, f"at step {session.step}")
+    if not world.is_root:
+        return
     save_checkpoint(session.ckpt_path, session.model, session.optimizer, {
         "epoch": session.epoch, "batch": session.batch, "step": session.step, "model": session.model_config,
         "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}})
+
+
+def global_batch_size(session):
+    """Images in the global batch at the session's position (the last one of an epoch may be smaller)."""
+    return min(session.args.batch_size, len(session.train_set) - session.batch * session.args.batch_size)
 
 
 def train_epoch(session, stop):
@@ -214,24 +299,25 @@ def train_epoch(session, stop):
     session.model.train()
     t0 = time.time()
     bar = tqdm(total=session.steps_per_epoch, initial=session.batch, desc=f"epoch {session.epoch + 1}/{args.epochs}",
-               disable=args.no_progress, dynamic_ncols=True)
+               disable=args.no_progress or not session.world.is_root, dynamic_ncols=True)
     try:
         for x, y in session.train_loader.batches(session.epoch, session.batch):
             optimizer.lr = session.schedule(session.step)
             try:
-                loss, hits = train_step(session.model, optimizer, x, y)
+                loss, hits = train_step(session.model, optimizer, x, y, session.world)
             except FloatingPointError as error:
                 raise FloatingPointError(f"{error} at epoch {session.epoch + 1}, step {session.step}; stopping. "
                                          f"The last good checkpoint ({session.ckpt_path}) was kept — try a lower "
                                          f"--lr") from None
+            images = len(y) if session.world.size == 1 else global_batch_size(session)
             session.batch, session.step = session.batch + 1, session.step + 1
-            seen, correct, loss_sum = seen + len(y), correct + hits, loss_sum + loss * len(y)
+            seen, correct, loss_sum = seen + images, correct + hits, loss_sum + loss * images
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             img_s=f"{seen / (time.time() - t0):.0f}")
             bar.update(1)
             if args.checkpoint_every and session.step % args.checkpoint_every == 0:
                 save(session)
-            if stop["signal"] is not None:
+            if session.world.any(stop["signal"] is not None):   # every rank stops after the same step
                 raise Interrupted()
             if session.max_steps_reached():
                 break
@@ -245,7 +331,10 @@ def finish_epoch(session, stats):
     start of the next epoch, one log line."""
     from .evaluate import evaluate
 
-    result = evaluate(session.model, session.val_loader, not session.args.no_progress)
+    if session.world.size > 1 and not session.args.sync_bn:
+        session.world.average_arrays([b for _, b in session.model.named_buffers()])
+    result = evaluate(session.model, session.val_loader, session.world.is_root and not session.args.no_progress,
+                      session.world)
     session.epoch, session.batch = session.epoch + 1, 0
     seen = max(stats["seen"], 1)
     row = {"epoch": session.epoch, "step": session.step, "lr": session.optimizer.lr,
@@ -253,16 +342,20 @@ def finish_epoch(session, stats):
            "val_top5": result["top5"], "val_loss": result["loss"],
            "images_per_s": stats["seen"] / max(stats["seconds"], 1e-9), "epoch_seconds": time.time() - stats["started"]}
     session.metrics.append(row)
-    _write_metrics(session.metrics_path, session.metrics)
+    if session.world.is_root:
+        _write_metrics(session.metrics_path, session.metrics)
     save(session)
-    print(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
+    session.say(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
           f"{100 * row['train_acc']:.1f}% val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
-          f"({row['images_per_s']:.0f} img/s)", flush=True)
+          f"({row['images_per_s']:.0f} img/s)")
 
 
-def run(args):
+def run(args, world=None):
     """Train until --epochs (or --max-steps); SIGINT/SIGTERM save a checkpoint and return 130."""
-    session = set_up(args)
+    from .distributed import SingleProcess
+
+    world = world or SingleProcess()
+    session = set_up(args, world)
     stop = {"signal": None}
 
     def on_signal(signum, frame):
@@ -270,22 +363,24 @@ def run(args):
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     start_time = time.time()
-    print(f"training {args.arch} ({args.binarizer}, lab_blocks {args.lab_blocks}, width {args.width}) on "
-          f"{session.train_set.name}: {len(session.train_set)} train / {len(session.val_set)} val images at "
-          f"{args.image_size}px, {session.model.num_parameters():,} parameters, {args.epochs} epochs × "
-          f"{session.steps_per_epoch} steps")
+    ranks = f" on {world.size} ranks ({args.batch_size // world.size} images each per step" \
+            f"{', synchronised BatchNorm' if args.sync_bn else ''})" if world.size > 1 else ""
+    session.say(f"training {args.arch} ({args.binarizer}, lab_blocks {args.lab_blocks}, width {args.width}) on "
+                f"{session.train_set.name}: {len(session.train_set)} train / {len(session.val_set)} val images at "
+                f"{args.image_size}px, {session.model.num_parameters():,} parameters, {args.epochs} epochs × "
+                f"{session.steps_per_epoch} steps{ranks}")
     try:
         while session.epoch < args.epochs:
             stats = train_epoch(session, stop)
             if session.max_steps_reached() and session.batch < session.steps_per_epoch:
                 save(session)
-                print(f"stopped after --max-steps {args.max_steps}")
+                session.say(f"stopped after --max-steps {args.max_steps}")
                 break
             finish_epoch(session, stats)
     except Interrupted:
         save(session)
-        print(f"\ninterrupted: saved {session.ckpt_path} at epoch {session.epoch + 1}, batch {session.batch}; "
-              f"continue with `python -m minilab.train --resume --out {args.out}`")
+        session.say(f"\ninterrupted: saved {session.ckpt_path} at epoch {session.epoch + 1}, batch {session.batch}; "
+                    f"continue with `python -m minilab.train --resume --out {args.out}`")
         return 130
     finally:
         session.train_loader.close()
@@ -293,23 +388,38 @@ def run(args):
             signal.signal(s, h)
     if session.metrics:
         last = session.metrics[-1]
-        print(f"done: {args.arch} {args.binarizer} val top-1 {100 * last['val_top1']:.2f}% top-5 "
-              f"{100 * last['val_top5']:.2f}% after {session.epoch} epochs, {time.time() - start_time:.0f} s this "
-              f"session; checkpoint {session.ckpt_path}")
+        session.say(f"done: {args.arch} {args.binarizer} val top-1 {100 * last['val_top1']:.2f}% top-5 "
+                    f"{100 * last['val_top5']:.2f}% after {session.epoch} epochs, {time.time() - start_time:.0f} s "
+                    f"this session; checkpoint {session.ckpt_path}")
     return 0
 
 
 def main(argv=None):
+    """Exit codes: 0 done, 2 bad option or data, 3 the loss diverged, 130 interrupted (saved).  Under MPI an error
+    on any rank ends every rank (after the failing rank's message), so none is left waiting in a collective."""
     args = build_parser().parse_args(argv)
     from .data import DataError
+    from .distributed import connect
 
+    try:
+        world = connect(args.mpi)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         if not 16 <= args.image_size <= 512:
             raise ValueError(f"--image-size must be between 16 and 512, got {args.image_size}")
-        return run(args)
-    except (DataError, ValueError, FileNotFoundError, FloatingPointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2 if not isinstance(error, FloatingPointError) else 3
+        return run(args, world)
+    except FloatingPointError as error:   # the loss is the global one: every rank stops here together
+        if world.is_root:
+            print(f"error: {error}", file=sys.stderr)
+        return 3
+    except (DataError, ValueError, FileNotFoundError) as error:
+        return world.fail(f"error: {error}", 2)
+    except BaseException as error:
+        if world.size == 1:
+            raise
+        world.fail("".join(traceback.format_exception(error)).rstrip(), 1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Datasets held as uint8 arrays (a memory-mapped cache or generated images) and a batch loader whose batches are
 prepared in background worker processes.
 
-Order and augmentation depend only on (seed, epoch, batch index), so an interrupted run that resumes at batch b
-of epoch e sees exactly the batches it would have seen — the loader's whole state is (epoch, batch)."""
+Order and augmentation depend only on (seed, epoch, batch index, image's place in the batch), so an interrupted run
+that resumes at batch b of epoch e sees exactly the batches it would have seen — the loader's whole state is
+(epoch, batch) — and N data-parallel ranks, each taking its slice of every global batch, together see exactly the
+batches of one process."""
 import multiprocessing as mp
 from collections import deque
 
@@ -31,10 +33,35 @@ def epoch_order(n, seed, epoch, shuffle):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def make_batch(dataset, indices, mode, seed, epoch, batch_index):
-    rng = np.random.default_rng([seed, epoch, batch_index, 1])
-    imgs = np.stack([augment(dataset.images[i], rng, mode) for i in indices])
+def image_rng(seed, epoch, batch_index, place):
+    """The random stream that augments the image at `place` in global batch `batch_index` of `epoch`."""
+    return np.random.default_rng([seed, epoch, batch_index, place, 1])
+
+
+def make_batch(dataset, indices, mode, seed, epoch, batch_index, first=0):
+    """Images `indices` (places first, first+1, … of global batch `batch_index`), augmented and normalised."""
+    imgs = np.stack([augment(dataset.images[i], image_rng(seed, epoch, batch_index, first + k), mode)
+                     for k, i in enumerate(indices)])
     return normalize(imgs), dataset.labels[indices]
+
+
+def shard_batches(order, batch_size, rank, ranks, split):
+    """[(batch index, image indices, place of the first image)] that rank `rank` of `ranks` prepares.
+    split=True (training): every global batch of `order` is cut into `ranks` near-equal slices (a last batch with
+    fewer images than ranks is dropped, so that no rank is left without images); split=False (evaluation): whole
+    batches, rank r taking batches r, r + ranks, …"""
+    n_batches = -(-len(order) // batch_size)
+    jobs = []
+    for b in range(n_batches):
+        indices = order[b * batch_size:(b + 1) * batch_size]
+        if ranks == 1:
+            jobs.append((b, indices, 0))
+        elif split and len(indices) >= ranks:
+            bounds = np.linspace(0, len(indices), ranks + 1).round().astype(int)
+            jobs.append((b, indices[bounds[rank]:bounds[rank + 1]], int(bounds[rank])))
+        elif not split and b % ranks == rank:
+            jobs.append((b, indices, 0))
+    return jobs
 
 
 _worker_dataset = None
@@ -50,25 +77,34 @@ def _worker_batch(args):
 
 
 class Loader:
-    """Iterate over (x float32 NCHW, y int64) batches of one epoch, starting at `start_batch`."""
+    """Iterate over (x float32 NCHW, y int64) batches of one epoch, starting at `start_batch`.
+
+    With `ranks` > 1 (data-parallel training) this loader prepares only rank `rank`'s part: its slice of every
+    global batch of `batch_size` images (`split_batches`, training), or every `ranks`-th whole batch
+    (evaluation).  len() is the number of batches this rank yields."""
 
     def __init__(self, dataset, batch_size, shuffle=True, augmentation="none", seed=0, workers=0, prefetch=4,
-                 drop_last=False):
+                 drop_last=False, rank=0, ranks=1, split_batches=True):
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.augmentation, self.seed, self.workers, self.prefetch = augmentation, seed, workers, prefetch
-        self.drop_last = drop_last
+        self.drop_last, self.rank, self.ranks, self.split_batches = drop_last, rank, ranks, split_batches
         self._pool = None
 
+    def _jobs(self, epoch, shuffle=None):
+        order = epoch_order(len(self.dataset), self.seed, epoch, self.shuffle if shuffle is None else shuffle)
+        if self.drop_last:
+            order = order[:len(order) // self.batch_size * self.batch_size]
+        return shard_batches(order, self.batch_size, self.rank, self.ranks, self.split_batches)
+
     def __len__(self):
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return len(self._jobs(0, shuffle=False))   # the count does not depend on the order
 
     def batches(self, epoch, start_batch=0):
-        order = epoch_order(len(self.dataset), self.seed, epoch, self.shuffle)
-        jobs = [(order[b * self.batch_size:(b + 1) * self.batch_size], self.augmentation, self.seed, epoch, b)
-                for b in range(start_batch, len(self))]
+        """Batches from global batch `start_batch` on."""
+        jobs = [(indices, self.augmentation, self.seed, epoch, b, first)
+                for b, indices, first in self._jobs(epoch) if b >= start_batch]
         if self.workers <= 0:
             for job in jobs:
                 yield make_batch(self.dataset, *job)
