@@ -5,6 +5,8 @@ process (NumPy float32 BLAS, or the pure-NumPy path), never as absolute pass/fai
            and the LAB depthwise kernel vs its NumPy reference
   train    images/s of forward + backward + Adam step with the compiled kernels vs MINILAB_NO_EXT, peak memory
   model    packed inference engine vs minilab's float forward (see minilab.engine)
+  scaling  data-parallel training over MPI: step costs for 1 process and N ranks, and a projection (minilab.scaling)
+  decode   the streaming loader's JPEG decode rate per worker (minilab.scaling)
 """
 import argparse
 import json
@@ -180,6 +182,8 @@ def main(argv=None):
     m = sub.add_parser("model", help="packed inference engine latency vs the float forward")
     from .engine.bench import add_arguments
     add_arguments(m)
+    from . import scaling
+    scaling.add_arguments(sub)
     args = p.parse_args(argv)
     if args.what == "kernels":
         from .threads import set_threads
@@ -190,6 +194,10 @@ def main(argv=None):
         result = bench_train(args.arch, args.image_size, args.batch_size, args.width, args.threads, args.steps,
                              tuple(args.binarizer), args.rounds)
         print(json.dumps(result, indent=1)) if args.json else print_train(result)
+    elif args.what == "scaling":
+        return scaling.run_scaling(args)
+    elif args.what == "decode":
+        return scaling.run_decode(args)
     else:
         from .engine.bench import run_model_bench
         return run_model_bench(args)

@@ -59,6 +59,9 @@ class SingleProcess:
     def broadcast_arrays(self, arrays):
         pass
 
+    def barrier(self):
+        pass
+
     def sum(self, values):
         return np.asarray(values, dtype=np.float64)
 
@@ -90,6 +93,9 @@ class MPIWorld:
     def broadcast(self, obj):
         """A picklable object from rank 0 (options, checkpoint records)."""
         return self.comm.bcast(obj, root=0)
+
+    def barrier(self):
+        self.comm.Barrier()
 
     def broadcast_arrays(self, arrays):
         """Rank 0's values into every rank's arrays, in place (the initial weights and buffers)."""

@@ -17,6 +17,7 @@ from .models import MODELS, create_model
 from .ops.binarizers import ALL_BINARIZERS
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
 
+STREAM_FROM_SIZE = 160   # --input auto: a cache of S×S×3 bytes per image grows with S², decoding barely does
 PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_small": 120, "quicknet_large": 120,
                 "reactnet_a": 75, "xnornet": 60}
 
@@ -61,6 +62,10 @@ def build_parser():
                         "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the BLAS "
                         "library's own default, compiled kernels single-threaded)")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
+    p.add_argument("--input", default="auto", choices=("auto", "cache", "stream"),
+                   help="cache: decode every image once into a uint8 cache of S×S images (small images); stream: "
+                        "decode JPEGs as batches are prepared, random-resized crop at decode time (ImageNet: no "
+                        f"193 GB cache). auto (default): stream from {STREAM_FROM_SIZE} px up")
     p.add_argument("--out", default="runs/latest", help="run directory: checkpoint.npz, metrics.jsonl")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
@@ -171,6 +176,7 @@ def restore_options(args):
     saved = record["args"]
     for key in RUN_DEFINING_OPTIONS:
         setattr(args, key, saved[key])
+    args.input = saved.get("input", "cache")
     args.epochs = saved["epochs"] if args.epochs is None else args.epochs
     # the BLAS thread count changes float summation order: keep the run's own unless overridden
     args.threads = saved["threads"] if args.threads is None else args.threads
@@ -239,8 +245,14 @@ def set_up(args, world):
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
     args.binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
 
+    if args.input == "auto":
+        args.input = "stream" if args.image_size >= STREAM_FROM_SIZE else "cache"
+    if not world.is_root:
+        world.barrier()   # rank 0 builds (or downloads) the data first; the others then find it complete
     train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
-                                       args.seed, world.is_root and not args.no_progress)
+                                       args.seed, world.is_root and not args.no_progress, args.input)
+    if world.is_root:
+        world.barrier()
     model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
                     "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
                     "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}

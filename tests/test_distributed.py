@@ -188,3 +188,74 @@ def rank_process(launcher_pid, rank):
     if not found:
         raise ValueError(f"rank {rank} is not running yet")
     return min(found)   # the rank itself, not a loader worker it forked
+
+
+# ---- streaming input and ImageNet layouts ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["folders", "csv", "txt"])
+def test_imagenet_layouts_give_the_same_labels(tmp_path, layout):
+    from minilab.data.imagenet import scan_imagenet, write_sample_tree
+
+    root = write_sample_tree(str(tmp_path / layout), classes=("n02102040", "n01440764", "n03000684"), per_class=2,
+                             val_per_class=2, size=(50, 40), val_layout=layout)
+    _, train_labels, val_paths, val_labels, classes = scan_imagenet(root)
+    assert classes == ["n01440764", "n02102040", "n03000684"]          # sorted wnids, whatever the order written
+    assert sorted(train_labels) == [0, 0, 1, 1, 2, 2]
+    # the sample tree writes val images class by class in the order given, numbered 1..6
+    by_number = dict(zip((os.path.basename(p)[:23] for p in val_paths), val_labels))
+    assert by_number["ILSVRC2012_val_00000001"] == 1 and by_number["ILSVRC2012_val_00000005"] == 2
+
+
+def test_flat_val_without_labels_file_is_a_clear_error(tmp_path):
+    from minilab.data import DataError
+    from minilab.data.imagenet import scan_imagenet, write_sample_tree
+
+    root = write_sample_tree(str(tmp_path), per_class=1, val_per_class=1, size=(40, 30), val_layout="txt")
+    os.remove(os.path.join(root, "val_labels.txt"))
+    with pytest.raises(DataError, match="no labels file"):
+        scan_imagenet(root)
+
+
+def test_streaming_decode_crops_flips_and_matches_the_cache_for_eval(tmp_path):
+    from minilab.data.cache import load_image
+    from minilab.data.imagenet import write_sample_tree
+    from minilab.data.loader import image_rng
+    from minilab.data.stream import open_stream_datasets
+
+    root = write_sample_tree(str(tmp_path), per_class=2, val_per_class=1)
+    train, val = open_stream_datasets(root, 64, "sample")
+    a = train.example(0, image_rng(0, 0, 0, 0), "rrc")
+    b = train.example(0, image_rng(0, 0, 0, 0), "rrc")
+    c = train.example(0, image_rng(0, 0, 0, 1), "rrc")
+    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)                  # the crop is a function of the key alone
+    assert not np.array_equal(a, c)
+    # the draft-scaled decode shows the same crop as a full-size decode resized with the same box
+    from PIL import Image
+
+    from minilab.data.augment import random_crop_box
+    rng = image_rng(0, 0, 0, 0)
+    with Image.open(train.paths[0]) as img:
+        box = random_crop_box(*img.size, rng)
+        full = np.asarray(img.convert("RGB").resize((64, 64), Image.BILINEAR, box=box))
+    if rng.random() < 0.5:
+        full = full[:, ::-1]
+    assert np.abs(full.astype(int) - a.astype(int)).mean() < 6
+    # eval: short side to S and centre crop, as the cache does (the draft-scaled decode differs by resampling)
+    streamed = val.example(0, None, "none").astype(int)
+    cached = load_image(val.paths[0], 64).astype(int)
+    assert np.abs(streamed - cached).mean() < 6
+    x, y = make_batch(train, np.arange(4), "rrc", 0, 0, 0)
+    assert x.shape == (4, 3, 64, 64) and list(y) == list(train.labels[:4])
+
+
+def test_training_streams_an_imagenet_folder(tmp_path):
+    from minilab.data.imagenet import write_sample_tree
+
+    root = write_sample_tree(str(tmp_path / "tree"), per_class=6, val_per_class=3, val_layout="csv")
+    result = train(["--data", root, "--input", "stream", "--image-size", "32", "--arch", "labbnn", "--width",
+                    "0.25", "--batch-size", "4", "--epochs", "1", "--threads", "1", "--no-progress",
+                    "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "done:" in result.stdout and "12 train / 6 val" in result.stdout
+    assert not os.path.exists(os.path.join(str(tmp_path), "cache"))

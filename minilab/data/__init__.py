@@ -13,9 +13,11 @@ HOW_TO_GET_DATA = ("no Imagenette found in {cache}. Download it with `--data ima
                    "with `--data synthetic`.")
 
 
-def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), seed=0, progress=True):
-    """(train, val) ArrayDatasets for `spec`: 'synthetic', 'imagenette[-160|-320]', None (local Imagenette) or a
-    folder path.  Real images go through the preprocessing cache at `image_size`."""
+def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), seed=0, progress=True,
+                  input="cache"):
+    """(train, val) datasets for `spec`: 'synthetic', 'imagenette[-160|-320]', None (local Imagenette) or a
+    folder path.  Real images go through the preprocessing cache at `image_size` (input 'cache'), or are decoded
+    as batches are prepared (input 'stream', ImageNet layouts: minilab.data.stream)."""
     cache_dir = cache_dir or default_cache_dir()
     if spec == "synthetic":
         n_train, n_val = synthetic_size
@@ -32,6 +34,9 @@ def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), 
     else:
         root = spec
     name = os.path.basename(os.path.normpath(root)) or "data"
+    if input == "stream":
+        from .stream import open_stream_datasets
+        return open_stream_datasets(root, image_size, name)
     tag = f"{name}-{hashlib.md5(os.path.abspath(root).encode()).hexdigest()[:8]}"
     train_dir = build_cache(root, "train", image_size, os.path.join(cache_dir, "preprocessed"), tag, progress=progress)
     images, labels, classes = open_cache(train_dir)

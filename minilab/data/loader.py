@@ -1,5 +1,6 @@
 """Datasets held as uint8 arrays (a memory-mapped cache or generated images) and a batch loader whose batches are
-prepared in background worker processes.
+prepared in background worker processes (it takes any dataset with `labels` and `example(i, rng, mode)`, such as
+the streaming one in minilab.data.stream).
 
 Order and augmentation depend only on (seed, epoch, batch index, image's place in the batch), so an interrupted run
 that resumes at batch b of epoch e sees exactly the batches it would have seen — the loader's whole state is
@@ -26,6 +27,10 @@ class ArrayDataset:
     def image_size(self):
         return self.images.shape[1]
 
+    def example(self, i, rng, mode):
+        """Image i as (S, S, 3) uint8, augmented by `mode` with `rng`."""
+        return augment(self.images[i], rng, mode)
+
 
 def epoch_order(n, seed, epoch, shuffle):
     if not shuffle:
@@ -40,7 +45,7 @@ def image_rng(seed, epoch, batch_index, place):
 
 def make_batch(dataset, indices, mode, seed, epoch, batch_index, first=0):
     """Images `indices` (places first, first+1, … of global batch `batch_index`), augmented and normalised."""
-    imgs = np.stack([augment(dataset.images[i], image_rng(seed, epoch, batch_index, first + k), mode)
+    imgs = np.stack([dataset.example(i, image_rng(seed, epoch, batch_index, first + k), mode)
                      for k, i in enumerate(indices)])
     return normalize(imgs), dataset.labels[indices]
 
