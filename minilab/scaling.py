@@ -180,8 +180,9 @@ def run_scaling(args):
     return 0
 
 
-def decode_rates(count=48, sizes=(64, 128, 224), seconds=2.0):
-    """{(mode, S): images/s} of one process decoding 500×375 quality-90 JPEGs (one loader worker)."""
+def decode_rates(count=48, sizes=(64, 128, 224), seconds=2.0, drafts=(True,)):
+    """{(mode, S[, 'full'])): images/s} of one process decoding 500×375 quality-90 JPEGs (one loader worker);
+    keys ending in 'full' decode at full size (no draft)."""
     from .data.imagenet import write_sample_tree
     from .data.loader import image_rng
     from .data.stream import open_stream_datasets
@@ -190,25 +191,28 @@ def decode_rates(count=48, sizes=(64, 128, 224), seconds=2.0):
     with tempfile.TemporaryDirectory() as root:
         write_sample_tree(root, classes=("n01440764", "n02102040"), per_class=count // 2, val_per_class=count // 4)
         for size in sizes:
-            train, val = open_stream_datasets(root, size, "sample")
-            for mode, data in (("rrc", train), ("none", val)):
-                n, start = 0, time.perf_counter()
-                while time.perf_counter() - start < seconds / 2 / len(sizes):
-                    data.example(n % len(data), image_rng(0, 0, 0, n), mode)
-                    n += 1
-                rates[(mode, size)] = n / (time.perf_counter() - start)
+            for draft in drafts:
+                train, val = open_stream_datasets(root, size, "sample")
+                for mode, data in (("rrc", train), ("none", val)):
+                    data.draft = draft
+                    n, start = 0, time.perf_counter()
+                    while time.perf_counter() - start < seconds / 2 / len(sizes) / len(drafts):
+                        data.example(n % len(data), image_rng(0, 0, 0, n), mode)
+                        n += 1
+                    rates[(mode, size) if draft else (mode, size, "full")] = n / (time.perf_counter() - start)
     return rates
 
 
 def run_decode(args):
     from PIL import Image
 
-    rates = decode_rates(seconds=args.seconds)
-    print(f"streaming decode, one worker process, 500×375 JPEG quality 90 (Pillow {Image.__version__}, "
-          f"draft scaling on):")
-    print(f"{'size':>5s} {'train (RRC+flip) img/s':>22s} {'val (resize+crop) img/s':>24s}")
-    for size in sorted({s for _, s in rates}):
-        print(f"{size:5d} {rates[('rrc', size)]:22.0f} {rates[('none', size)]:24.0f}")
+    rates = decode_rates(seconds=args.seconds, drafts=(True, False))
+    print(f"streaming decode, one worker process, 500×375 JPEG quality 90 (Pillow {Image.__version__}), images/s "
+          f"with draft (DCT-scaled) decoding and with full-size decoding:")
+    print(f"{'size':>5s} {'train RRC+flip':>15s} {'(full decode)':>14s} {'val resize+crop':>16s} {'(full decode)':>14s}")
+    for size in sorted({k[1] for k in rates}):
+        print(f"{size:5d} {rates[('rrc', size)]:15.0f} {rates[('rrc', size, 'full')]:14.0f} "
+              f"{rates[('none', size)]:16.0f} {rates[('none', size, 'full')]:14.0f}")
     return 0
 
 

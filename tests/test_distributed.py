@@ -109,6 +109,12 @@ def test_a_failing_rank_ends_the_job_with_its_message():
 
 
 @needs_mpi
+def test_global_batch_must_divide_over_the_ranks(tmp_path):
+    result = train(TINY + ["--batch-size", "15", "--out", str(tmp_path / "run")], ranks=2, timeout=120)
+    assert result.returncode == 2 and "must be divisible by the 2 ranks" in result.stderr, result.stderr[-2000:]
+
+
+@needs_mpi
 def test_two_ranks_with_sync_bn_take_one_process_first_step(tmp_path):
     """float32, kernels if built, one SGD step from the same weights on the same 16 images.  A weight's gradient is
     a sum over images and positions of terms far larger than the result, so summing it as two halves (2 ranks)

@@ -19,20 +19,20 @@ import numpy as np
 from .augment import pad_crop, random_crop_box
 
 
-def draft_open(path, want_w, want_h):
-    """Open `path` as RGB, decoded at the smallest JPEG scale (1, ½, ¼, ⅛) that is still ≥ want_w × want_h.
-    Returns (image, factor) with factor = decoded width / file width."""
+def draft_open(path, want_w, want_h, draft=True):
+    """Open `path` as RGB, decoded at the smallest JPEG scale (1, ½, ¼, ⅛) that is still ≥ want_w × want_h
+    (full size with draft=False).  Returns (image, factor) with factor = decoded width / file width."""
     from PIL import Image
 
     img = Image.open(path)
     full_w = img.size[0]
-    if img.format == "JPEG":
+    if draft and img.format == "JPEG":
         img.draft("RGB", (max(1, math.ceil(want_w)), max(1, math.ceil(want_h))))
     img = img.convert("RGB")
     return img, img.size[0] / full_w
 
 
-def decode_train(path, size, rng):
+def decode_train(path, size, rng, draft=True):
     """Random-resized crop of the file at `path` to size×size, decided by `rng`, without the flip."""
     from PIL import Image
 
@@ -40,19 +40,19 @@ def decode_train(path, size, rng):
         w, h = probe.size
     box = random_crop_box(w, h, rng) or (0, 0, w, h)
     cw, ch = box[2] - box[0], box[3] - box[1]
-    img, f = draft_open(path, w * size / cw, h * size / ch)
+    img, f = draft_open(path, w * size / cw, h * size / ch, draft)
     with img:
         scaled = tuple(v * f for v in box)
         return np.asarray(img.resize((size, size), Image.BILINEAR, box=scaled), dtype=np.uint8)
 
 
-def decode_eval(path, size):
+def decode_eval(path, size, draft=True):
     """Short side to `size`, centre size×size crop."""
     from PIL import Image
 
     with Image.open(path) as probe:
         w, h = probe.size
-    img, _ = draft_open(path, w * size / min(w, h), h * size / min(w, h))
+    img, _ = draft_open(path, w * size / min(w, h), h * size / min(w, h), draft)
     with img:
         w, h = img.size
         scale = size / min(w, h)
@@ -65,12 +65,12 @@ def decode_eval(path, size):
 class StreamDataset:
     """Image files with labels, decoded to image_size × image_size on demand (see the module docstring)."""
 
-    def __init__(self, paths, labels, classes, image_size, name="data"):
+    def __init__(self, paths, labels, classes, image_size, name="data", draft=True):
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} files but {len(labels)} labels")
         self.paths, self.labels = list(paths), np.asarray(labels, np.int64)
         self.classes, self.image_size, self.name = list(classes), image_size, name
-        self._reported = set()
+        self.draft, self._reported = draft, set()
 
     def __len__(self):
         return len(self.labels)
@@ -79,9 +79,9 @@ class StreamDataset:
         """Image i as (S, S, 3) uint8, augmented by `mode` ('rrc', 'padcrop' or 'none') with `rng`."""
         try:
             if mode == "rrc":
-                img = decode_train(self.paths[i], self.image_size, rng)
+                img = decode_train(self.paths[i], self.image_size, rng, self.draft)
             else:
-                img = decode_eval(self.paths[i], self.image_size)
+                img = decode_eval(self.paths[i], self.image_size, self.draft)
                 if mode == "padcrop":
                     img = pad_crop(img, rng)
         except (OSError, ValueError, SyntaxError) as error:
