@@ -22,10 +22,30 @@ def read_checkpoint(path):
     arrays = load_npz(path)
     if "record" not in arrays:
         raise ValueError(f"{path} is not a minilab training checkpoint (no 'record' entry)")
-    record = json.loads(arrays["record"].tobytes().decode())
+    record = check_record(path, arrays["record"])
     model = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
     optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
     return model, optim, record
+
+
+RECORD_FIELDS = {"epoch": int, "batch": int, "step": int, "model": dict, "args": dict}
+
+
+def check_record(path, raw):
+    """The JSON record of a checkpoint, checked for the fields a resume reads (ValueError naming the file)."""
+    try:
+        record = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path}: the checkpoint's record is not valid JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: the checkpoint's record is not a JSON object")
+    for field, kind in RECORD_FIELDS.items():
+        if not isinstance(record.get(field), kind) or isinstance(record.get(field), bool):
+            raise ValueError(f"{path}: the checkpoint's record has no valid {field!r} (expected {kind.__name__}); "
+                             "the file is damaged or was not written by minilab.train")
+    if "arch" not in record["model"]:
+        raise ValueError(f"{path}: the checkpoint's record does not name its architecture (model.arch)")
+    return record
 
 
 def load_model_from_checkpoint(path):
@@ -34,9 +54,9 @@ def load_model_from_checkpoint(path):
 
     state, _, record = read_checkpoint(path)
     config = record["model"]
-    model = create_model(**config)
     try:
+        model = create_model(**config)
         model.load_state_dict(state)
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, TypeError) as error:
         raise ValueError(f"{path} does not match architecture {config.get('arch')!r}: {error}") from None
     return model, record

@@ -40,6 +40,20 @@ def evaluate(model, loader, progress=False, world=None):
     return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "loss": loss / max(n, 1)}
 
 
+def check_classes(record, classes, data):
+    """The dataset must have the classes the model was trained on, in the same order: label i must mean the same
+    class to both, or the accuracy measures nothing (ValueError)."""
+    trained = record.get("classes") or (record.get("data") or {}).get("classes")
+    if trained is not None:
+        if list(trained) != list(classes):
+            missing, extra = sorted(set(trained) - set(classes)), sorted(set(classes) - set(trained))
+            detail = f"missing {missing[:5]}, not trained on {extra[:5]}" if missing or extra else "in another order"
+            raise ValueError(f"--data {data} has other classes than the checkpoint was trained on ({detail})")
+    elif record["model"].get("num_classes") != len(classes):
+        raise ValueError(f"--data {data} has {len(classes)} classes but the checkpoint's model predicts "
+                         f"{record['model'].get('num_classes')}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m minilab.evaluate",
                                      description="Top-1/top-5 accuracy of a training checkpoint on a dataset's "
@@ -57,6 +71,7 @@ def main(argv=None):
         model, record = load_model_from_checkpoint(args.checkpoint)
         data = args.data if args.data is not None else record["args"]["data"]
         _, val = load_datasets(data, record["model"]["image_size"], args.cache_dir)
+        check_classes(record, val.classes, data)
         result = evaluate(model, Loader(val, args.batch_size, shuffle=False), progress=True)
     except (DataError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -16,6 +16,8 @@ from . import ops as F
 from .models import MODELS, create_model
 from .ops.binarizers import ALL_BINARIZERS
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
+from .data.loader import WorkerDied
+from .run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
 
 STREAM_FROM_SIZE = 160   # --input auto: a cache of S×S×3 bytes per image grows with S², decoding barely does
 PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_small": 120, "quicknet_large": 120,
@@ -66,8 +68,13 @@ def build_parser():
                    help="cache: decode every image once into a uint8 cache of S×S images (small images); stream: "
                         "decode JPEGs as batches are prepared, random-resized crop at decode time (ImageNet: no "
                         f"193 GB cache). auto (default): stream from {STREAM_FROM_SIZE} px up")
-    p.add_argument("--out", default="runs/latest", help="run directory: checkpoint.npz, metrics.jsonl")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--out", default="runs/latest", help="run directory: checkpoint.npz, metrics.jsonl. A folder "
+                   "that already holds a run is only used with --resume")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint. The "
+                   "options that define the run (--arch, --width, --image-size, --lr, …) come from the checkpoint "
+                   "and may be repeated but not changed; --data (the same classes and images, moved), --cache-dir, "
+                   "--epochs, --checkpoint-every, --threads, --workers and --input may change, and so may the "
+                   "number of MPI ranks")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     p.add_argument("--cache-dir", default=None, help="where Imagenette and the preprocessing cache live "
@@ -116,17 +123,34 @@ class Interrupted(Exception):
 
 def _write_metrics(path, rows):
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise RunDirError(f"could not write {path}: {error.strerror or error}; the previous {os.path.basename(path)}"
+                          " was kept") from None
 
 
 def _read_metrics(path):
     if not os.path.exists(path):
         return []
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as error:
+                raise ValueError(f"{path}, line {number}, is not valid JSON ({error}); fix or remove that line") \
+                    from None
+            if not isinstance(rows[-1], dict) or "epoch" not in rows[-1]:
+                raise ValueError(f"{path}, line {number}, is not a metrics row (no 'epoch')")
+    return rows
 
 
 class Session:
@@ -157,13 +181,48 @@ class Session:
             print(message, flush=True)
 
 
-RUN_DEFINING_OPTIONS = ("arch", "data", "image_size", "width", "batch_size", "lr", "optimizer", "schedule",
-                        "binarizer", "binarizer_k", "lab_blocks", "lab_bits", "seed", "augment", "weight_decay",
-                        "warmup_epochs", "synthetic_size")
+def check_options(args):
+    """Parse-time checks of every numeric option, each with what is allowed (ValueError).  The image size is
+    checked against the architecture in `set_up`, once --resume has said which architecture it is."""
+    cores = os.cpu_count() or 1
+    problems = []
+    if args.epochs is not None and args.epochs < 1:
+        problems.append(f"--epochs must be at least 1, got {args.epochs}")
+    if not (math.isfinite(args.width) and args.width > 0):
+        problems.append(f"--width must be a positive number (1.0 is the paper's network), got {args.width}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        problems.append(f"--lr must be a positive number, got {args.lr}")
+    if args.batch_size < 2:
+        problems.append(f"--batch-size must be at least 2 (batch norm needs two images), got {args.batch_size}")
+    if args.threads is not None and not 1 <= args.threads <= cores:
+        problems.append(f"--threads must be between 1 and {cores} (this machine's cores), got {args.threads}")
+    if not 0 <= args.workers <= 4 * cores:
+        problems.append(f"--workers must be between 0 (load in the main process) and {4 * cores}, got {args.workers}")
+    if args.max_steps is not None and args.max_steps < 1:
+        problems.append(f"--max-steps must be at least 1, got {args.max_steps}")
+    if args.checkpoint_every < 0:
+        problems.append(f"--checkpoint-every must be 0 (once per epoch) or a positive number of steps, got "
+                        f"{args.checkpoint_every}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        problems.append(f"--weight-decay must be 0 or positive, got {args.weight_decay}")
+    if not (math.isfinite(args.warmup_epochs) and args.warmup_epochs >= 0):
+        problems.append(f"--warmup-epochs must be 0 or positive, got {args.warmup_epochs}")
+    if args.binarizer_k is not None and not math.isfinite(args.binarizer_k):
+        problems.append(f"--binarizer-k must be a finite number, got {args.binarizer_k}")
+    n_train, n_val = args.synthetic_size
+    if n_train < 2 or n_val < 1:
+        problems.append(f"--synthetic-size needs at least 2 training and 1 validation image, got {n_train} {n_val}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def is_folder_spec(data):
+    return data is not None and data != "synthetic" and not data.startswith("imagenette")
 
 
 def restore_options(args):
-    """With --resume: read the run's checkpoint and put the options that define the run back into `args`.
+    """With --resume: read the run's checkpoint, put the options that define the run back into `args` (a given
+    one must match), keep the changeable ones given on the command line and say which changed.
     Returns (model state, optimizer state, record), or None for a fresh run.  Rank 0 alone calls it."""
     from .checkpoint import read_checkpoint
 
@@ -173,16 +232,20 @@ def restore_options(args):
     if not os.path.exists(ckpt_path):
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
     model_state, optim_state, record = read_checkpoint(ckpt_path)
-    saved = record["args"]
-    for key in RUN_DEFINING_OPTIONS:
-        setattr(args, key, saved[key])
-    args.input = saved.get("input", "cache")
-    args.epochs = saved["epochs"] if args.epochs is None else args.epochs
-    # the BLAS thread count changes float summation order: keep the run's own unless overridden
-    args.threads = saved["threads"] if args.threads is None else args.threads
-    # the data position is global, so a run may resume on another number of ranks; per-rank or synchronised
-    # BatchNorm is the user's choice each time
+    # the data position is global: a run may resume on another number of ranks
+    changes = apply_resume_options(args, record["args"], given_options(args))
+    if changes:
+        print(f"resuming with {', '.join(changes)}")
     return model_state, optim_state, record
+
+
+def given_options(args):
+    """The options given on the command line (main records them); without that record, the ones whose value
+    differs from the default."""
+    if getattr(args, "given", None) is not None:
+        return set(args.given)
+    defaults = vars(build_parser().parse_args([]))
+    return {k for k, v in vars(args).items() if k in defaults and v != defaults[k]}
 
 
 def resume_everywhere(args, world):
@@ -203,8 +266,9 @@ def make_loaders(args, world, train_set, val_set):
     if args.batch_size % world.size:
         raise ValueError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the "
                          f"{world.size} ranks (each takes batch-size / ranks images)")
+    # min_batch=2: a last batch of one image (per rank) cannot be batch-normalised, so an epoch leaves it out
     train_loader = Loader(train_set, args.batch_size, shuffle=True, augmentation=args.augment, seed=args.seed,
-                          workers=args.workers, rank=world.rank, ranks=world.size)
+                          workers=args.workers, min_batch=2, rank=world.rank, ranks=world.size)
     val_loader = Loader(val_set, 100, shuffle=False, rank=world.rank, ranks=world.size, split_batches=False)
     return train_loader, val_loader
 
@@ -224,8 +288,12 @@ def share_initial_state(session, resumed):
             optimizer.load_state_dict(state)
         session.epoch, session.batch, session.step = world.broadcast((session.epoch, session.batch, session.step))
     if resumed is not None:
-        session.say(f"resuming {session.args.out} at epoch {session.epoch + 1}, batch {session.batch} "
-                    f"(step {session.step}) on {world.size} rank(s)")
+        args = session.args
+        session.saved_step = session.step
+        session.say(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step})"
+                    f"{f' on {world.size} ranks' if world.size > 1 else ''}; data {args.data}, epochs {args.epochs}, "
+                    f"checkpoint every {args.checkpoint_every or 'epoch'}{' steps' if args.checkpoint_every else ''}, "
+                    f"threads {args.threads or 'default'}, workers {args.workers}")
 
 
 def set_up(args, world):
@@ -235,9 +303,14 @@ def set_up(args, world):
     from .memory import keep_freed_memory
     from .nn import init
 
-    if world.is_root:
-        os.makedirs(args.out, exist_ok=True)
+    run_lock = open_run_dir(args.out, args.resume) if world.is_root else None   # rank 0 alone writes --out
+    if is_folder_spec(args.data):   # a relative path would break a resume from another directory
+        args.data = os.path.abspath(args.data)
+    if args.cache_dir is not None:
+        args.cache_dir = os.path.abspath(args.cache_dir)
     resumed = resume_everywhere(args, world)
+    from .models.image_sizes import check_image_size
+    check_image_size(args.arch, args.image_size)
     if args.threads:
         from .threads import set_threads
         set_threads(args.threads)
@@ -253,6 +326,8 @@ def set_up(args, world):
                                        args.seed, world.is_root and not args.no_progress, args.input)
     if world.is_root:
         world.barrier()
+    if resumed is not None:
+        check_same_data(resumed[2], train_set, val_set, args.data)
     model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
                     "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
                     "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}
@@ -267,6 +342,7 @@ def set_up(args, world):
     schedule = make_schedule(args.schedule, args.lr, steps * args.epochs, int(args.warmup_epochs * steps))
     session = Session(args, world, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
                       schedule)
+    session.run_lock, session.saved_step = run_lock, None
     share_initial_state(session, resumed)
     if world.is_root:
         session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
@@ -287,11 +363,27 @@ def save(session):
             world.average_arrays([b for _, b in session.model.named_buffers()])
         if args.check_replicas:
             check_replicas(world, session.model, session.optimizer, f"at step {session.step}")
-    if not world.is_root:
-        return
-    save_checkpoint(session.ckpt_path, session.model, session.optimizer, {
-        "epoch": session.epoch, "batch": session.batch, "step": session.step, "model": session.model_config,
-        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}})
+    if world.is_root:
+        write_checkpoint(session)
+    session.saved_step = session.step
+
+
+def write_checkpoint(session):
+    """Rank 0's part of `save`: the checkpoint file, with a clear error when it cannot be written."""
+    from .checkpoint import save_checkpoint
+
+    data = {"classes": list(session.train_set.classes), "train_images": len(session.train_set),
+            "val_images": len(session.val_set)}
+    try:
+        save_checkpoint(session.ckpt_path, session.model, session.optimizer, {
+            "epoch": session.epoch, "batch": session.batch, "step": session.step, "model": session.model_config,
+            "data": data,
+            "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(session.args).items()
+                     if k != "given"}})
+    except OSError as error:
+        kept = f"the checkpoint of step {session.saved_step} was kept" if session.saved_step is not None \
+            else "no checkpoint of this run exists yet"
+        raise RunDirError(f"could not write {session.ckpt_path}: {error.strerror or error}; {kept}") from None
 
 
 def global_batch_size(session):
@@ -313,14 +405,18 @@ def train_epoch(session, stop):
     bar = tqdm(total=session.steps_per_epoch, initial=session.batch, desc=f"epoch {session.epoch + 1}/{args.epochs}",
                disable=args.no_progress or not session.world.is_root, dynamic_ncols=True)
     try:
-        for x, y in session.train_loader.batches(session.epoch, session.batch):
+        # one process: a signal may end a wait on the loader; under MPI every rank must stop at the same step,
+        # which the per-step vote below decides
+        waiting_stops = None if session.world.size > 1 else (lambda: stop["signal"] is not None)
+        for x, y in session.train_loader.batches(session.epoch, session.batch, stop=waiting_stops):
             optimizer.lr = session.schedule(session.step)
             try:
                 loss, hits = train_step(session.model, optimizer, x, y, session.world)
             except FloatingPointError as error:
+                kept = f"The last good checkpoint ({session.ckpt_path}, step {session.saved_step}) was kept" \
+                    if session.saved_step is not None else "No checkpoint had been saved yet"
                 raise FloatingPointError(f"{error} at epoch {session.epoch + 1}, step {session.step}; stopping. "
-                                         f"The last good checkpoint ({session.ckpt_path}) was kept — try a lower "
-                                         f"--lr") from None
+                                         f"{kept} — try a lower --lr") from None
             images = len(y) if session.world.size == 1 else global_batch_size(session)
             session.batch, session.step = session.batch + 1, session.step + 1
             seen, correct, loss_sum = seen + images, correct + hits, loss_sum + loss * images
@@ -333,6 +429,8 @@ def train_epoch(session, stop):
                 raise Interrupted()
             if session.max_steps_reached():
                 break
+        if session.world.any(stop["signal"] is not None):   # a signal arrived during the last step or a wait
+            raise Interrupted()
     finally:
         bar.close()
     return {"seen": seen, "correct": correct, "loss_sum": loss_sum, "started": t0, "seconds": time.time() - t0}
@@ -383,6 +481,8 @@ def run(args, world=None):
                 f"{session.steps_per_epoch} steps{ranks}")
     try:
         while session.epoch < args.epochs:
+            if session.world.any(stop["signal"] is not None):
+                raise Interrupted()
             stats = train_epoch(session, stop)
             if session.max_steps_reached() and session.batch < session.steps_per_epoch:
                 save(session)
@@ -394,6 +494,13 @@ def run(args, world=None):
         session.say(f"\ninterrupted: saved {session.ckpt_path} at epoch {session.epoch + 1}, batch {session.batch}; "
                     f"continue with `python -m minilab.train --resume --out {args.out}`")
         return 130
+    except WorkerDied as error:
+        if world.size > 1:   # the other ranks are not saving: the job ends (Abort), the last checkpoint stays
+            raise
+        save(session)
+        raise WorkerDied(f"{error}. Progress was saved in {session.ckpt_path} (epoch {session.epoch + 1}, batch "
+                         f"{session.batch}); continue with `python -m minilab.train --resume --out {args.out}`") \
+            from None
     finally:
         session.train_loader.close()
         for s, h in old_handlers.items():
@@ -407,31 +514,50 @@ def run(args, world=None):
 
 
 def main(argv=None):
-    """Exit codes: 0 done, 2 bad option or data, 3 the loss diverged, 130 interrupted (saved).  Under MPI an error
-    on any rank ends every rank (after the failing rank's message), so none is left waiting in a collective."""
-    args = build_parser().parse_args(argv)
+    """Exit codes: 0 done, 2 bad option or data, 3 the loss diverged or a loader worker died, 130 interrupted
+    (saved).  Under MPI an error on any rank ends every rank (after the failing rank's message), so none is left
+    waiting in a collective."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.given = sorted(options_on_command_line(argv))
     from .data import DataError
     from .distributed import connect
 
+    try:
+        check_options(args)
+    except ValueError as error:
+        parser.error(str(error))
     try:
         world = connect(args.mpi)
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        if not 16 <= args.image_size <= 512:
-            raise ValueError(f"--image-size must be between 16 and 512, got {args.image_size}")
         return run(args, world)
     except FloatingPointError as error:   # the loss is the global one: every rank stops here together
         if world.is_root:
             print(f"error: {error}", file=sys.stderr)
         return 3
-    except (DataError, ValueError, FileNotFoundError) as error:
-        return world.fail(f"error: {error}", 2)
+    except (DataError, ValueError, FileNotFoundError, RunDirError, WorkerDied) as error:
+        return world.fail(f"error: {error}", 2 if not isinstance(error, WorkerDied) else 3)
+    except KeyboardInterrupt:
+        return world.fail("\ninterrupted before training started; nothing to save", 130)
+    except OSError as error:   # the environment: a full disk, a read-only or vanished folder
+        where = f" ({error.filename})" if error.filename else ""
+        return world.fail(f"error: {error.strerror or error}{where}; checkpoints already in {args.out} were kept",
+                          2)
     except BaseException as error:
         if world.size == 1:
             raise
         world.fail("".join(traceback.format_exception(error)).rstrip(), 1)
+
+
+def options_on_command_line(argv):
+    """The destinations of the options given in `argv`: the same parser with every default suppressed."""
+    quiet = build_parser()
+    for action in quiet._actions:   # argparse offers no public way to suppress the defaults it already holds
+        action.default = argparse.SUPPRESS
+    return set(vars(quiet.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ shows(feature_figure([(name, images[0], m[0]) for name, m in maps.items()], f"{O
 # and compare η per layer — Table 1 in miniature.
 
 # %%
+import shutil
+
 from minilab.analysis import capture, layer_uniqueness
 from minilab.checkpoint import load_model_from_checkpoint
 from minilab.train import main as train
@@ -71,6 +73,7 @@ epochs = "1" if SMOKE else "3"
 checkpoints = {}
 for binarizer in ("sign", "lab"):
     out = f"{OUT}/03_{binarizer}"
+    shutil.rmtree(out, ignore_errors=True)   # a rerun starts afresh: training refuses a folder holding a run
     args = ["--arch", "labbnn", "--binarizer", binarizer, "--data", data, "--image-size", "32", "--width", "0.25",
             "--epochs", epochs, "--batch-size", "64", "--out", out, "--no-progress"]
     if SMOKE:

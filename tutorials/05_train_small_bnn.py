@@ -16,6 +16,7 @@
 
 # %%
 import json
+import shutil
 
 import numpy as np
 from common import OUT, SMOKE, Timer, imagenette_root, line_plot, machine, shows
@@ -28,6 +29,7 @@ epochs = 1 if SMOKE else 5
 curves, times = {}, {}
 for binarizer in ("sign", "lab"):
     out = f"{OUT}/05_{binarizer}"
+    shutil.rmtree(out, ignore_errors=True)   # a rerun starts afresh: training refuses a folder holding a run
     args = ["--arch", "labbnn", "--binarizer", binarizer, "--data", data, "--image-size", "32", "--width", "0.25",
             "--epochs", str(epochs), "--batch-size", "64", "--out", out, "--no-progress"]
     if SMOKE:

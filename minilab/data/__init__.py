@@ -24,7 +24,8 @@ def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), 
         tr = make_synthetic(n_train, image_size, seed=seed)
         va = make_synthetic(n_val, image_size, seed=seed + 1)
         classes = [f"texture{i}" for i in range(10)]
-        return ArrayDataset(*tr, classes, "synthetic"), ArrayDataset(*va, classes, "synthetic")
+        return check_datasets(ArrayDataset(*tr, classes, "synthetic"), ArrayDataset(*va, classes, "synthetic"),
+                              "--synthetic-size")
     if spec is None:
         root = find_local_imagenette(cache_dir)
         if root is None:
@@ -37,10 +38,28 @@ def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), 
     if input == "stream":
         from .stream import open_stream_datasets
         return open_stream_datasets(root, image_size, name)
+    _, _, classes = scan_image_folder(root, "train")   # both splits checked before the long cache build
+    if len(classes) < 2:
+        raise DataError(f"{root} has a single class ({classes[0]!r}); classification needs at least two class "
+                        "folders")
+    scan_image_folder(root, "val", classes)
     tag = f"{name}-{hashlib.md5(os.path.abspath(root).encode()).hexdigest()[:8]}"
     train_dir = build_cache(root, "train", image_size, os.path.join(cache_dir, "preprocessed"), tag, progress=progress)
     images, labels, classes = open_cache(train_dir)
     val_dir = build_cache(root, "val", image_size, os.path.join(cache_dir, "preprocessed"), tag, classes=classes,
                           progress=progress)
     v_images, v_labels, _ = open_cache(val_dir)
-    return ArrayDataset(images, labels, classes, name), ArrayDataset(v_images, v_labels, classes, name)
+    return check_datasets(ArrayDataset(images, labels, classes, name), ArrayDataset(v_images, v_labels, classes, name),
+                          root)
+
+
+def check_datasets(train, val, where):
+    """What training needs of the data: two classes or more, two training images or more, one validation image."""
+    if len(train.classes) < 2:
+        raise DataError(f"{where} has a single class ({train.classes[0]!r}); classification needs at least two "
+                        "class folders")
+    if len(train) < 2:
+        raise DataError(f"{where} has {len(train)} usable training image(s); training needs at least two")
+    if len(val) < 1:
+        raise DataError(f"{where} has no usable validation images")
+    return train, val

@@ -1,7 +1,12 @@
-"""Image folders: `root/{train,val}/<class>/*.{jpg,jpeg,png,…}` (ImageNet / Imagenette layout)."""
+"""Image folders: `root/{train,val}/<class>/*.{jpg,jpeg,png,…}` (ImageNet / Imagenette layout).
+
+Hidden entries (names starting with '.', such as macOS `._photo.jpg` twins or `.ipynb_checkpoints/`) are not
+data and are ignored, as is anything that is not a regular file (a FIFO named `x.jpg` would block a reader)."""
 import os
+import stat
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MAX_FILES_PER_SPLIT = 20_000_000   # more than any real dataset; a bigger count means --data names the wrong folder
 
 
 class DataError(Exception):
@@ -17,10 +22,28 @@ def find_split(root, split):
     return path
 
 
+def _visible(name):
+    return not name.startswith(".")
+
+
+def is_regular_file(path):
+    """True for a regular file (after following links); False for FIFOs, sockets, devices, folders, dead links."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def list_images(folder):
+    """Sorted image file names in `folder`: visible, regular files with an image extension."""
+    return sorted(f for f in os.listdir(folder)
+                  if _visible(f) and f.lower().endswith(IMAGE_EXTENSIONS) and is_regular_file(os.path.join(folder, f)))
+
+
 def scan_image_folder(root, split, classes=None):
     """Sorted (paths, labels, classes).  `classes` fixes the label order (use the train split's for val)."""
     path = find_split(root, split)
-    found = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    found = sorted(d for d in os.listdir(path) if _visible(d) and os.path.isdir(os.path.join(path, d)))
     if not found:
         raise DataError(f"{path!r} has no class folders")
     classes = found if classes is None else list(classes)
@@ -30,10 +53,11 @@ def scan_image_folder(root, split, classes=None):
     paths, labels = [], []
     for label, name in enumerate(classes):
         folder = os.path.join(path, name)
-        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)) \
-            if os.path.isdir(folder) else []
+        files = list_images(folder) if os.path.isdir(folder) else []
         if not files:
             raise DataError(f"class folder {folder!r} is empty (no {'/'.join(IMAGE_EXTENSIONS)} files)")
         paths += [os.path.join(folder, f) for f in files]
         labels += [label] * len(files)
+        if len(paths) > MAX_FILES_PER_SPLIT:
+            raise DataError(f"{path!r} holds more than {MAX_FILES_PER_SPLIT:,} images: is --data the right folder?")
     return paths, labels, classes

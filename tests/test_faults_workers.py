@@ -1,0 +1,153 @@
+"""Child processes: a dead loader worker is reported (no hang), a signal ends a wait, workers restore default
+signal handling and die with their parent (loader and cache builder)."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from minilab.data.loader import ArrayDataset, Loader, WorkerDied, worker_processes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _dataset(n=64, size=8):
+    images = np.random.default_rng(0).integers(0, 255, size=(n, size, size, 3), dtype=np.uint8)
+    return ArrayDataset(images, np.arange(n) % 2, ["a", "b"])
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:   # a zombie (exited, not yet reaped by a dead parent's reaper) counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pids, seconds=10):
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+def test_killed_worker_is_reported_not_waited_for():
+    loader = Loader(_dataset(), 4, workers=2, prefetch=2)
+    try:
+        it = loader.batches(0)
+        next(it)
+        victim = worker_processes(loader._pool)[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        t0 = time.time()
+        with pytest.raises(WorkerDied, match="worker process died.*signal 9"):
+            for _ in it:
+                pass
+        assert time.time() - t0 < 30
+    finally:
+        loader.close()
+
+
+def test_stop_ends_a_wait_on_a_stuck_worker():
+    """A trainer waiting on a worker that never answers still sees its SIGINT/SIGTERM flag."""
+    requested = {"stop": False}
+    loader = Loader(_dataset(), 4, workers=1, prefetch=1)
+    try:
+        it = loader.batches(0, stop=lambda: requested["stop"])
+        next(it)
+        for p in worker_processes(loader._pool):
+            os.kill(p.pid, signal.SIGSTOP)
+        requested["stop"] = True
+        t0 = time.time()
+        assert list(it) == []
+        assert time.time() - t0 < 5
+    finally:
+        for p in worker_processes(loader._pool):
+            os.kill(p.pid, signal.SIGCONT)
+        loader.close()
+
+
+def test_hung_worker_times_out():
+    loader = Loader(_dataset(), 4, workers=1, prefetch=1, timeout=0.5)
+    try:
+        it = loader.batches(0)
+        next(it)
+        for p in worker_processes(loader._pool):
+            os.kill(p.pid, signal.SIGSTOP)
+        with pytest.raises(WorkerDied, match="gave no batch"):
+            next(it)
+    finally:
+        for p in worker_processes(loader._pool):
+            os.kill(p.pid, signal.SIGCONT)
+        loader.close()
+
+
+def test_workers_restore_default_sigterm_and_close_ends_them():
+    loader = Loader(_dataset(), 4, workers=2)
+    old = signal.signal(signal.SIGTERM, lambda *a: None)   # the trainer's kind of handler
+    try:
+        next(loader.batches(0))
+        procs = worker_processes(loader._pool)
+        pids = [p.pid for p in procs]
+        os.kill(pids[0], signal.SIGTERM)
+        procs[0].join(10)
+        assert procs[0].exitcode == -signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        loader.close()
+    assert _wait_gone(pids) == []
+
+
+ORPHAN_SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    from minilab.data.loader import ArrayDataset, Loader, worker_processes
+    images = np.zeros((64, 8, 8, 3), np.uint8)
+    loader = Loader(ArrayDataset(images, np.arange(64) % 2, ["a", "b"]), 4, workers=2)
+    next(loader.batches(0))
+    print(" ".join(str(p.pid) for p in worker_processes(loader._pool)), flush=True)
+    time.sleep(60)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_loader_workers_die_with_their_parent(sig):
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    assert len(pids) == 2
+    parent.send_signal(sig)
+    parent.wait(10)
+    assert _wait_gone(pids) == [], "orphaned loader workers survived their parent"
+
+
+CACHE_SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    import minilab.data.cache as cache
+    def load_slowly(path, size):
+        print(os.getpid(), flush=True)
+        time.sleep(60)
+    cache.read_image = load_slowly
+    cache.build_cache(sys.argv[1], "train", 16, sys.argv[2], workers=2, progress=False)
+""")
+
+
+def test_cache_builder_workers_die_with_their_parent(tmp_path):
+    from PIL import Image
+
+    for c in "ab":
+        (tmp_path / "d" / "train" / c).mkdir(parents=True)
+        for i in range(80):
+            Image.new("RGB", (20, 20)).save(tmp_path / "d" / "train" / c / f"{i}.png")
+    parent = subprocess.Popen([sys.executable, "-c", CACHE_SCRIPT, str(tmp_path / "d"), str(tmp_path / "c")],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    pids = {int(parent.stdout.readline()), int(parent.stdout.readline())}
+    parent.kill()
+    parent.wait(10)
+    assert _wait_gone(list(pids)) == [], "orphaned cache workers survived their parent"
