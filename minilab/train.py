@@ -32,7 +32,8 @@ def build_parser():
                     "Adam, lr 2.5e-3, linear decay to 1e-6 over the run's real number of steps.",
         epilog="Examples:\n  python -m minilab.train --arch labbnn --data synthetic --epochs 2 --image-size 32\n"
                "  python -m minilab.train --arch labbnn --data imagenette --image-size 64 --width 0.5 --epochs 30\n"
-               "  python -m minilab.train --resume --out runs/labbnn     # continue an interrupted run",
+               "  python -m minilab.train --resume --out runs/labbnn     # continue an interrupted run\n"
+               "  mpiexec -n 4 python -m minilab.train --data imagenette --threads 1   # 4 ranks, data-parallel",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="labbnn", choices=sorted(MODELS), help="architecture (default labbnn)")
     p.add_argument("--data", default=None, help="synthetic | imagenette | imagenette2-160/-320 | PATH to "
