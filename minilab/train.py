@@ -13,7 +13,7 @@ import time
 import traceback
 
 from . import ops as F
-from .models import MODELS, create_model
+from .models import MODELS, create_model, default_binarizer
 from .ops.binarizers import ALL_BINARIZERS
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
 from .data.loader import WorkerDied
@@ -317,7 +317,7 @@ def set_up(args, world):
         set_threads(args.threads)
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
-    args.binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
+    args.binarizer = args.binarizer or default_binarizer(args.arch)
 
     if args.input == "auto":
         args.input = "stream" if args.image_size >= STREAM_FROM_SIZE else "cache"

@@ -22,12 +22,13 @@ unbiased global variance σ²·M/(M − 1), so they are the same on every rank."
 import numpy as np
 
 from ..autograd import Function
-from .norm import inverse_std
+from .norm import check_input, inverse_std, update_running
 
 
 class SyncBatchNorm(Function):
     @staticmethod
     def forward(ctx, x, gamma, beta, running_mean=None, running_var=None, world=None, momentum=0.99, eps=1e-3):
+        check_input(x, running_mean, training=False)   # (one value per rank is fine when the ranks hold more)
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
         channels = x.shape[1]
@@ -39,10 +40,7 @@ class SyncBatchNorm(Function):
             raise ValueError(f"sync batch_norm: training needs more than one value per channel, input {x.shape}")
         mu = totals[:channels] / count
         var = np.maximum(totals[channels:2 * channels] / count - mu * mu, 0.0)
-        running_mean *= momentum
-        running_mean += (1 - momentum) * mu
-        running_var *= momentum
-        running_var += (1 - momentum) * var * count / (count - 1)
+        update_running(running_mean, running_var, mu, var, count, momentum)
         invstd = inverse_std(var, eps, x.dtype)
         xhat = (x - mu.reshape(shape).astype(x.dtype)) * invstd.reshape(shape)
         ctx.axes, ctx.shape, ctx.world, ctx.count, ctx.share = axes, shape, world, count, m / count
