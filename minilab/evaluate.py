@@ -63,6 +63,9 @@ def main(argv=None):
                                                      "checkpoint was trained on)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--input", default=None, choices=("cache", "stream"),
+                        help="decode the images through the preprocessing cache or as they are read (default: as "
+                             "the run was trained)")
     args = parser.parse_args(argv)
     from .checkpoint import load_model_from_checkpoint
     from .data import DataError, Loader, load_datasets
@@ -70,7 +73,9 @@ def main(argv=None):
     try:
         model, record = load_model_from_checkpoint(args.checkpoint)
         data = args.data if args.data is not None else record["args"]["data"]
-        _, val = load_datasets(data, record["model"]["image_size"], args.cache_dir)
+        size = record["model"]["image_size"]
+        source = args.input or record["args"].get("input", "cache")
+        _, val = load_datasets(data, size, args.cache_dir, input=source if source != "auto" else "cache")
         check_classes(record, val.classes, data)
         result = evaluate(model, Loader(val, args.batch_size, shuffle=False), progress=True)
     except (DataError, ValueError, FileNotFoundError) as error:

@@ -265,3 +265,20 @@ def test_training_streams_an_imagenet_folder(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "done:" in result.stdout and "12 train / 6 val" in result.stdout
     assert not os.path.exists(os.path.join(str(tmp_path), "cache"))
+
+
+def test_evaluate_reads_a_streamed_run_the_same_way(tmp_path):
+    from minilab.data.imagenet import write_sample_tree
+
+    root = write_sample_tree(str(tmp_path / "tree"), per_class=4, val_per_class=3, val_layout="txt")
+    out, cache = str(tmp_path / "run"), str(tmp_path / "cache")
+    trained = train(["--data", root, "--input", "stream", "--image-size", "32", "--width", "0.25", "--batch-size",
+                     "4", "--epochs", "1", "--threads", "1", "--no-progress", "--out", out, "--cache-dir", cache])
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    evaluated = subprocess.run([sys.executable, "-m", "minilab.evaluate", "--checkpoint", f"{out}/checkpoint.npz",
+                                "--cache-dir", cache], capture_output=True, text=True, env=ENV, cwd=ROOT,
+                               timeout=300)
+    assert evaluated.returncode == 0 and "(6 images)" in evaluated.stdout, evaluated.stderr[-2000:]
+    assert not os.path.exists(cache)           # streamed: no preprocessing cache was built
+    metrics = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert f"top-1 {100 * metrics[-1]['val_top1']:.2f} %" in evaluated.stdout
