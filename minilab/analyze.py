@@ -22,7 +22,9 @@ def load_images(folder, size, limit):
     if not os.path.isdir(folder):
         raise DataError(f"image folder {folder!r} does not exist")
     paths = sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
-                   if f.lower().endswith(IMAGE_EXTENSIONS))
+                   if f.lower().endswith(IMAGE_EXTENSIONS)
+                   and not any(part.startswith(".") for part in os.path.relpath(os.path.join(root, f), folder)
+                               .split(os.sep)))   # hidden files and folders (._x.jpg twins, .ipynb_checkpoints)
     images = []
     for path in paths:
         if len(images) == limit:

@@ -98,7 +98,7 @@ class Function:
         dtype = next((x.dtype for x in inputs if isinstance(x, (Tensor, np.ndarray)) and x.dtype.kind == "f"),
                      np.float32)
         tensors = [x if isinstance(x, Tensor) else
-                   Tensor(np.asarray(x, dtype=dtype) if isinstance(x, numbers.Number) else x, _keep_dtype=True)
+                   Tensor(_as_float_array(x, dtype) if isinstance(x, numbers.Number) else x, _keep_dtype=True)
                    for x in inputs]
         ctx = Context()
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
@@ -123,9 +123,12 @@ def as_tensor(x) -> "Tensor":
 
 def _as_float_array(data, dtype):
     """float32 unless asked otherwise; NumPy float64 arrays stay float64 (that is how float64 is requested)."""
-    if dtype is not None:
-        return np.asarray(data, dtype=dtype)
     arr = np.asarray(data)
+    if arr.dtype.kind == "c":   # casting would silently drop the imaginary part
+        raise TypeError(f"minilab tensors are real (float32 or float64), got {arr.dtype} data; pass .real or abs() "
+                        "explicitly")
+    if dtype is not None:
+        return np.asarray(arr, dtype=dtype)
     if isinstance(data, (np.ndarray, np.generic)) and arr.dtype in (np.float32, np.float64):
         return arr
     return arr.astype(np.float32)

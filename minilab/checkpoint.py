@@ -28,23 +28,29 @@ def read_checkpoint(path):
     return model, optim, record
 
 
-RECORD_FIELDS = {"epoch": int, "batch": int, "step": int, "model": dict, "args": dict}
+RESUME_FIELDS = {"epoch": int, "batch": int, "step": int, "model": dict, "args": dict}
 
 
 def check_record(path, raw):
-    """The JSON record of a checkpoint, checked for the fields a resume reads (ValueError naming the file)."""
+    """The JSON record of a checkpoint: an object that names its model's architecture (ValueError naming the
+    file otherwise)."""
     try:
         record = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, ValueError) as error:
         raise ValueError(f"{path}: the checkpoint's record is not valid JSON ({error})") from None
     if not isinstance(record, dict):
         raise ValueError(f"{path}: the checkpoint's record is not a JSON object")
-    for field, kind in RECORD_FIELDS.items():
+    if not isinstance(record.get("model"), dict) or "arch" not in record["model"]:
+        raise ValueError(f"{path}: the checkpoint's record does not describe its model (model.arch)")
+    return record
+
+
+def check_resumable(path, record):
+    """The fields a resume reads — position (epoch, batch, step) and the run's options — with the right types."""
+    for field, kind in RESUME_FIELDS.items():
         if not isinstance(record.get(field), kind) or isinstance(record.get(field), bool):
             raise ValueError(f"{path}: the checkpoint's record has no valid {field!r} (expected {kind.__name__}); "
                              "the file is damaged or was not written by minilab.train")
-    if "arch" not in record["model"]:
-        raise ValueError(f"{path}: the checkpoint's record does not name its architecture (model.arch)")
     return record
 
 

@@ -15,8 +15,8 @@ import traceback
 from . import ops as F
 from .models import MODELS, create_model, default_binarizer
 from .ops.binarizers import ALL_BINARIZERS
-from .optim import OPTIMIZERS, SCHEDULES, make_schedule
 from .data.loader import WorkerDied
+from .optim import OPTIMIZERS, SCHEDULES, make_schedule
 from .run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
 
 STREAM_FROM_SIZE = 160   # --input auto: a cache of S×S×3 bytes per image grows with S², decoding barely does
@@ -39,8 +39,9 @@ def build_parser():
     p.add_argument("--data", default=None, help="synthetic | imagenette | imagenette2-160/-320 | PATH to "
                    "root/{train,val}/<class>/*. Default: Imagenette from the cache directory if present")
     p.add_argument("--image-size", type=int, default=64,
-                   help="training resolution in px, 16-512 (default 64; xnornet needs at least 64). Real images "
-                        "are resized to it once, when the preprocessing cache is built")
+                   help="training resolution in px, 16-512 (default 64), checked against what the architecture "
+                        "runs (an error names the nearest sizes that work). Real images are resized to it once, "
+                        "when the preprocessing cache is built")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier for every layer (default 1.0)")
     p.add_argument("--epochs", type=int, default=None, help="default: the paper's (labbnn 100, birealnet18 150…)")
     p.add_argument("--batch-size", type=int, default=64, help="default 64 (the paper: 256 on ImageNet, 32 on "
@@ -225,7 +226,7 @@ def restore_options(args):
     """With --resume: read the run's checkpoint, put the options that define the run back into `args` (a given
     one must match), keep the changeable ones given on the command line and say which changed.
     Returns (model state, optimizer state, record), or None for a fresh run.  Rank 0 alone calls it."""
-    from .checkpoint import read_checkpoint
+    from .checkpoint import check_resumable, read_checkpoint
 
     if not args.resume:
         return None
@@ -233,6 +234,7 @@ def restore_options(args):
     if not os.path.exists(ckpt_path):
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
     model_state, optim_state, record = read_checkpoint(ckpt_path)
+    check_resumable(ckpt_path, record)
     # the data position is global: a run may resume on another number of ranks
     changes = apply_resume_options(args, record["args"], given_options(args))
     if changes:
@@ -279,8 +281,13 @@ def share_initial_state(session, resumed):
     model, optimizer, world = session.model, session.optimizer, session.world
     if resumed is not None:
         model_state, optim_state, record = resumed
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optim_state)
+        try:
+            model.load_state_dict(model_state)
+            optimizer.load_state_dict(optim_state)
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"{session.ckpt_path}: the saved weights or optimizer state do not fit the run's "
+                             f"model ({str(error).strip(chr(39))}); the file is damaged or from another run") \
+                from None
         session.epoch, session.batch, session.step = record["epoch"], record["batch"], record["step"]
     if world.size > 1:
         world.broadcast_arrays([p.data for p in model.parameters()] + [b for _, b in model.named_buffers()])

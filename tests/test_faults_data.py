@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from minilab.data import DataError, build_cache, load_datasets, open_cache
-from minilab.data.cache import read_image
+from minilab.data.cache import load_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,8 +71,8 @@ def test_damaged_meta_json_means_a_rebuild(tmp_path):
 def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path):
     path = tmp_path / "g16.png"
     Image.fromarray(np.full((12, 12), 32768, dtype=np.uint16)).save(path)
-    img, why = read_image(str(path), 8)
-    assert why is None and img.dtype == np.uint8 and img.shape == (8, 8, 3)
+    img = load_image(str(path), 8)
+    assert img is not None and img.dtype == np.uint8 and img.shape == (8, 8, 3)
     assert abs(int(img[0, 0, 0]) - 128) <= 1
 
 
@@ -83,8 +83,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6             # "rotate 90° clockwise to display"
     img.save(tmp_path / "o.jpg", exif=exif.tobytes(), quality=95)
-    out, why = read_image(str(tmp_path / "o.jpg"), 20)
-    assert why is None
+    out = load_image(str(tmp_path / "o.jpg"), 20)
     # displayed upright the image is portrait with red on top: the centre crop is red above, black below
     assert out[2, 10, 0] > 200 and out[17, 10, 0] < 50
 
@@ -98,8 +97,8 @@ def test_every_mode_decodes_to_8bit_rgb(tmp_path, mode):
         img.info["transparency"] = 0
     ext = "jpg" if mode == "CMYK" else "png"
     img.save(tmp_path / f"x.{ext}")
-    out, why = read_image(str(tmp_path / f"x.{ext}"), 8)
-    assert why is None and out.dtype == np.uint8 and out.shape == (8, 8, 3)
+    out = load_image(str(tmp_path / f"x.{ext}"), 8)
+    assert out is not None and out.dtype == np.uint8 and out.shape == (8, 8, 3)
 
 
 def _png_claiming(width, height):
@@ -201,3 +200,13 @@ def test_missing_validation_split_is_refused_before_caching(tmp_path):
 def test_zero_synthetic_validation_images_is_refused():
     with pytest.raises(DataError, match="no usable validation images"):
         load_datasets("synthetic", 8, synthetic_size=(20, 0), progress=False)
+
+
+def test_analysis_images_skip_hidden_entries(tmp_path):
+    from minilab.analyze import load_images
+
+    os.makedirs(tmp_path / "imgs" / ".ipynb_checkpoints")
+    solid((9, 9, 9)).save(tmp_path / "imgs" / ".ipynb_checkpoints" / "a.png")
+    solid((9, 9, 9)).save(tmp_path / "imgs" / "._b.png")
+    solid((200, 0, 0)).save(tmp_path / "imgs" / "c.png")
+    assert load_images(str(tmp_path / "imgs"), 8, 10).shape[0] == 1

@@ -13,7 +13,7 @@ import pytest
 
 from minilab.data import imagenette
 from minilab.data.folder import DataError
-from minilab.data.imagenette import COMPLETE_MARKER, download, fetch_imagenette, safe_extract
+from minilab.data.imagenette import download, fetch_imagenette, safe_extract
 
 PAYLOAD = os.urandom(200_000)
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -153,6 +153,6 @@ def test_interrupted_extraction_is_redone_not_used(tmp_path, monkeypatch):
             (tmp_path / "imagenette2-160" / split / "n01" / f"{i}.JPEG").write_bytes(b"img")
     root = fetch_imagenette("imagenette2-160", str(tmp_path), progress=False, base_url="http://127.0.0.1:9/")
     assert len(os.listdir(os.path.join(root, "val", "n01"))) == 3
-    assert os.path.isfile(os.path.join(root, COMPLETE_MARKER))
+    assert os.path.isfile(os.path.join(root, ".minilab-complete"))
     assert imagenette.find_local_imagenette(str(tmp_path)) == root
     assert not [d for d in os.listdir(tmp_path) if d.startswith(".extracting")]

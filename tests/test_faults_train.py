@@ -23,7 +23,11 @@ TINY = ["--arch", "labbnn", "--data", "synthetic", "--synthetic-size", "64", "16
 
 @pytest.fixture(autouse=True)
 def no_imagenette(monkeypatch, tmp_path):
+    """Caches go to this test's folder, for this process and for the CLIs it starts."""
+    from minilab import config
+
     monkeypatch.setenv("MINILAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(config, "cache_dir", str(tmp_path / "cache"))
 
 
 def cli(args, capsys):
@@ -277,6 +281,17 @@ def test_malformed_checkpoint_record_is_a_clear_error(tmp_path, capsys, change, 
     _rewrite_record(os.path.join(out, "checkpoint.npz"), change)
     code, _, err = cli(["--resume", "--out", out, "--no-progress"], capsys)
     assert code == 2 and message in err and "checkpoint.npz" in err and "Traceback" not in err
+
+
+def test_checkpoint_with_missing_arrays_is_a_clear_error(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert cli(TINY + ["--out", out, "--max-steps", "1"], capsys)[0] == 0
+    path = os.path.join(out, "checkpoint.npz")
+    arrays = load_npz(path)
+    del arrays["optim/steps"], arrays[next(k for k in arrays if k.startswith("model/"))]
+    save_npz_atomic(path, arrays)
+    code, _, err = cli(["--resume", "--out", out, "--no-progress"], capsys)
+    assert code == 2 and "do not fit the run's model" in err and "Traceback" not in err
 
 
 def test_corrupt_metrics_line_names_the_file(tmp_path, capsys):

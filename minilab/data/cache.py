@@ -20,8 +20,10 @@ gives ENOSPC (an error with a message) rather than SIGBUS (the process killed wi
 under unique temporary names and renamed into place, and one lock per cache entry makes a second process that
 wants the same cache wait for the first and reuse its result."""
 import fcntl
+import glob
 import hashlib
 import json
+import multiprocessing as mp
 import os
 import tempfile
 import warnings
@@ -151,8 +153,6 @@ def _decode_into(writer, paths, size, workers, progress, desc):
     chunk = 64
     jobs = [(paths[i:i + chunk], size) for i in range(0, len(paths), chunk)]
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress)
-    import multiprocessing as mp
-
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=start_worker,
                                initargs=(os.getpid(),))
     try:
@@ -232,13 +232,17 @@ def build_cache(root, split, size, cache_dir, name="data", classes=None, workers
         except BlockingIOError:
             print(f"waiting for another process that is building {out}", flush=True)
             fcntl.flock(lock, fcntl.LOCK_EX)   # released by the kernel if that process dies
+        for stale in glob.glob(os.path.join(glob.escape(out), "*.tmp")):   # a killed build's; we hold the lock
+            os.unlink(stale)
         meta = _read_meta(meta_path)
         if meta is not None and meta.get("manifest") == digest and os.path.exists(os.path.join(out, "images.npy")):
             return out
         if meta is not None:
             print(f"{root}/{split} changed since its cache was built (files added, removed, moved or modified): "
                   "rebuilding it", flush=True)
-            os.unlink(meta_path)
+            for stale in ("meta.json", "images.npy", "labels.npy"):   # first: room for one copy is enough
+                if os.path.exists(os.path.join(out, stale)):
+                    os.unlink(os.path.join(out, stale))
         workers = workers or min(os.cpu_count() or 1, 8)
         _write_split(out, paths, labels, classes, root, split, size, digest, workers, progress)
     return out

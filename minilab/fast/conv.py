@@ -26,7 +26,7 @@ def is_binary_pair(x, w):
 def dense_float32(x, w, b, groups):
     """A float32 NCHW conv with groups = 1 (the shapes themselves are checked by the forward)."""
     return (groups == 1 and x.ndim == 4 and w.ndim == 4 and x.dtype == np.float32 == w.dtype
-            and (b is None or b.dtype == np.float32))
+            and (b is None or b.dtype == np.float32) and x.shape[0] > 0)   # an empty batch: the reference
 
 
 def chunked_backward(ctx, g):
@@ -99,7 +99,7 @@ class DepthwiseConvKernel:
     @staticmethod
     def accepts(x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0, binary=False):
         return (x.ndim == 4 and w.ndim == 4 and w.shape[2:] == (3, 3) and is_depthwise(x, w, groups)
-                and x.dtype == np.float32 == w.dtype and (b is None or b.dtype == np.float32))
+                and x.dtype == np.float32 == w.dtype and (b is None or b.dtype == np.float32) and x.shape[0] > 0)
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0, binary=False):

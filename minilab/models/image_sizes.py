@@ -3,9 +3,9 @@
 Each model halves its feature map several times (strided convs, pools); where a residual block adds its strided
 conv (which rounds odd sizes up) to an average-pooled shortcut (which rounds down), an odd map size breaks the
 addition, and pooling windows need a map at least as large as themselves.  Which sizes survive differs per
-architecture (LAB-BNN and Bi-RealNet need ⌈S/4⌉ divisible by 8, i.e. S within 3 px below a multiple of 32;
-XNOR-Net needs 64 px or more), so the answer is computed: a forward pass of the architecture at a small width
-(the shapes do not depend on the width) on one S×S image."""
+architecture and follows no one-line rule (LAB-BNN runs at 48 and 64 px but not at 50 or 112), so the answer is
+computed: a forward pass of the architecture at a small width (the shapes do not depend on the width) on one
+S×S image, in evaluation mode, remembered per (architecture, size)."""
 import functools
 
 import numpy as np

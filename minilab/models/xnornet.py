@@ -40,7 +40,8 @@ class XNORNet(nn.Module):
         for _ in range(3):
             size = output_size(size, 3, 2, 0)
         if size < 1:
-            raise ValueError(f"XNOR-Net needs at least 64 px input, got {image_size}")
+            raise ValueError(f"XNOR-Net: a {image_size} px input leaves no feature map for its head; it needs a "
+                             "larger input")
         self.head = nn.Sequential(
             bconv(4, c[4], c[5], size, padding=0), nn.BatchNorm2d(c[5], eps=1e-4, scale=False),
             bconv(5, c[5], c[6], 1), nn.BatchNorm2d(c[6], eps=1e-3, scale=False), nn.ReLU(), nn.Flatten(),

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import ops as F
+from ..ops.conv import check_conv_options, pair
 from . import init
 from .module import Module, Parameter
 
@@ -34,8 +35,16 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=None, groups=1, bias=False,
                  initializer="glorot_normal", trainable=True):
         super().__init__()
+        if not isinstance(kernel_size, (int, np.integer)) or kernel_size < 1:
+            raise ValueError(f"Conv2d: kernel_size must be a positive integer, got {kernel_size!r}")
+        if min(in_channels, out_channels) < 1:
+            raise ValueError(f"Conv2d: channel counts must be positive, got {in_channels} → {out_channels}")
         self.stride, self.groups = stride, groups
         self.padding = kernel_size // 2 if padding is None else padding
+        check_conv_options(pair(stride), pair(self.padding), groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: groups={groups} must divide {in_channels} input and {out_channels} output "
+                             "channels")
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         fan_in, fan_out = init.conv_fans(shape)
         weight = init.initialize(initializer, shape, fan_in, fan_out)

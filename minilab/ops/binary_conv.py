@@ -1,7 +1,7 @@
 """The binary convolution: binarized activations times quantized weights, padded after binarization."""
 from ..autograd import in_surrogate_mode
 from .binarizers import get_binarizer, sign_ste
-from .conv import Convolution, pair
+from .conv import Convolution, check_conv_options, pair
 from .weight_quantizers import get_weight_quantizer, magnitude_aware_sign
 
 
@@ -22,6 +22,7 @@ def binary_conv2d(x, weight, stride=1, padding=0, pad_value=0.0, binarizer=sign_
         binarizer = get_binarizer(binarizer)
     if isinstance(weight_quantizer, str):
         weight_quantizer = get_weight_quantizer(weight_quantizer)
+    check_conv_options(pair(stride), pair(padding), 1, "binary_conv2d")
     xb = binarizer(x)
     wq = weight_quantizer(weight)
     return Convolution.apply(xb, wq, stride=pair(stride), padding=pair(padding), groups=1,

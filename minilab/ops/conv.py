@@ -74,11 +74,27 @@ def unpad(dxp, padding):
     return dxp[:, :, ph:dxp.shape[2] - ph, pw:dxp.shape[3] - pw]
 
 
+def check_conv_options(stride, padding, groups, name="conv2d"):
+    """Strides and groups are positive integers, paddings non-negative integers (a zero stride or group count
+    has no meaning: it would divide by zero further in)."""
+    for option, values, low in (("stride", stride, 1), ("padding", padding, 0)):
+        if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and v >= low for v in values):
+            raise ValueError(f"{name}: {option} must be {'positive' if low else 'non-negative'} integers (one or a "
+                             f"pair), got {values}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+
+
 def check_conv_shapes(x, w, groups, name="conv2d"):
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if w.ndim != 4:
         raise ValueError(f"{name}: weight must be 4-D (C_out, C_in/groups, kh, kw), got shape {w.shape}")
+    if min(w.shape) < 1:
+        raise ValueError(f"{name}: every weight dimension (C_out, C_in/groups, kh, kw) must be at least 1, got "
+                         f"{w.shape}")
+    if groups < 1:
+        raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
     if x.shape[1] % groups or w.shape[0] % groups:
         raise ValueError(f"{name}: groups={groups} must divide C_in={x.shape[1]} and C_out={w.shape[0]}")
     if w.shape[1] * groups != x.shape[1]:
@@ -159,7 +175,8 @@ class Convolution(Function):
         wmat = w.reshape(groups, w.shape[0] // groups, -1)
         out = np.matmul(cols, wmat.transpose(0, 2, 1))  # (g, N·OH·OW, Og)
         n = x.shape[0]
-        out = out.reshape(groups, n, oh, ow, -1).transpose(1, 0, 4, 2, 3).reshape(n, w.shape[0], oh, ow)
+        out = out.reshape(groups, n, oh, ow, w.shape[0] // groups).transpose(1, 0, 4, 2, 3).reshape(n, w.shape[0],
+                                                                                                  oh, ow)
         if b is not None:
             out = out + b.reshape(1, -1, 1, 1)
         return np.ascontiguousarray(out)
@@ -175,7 +192,8 @@ class Convolution(Function):
             n, o, oh, ow = g.shape
             kh, kw = w.shape[2:]
             cols = im2col(xp, kh, kw, stride, groups)
-            gmat = g.reshape(n, groups, o // groups, oh, ow).transpose(1, 0, 3, 4, 2).reshape(groups, n * oh * ow, -1)
+            gmat = g.reshape(n, groups, o // groups, oh, ow).transpose(1, 0, 3, 4, 2).reshape(groups, n * oh * ow,
+                                                                                              o // groups)
             dw = np.matmul(gmat.transpose(0, 2, 1), cols).reshape(w.shape)
             dxp = None
             if ctx.needs_input_grad[0]:
@@ -188,4 +206,5 @@ class Convolution(Function):
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, pad_value=0.0):
     """PyTorch-style conv2d (NCHW, weight (C_out, C_in/groups, kh, kw)), padding with `pad_value` (0)."""
     args = (x, weight) if bias is None else (x, weight, bias)
+    check_conv_options(pair(stride), pair(padding), groups)
     return Convolution.apply(*args, stride=pair(stride), padding=pair(padding), groups=groups, pad_value=pad_value)

@@ -18,6 +18,8 @@ class CrossEntropy(Function):
     def forward(ctx, logits, target=None):
         if logits.ndim != 2:
             raise ValueError(f"cross_entropy: logits must be (N, classes), got shape {logits.shape}")
+        if logits.shape[0] == 0:
+            raise ValueError("cross_entropy: the batch is empty; a mean over no samples is undefined")
         target = np.asarray(target)
         if target.shape != (logits.shape[0],) or not np.issubdtype(target.dtype, np.integer):
             raise ValueError(f"cross_entropy: target must be {logits.shape[0]} integer class indices, "

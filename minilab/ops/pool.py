@@ -95,6 +95,10 @@ def _pool_options(x, kernel_size, stride, padding, name):
 def _check(x, kernel, stride, padding, name):
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    for option, values, low in (("kernel_size", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)):
+        if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and v >= low for v in values):
+            raise ValueError(f"{name}: {option} must be {'positive' if low else 'non-negative'} integers (one or "
+                             f"a pair), got {values}")
     for size, k, s, p in zip(x.shape[2:], kernel, stride, padding):
         if p > k // 2:
             raise ValueError(f"{name}: padding {p} is more than half the kernel {k}")
