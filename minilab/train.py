@@ -37,11 +37,12 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="labbnn", choices=sorted(MODELS), help="architecture (default labbnn)")
     p.add_argument("--data", default=None, help="synthetic | imagenette | imagenette2-160/-320 | PATH to "
-                   "root/{train,val}/<class>/*. Default: Imagenette from the cache directory if present")
+                   "root/{train,val}/<class>/* (with --input stream also ImageNet's flat val/ plus "
+                   "LOC_val_solution.csv or val_labels.txt). Default: Imagenette from the cache directory if present")
     p.add_argument("--image-size", type=int, default=64,
                    help="training resolution in px, 16-512 (default 64), checked against what the architecture "
-                        "runs (an error names the nearest sizes that work). Real images are resized to it once, "
-                        "when the preprocessing cache is built")
+                        "runs (an error names the nearest sizes that work). Real images are resized to it once "
+                        "into the preprocessing cache (--input cache), or whenever they are decoded (--input stream)")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier for every layer (default 1.0)")
     p.add_argument("--epochs", type=int, default=None, help="default: the paper's (labbnn 100, birealnet18 150…)")
     p.add_argument("--batch-size", type=int, default=64, help="default 64 (the paper: 256 on ImageNet, 32 on "
