@@ -187,10 +187,12 @@ class Tensor:
         return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}, dtype={self.dtype}{grad})"
 
     # ---- backward ---------------------------------------------------------
-    def backward(self, grad=None, retain_graph: bool = False):
+    def backward(self, grad=None, retain_graph: bool = False, on_leaf=None):
         """Reverse-mode differentiation from this tensor.
 
-        `grad` defaults to 1 for a scalar; a non-scalar needs an explicit gradient of its own shape."""
+        `grad` defaults to 1 for a scalar; a non-scalar needs an explicit gradient of its own shape.
+        `on_leaf(tensor)`, if given, is called as soon as a leaf's `.grad` is final for this backward — while
+        the rest of the backward still runs (data-parallel training starts averaging those gradients then)."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (no parameter or input "
                                "with requires_grad=True went into it, or it was computed under no_grad())")
@@ -214,6 +216,8 @@ class Tensor:
             if node._op is None:
                 if node.requires_grad:
                     node.grad = g.copy() if node.grad is None else node.grad + g
+                    if on_leaf is not None:
+                        on_leaf(node)
                 continue
             ctx = node._ctx
             if ctx.freed:
@@ -305,7 +309,10 @@ class Tensor:
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes reachable from `root`, every node before its parents (iterative DFS, no recursion)."""
+    """Nodes reachable from `root`, every node before its parents (iterative DFS, no recursion).
+
+    Parents are visited first to last, so an op's later inputs (a layer's weights, after its activation input)
+    come right after the op in the order: a weight's gradient is final as soon as its layer's backward ran."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
@@ -317,7 +324,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        for parent in node._parents:
+        for parent in reversed(node._parents):
             if id(parent) not in visited:
                 stack.append((parent, False))
     order.reverse()

@@ -6,6 +6,8 @@ process (NumPy float32 BLAS, or the pure-NumPy path), never as absolute pass/fai
   train    images/s of forward + backward + Adam step with the compiled twins vs the NumPy reference ops
            (config.use(kernels=False), the same as MINILAB_NO_EXT=1), and peak memory
   model    packed inference engine vs minilab's float forward (see minilab.engine)
+  scaling  data-parallel training over MPI: step costs for 1 process and N ranks, and a projection (minilab.scaling)
+  decode   the streaming loader's JPEG decode rate per worker (minilab.scaling)
 """
 import argparse
 import json
@@ -182,6 +184,8 @@ def main(argv=None):
     m = sub.add_parser("model", help="packed inference engine latency vs the float forward")
     from .engine.bench import add_arguments
     add_arguments(m)
+    from . import scaling
+    scaling.add_arguments(sub)
     args = p.parse_args(argv)
     if args.what == "kernels":
         from .threads import set_threads
@@ -192,6 +196,10 @@ def main(argv=None):
         result = bench_train(args.arch, args.image_size, args.batch_size, args.width, args.threads, args.steps,
                              tuple(args.binarizer), args.rounds)
         print(json.dumps(result, indent=1)) if args.json else print_train(result)
+    elif args.what == "scaling":
+        return scaling.run_scaling(args)
+    elif args.what == "decode":
+        return scaling.run_decode(args)
     else:
         from .engine.bench import run_model_bench
         return run_model_bench(args)

@@ -13,8 +13,10 @@ def topk_correct(logits, labels, k):
     return int((top == labels[:, None]).any(axis=1).sum())
 
 
-def evaluate(model, loader, progress=False):
-    """{'top1', 'top5', 'loss'} of `model` (switched to eval mode, then back) over one pass of `loader`."""
+def evaluate(model, loader, progress=False, world=None):
+    """{'top1', 'top5', 'loss'} of `model` (switched to eval mode, then back) over one pass of `loader`.
+    With a data-parallel `world`, each rank evaluates its batches and the counts are summed: the same top-1/top-5
+    as one process evaluating every batch."""
     from tqdm import tqdm
 
     from .ops.loss import log_softmax
@@ -33,6 +35,8 @@ def evaluate(model, loader, progress=False):
                 n += len(y)
     finally:
         model.train(was_training)
+    if world is not None and world.size > 1:
+        n, top1, top5, loss = world.sum([n, top1, top5, loss])
     return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "loss": loss / max(n, 1)}
 
 
@@ -59,6 +63,9 @@ def main(argv=None):
                                                      "checkpoint was trained on)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--input", default=None, choices=("cache", "stream"),
+                        help="decode the images through the preprocessing cache or as they are read (default: as "
+                             "the run was trained)")
     args = parser.parse_args(argv)
     from .checkpoint import load_model_from_checkpoint
     from .data import DataError, Loader, load_datasets
@@ -66,7 +73,9 @@ def main(argv=None):
     try:
         model, record = load_model_from_checkpoint(args.checkpoint)
         data = args.data if args.data is not None else record["args"]["data"]
-        _, val = load_datasets(data, record["model"]["image_size"], args.cache_dir)
+        size = record["model"]["image_size"]
+        source = args.input or record["args"].get("input", "cache")
+        _, val = load_datasets(data, size, args.cache_dir, input=source if source != "auto" else "cache")
         check_classes(record, val.classes, data)
         result = evaluate(model, Loader(val, args.batch_size, shuffle=False), progress=True)
     except (DataError, ValueError, FileNotFoundError) as error:

@@ -19,7 +19,7 @@ RUN_FILES = ("checkpoint.npz", "metrics.jsonl")
 RUN_DEFINING = ("arch", "image_size", "width", "binarizer", "binarizer_k", "lab_blocks", "lab_bits", "batch_size",
                 "lr", "optimizer", "schedule", "weight_decay", "warmup_epochs", "augment", "seed", "synthetic_size")
 # options a later session may change: where the data is, how often to save, how to use the machine, how long
-CHANGEABLE = ("data", "cache_dir", "epochs", "checkpoint_every", "threads", "workers")
+CHANGEABLE = ("data", "cache_dir", "epochs", "checkpoint_every", "threads", "workers", "input")
 
 
 class RunDirError(Exception):

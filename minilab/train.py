@@ -1,8 +1,8 @@
-"""`python -m minilab.train`: train a BNN from scratch, with resumable, crash-safe checkpoints.
+"""`python -m minilab.train`: train a BNN from scratch, with resumable, crash-safe checkpoints — in one process,
+or data-parallel over MPI (`mpiexec -n N python -m minilab.train ...`, see minilab.distributed).
 
-The three places a data-parallel version will touch are kept apart: `train_step` (the gradient step — an
-all-reduce goes between backward and step), `Loader` (the data order — a sharded sampler), and `save_checkpoint`
-(written by one process)."""
+Data parallelism touches three places, kept apart: `train_step` (the gradients are averaged between backward and
+step), the loaders (each rank prepares its slice of every global batch), and `save` (rank 0 alone writes)."""
 import argparse
 import json
 import math
@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-
+import traceback
 
 from . import ops as F
 from .models import MODELS, create_model, default_binarizer
@@ -19,6 +19,7 @@ from .data.loader import WorkerDied
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
 from .run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
 
+STREAM_FROM_SIZE = 160   # --input auto: a cache of S×S×3 bytes per image grows with S², decoding barely does
 PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_small": 120, "quicknet_large": 120,
                 "reactnet_a": 75, "xnornet": 60}
 
@@ -31,15 +32,17 @@ def build_parser():
                     "Adam, lr 2.5e-3, linear decay to 1e-6 over the run's real number of steps.",
         epilog="Examples:\n  python -m minilab.train --arch labbnn --data synthetic --epochs 2 --image-size 32\n"
                "  python -m minilab.train --arch labbnn --data imagenette --image-size 64 --width 0.5 --epochs 30\n"
-               "  python -m minilab.train --resume --out runs/labbnn     # continue an interrupted run",
+               "  python -m minilab.train --resume --out runs/labbnn     # continue an interrupted run\n"
+               "  mpiexec -n 4 python -m minilab.train --data imagenette --threads 1   # 4 ranks, data-parallel",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="labbnn", choices=sorted(MODELS), help="architecture (default labbnn)")
     p.add_argument("--data", default=None, help="synthetic | imagenette | imagenette2-160/-320 | PATH to "
-                   "root/{train,val}/<class>/*. Default: Imagenette from the cache directory if present")
+                   "root/{train,val}/<class>/* (with --input stream also ImageNet's flat val/ plus "
+                   "LOC_val_solution.csv or val_labels.txt). Default: Imagenette from the cache directory if present")
     p.add_argument("--image-size", type=int, default=64,
                    help="training resolution in px, 16-512 (default 64), checked against what the architecture "
-                        "runs (an error names the nearest sizes that work). Real images are resized to it once, "
-                        "when the preprocessing cache is built")
+                        "runs (an error names the nearest sizes that work). Real images are resized to it once "
+                        "into the preprocessing cache (--input cache), or whenever they are decoded (--input stream)")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier for every layer (default 1.0)")
     p.add_argument("--epochs", type=int, default=None, help="default: the paper's (labbnn 100, birealnet18 150…)")
     p.add_argument("--batch-size", type=int, default=64, help="default 64 (the paper: 256 on ImageNet, 32 on "
@@ -64,32 +67,57 @@ def build_parser():
                         "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the BLAS "
                         "library's own default, compiled kernels single-threaded)")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
+    p.add_argument("--input", default="auto", choices=("auto", "cache", "stream"),
+                   help="cache: decode every image once into a uint8 cache of S×S images (small images); stream: "
+                        "decode JPEGs as batches are prepared, random-resized crop at decode time (ImageNet: no "
+                        f"193 GB cache). auto (default): stream from {STREAM_FROM_SIZE} px up")
     p.add_argument("--out", default="runs/latest", help="run directory: checkpoint.npz, metrics.jsonl. A folder "
                    "that already holds a run is only used with --resume")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint. The "
                    "options that define the run (--arch, --width, --image-size, --lr, …) come from the checkpoint "
                    "and may be repeated but not changed; --data (the same classes and images, moved), --cache-dir, "
-                   "--epochs, --checkpoint-every, --threads and --workers may change")
+                   "--epochs, --checkpoint-every, --threads, --workers and --input may change, and so may the "
+                   "number of MPI ranks")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     p.add_argument("--cache-dir", default=None, help="where Imagenette and the preprocessing cache live "
                    "(default $MINILAB_CACHE or ~/.cache/minilab)")
     p.add_argument("--synthetic-size", type=int, nargs=2, default=(2000, 500), metavar=("TRAIN", "VAL"))
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    g = p.add_argument_group("data-parallel training (under mpiexec / srun; --batch-size is the global batch)")
+    g.add_argument("--mpi", default="auto", choices=("auto", "on", "off"),
+                   help="auto (default): use MPI when an MPI launcher started several ranks; on: always; off: never")
+    g.add_argument("--sync-bn", action="store_true",
+                   help="BatchNorm statistics over the whole global batch (default: per rank, over B/N images)")
+    g.add_argument("--check-replicas", action="store_true",
+                   help="at every checkpoint, verify that all ranks hold bit-identical weights and optimizer state")
     return p
 
 
-def train_step(model, optimizer, x, y):
-    """One gradient step; returns (loss, number of correct top-1 predictions)."""
+def train_step(model, optimizer, x, y, world=None):
+    """One gradient step; returns (loss, number of correct top-1 predictions), over the global batch when `world`
+    has several ranks: the loss is then the global mean, and the gradients are averaged (each rank's weighed by
+    its share of the batch) while the backward runs, so every rank takes the same step."""
     logits = model(x)
     loss = F.cross_entropy(logits, y)
-    value = loss.item()
+    hits = int((logits.data.argmax(axis=1) == y).sum())
+    if world is None or world.size == 1:
+        value = loss.item()
+        count = len(y)
+    else:
+        loss_sum, hits, count = world.sum([loss.item() * len(y), hits, len(y)])
+        value, hits = loss_sum / count, int(hits)
     if not math.isfinite(value):
         raise FloatingPointError(f"the loss became {value}")
     optimizer.zero_grad()
-    loss.backward()
+    if world is None or world.size == 1:
+        loss.backward()
+    else:
+        buckets = world.gradient_buckets(optimizer.params, len(y) / count)
+        loss.backward(on_leaf=buckets.on_leaf)
+        buckets.finish(optimizer.params)
     optimizer.step()
-    return value, int((logits.data.argmax(axis=1) == y).sum())
+    return value, hits
 
 
 class Interrupted(Exception):
@@ -132,9 +160,10 @@ class Session:
     """Everything a run holds between steps: its options, model, optimizer, loaders, learning-rate schedule,
     where it stands (epoch, batch within the epoch, global step) and the metrics rows written so far."""
 
-    def __init__(self, args, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
+    def __init__(self, args, world, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
                  schedule):
-        self.args, self.model, self.model_config, self.optimizer = args, model, model_config, optimizer
+        self.args, self.world, self.model, self.model_config, self.optimizer = args, world, model, model_config, \
+            optimizer
         self.train_set, self.val_set, self.train_loader, self.val_loader = train_set, val_set, train_loader, val_loader
         self.schedule = schedule
         self.epoch = self.batch = self.step = 0
@@ -148,6 +177,11 @@ class Session:
 
     def max_steps_reached(self):
         return self.args.max_steps is not None and self.step >= self.args.max_steps
+
+    def say(self, message):
+        """Print on rank 0 only."""
+        if self.world.is_root:
+            print(message, flush=True)
 
 
 def check_options(args):
@@ -192,7 +226,7 @@ def is_folder_spec(data):
 def restore_options(args):
     """With --resume: read the run's checkpoint, put the options that define the run back into `args` (a given
     one must match), keep the changeable ones given on the command line and say which changed.
-    Returns (model state, optimizer state, record), or None for a fresh run."""
+    Returns (model state, optimizer state, record), or None for a fresh run.  Rank 0 alone calls it."""
     from .checkpoint import check_resumable, read_checkpoint
 
     if not args.resume:
@@ -202,6 +236,7 @@ def restore_options(args):
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
     model_state, optim_state, record = read_checkpoint(ckpt_path)
     check_resumable(ckpt_path, record)
+    # the data position is global: a run may resume on another number of ranks
     changes = apply_resume_options(args, record["args"], given_options(args))
     if changes:
         print(f"resuming with {', '.join(changes)}")
@@ -217,46 +252,34 @@ def given_options(args):
     return {k for k, v in vars(args).items() if k in defaults and v != defaults[k]}
 
 
-def set_up(args):
-    """Set-up and resume: threads, data, model, optimizer, loaders and schedule; with --resume, the saved weights,
-    optimizer state and position, and the metrics of the epochs already finished."""
-    from .data import Loader, load_datasets
-    from .memory import keep_freed_memory
-    from .nn import init
+def resume_everywhere(args, world):
+    """Rank 0 reads the checkpoint (only rank 0 needs to see --out) and sends the restored options to every rank;
+    returns what `restore_options` returned on rank 0 (None elsewhere: the weights follow by broadcast)."""
+    resumed = restore_options(args) if world.is_root else None
+    if world.size > 1:
+        restored = world.broadcast(vars(args) if world.is_root else None)
+        vars(args).update(restored)
+    return resumed
 
-    run_lock = open_run_dir(args.out, args.resume)
-    if is_folder_spec(args.data):   # a relative path would break a resume from another directory
-        args.data = os.path.abspath(args.data)
-    if args.cache_dir is not None:
-        args.cache_dir = os.path.abspath(args.cache_dir)
-    resumed = restore_options(args)
-    from .models.image_sizes import check_image_size
-    check_image_size(args.arch, args.image_size)
-    if args.threads:
-        from .threads import set_threads
-        set_threads(args.threads)
-    keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
-    args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
-    args.binarizer = args.binarizer or default_binarizer(args.arch)
 
-    train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
-                                       args.seed, not args.no_progress)
-    if resumed is not None:
-        check_same_data(resumed[2], train_set, val_set, args.data)
-    model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
-                    "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
-                    "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}
-    init.seed(args.seed)
-    model = create_model(**model_config)
-    optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    # min_batch=2: a last batch of one image cannot be batch-normalised, so an epoch leaves it out
+def make_loaders(args, world, train_set, val_set):
+    """Training loader (rank r prepares its slice of each global batch) and validation loader (whole batches of
+    100, split across ranks)."""
+    from .data import Loader
+
+    if args.batch_size % world.size:
+        raise ValueError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the "
+                         f"{world.size} ranks (each takes batch-size / ranks images)")
+    # min_batch=2: a last batch of one image (per rank) cannot be batch-normalised, so an epoch leaves it out
     train_loader = Loader(train_set, args.batch_size, shuffle=True, augmentation=args.augment, seed=args.seed,
-                          workers=args.workers, min_batch=2)
-    val_loader = Loader(val_set, 100, shuffle=False)
-    steps = len(train_loader)
-    schedule = make_schedule(args.schedule, args.lr, steps * args.epochs, int(args.warmup_epochs * steps))
-    session = Session(args, model, model_config, optimizer, train_set, val_set, train_loader, val_loader, schedule)
-    session.run_lock, session.saved_step = run_lock, None
+                          workers=args.workers, min_batch=2, rank=world.rank, ranks=world.size)
+    val_loader = Loader(val_set, 100, shuffle=False, rank=world.rank, ranks=world.size, split_batches=False)
+    return train_loader, val_loader
+
+
+def share_initial_state(session, resumed):
+    """Load a resumed run's state on rank 0, then send rank 0's weights, buffers and optimizer state to all."""
+    model, optimizer, world = session.model, session.optimizer, session.world
     if resumed is not None:
         model_state, optim_state, record = resumed
         try:
@@ -267,33 +290,114 @@ def set_up(args):
                              f"model ({str(error).strip(chr(39))}); the file is damaged or from another run") \
                 from None
         session.epoch, session.batch, session.step = record["epoch"], record["batch"], record["step"]
+    if world.size > 1:
+        world.broadcast_arrays([p.data for p in model.parameters()] + [b for _, b in model.named_buffers()])
+        state = world.broadcast(optimizer.state_dict())
+        if not world.is_root:
+            optimizer.load_state_dict(state)
+        session.epoch, session.batch, session.step = world.broadcast((session.epoch, session.batch, session.step))
+    if resumed is not None:
+        args = session.args
         session.saved_step = session.step
-        print(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step}); "
-              f"data {args.data}, epochs {args.epochs}, checkpoint every "
-              f"{args.checkpoint_every or 'epoch'}{' steps' if args.checkpoint_every else ''}, threads "
-              f"{args.threads or 'default'}, workers {args.workers}")
-    session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
-    _write_metrics(session.metrics_path, session.metrics)
+        session.say(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step})"
+                    f"{f' on {world.size} ranks' if world.size > 1 else ''}; data {args.data}, epochs {args.epochs}, "
+                    f"checkpoint every {args.checkpoint_every or 'epoch'}{' steps' if args.checkpoint_every else ''}, "
+                    f"threads {args.threads or 'default'}, workers {args.workers}")
+
+
+def set_up(args, world):
+    """Set-up and resume: threads, data, model, optimizer, loaders and schedule; with --resume, the saved weights,
+    optimizer state and position, and the metrics of the epochs already finished."""
+    from .data import load_datasets
+    from .memory import keep_freed_memory
+    from .nn import init
+
+    run_lock = open_run_dir(args.out, args.resume) if world.is_root else None   # rank 0 alone writes --out
+    if is_folder_spec(args.data):   # a relative path would break a resume from another directory
+        args.data = os.path.abspath(args.data)
+    if args.cache_dir is not None:
+        args.cache_dir = os.path.abspath(args.cache_dir)
+    resumed = resume_everywhere(args, world)
+    from .models.image_sizes import check_image_size
+    check_image_size(args.arch, args.image_size)
+    if args.threads:
+        from .threads import set_threads
+        set_threads(args.threads)
+    keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
+    args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
+    args.binarizer = args.binarizer or default_binarizer(args.arch)
+
+    if args.input == "auto":
+        args.input = "stream" if args.image_size >= STREAM_FROM_SIZE else "cache"
+    if not world.is_root:
+        world.barrier()   # rank 0 builds (or downloads) the data first; the others then find it complete
+    train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
+                                       args.seed, world.is_root and not args.no_progress, args.input)
+    if world.is_root:
+        world.barrier()
+    if resumed is not None:
+        check_same_data(resumed[2], train_set, val_set, args.data)
+    model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
+                    "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
+                    "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}
+    init.seed(args.seed)
+    model = create_model(**model_config)
+    if args.sync_bn and world.size > 1:
+        from .nn.sync import convert_sync_batchnorm
+        convert_sync_batchnorm(model, world)
+    optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    train_loader, val_loader = make_loaders(args, world, train_set, val_set)
+    steps = len(train_loader)
+    schedule = make_schedule(args.schedule, args.lr, steps * args.epochs, int(args.warmup_epochs * steps))
+    session = Session(args, world, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
+                      schedule)
+    session.run_lock, session.saved_step = run_lock, None
+    share_initial_state(session, resumed)
+    if world.is_root:
+        session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
+        _write_metrics(session.metrics_path, session.metrics)
     return session
 
 
 def save(session):
-    """Checkpointing: the weights, the optimizer state and the run's position, written atomically."""
+    """Checkpointing: the weights, the optimizer state and the run's position, written atomically by rank 0.
+    Every rank calls it at the same step: per-rank BatchNorm running statistics are first averaged over the ranks
+    (so that evaluation and the checkpoint describe the whole data), and --check-replicas compares the ranks."""
+    from .checkpoint import save_checkpoint
+    from .distributed import check_replicas
+
+    args, world = session.args, session.world
+    if world.size > 1:
+        if not args.sync_bn:
+            world.average_arrays([b for _, b in session.model.named_buffers()])
+        if args.check_replicas:
+            check_replicas(world, session.model, session.optimizer, f"at step {session.step}")
+    if world.is_root:
+        write_checkpoint(session)
+    session.saved_step = session.step
+
+
+def write_checkpoint(session):
+    """Rank 0's part of `save`: the checkpoint file, with a clear error when it cannot be written."""
     from .checkpoint import save_checkpoint
 
-    args = session.args
     data = {"classes": list(session.train_set.classes), "train_images": len(session.train_set),
             "val_images": len(session.val_set)}
     try:
         save_checkpoint(session.ckpt_path, session.model, session.optimizer, {
             "epoch": session.epoch, "batch": session.batch, "step": session.step, "model": session.model_config,
             "data": data,
-            "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "given"}})
+            "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(session.args).items()
+                     if k != "given"}})
     except OSError as error:
         kept = f"the checkpoint of step {session.saved_step} was kept" if session.saved_step is not None \
             else "no checkpoint of this run exists yet"
         raise RunDirError(f"could not write {session.ckpt_path}: {error.strerror or error}; {kept}") from None
-    session.saved_step = session.step
+
+
+def global_batch_size(session):
+    """Images in the global batch at the session's position (the last one of an epoch may be smaller)."""
+    return min(session.args.batch_size, len(session.train_set) - session.batch * session.args.batch_size)
 
 
 def train_epoch(session, stop):
@@ -308,29 +412,33 @@ def train_epoch(session, stop):
     session.model.train()
     t0 = time.time()
     bar = tqdm(total=session.steps_per_epoch, initial=session.batch, desc=f"epoch {session.epoch + 1}/{args.epochs}",
-               disable=args.no_progress, dynamic_ncols=True)
+               disable=args.no_progress or not session.world.is_root, dynamic_ncols=True)
     try:
-        for x, y in session.train_loader.batches(session.epoch, session.batch, stop=lambda: stop["signal"] is not None):
+        # one process: a signal may end a wait on the loader; under MPI every rank must stop at the same step,
+        # which the per-step vote below decides
+        waiting_stops = None if session.world.size > 1 else (lambda: stop["signal"] is not None)
+        for x, y in session.train_loader.batches(session.epoch, session.batch, stop=waiting_stops):
             optimizer.lr = session.schedule(session.step)
             try:
-                loss, hits = train_step(session.model, optimizer, x, y)
+                loss, hits = train_step(session.model, optimizer, x, y, session.world)
             except FloatingPointError as error:
                 kept = f"The last good checkpoint ({session.ckpt_path}, step {session.saved_step}) was kept" \
                     if session.saved_step is not None else "No checkpoint had been saved yet"
                 raise FloatingPointError(f"{error} at epoch {session.epoch + 1}, step {session.step}; stopping. "
                                          f"{kept} — try a lower --lr") from None
+            images = len(y) if session.world.size == 1 else global_batch_size(session)
             session.batch, session.step = session.batch + 1, session.step + 1
-            seen, correct, loss_sum = seen + len(y), correct + hits, loss_sum + loss * len(y)
+            seen, correct, loss_sum = seen + images, correct + hits, loss_sum + loss * images
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             img_s=f"{seen / (time.time() - t0):.0f}")
             bar.update(1)
             if args.checkpoint_every and session.step % args.checkpoint_every == 0:
                 save(session)
-            if stop["signal"] is not None:
+            if session.world.any(stop["signal"] is not None):   # every rank stops after the same step
                 raise Interrupted()
             if session.max_steps_reached():
                 break
-        if stop["signal"] is not None:   # the loader ended the epoch early because a signal arrived
+        if session.world.any(stop["signal"] is not None):   # a signal arrived during the last step or a wait
             raise Interrupted()
     finally:
         bar.close()
@@ -342,7 +450,10 @@ def finish_epoch(session, stats):
     start of the next epoch, one log line."""
     from .evaluate import evaluate
 
-    result = evaluate(session.model, session.val_loader, not session.args.no_progress)
+    if session.world.size > 1 and not session.args.sync_bn:
+        session.world.average_arrays([b for _, b in session.model.named_buffers()])
+    result = evaluate(session.model, session.val_loader, session.world.is_root and not session.args.no_progress,
+                      session.world)
     session.epoch, session.batch = session.epoch + 1, 0
     seen = max(stats["seen"], 1)
     row = {"epoch": session.epoch, "step": session.step, "lr": session.optimizer.lr,
@@ -350,16 +461,20 @@ def finish_epoch(session, stats):
            "val_top5": result["top5"], "val_loss": result["loss"],
            "images_per_s": stats["seen"] / max(stats["seconds"], 1e-9), "epoch_seconds": time.time() - stats["started"]}
     session.metrics.append(row)
-    _write_metrics(session.metrics_path, session.metrics)
+    if session.world.is_root:
+        _write_metrics(session.metrics_path, session.metrics)
     save(session)
-    print(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
+    session.say(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
           f"{100 * row['train_acc']:.1f}% val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
-          f"({row['images_per_s']:.0f} img/s)", flush=True)
+          f"({row['images_per_s']:.0f} img/s)")
 
 
-def run(args):
+def run(args, world=None):
     """Train until --epochs (or --max-steps); SIGINT/SIGTERM save a checkpoint and return 130."""
-    session = set_up(args)
+    from .distributed import SingleProcess
+
+    world = world or SingleProcess()
+    session = set_up(args, world)
     stop = {"signal": None}
 
     def on_signal(signum, frame):
@@ -367,26 +482,30 @@ def run(args):
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     start_time = time.time()
-    print(f"training {args.arch} ({args.binarizer}, lab_blocks {args.lab_blocks}, width {args.width}) on "
-          f"{session.train_set.name}: {len(session.train_set)} train / {len(session.val_set)} val images at "
-          f"{args.image_size}px, {session.model.num_parameters():,} parameters, {args.epochs} epochs × "
-          f"{session.steps_per_epoch} steps")
+    ranks = f" on {world.size} ranks ({args.batch_size // world.size} images each per step" \
+            f"{', synchronised BatchNorm' if args.sync_bn else ''})" if world.size > 1 else ""
+    session.say(f"training {args.arch} ({args.binarizer}, lab_blocks {args.lab_blocks}, width {args.width}) on "
+                f"{session.train_set.name}: {len(session.train_set)} train / {len(session.val_set)} val images at "
+                f"{args.image_size}px, {session.model.num_parameters():,} parameters, {args.epochs} epochs × "
+                f"{session.steps_per_epoch} steps{ranks}")
     try:
         while session.epoch < args.epochs:
-            if stop["signal"] is not None:
+            if session.world.any(stop["signal"] is not None):
                 raise Interrupted()
             stats = train_epoch(session, stop)
             if session.max_steps_reached() and session.batch < session.steps_per_epoch:
                 save(session)
-                print(f"stopped after --max-steps {args.max_steps}")
+                session.say(f"stopped after --max-steps {args.max_steps}")
                 break
             finish_epoch(session, stats)
     except Interrupted:
         save(session)
-        print(f"\ninterrupted: saved {session.ckpt_path} at epoch {session.epoch + 1}, batch {session.batch}; "
-              f"continue with `python -m minilab.train --resume --out {args.out}`")
+        session.say(f"\ninterrupted: saved {session.ckpt_path} at epoch {session.epoch + 1}, batch {session.batch}; "
+                    f"continue with `python -m minilab.train --resume --out {args.out}`")
         return 130
     except WorkerDied as error:
+        if world.size > 1:   # the other ranks are not saving: the job ends (Abort), the last checkpoint stays
+            raise
         save(session)
         raise WorkerDied(f"{error}. Progress was saved in {session.ckpt_path} (epoch {session.epoch + 1}, batch "
                          f"{session.batch}); continue with `python -m minilab.train --resume --out {args.out}`") \
@@ -397,35 +516,49 @@ def run(args):
             signal.signal(s, h)
     if session.metrics:
         last = session.metrics[-1]
-        print(f"done: {args.arch} {args.binarizer} val top-1 {100 * last['val_top1']:.2f}% top-5 "
-              f"{100 * last['val_top5']:.2f}% after {session.epoch} epochs, {time.time() - start_time:.0f} s this "
-              f"session; checkpoint {session.ckpt_path}")
+        session.say(f"done: {args.arch} {args.binarizer} val top-1 {100 * last['val_top1']:.2f}% top-5 "
+                    f"{100 * last['val_top5']:.2f}% after {session.epoch} epochs, {time.time() - start_time:.0f} s "
+                    f"this session; checkpoint {session.ckpt_path}")
     return 0
 
 
 def main(argv=None):
+    """Exit codes: 0 done, 2 bad option or data, 3 the loss diverged or a loader worker died, 130 interrupted
+    (saved).  Under MPI an error on any rank ends every rank (after the failing rank's message), so none is left
+    waiting in a collective."""
     parser = build_parser()
     args = parser.parse_args(argv)
     args.given = sorted(options_on_command_line(argv))
     from .data import DataError
+    from .distributed import connect
 
     try:
         check_options(args)
     except ValueError as error:
         parser.error(str(error))
     try:
-        return run(args)
-    except (DataError, ValueError, FileNotFoundError, FloatingPointError, RunDirError, WorkerDied) as error:
+        world = connect(args.mpi)
+    except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2 if not isinstance(error, (FloatingPointError, WorkerDied)) else 3
+        return 2
+    try:
+        return run(args, world)
+    except FloatingPointError as error:   # the loss is the global one: every rank stops here together
+        if world.is_root:
+            print(f"error: {error}", file=sys.stderr)
+        return 3
+    except (DataError, ValueError, FileNotFoundError, RunDirError, WorkerDied) as error:
+        return world.fail(f"error: {error}", 2 if not isinstance(error, WorkerDied) else 3)
     except KeyboardInterrupt:
-        print("\ninterrupted before training started; nothing to save", file=sys.stderr)
-        return 130
+        return world.fail("\ninterrupted before training started; nothing to save", 130)
     except OSError as error:   # the environment: a full disk, a read-only or vanished folder
         where = f" ({error.filename})" if error.filename else ""
-        print(f"error: {error.strerror or error}{where}; checkpoints already in {args.out} were kept",
-              file=sys.stderr)
-        return 2
+        return world.fail(f"error: {error.strerror or error}{where}; checkpoints already in {args.out} were kept",
+                          2)
+    except BaseException as error:
+        if world.size == 1:
+            raise
+        world.fail("".join(traceback.format_exception(error)).rstrip(), 1)
 
 
 def options_on_command_line(argv):

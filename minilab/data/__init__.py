@@ -13,9 +13,11 @@ HOW_TO_GET_DATA = ("no Imagenette found in {cache}. Download it with `--data ima
                    "with `--data synthetic`.")
 
 
-def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), seed=0, progress=True):
-    """(train, val) ArrayDatasets for `spec`: 'synthetic', 'imagenette[-160|-320]', None (local Imagenette) or a
-    folder path.  Real images go through the preprocessing cache at `image_size`."""
+def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), seed=0, progress=True,
+                  input="cache"):
+    """(train, val) datasets for `spec`: 'synthetic', 'imagenette[-160|-320]', None (local Imagenette) or a
+    folder path.  Real images go through the preprocessing cache at `image_size` (input 'cache'), or are decoded
+    as batches are prepared (input 'stream', ImageNet layouts: minilab.data.stream)."""
     cache_dir = cache_dir or default_cache_dir()
     if spec == "synthetic":
         n_train, n_val = synthetic_size
@@ -33,6 +35,9 @@ def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), 
     else:
         root = spec
     name = os.path.basename(os.path.normpath(root)) or "data"
+    if input == "stream":
+        from .stream import open_stream_datasets
+        return open_stream_datasets(root, image_size, name)
     _, _, classes = scan_image_folder(root, "train")   # both splits checked before the long cache build
     if len(classes) < 2:
         raise DataError(f"{root} has a single class ({classes[0]!r}); classification needs at least two class "

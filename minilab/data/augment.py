@@ -16,19 +16,26 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
 AUGMENTATIONS = ("rrc", "padcrop", "none")
 
 
-def random_resized_crop(img, rng, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)):
-    from PIL import Image
-
-    h, w = img.shape[:2]
+def random_crop_box(w, h, rng, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)):
+    """The (left, top, right, bottom) box of a random-resized crop of a w×h image, or None (use it whole)."""
     for _ in range(10):
         area = h * w * rng.uniform(*scale)
         aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
         cw, ch = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
         if 0 < cw <= w and 0 < ch <= h:
             x0, y0 = rng.integers(0, w - cw + 1), rng.integers(0, h - ch + 1)
-            box = (int(x0), int(y0), int(x0 + cw), int(y0 + ch))
-            return np.asarray(Image.fromarray(np.asarray(img)).resize((w, h), Image.BILINEAR, box=box))
-    return np.asarray(img)
+            return int(x0), int(y0), int(x0 + cw), int(y0 + ch)
+    return None
+
+
+def random_resized_crop(img, rng, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)):
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    box = random_crop_box(w, h, rng, scale, ratio)
+    if box is None:
+        return np.asarray(img)
+    return np.asarray(Image.fromarray(np.asarray(img)).resize((w, h), Image.BILINEAR, box=box))
 
 
 def pad_crop(img, rng, pad=4):

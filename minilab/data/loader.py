@@ -1,8 +1,11 @@
 """Datasets held as uint8 arrays (a memory-mapped cache or generated images) and a batch loader whose batches are
-prepared in background worker processes.
+prepared in background worker processes (it takes any dataset with `labels` and `example(i, rng, mode)`, such as
+the streaming one in minilab.data.stream).
 
-Order and augmentation depend only on (seed, epoch, batch index), so an interrupted run that resumes at batch b
-of epoch e sees exactly the batches it would have seen — the loader's whole state is (epoch, batch).
+Order and augmentation depend only on (seed, epoch, batch index, image's place in the batch), so an interrupted run
+that resumes at batch b of epoch e sees exactly the batches it would have seen — the loader's whole state is
+(epoch, batch) — and N data-parallel ranks, each taking its slice of every global batch, together see exactly the
+batches of one process.
 
 No wait is unbounded: a worker that dies (killed, out of memory) breaks the pool and `batches` raises WorkerDied at
 once; a worker that stops answering for `timeout` seconds is reported the same way; while it waits, `batches`
@@ -37,6 +40,10 @@ class ArrayDataset:
     def image_size(self):
         return self.images.shape[1]
 
+    def example(self, i, rng, mode):
+        """Image i as (S, S, 3) uint8, augmented by `mode` with `rng`."""
+        return augment(self.images[i], rng, mode)
+
 
 def epoch_order(n, seed, epoch, shuffle):
     if not shuffle:
@@ -44,10 +51,37 @@ def epoch_order(n, seed, epoch, shuffle):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def make_batch(dataset, indices, mode, seed, epoch, batch_index):
-    rng = np.random.default_rng([seed, epoch, batch_index, 1])
-    imgs = np.stack([augment(dataset.images[i], rng, mode) for i in indices])
+def image_rng(seed, epoch, batch_index, place):
+    """The random stream that augments the image at `place` in global batch `batch_index` of `epoch`."""
+    return np.random.default_rng([seed, epoch, batch_index, place, 1])
+
+
+def make_batch(dataset, indices, mode, seed, epoch, batch_index, first=0):
+    """Images `indices` (places first, first+1, … of global batch `batch_index`), augmented and normalised."""
+    imgs = np.stack([dataset.example(i, image_rng(seed, epoch, batch_index, first + k), mode)
+                     for k, i in enumerate(indices)])
     return normalize(imgs), dataset.labels[indices]
+
+
+def shard_batches(order, batch_size, rank, ranks, split, min_batch=1):
+    """[(batch index, image indices, place of the first image)] that rank `rank` of `ranks` prepares.
+    split=True (training): every global batch of `order` is cut into `ranks` near-equal slices; split=False
+    (evaluation): whole batches, rank r taking batches r, r + ranks, ….  A last batch with fewer than `min_batch`
+    images per rank (split) or in all (whole batches) is left out, so that no rank gets too few images."""
+    n_batches = -(-len(order) // batch_size)
+    jobs = []
+    for b in range(n_batches):
+        indices = order[b * batch_size:(b + 1) * batch_size]
+        if len(indices) < min_batch * (ranks if split else 1):
+            continue
+        if ranks == 1:
+            jobs.append((b, indices, 0))
+        elif split:
+            bounds = np.linspace(0, len(indices), ranks + 1).round().astype(int)
+            jobs.append((b, indices[bounds[rank]:bounds[rank + 1]], int(bounds[rank])))
+        elif b % ranks == rank:
+            jobs.append((b, indices, 0))
+    return jobs
 
 
 class WorkerDied(RuntimeError):
@@ -70,30 +104,35 @@ def _worker_batch(args):
 class Loader:
     """Iterate over (x float32 NCHW, y int64) batches of one epoch, starting at `start_batch`.
 
-    `min_batch`: a final batch smaller than this is left out of the epoch (training uses 2, since batch norm
-    cannot normalise a batch of one image); `timeout`: seconds a worker may take for one batch."""
+    With `ranks` > 1 (data-parallel training) this loader prepares only rank `rank`'s part: its slice of every
+    global batch of `batch_size` images (`split_batches`, training), or every `ranks`-th whole batch
+    (evaluation).  len() is the number of batches this rank yields.
+    `min_batch`: a final batch smaller than this (per rank) is left out of the epoch (training uses 2, since batch
+    norm cannot normalise a batch of one image); `timeout`: seconds a worker may take for one batch."""
 
     def __init__(self, dataset, batch_size, shuffle=True, augmentation="none", seed=0, workers=0, prefetch=4,
-                 drop_last=False, min_batch=1, timeout=600.0):
+                 drop_last=False, min_batch=1, timeout=600.0, rank=0, ranks=1, split_batches=True):
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.augmentation, self.seed, self.workers, self.prefetch = augmentation, seed, workers, prefetch
         self.drop_last, self.min_batch, self.timeout = drop_last, max(1, min_batch), timeout
+        self.rank, self.ranks, self.split_batches = rank, ranks, split_batches
         self._pool = None
 
-    def __len__(self):
-        n = len(self.dataset)
+    def _jobs(self, epoch, shuffle=None):
+        order = epoch_order(len(self.dataset), self.seed, epoch, self.shuffle if shuffle is None else shuffle)
         if self.drop_last:
-            return n // self.batch_size
-        full, rest = divmod(n, self.batch_size)
-        return full + (1 if rest >= self.min_batch else 0)
+            order = order[:len(order) // self.batch_size * self.batch_size]
+        return shard_batches(order, self.batch_size, self.rank, self.ranks, self.split_batches, self.min_batch)
+
+    def __len__(self):
+        return len(self._jobs(0, shuffle=False))   # the count does not depend on the order
 
     def batches(self, epoch, start_batch=0, stop=None):
-        """The batches of `epoch` from `start_batch` on; ends early (without an error) when `stop()` is true."""
-        order = epoch_order(len(self.dataset), self.seed, epoch, self.shuffle)
-        jobs = [(order[b * self.batch_size:(b + 1) * self.batch_size], self.augmentation, self.seed, epoch, b)
-                for b in range(start_batch, len(self))]
+        """The batches of global batch `start_batch` on; ends early (without an error) when `stop()` is true."""
+        jobs = [(indices, self.augmentation, self.seed, epoch, b, first)
+                for b, indices, first in self._jobs(epoch) if b >= start_batch]
         if self.workers <= 0:
             for job in jobs:
                 yield make_batch(self.dataset, *job)

@@ -1,0 +1,247 @@
+"""`python -m minilab.bench scaling` and `python -m minilab.bench decode`: what data-parallel training costs.
+
+scaling  Run under `mpiexec -n N` it times this world's training steps at a fixed global batch: compute (forward +
+         backward, including the gradient copies into the buckets), the wait for the gradient sums that the
+         backward did not hide, the optimizer step, and a blocking Allreduce of the same bytes on its own; hidden
+         fraction = 1 − wait / blocking allreduce.  Run as a plain process it measures 1 process × T threads, then
+         starts `mpiexec -n 2` × 1 thread itself, so both configurations are timed in one sitting, and prints
+         their ratio.  Then a *projection* to N nodes from a stated model:
+             ring allreduce of S bytes ≈ 2(N−1)/N · S / bandwidth + 2(N−1) · latency,
+             step(N) = compute + (1 − hidden) · allreduce(N),   images/s = N · (images per node) / step(N).
+decode   images/s per loader worker for ImageNet-sized JPEGs (500×375, quality 90, written by
+         minilab.data.imagenet.write_sample_tree): the streaming loader's training and validation decodes."""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+LATENCY_S = 20e-6   # per ring hop on a cluster network (Ethernet with a kernel TCP stack: tens of µs)
+
+
+def step_timings(world, arch, image_size, batch_size, width, steps, warmup=2):
+    """Median per-step timings (seconds) of `steps` training steps on this rank's share of the global batch."""
+    import minilab as ml
+    from minilab import F
+    from minilab.models import create_model
+    from minilab.nn import init
+    from minilab.optim import Adam
+
+    init.seed(0)
+    model = create_model(arch, num_classes=1000, image_size=image_size, width=width)
+    opt = Adam(model.parameters())
+    local = batch_size // world.size
+    rng = np.random.default_rng(world.rank)
+    x = ml.tensor(rng.standard_normal((local, 3, image_size, image_size)).astype(np.float32))
+    y = rng.integers(0, 1000, local)
+    rows = []
+    for i in range(warmup + steps):
+        world.barrier()
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        buckets = world.gradient_buckets(opt.params, 1.0 / world.size)
+        loss.backward(on_leaf=None if buckets is None else buckets.on_leaf)
+        t1 = time.perf_counter()
+        if buckets is not None:
+            buckets.finish(opt.params)
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if i >= warmup:
+            rows.append((t1 - t0, t2 - t1, t3 - t2, t3 - t0))
+    compute, wait, update, total = np.median(np.array(rows), axis=0)
+    nbytes = sum(p.data.nbytes for p in opt.params)
+    return {"compute_s": compute, "wait_s": wait, "update_s": update, "step_s": total, "local_batch": local,
+            "gradient_bytes": nbytes, "parameters": sum(p.data.size for p in opt.params)}
+
+
+def blocking_allreduce_s(world, nbytes, repeat=5):
+    """Median seconds of one in-place float32 Allreduce of `nbytes` (nothing else running)."""
+    if world.size == 1:
+        return 0.0
+    buf = np.ones(nbytes // 4, np.float32)
+    times = []
+    for _ in range(repeat + 1):
+        world.barrier()
+        t0 = time.perf_counter()
+        world.comm.Allreduce(world.MPI.IN_PLACE, buf, op=world.MPI.SUM)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def measure_world(args):
+    """This world's row: timings averaged over ranks (the slowest rank's step is the step)."""
+    from .distributed import connect
+    from .threads import set_threads
+
+    world = connect("auto")
+    set_threads(args.threads)
+    t = step_timings(world, args.arch, args.image_size, args.batch_size, args.width, args.steps)
+    t["allreduce_s"] = blocking_allreduce_s(world, t["gradient_bytes"])
+    keys = ("compute_s", "wait_s", "update_s", "step_s", "allreduce_s")
+    sums = world.sum([t[k] for k in keys])
+    row = dict(t, **{k: float(v) / world.size for k, v in zip(keys, sums)})
+    row.update(ranks=world.size, threads=args.threads, arch=args.arch, image_size=args.image_size,
+               batch_size=args.batch_size, width=args.width)
+    row["hidden"] = 0.0 if world.size == 1 or row["allreduce_s"] == 0 else \
+        max(0.0, 1.0 - row["wait_s"] / row["allreduce_s"])
+    row["images_per_s"] = args.batch_size / row["step_s"]
+    row["images_per_s_per_rank"] = row["images_per_s"] / world.size
+    return world, row
+
+
+def ring_allreduce_s(nbytes, nodes, bits_per_s, latency_s=LATENCY_S):
+    """The ring model: 2(N−1)/N · S / bandwidth + 2(N−1) · latency."""
+    if nodes == 1:
+        return 0.0
+    return 2 * (nodes - 1) / nodes * nbytes * 8 / bits_per_s + 2 * (nodes - 1) * latency_s
+
+
+def projection(compute_s, images_per_node, nbytes, hidden, nodes=(1, 2, 4, 8, 16, 64), gbits=(10, 100)):
+    """Rows of the projection table (see the module docstring): weak scaling, `images_per_node` per step."""
+    rows = []
+    for n in nodes:
+        row = {"nodes": n}
+        for g in gbits:
+            ar = ring_allreduce_s(nbytes, n, g * 1e9)
+            step = compute_s + (1 - hidden) * ar
+            row[f"{g}G"] = {"allreduce_ms": 1e3 * ar, "images_per_s": n * images_per_node / step,
+                            "efficiency": compute_s / step}
+        rows.append(row)
+    return rows
+
+
+def print_rows(rows):
+    print(f"{'ranks × threads':>15s} {'img/s':>7s} {'/rank':>6s} {'step ms':>8s} {'compute':>8s} {'wait':>6s} "
+          f"{'update':>7s} {'allreduce':>9s} {'hidden':>6s}")
+    for r in rows:
+        print(f"{r['ranks']:>9d} × {r['threads']:<3d} {r['images_per_s']:7.1f} {r['images_per_s_per_rank']:6.1f} "
+              f"{1e3 * r['step_s']:8.1f} {1e3 * r['compute_s']:8.1f} {1e3 * r['wait_s']:6.1f} "
+              f"{1e3 * r['update_s']:7.1f} {1e3 * r['allreduce_s']:9.1f} {100 * r['hidden']:5.0f}%")
+
+
+def print_projection(rows, compute_s, images_per_node, nbytes, hidden):
+    print(f"\nPROJECTION (a model, not a measurement): every node computes {images_per_node} images in "
+          f"{1e3 * compute_s:.0f} ms; ring allreduce of {nbytes / 1e6:.1f} MB at 10 and 100 Gbit/s, "
+          f"{1e6 * LATENCY_S:.0f} µs per hop, {100 * hidden:.0f}% of it hidden behind the backward")
+    print(f"{'nodes':>5s} {'10G allreduce ms':>16s} {'img/s':>8s} {'eff':>5s} {'100G allreduce ms':>17s} "
+          f"{'img/s':>8s} {'eff':>5s}")
+    for r in rows:
+        a, b = r["10G"], r["100G"]
+        print(f"{r['nodes']:5d} {a['allreduce_ms']:16.1f} {a['images_per_s']:8.1f} {a['efficiency']:5.2f} "
+              f"{b['allreduce_ms']:17.1f} {b['images_per_s']:8.1f} {b['efficiency']:5.2f}")
+
+
+def mpiexec_path():
+    return shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+
+
+def measure_ranks(args):
+    """The row of `args.ranks` ranks × 1 thread, measured by an `mpiexec` this process starts (None without one)."""
+    launcher = mpiexec_path()
+    if launcher is None:
+        return None
+    cmd = [launcher, "-n", str(args.ranks), sys.executable, "-m", "minilab.bench", "scaling", "--worker",
+           "--threads", "1", "--arch", args.arch, "--image-size", str(args.image_size), "--batch-size",
+           str(args.batch_size), "--width", str(args.width), "--steps", str(args.steps)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {args.ranks}-rank measurement failed:\n{done.stdout}{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_scaling(args):
+    """The `scaling` command (see the module docstring).  With --rounds R, the two configurations alternate R
+    times and the round with the median ratio is reported, so one busy minute does not decide the comparison."""
+    world, row = measure_world(args)
+    if world.size > 1 or args.worker:
+        if world.is_root:
+            print(json.dumps(row)) if args.json or args.worker else print_rows([row])
+        return 0
+    rounds = []
+    for r in range(args.rounds if args.ranks > 1 else 1):
+        one = row if r == 0 else measure_world(args)[1]
+        many = measure_ranks(args) if args.ranks > 1 else None
+        rounds.append((one, many))
+        if many is None:
+            break
+    if rounds[0][1] is None and args.ranks > 1:
+        print("(no mpiexec found: only the one-process row; install the mpi extra for the rest)")
+    rounds.sort(key=lambda pair: 0 if pair[1] is None else pair[1]["images_per_s"] / pair[0]["images_per_s"])
+    row, mpi = rounds[len(rounds) // 2]
+    rows = [row] + ([mpi] if mpi else [])
+    mpi = rows[-1]
+    hidden = mpi["hidden"] if mpi["ranks"] > 1 else 0.0
+    proj = projection(mpi["compute_s"] + mpi["update_s"], mpi["local_batch"], mpi["gradient_bytes"], hidden)
+    ratios = [m["images_per_s"] / o["images_per_s"] for o, m in rounds if m is not None]
+    if args.json:
+        print(json.dumps({"rows": rows, "ratios": ratios, "projection": proj}, indent=1))
+        return 0
+    print(f"{args.arch} at {args.image_size} px, width {args.width}, global batch {args.batch_size}, "
+          f"{row['parameters'] / 1e6:.1f} M parameters ({row['gradient_bytes'] / 1e6:.1f} MB of float32 gradients)")
+    print_rows(rows)
+    if ratios:
+        print(f"\n{mpi['ranks']} ranks × 1 thread / 1 process × {row['threads']} threads: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}× the images/s (round{'s' if len(ratios) > 1 else ''}; "
+              f"the median round is shown)")
+    print_projection(proj, mpi["compute_s"] + mpi["update_s"], mpi["local_batch"], mpi["gradient_bytes"], hidden)
+    return 0
+
+
+def decode_rates(count=48, sizes=(64, 128, 224), seconds=2.0, drafts=(True,)):
+    """{(mode, S[, 'full'])): images/s} of one process decoding 500×375 quality-90 JPEGs (one loader worker);
+    keys ending in 'full' decode at full size (no draft)."""
+    from .data.imagenet import write_sample_tree
+    from .data.loader import image_rng
+    from .data.stream import open_stream_datasets
+
+    rates = {}
+    with tempfile.TemporaryDirectory() as root:
+        write_sample_tree(root, classes=("n01440764", "n02102040"), per_class=count // 2, val_per_class=count // 4)
+        for size in sizes:
+            for draft in drafts:
+                train, val = open_stream_datasets(root, size, "sample")
+                for mode, data in (("rrc", train), ("none", val)):
+                    data.draft = draft
+                    n, start = 0, time.perf_counter()
+                    while time.perf_counter() - start < seconds / 2 / len(sizes) / len(drafts):
+                        data.example(n % len(data), image_rng(0, 0, 0, n), mode)
+                        n += 1
+                    rates[(mode, size) if draft else (mode, size, "full")] = n / (time.perf_counter() - start)
+    return rates
+
+
+def run_decode(args):
+    from PIL import Image
+
+    rates = decode_rates(seconds=args.seconds, drafts=(True, False))
+    print(f"streaming decode, one worker process, 500×375 JPEG quality 90 (Pillow {Image.__version__}), images/s "
+          f"with draft (DCT-scaled) decoding and with full-size decoding:")
+    print(f"{'size':>5s} {'train RRC+flip':>15s} {'(full decode)':>14s} {'val resize+crop':>16s} {'(full decode)':>14s}")
+    for size in sorted({k[1] for k in rates}):
+        print(f"{size:5d} {rates[('rrc', size)]:15.0f} {rates[('rrc', size, 'full')]:14.0f} "
+              f"{rates[('none', size)]:16.0f} {rates[('none', size, 'full')]:14.0f}")
+    return 0
+
+
+def add_arguments(sub):
+    s = sub.add_parser("scaling", help="data-parallel step costs for 1 and N ranks, and a projection to N nodes "
+                                       "(run plain, or under mpiexec)")
+    s.add_argument("--arch", default="birealnet18")
+    s.add_argument("--image-size", type=int, default=64)
+    s.add_argument("--batch-size", type=int, default=64, help="the global batch (default 64)")
+    s.add_argument("--width", type=float, default=1.0)
+    s.add_argument("--threads", type=int, default=2, help="threads of the one-process run (default 2)")
+    s.add_argument("--ranks", type=int, default=2, help="ranks of the MPI run started from a plain run")
+    s.add_argument("--steps", type=int, default=5, help="timed steps (the median counts)")
+    s.add_argument("--rounds", type=int, default=1, help="alternate the two configurations this many times")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)   # the mpiexec run a plain run starts
+    d = sub.add_parser("decode", help="streaming loader: JPEG decode images/s per worker at 64/128/224 px")
+    d.add_argument("--seconds", type=float, default=6.0, help="time spent measuring")
