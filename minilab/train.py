@@ -106,8 +106,10 @@ def run(args):
 
     from .checkpoint import read_checkpoint, save_checkpoint
     from .data import Loader, load_datasets
+    from .data.classnames import class_record
     from .evaluate import evaluate
     from .nn import init
+    from .plot import write_run_curves
 
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = os.path.join(args.out, "checkpoint.npz")
@@ -160,6 +162,7 @@ def run(args):
     def checkpoint(at_epoch, at_batch, at_step):
         save_checkpoint(ckpt_path, model, optimizer, {
             "epoch": at_epoch, "batch": at_batch, "step": at_step, "model": model_config,
+            **class_record(train_set.classes),
             "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}})
 
     stop = {"signal": None}
@@ -213,6 +216,7 @@ def run(args):
                    "epoch_seconds": time.time() - t0}
             metrics.append(row)
             _write_metrics(metrics_path, metrics)
+            write_run_curves(args.out)
             checkpoint(epoch, 0, step)
             print(f"epoch {epoch}/{args.epochs}: loss {row['train_loss']:.3f} train {100 * row['train_acc']:.1f}% "
                   f"val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
