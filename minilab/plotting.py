@@ -26,6 +26,25 @@ STYLE = {
 HOW_TO_GET = 'pip install -e ".[plot]"  (or: pip install matplotlib)'
 
 
+def cpu_name():
+    """The processor's model name and core count, for the caption of every timing figure."""
+    import os
+    import platform
+
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:     # a virtual machine's model name can be terse
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def require_matplotlib(path):
     """matplotlib's Figure class, or None after one line on stderr naming the figure that was not drawn."""
     try:
@@ -66,16 +85,19 @@ def outside_legend(fig, ax=None, title=None):
     return fig.legend(handles, labels, loc="outside right upper", title=title)
 
 
-def break_at(x, y, points):
-    """Copies of (x, y) with NaN inserted at each x in `points`, so a line plot lifts the pen at a jump instead of
-    drawing a slanted or vertical segment that the function does not have."""
+def break_at_jumps(x, y, jump=0.5):
+    """Copies of (x, y) with NaN between neighbours whose values differ by more than `jump`, so a line plot
+    lifts the pen at a discontinuity instead of drawing a steep segment that the function does not have."""
     import numpy as np
 
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    for p in sorted(points, reverse=True):
-        i = int(np.searchsorted(x, p))
-        x, y = np.insert(x, i, p), np.insert(y, i, np.nan)
-    return x, y
+    cuts = np.flatnonzero(np.abs(np.diff(y)) > jump) + 1
+    return np.insert(x, cuts, np.nan), np.insert(y, cuts, np.nan)
+
+
+def legend_below(ax, ncols=1):
+    """The axes' legend under its x-axis label, never on the data."""
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=ncols)
 
 
 def mark_jump(ax, x, closed, open_, colour):
@@ -116,7 +138,7 @@ def breakdown_figure(parts_ms: dict, path, title):
     """`bench model`'s per-operator breakdown of one packed forward (the paper's Fig. 6): milliseconds per
     operator type, largest first, categories that took no time left out."""
     items = dict(sorted(((k, v) for k, v in parts_ms.items() if v > 0), key=lambda kv: -kv[1]))
-    return bar_chart(items, path, title, "time per forward pass (ms)", fmt="{:.2f} ms")
+    return bar_chart(items, path, title, "time per profiled forward pass (ms)", fmt="{:.2f} ms")
 
 
 def confusion_figure(matrix, names, path, title):
@@ -149,5 +171,5 @@ def confusion_figure(matrix, names, path, title):
     return draw(path, fill, (side + 1.2, side), title)
 
 
-__all__ = ["COLOURS", "DPI", "SIZES", "HOW_TO_GET", "require_matplotlib", "draw", "outside_legend", "break_at",
+__all__ = ["COLOURS", "DPI", "SIZES", "HOW_TO_GET", "cpu_name", "require_matplotlib", "draw", "outside_legend", "break_at_jumps", "legend_below",
            "mark_jump", "bar_chart", "breakdown_figure", "confusion_figure"]
