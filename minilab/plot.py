@@ -9,6 +9,7 @@ import sys
 from . import plotting
 
 CURVES_FILE = "curves.png"
+_missing_said = False
 
 
 def read_metrics(path):
@@ -68,9 +69,12 @@ def write_run_curves(out_dir):
     """Draw <out_dir>/curves.png from <out_dir>/metrics.jsonl (the training CLI calls this after every epoch);
     returns its path, or None when there is nothing to draw yet or matplotlib is missing."""
     _, rows = read_metrics(out_dir) if os.path.exists(os.path.join(out_dir, "metrics.jsonl")) else ("", [])
-    if not rows:
+    global _missing_said
+    if not rows or _missing_said:    # without matplotlib: said once per process, not after every epoch
         return None
-    return curves_figure({os.path.basename(os.path.abspath(out_dir)): rows}, os.path.join(out_dir, CURVES_FILE))
+    written = curves_figure({os.path.basename(os.path.abspath(out_dir)): rows}, os.path.join(out_dir, CURVES_FILE))
+    _missing_said = written is None
+    return written
 
 
 def print_summary(runs):
