@@ -34,7 +34,9 @@ def build_parser():
     p.add_argument("--arch", default="labbnn", choices=sorted(MODELS), help="architecture (default labbnn)")
     p.add_argument("--data", default=None, help="synthetic | imagenette | imagenette2-160/-320 | PATH to "
                    "root/{train,val}/<class>/*. Default: Imagenette from the cache directory if present")
-    p.add_argument("--image-size", type=int, default=64, help="training resolution in px, 32-224 (default 64)")
+    p.add_argument("--image-size", type=int, default=64,
+                   help="training resolution in px, 16-512 (default 64; xnornet needs at least 64). Real images "
+                        "are resized to it once, when the preprocessing cache is built")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier for every layer (default 1.0)")
     p.add_argument("--epochs", type=int, default=None, help="default: the paper's (labbnn 100, birealnet18 150…)")
     p.add_argument("--batch-size", type=int, default=64, help="default 64 (the paper: 256 on ImageNet, 32 on "
@@ -55,8 +57,9 @@ def build_parser():
                    help="training augmentation: random-resized crop (default), pad-and-crop, none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
-                   help="BLAS threads and as many OpenMP threads for the compiled kernels (README 'Threads'; "
-                        "default: the BLAS library's own default, kernels single-threaded)")
+                   help="how many cores one training process uses: the compiled kernels' threads, which also run "
+                        "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the BLAS "
+                        "library's own default, compiled kernels single-threaded)")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
     p.add_argument("--out", default="runs/latest", help="run directory: checkpoint.npz, metrics.jsonl")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -101,43 +104,71 @@ def _read_metrics(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run(args):
-    from tqdm import tqdm
+class Session:
+    """Everything a run holds between steps: its options, model, optimizer, loaders, learning-rate schedule,
+    where it stands (epoch, batch within the epoch, global step) and the metrics rows written so far."""
 
-    from .checkpoint import read_checkpoint, save_checkpoint
+    def __init__(self, args, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
+                 schedule):
+        self.args, self.model, self.model_config, self.optimizer = args, model, model_config, optimizer
+        self.train_set, self.val_set, self.train_loader, self.val_loader = train_set, val_set, train_loader, val_loader
+        self.schedule = schedule
+        self.epoch = self.batch = self.step = 0
+        self.metrics = []
+        self.ckpt_path = os.path.join(args.out, "checkpoint.npz")
+        self.metrics_path = os.path.join(args.out, "metrics.jsonl")
+
+    @property
+    def steps_per_epoch(self):
+        return len(self.train_loader)
+
+    def max_steps_reached(self):
+        return self.args.max_steps is not None and self.step >= self.args.max_steps
+
+
+RUN_DEFINING_OPTIONS = ("arch", "data", "image_size", "width", "batch_size", "lr", "optimizer", "schedule",
+                        "binarizer", "binarizer_k", "lab_blocks", "lab_bits", "seed", "augment", "weight_decay",
+                        "warmup_epochs", "synthetic_size")
+
+
+def restore_options(args):
+    """With --resume: read the run's checkpoint and put the options that define the run back into `args`.
+    Returns (model state, optimizer state, record), or None for a fresh run."""
+    from .checkpoint import read_checkpoint
+
+    if not args.resume:
+        return None
+    ckpt_path = os.path.join(args.out, "checkpoint.npz")
+    if not os.path.exists(ckpt_path):
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+    model_state, optim_state, record = read_checkpoint(ckpt_path)
+    saved = record["args"]
+    for key in RUN_DEFINING_OPTIONS:
+        setattr(args, key, saved[key])
+    args.epochs = saved["epochs"] if args.epochs is None else args.epochs
+    # the BLAS thread count changes float summation order: keep the run's own unless overridden
+    args.threads = saved["threads"] if args.threads is None else args.threads
+    return model_state, optim_state, record
+
+
+def set_up(args):
+    """Set-up and resume: threads, data, model, optimizer, loaders and schedule; with --resume, the saved weights,
+    optimizer state and position, and the metrics of the epochs already finished."""
     from .data import Loader, load_datasets
-    from .data.classnames import class_record
-    from .evaluate import evaluate
+    from .memory import keep_freed_memory
     from .nn import init
-    from .plot import write_run_curves
 
     os.makedirs(args.out, exist_ok=True)
-    ckpt_path = os.path.join(args.out, "checkpoint.npz")
-    metrics_path = os.path.join(args.out, "metrics.jsonl")
-    record = None
-    if args.resume:
-        if not os.path.exists(ckpt_path):
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        model_state, optim_state, record = read_checkpoint(ckpt_path)
-        saved = record["args"]
-        for key in ("arch", "data", "image_size", "width", "batch_size", "lr", "optimizer", "schedule", "binarizer",
-                    "binarizer_k", "lab_blocks", "lab_bits", "seed", "augment", "weight_decay", "warmup_epochs",
-                    "synthetic_size"):
-            setattr(args, key, saved[key])
-        args.epochs = saved["epochs"] if args.epochs is None else args.epochs
-        # the BLAS thread count changes float summation order: keep the run's own unless overridden
-        args.threads = saved["threads"] if args.threads is None else args.threads
+    resumed = restore_options(args)
     if args.threads:
         from .threads import set_threads
         set_threads(args.threads)
-    from .memory import keep_freed_memory
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
     args.binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
-    progress = not args.no_progress
 
     train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
-                                       args.seed, progress)
+                                       args.seed, not args.no_progress)
     model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
                     "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
                     "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}
@@ -147,24 +178,95 @@ def run(args):
     train_loader = Loader(train_set, args.batch_size, shuffle=True, augmentation=args.augment, seed=args.seed,
                           workers=args.workers)
     val_loader = Loader(val_set, 100, shuffle=False)
-    steps_per_epoch = len(train_loader)
-    total_steps = steps_per_epoch * args.epochs
-    schedule = make_schedule(args.schedule, args.lr, total_steps, int(args.warmup_epochs * steps_per_epoch))
-    epoch, batch, step = 0, 0, 0
-    if record is not None:
+    steps = len(train_loader)
+    schedule = make_schedule(args.schedule, args.lr, steps * args.epochs, int(args.warmup_epochs * steps))
+    session = Session(args, model, model_config, optimizer, train_set, val_set, train_loader, val_loader, schedule)
+    if resumed is not None:
+        model_state, optim_state, record = resumed
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)
-        epoch, batch, step = record["epoch"], record["batch"], record["step"]
-        print(f"resuming {args.out} at epoch {epoch + 1}, batch {batch} (step {step})")
-    metrics = [m for m in _read_metrics(metrics_path) if m["epoch"] < epoch + 1]
-    _write_metrics(metrics_path, metrics)
+        session.epoch, session.batch, session.step = record["epoch"], record["batch"], record["step"]
+        print(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step})")
+    session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
+    _write_metrics(session.metrics_path, session.metrics)
+    return session
 
-    def checkpoint(at_epoch, at_batch, at_step):
-        save_checkpoint(ckpt_path, model, optimizer, {
-            "epoch": at_epoch, "batch": at_batch, "step": at_step, "model": model_config,
-            **class_record(train_set.classes),
-            "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}})
 
+def save(session):
+    """Checkpointing: the weights, the optimizer state and the run's position, written atomically."""
+    from .checkpoint import save_checkpoint
+    from .data.classnames import class_record
+
+    args = session.args
+    save_checkpoint(session.ckpt_path, session.model, session.optimizer, {
+        "epoch": session.epoch, "batch": session.batch, "step": session.step, "model": session.model_config,
+        **class_record(session.train_set.classes),
+        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}})
+
+
+def train_epoch(session, stop):
+    """One epoch (or the rest of it, after a resume): every batch through `train_step`, checkpoints every
+    --checkpoint-every steps.  Raises Interrupted when `stop` says a signal arrived, after the step in flight.
+    Returns {'seen', 'correct', 'loss_sum', 'started', 'seconds'} for the batches trained here."""
+    from tqdm import tqdm
+
+    args, optimizer = session.args, session.optimizer
+    seen = correct = 0
+    loss_sum = 0.0
+    session.model.train()
+    t0 = time.time()
+    bar = tqdm(total=session.steps_per_epoch, initial=session.batch, desc=f"epoch {session.epoch + 1}/{args.epochs}",
+               disable=args.no_progress, dynamic_ncols=True)
+    try:
+        for x, y in session.train_loader.batches(session.epoch, session.batch):
+            optimizer.lr = session.schedule(session.step)
+            try:
+                loss, hits = train_step(session.model, optimizer, x, y)
+            except FloatingPointError as error:
+                raise FloatingPointError(f"{error} at epoch {session.epoch + 1}, step {session.step}; stopping. "
+                                         f"The last good checkpoint ({session.ckpt_path}) was kept — try a lower "
+                                         f"--lr") from None
+            session.batch, session.step = session.batch + 1, session.step + 1
+            seen, correct, loss_sum = seen + len(y), correct + hits, loss_sum + loss * len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{seen / (time.time() - t0):.0f}")
+            bar.update(1)
+            if args.checkpoint_every and session.step % args.checkpoint_every == 0:
+                save(session)
+            if stop["signal"] is not None:
+                raise Interrupted()
+            if session.max_steps_reached():
+                break
+    finally:
+        bar.close()
+    return {"seen": seen, "correct": correct, "loss_sum": loss_sum, "started": t0, "seconds": time.time() - t0}
+
+
+def finish_epoch(session, stats):
+    """Evaluation and the end-of-epoch record: validation top-1/top-5, one metrics.jsonl row, a checkpoint at the
+    start of the next epoch, one log line."""
+    from .evaluate import evaluate
+    from .plot import write_run_curves
+
+    result = evaluate(session.model, session.val_loader, not session.args.no_progress)
+    session.epoch, session.batch = session.epoch + 1, 0
+    seen = max(stats["seen"], 1)
+    row = {"epoch": session.epoch, "step": session.step, "lr": session.optimizer.lr,
+           "train_loss": stats["loss_sum"] / seen, "train_acc": stats["correct"] / seen, "val_top1": result["top1"],
+           "val_top5": result["top5"], "val_loss": result["loss"],
+           "images_per_s": stats["seen"] / max(stats["seconds"], 1e-9), "epoch_seconds": time.time() - stats["started"]}
+    session.metrics.append(row)
+    _write_metrics(session.metrics_path, session.metrics)
+    write_run_curves(session.args.out)      # the run's own curves.png (skipped, said once, without matplotlib)
+    save(session)
+    print(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
+          f"{100 * row['train_acc']:.1f}% val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
+          f"({row['images_per_s']:.0f} img/s)", flush=True)
+
+
+def run(args):
+    """Train until --epochs (or --max-steps); SIGINT/SIGTERM save a checkpoint and return 130."""
+    session = set_up(args)
     stop = {"signal": None}
 
     def on_signal(signum, frame):
@@ -173,68 +275,31 @@ def run(args):
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     start_time = time.time()
     print(f"training {args.arch} ({args.binarizer}, lab_blocks {args.lab_blocks}, width {args.width}) on "
-          f"{train_set.name}: {len(train_set)} train / {len(val_set)} val images at {args.image_size}px, "
-          f"{model.num_parameters():,} parameters, {args.epochs} epochs × {steps_per_epoch} steps")
+          f"{session.train_set.name}: {len(session.train_set)} train / {len(session.val_set)} val images at "
+          f"{args.image_size}px, {session.model.num_parameters():,} parameters, {args.epochs} epochs × "
+          f"{session.steps_per_epoch} steps")
     try:
-        while epoch < args.epochs:
-            model.train()
-            seen = correct = 0
-            loss_sum = 0.0
-            t0 = time.time()
-            bar = tqdm(total=steps_per_epoch, initial=batch, desc=f"epoch {epoch + 1}/{args.epochs}",
-                       disable=not progress, dynamic_ncols=True)
-            for x, y in train_loader.batches(epoch, batch):
-                optimizer.lr = schedule(step)
-                try:
-                    loss, hits = train_step(model, optimizer, x, y)
-                except FloatingPointError as error:
-                    bar.close()
-                    raise FloatingPointError(f"{error} at epoch {epoch + 1}, step {step}; stopping. The last good "
-                                             f"checkpoint ({ckpt_path}) was kept — try a lower --lr") from None
-                batch, step = batch + 1, step + 1
-                seen, correct, loss_sum = seen + len(y), correct + hits, loss_sum + loss * len(y)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                                img_s=f"{seen / (time.time() - t0):.0f}")
-                bar.update(1)
-                if args.checkpoint_every and step % args.checkpoint_every == 0:
-                    checkpoint(epoch, batch, step)
-                if stop["signal"] is not None:
-                    raise Interrupted()
-                if args.max_steps is not None and step >= args.max_steps:
-                    break
-            bar.close()
-            train_time = time.time() - t0
-            if args.max_steps is not None and step >= args.max_steps and batch < steps_per_epoch:
-                checkpoint(epoch, batch, step)
+        while session.epoch < args.epochs:
+            stats = train_epoch(session, stop)
+            if session.max_steps_reached() and session.batch < session.steps_per_epoch:
+                save(session)
                 print(f"stopped after --max-steps {args.max_steps}")
                 break
-            result = evaluate(model, val_loader, progress)
-            epoch, batch = epoch + 1, 0
-            row = {"epoch": epoch, "step": step, "lr": optimizer.lr, "train_loss": loss_sum / max(seen, 1),
-                   "train_acc": correct / max(seen, 1), "val_top1": result["top1"], "val_top5": result["top5"],
-                   "val_loss": result["loss"], "images_per_s": seen / max(train_time, 1e-9),
-                   "epoch_seconds": time.time() - t0}
-            metrics.append(row)
-            _write_metrics(metrics_path, metrics)
-            write_run_curves(args.out)
-            checkpoint(epoch, 0, step)
-            print(f"epoch {epoch}/{args.epochs}: loss {row['train_loss']:.3f} train {100 * row['train_acc']:.1f}% "
-                  f"val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
-                  f"({row['images_per_s']:.0f} img/s)", flush=True)
+            finish_epoch(session, stats)
     except Interrupted:
-        checkpoint(epoch, batch, step)
-        print(f"\ninterrupted: saved {ckpt_path} at epoch {epoch + 1}, batch {batch}; continue with "
-              f"`python -m minilab.train --resume --out {args.out}`")
+        save(session)
+        print(f"\ninterrupted: saved {session.ckpt_path} at epoch {session.epoch + 1}, batch {session.batch}; "
+              f"continue with `python -m minilab.train --resume --out {args.out}`")
         return 130
     finally:
-        train_loader.close()
+        session.train_loader.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
-    if metrics:
-        last = metrics[-1]
+    if session.metrics:
+        last = session.metrics[-1]
         print(f"done: {args.arch} {args.binarizer} val top-1 {100 * last['val_top1']:.2f}% top-5 "
-              f"{100 * last['val_top5']:.2f}% after {epoch} epochs, {time.time() - start_time:.0f} s this session; "
-              f"checkpoint {ckpt_path}")
+              f"{100 * last['val_top5']:.2f}% after {session.epoch} epochs, {time.time() - start_time:.0f} s this "
+              f"session; checkpoint {session.ckpt_path}")
     return 0
 
 
