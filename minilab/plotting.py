@@ -154,11 +154,12 @@ def confusion_figure(matrix, names, path, title):
         ax = fig.add_subplot()
         image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
         fig.colorbar(image, ax=ax, label="fraction of the true class's images", shrink=0.8)
-        ticks = np.arange(k)
-        ax.set_xticks(ticks, names, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
-        ax.set_yticks(ticks, names)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
+        named = k <= 40                  # past that, names would overlap: the axes count class indices
+        if named:
+            ax.set_xticks(np.arange(k), names, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
+            ax.set_yticks(np.arange(k), names)
+        ax.set_xlabel("predicted class" + ("" if named else " (index)"))
+        ax.set_ylabel("true class" + ("" if named else " (index)"))
         ax.grid(False)
         ax.tick_params(length=0)
         if k <= 20:

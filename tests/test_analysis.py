@@ -2,6 +2,7 @@ import importlib.util
 import numpy as np
 import pytest
 from hypothesis import given
+from PIL import Image
 from hypothesis import strategies as st
 
 from minilab import F, _backend
@@ -130,4 +131,5 @@ def test_analyze_cli_writes_a_report(tmp_path):
     if importlib.util.find_spec("matplotlib") is not None:
         pngs = ["plus_one.png", "eta.png", "ssim.png", *[p.name for p in out.glob("features_*.png")]]
         assert len(pngs) == 5 and all((out / p).exists() and f"]({p})" in text for p in pngs)
+        assert all(Image.open(out / p).info["Software"].startswith("Matplotlib") for p in pngs)
     assert main(["--checkpoint", str(tmp_path / "missing.npz"), "--images", str(tmp_path)]) == 2
