@@ -1,6 +1,6 @@
 """Builds minilab's compiled kernels (minilab._kernels) from _ext/kernels.pyx + _ext/bgemm.h.
 
-Compiler flags decide the popcount speed (DESIGN §5):
+Compiler flags decide the popcount speed:
   x86-64:  -march=native by default, so POPCNT / AVX2 / AVX-512 VPOPCNTDQ are used where this CPU has them;
            MINILAB_PORTABLE=1 builds for the baseline instead (plus -mpopcnt unless MINILAB_NO_POPCNT=1), for
            wheels that must run on any x86-64.

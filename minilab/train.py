@@ -13,7 +13,7 @@ import time
 
 
 from . import ops as F
-from .models import MODELS, create_model
+from .models import MODELS, create_model, default_binarizer
 from .ops.binarizers import ALL_BINARIZERS
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
 
@@ -165,7 +165,7 @@ def set_up(args):
         set_threads(args.threads)
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
-    args.binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
+    args.binarizer = args.binarizer or default_binarizer(args.arch)
 
     train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
                                        args.seed, not args.no_progress)

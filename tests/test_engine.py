@@ -5,13 +5,13 @@ import copy
 import numpy as np
 import pytest
 
-from minilab import _backend, nn
+from minilab import nn
+from minilab.config import available, use
 from minilab.autograd import Tensor, no_grad
 from minilab.engine import convert, load_packed, save_packed
 from minilab.models import create_model
-from minilab.ops.conv import float_reference
 
-pytestmark = pytest.mark.skipif(not _backend.available(), reason="the packed engine needs the extension")
+pytestmark = pytest.mark.skipif(not available(), reason="the packed engine needs the extension")
 
 
 def build(arch, binarizer="lab", size=32, lab_bits=32, **kw):
@@ -74,7 +74,7 @@ def test_engine_equals_training_graph(arch, binarizer, kw):
     for a, b in zip(got_maps, want_maps):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(got, want)          # same float32 steps in the same order: bit-identical
-    with no_grad(), float_reference():                 # and the BLAS float forward agrees to rounding
+    with no_grad(), use(packed_conv=False):                 # and the BLAS float forward agrees to rounding
         ref = model(Tensor(x)).data
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 

@@ -157,17 +157,18 @@ def test_without_matplotlib_training_and_evaluate_still_run(tmp_path, capsys, no
 
 @needs_matplotlib
 def test_bench_model_draws_its_breakdown_with_matplotlib_and_saves_the_class_names(tmp_path, capsys):
-    from minilab import _backend
+    from minilab import config
     from minilab.bench import main
     from minilab.checkpoint import save_checkpoint
     from minilab.data.classnames import class_record
     from minilab.engine.storage import load_npz, packed_record
     from minilab.models import create_model
 
-    if not _backend.available():
-        pytest.skip(f"bench model times the packed engine, which needs the compiled extension ({_backend.reason})")
-    config = dict(arch="labbnn", num_classes=2, image_size=32, width=0.25, binarizer="lab", lab_blocks="1111")
-    save_checkpoint(tmp_path / "c.npz", create_model(**config), None, {"model": config,
+    if config.kernels() is None:
+        pytest.skip(f"bench model times the packed engine, which needs the compiled extension ({config.reason()})")
+    model_config = dict(arch="labbnn", num_classes=2, image_size=32, width=0.25, binarizer="lab",
+                        lab_blocks="1111")
+    save_checkpoint(tmp_path / "c.npz", create_model(**model_config), None, {"model": model_config,
                                                                        **class_record(["n01440764", "cats"])})
     assert main(["model", "--checkpoint", str(tmp_path / "c.npz"), "--runs", "2", "--float-runs", "1", "--plot",
                  str(tmp_path / "f.png"), "--save", str(tmp_path / "m.npz")]) == 0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minilab import _backend
+from minilab import config
 from minilab.checkpoint import load_model_from_checkpoint, model_classes, read_checkpoint, save_checkpoint
 from minilab.data import Loader, load_datasets, scan_image_folder
 from minilab.data.classnames import class_record, classes_of, human_names, imagenet_names
@@ -63,9 +63,9 @@ def test_new_checkpoints_carry_their_class_ids_and_names(trained_run):
 
 
 def test_old_checkpoints_without_names_load_with_a_clear_note(tmp_path, capsys):
-    config = dict(arch="labbnn", num_classes=3, image_size=32, width=0.25, binarizer="lab")
+    model_config = dict(arch="labbnn", num_classes=3, image_size=32, width=0.25, binarizer="lab")
     path = tmp_path / "old.npz"
-    save_checkpoint(path, create_model(**config), None, {"model": config})
+    save_checkpoint(path, create_model(**model_config), None, {"model": model_config})
     model, record = load_model_from_checkpoint(path)
     classes, names, note = model_classes(record, str(path))
     assert classes == ["0", "1", "2"] and names == ["class 0", "class 1", "class 2"]
@@ -87,8 +87,8 @@ def predictions_by_path(argv, capsys):
 
 @pytest.mark.parametrize("engine", ["packed", "float"])
 def test_predict_equals_evaluate_on_the_same_images(trained_run, engine, capsys):
-    if engine == "packed" and not _backend.available():
-        pytest.skip(f"the packed engine needs the compiled extension ({_backend.reason})")
+    if engine == "packed" and config.kernels() is None:
+        pytest.skip(f"the packed engine needs the compiled extension ({config.reason()})")
     out, root, cache = trained_run
     checkpoint = str(out / "checkpoint.npz")
     model, record = load_model_from_checkpoint(checkpoint)
@@ -109,7 +109,7 @@ def test_predict_equals_evaluate_on_the_same_images(trained_run, engine, capsys)
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-9
 
 
-@pytest.mark.skipif(not _backend.available(), reason="the packed engine needs the compiled extension")
+@pytest.mark.skipif(config.kernels() is None, reason="the packed engine needs the compiled extension")
 def test_packed_and_float_predictions_have_the_same_probabilities(trained_run, capsys):
     out, root, _ = trained_run
     argv = [str(out / "checkpoint.npz"), str(root / "val"), "--top", "3", "--batch-size", "8"]
@@ -130,7 +130,7 @@ def test_predict_takes_files_globs_and_folders_and_skips_unreadable_images(train
     assert "tench (n01440764)" in captured.out or "English springer (n02102040)" in captured.out
     assert "skipped " + str(tmp_path / "broken.jpg") in captured.err and "not a readable image" in captured.err
     assert "missing.png: no such file" in captured.err
-    if _backend.available():
+    if config.kernels() is not None:
         assert "running on the packed engine" in captured.err
     else:                                # no compiled extension: the float graph, and it says why
         assert "running on the float graph" in captured.err and "using the float graph instead" in captured.err
@@ -138,7 +138,7 @@ def test_predict_takes_files_globs_and_folders_and_skips_unreadable_images(train
     assert predict_main([str(tmp_path / "nothing.npz"), one]) == 2
 
 
-@pytest.mark.skipif(not _backend.available(), reason="the packed engine needs the compiled extension")
+@pytest.mark.skipif(config.kernels() is None, reason="the packed engine needs the compiled extension")
 def test_packed_model_files_store_the_class_names(trained_run, tmp_path, capsys):
     import copy
 

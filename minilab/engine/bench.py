@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 
 from ..autograd import Tensor, no_grad
-from ..ops.conv import float_reference
+from ..config import use
 from .convert import convert
 from .profile import breakdown, time_runs
 from .storage import save_packed
@@ -36,7 +36,7 @@ def add_arguments(p):
 
 def build(args):
     from ..checkpoint import load_model_from_checkpoint
-    from ..models import create_model
+    from ..models import create_model, default_binarizer
 
     if args.checkpoint:
         model, record = load_model_from_checkpoint(args.checkpoint)
@@ -44,7 +44,7 @@ def build(args):
         if config["arch"] != args.arch:
             raise ValueError(f"{args.checkpoint} holds a {config['arch']!r} model, not {args.arch!r}")
         return model, config
-    binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
+    binarizer = args.binarizer or default_binarizer(args.arch)
     config = {"arch": args.arch, "num_classes": args.num_classes, "image_size": args.image_size,
               "width": args.width, "binarizer": binarizer, "lab_blocks": args.lab_blocks, "lab_bits": args.lab_bits}
     return create_model(**config), config
@@ -73,7 +73,7 @@ def run_model_bench(args):
     model.eval()
 
     def float_forward():
-        with no_grad(), float_reference():
+        with no_grad(), use(packed_conv=False):
             return model(Tensor(x))
 
     float_time = time_runs(float_forward, runs=args.float_runs, warmup=1)
@@ -87,21 +87,8 @@ def run_model_bench(args):
             size_bytes = save_packed(packed, os.path.join(tmp, "model.npz"))
     result = {"config": config, "batch_size": args.batch_size, "threads": args.threads, "packed": packed_time,
               "float": float_time, "speedup": float_time["median_ms"] / packed_time["median_ms"],
-              "size_mb": size_bytes / 1e6, "breakdown_ms": parts}
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        c = config
-        print(f"{c['arch']} ({c['binarizer']}, lab_blocks {c['lab_blocks']}, LAB {c.get('lab_bits', 32)}-bit) at "
-              f"{size} px, batch {args.batch_size}, {args.threads} thread(s)")
-        pt, ft = packed_time, float_time
-        print(f"packed engine: median {pt['median_ms']:.2f} ms (p10 {pt['p10_ms']:.2f}, p90 {pt['p90_ms']:.2f}, "
-              f"min {pt['min_ms']:.2f}, max {pt['max_ms']:.2f}; {pt['runs']} runs)")
-        print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
-        print(f"packed model size on disk: {result['size_mb']:.3f} MB")
-        print("per-operator breakdown (profiled runs):")
-        for name, ms in parts.items():
-            print(f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(profiled_total, 1e-9):5.1f} %")
+              "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "profiled_total_ms": profiled_total}
+    print(json.dumps(result, indent=1)) if args.json else print_model_bench(result)
     if args.plot:
         from ..plotting import breakdown_figure, cpu_name
 
@@ -111,3 +98,16 @@ def run_model_bench(args):
                                               f"{profiled_total:.2f} ms\n{cpu_name()}"):
             print(f"wrote {args.plot}")
     return 0
+
+
+def print_model_bench(result):
+    c, pt, ft = result["config"], result["packed"], result["float"]
+    print(f"{c['arch']} ({c['binarizer']}, lab_blocks {c['lab_blocks']}, LAB {c.get('lab_bits', 32)}-bit) at "
+          f"{c['image_size']} px, batch {result['batch_size']}, {result['threads']} thread(s)")
+    print(f"packed engine: median {pt['median_ms']:.2f} ms (p10 {pt['p10_ms']:.2f}, p90 {pt['p90_ms']:.2f}, "
+          f"min {pt['min_ms']:.2f}, max {pt['max_ms']:.2f}; {pt['runs']} runs)")
+    print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
+    print(f"packed model size on disk: {result['size_mb']:.3f} MB")
+    print("per-operator breakdown (profiled runs):")
+    for name, ms in result["breakdown_ms"].items():
+        print(f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(result['profiled_total_ms'], 1e-9):5.1f} %")

@@ -8,19 +8,12 @@ import time
 
 import numpy as np
 
-from .. import _backend
+from .. import config
 from ..autograd import Tensor
 from ..nn.module import Module
 from ..ops.conv import pad_input
 from ..ops.lab import split_pairs
-from ..ops.packed import popcount_conv, tap_sums_from_packed, zero_padding_correction
-
-PROFILE = {"enabled": False, "times": {}}
-
-
-def _timed(category, start):
-    if PROFILE["enabled"]:
-        PROFILE["times"][category] = PROFILE["times"].get(category, 0.0) + time.perf_counter() - start
+from ..ops.packed import tap_sums_from_packed, zero_padding_correction
 
 
 def lab_pair_indices(channels, pairing):
@@ -54,12 +47,13 @@ class PackedBinaryConv2d(Module):
         self.float_binarizer = float_binarizer
         self.threads = 1
         self.capture = None            # set to a list to collect the packed input maps (equivalence tests)
+        self.profiler = None           # fn(category, seconds), set by minilab.engine.profile while it times
         self._prepare()
 
     def _prepare(self):
-        ext = _backend.ext
+        ext = config.kernels()
         if ext is None:
-            raise RuntimeError(f"the packed engine needs the compiled extension ({_backend.reason})")
+            raise RuntimeError(f"the packed engine needs the compiled extension ({config.reason()})")
         s, a = self.spec, self.arrays
         o, c, kh, kw = s["out_channels"], s["in_channels"], s["kernel"], s["kernel"]
         cw = (c + 63) // 64
@@ -73,8 +67,12 @@ class PackedBinaryConv2d(Module):
         if s["binarizer"] == "lab":
             self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
 
+    def _timed(self, category, start):
+        if self.profiler is not None:
+            self.profiler(category, time.perf_counter() - start)
+
     def binarize_and_pack(self, x):
-        ext, s, a = _backend.ext, self.spec, self.arrays
+        ext, s, a = config.kernels(), self.spec, self.arrays
         p = s["padding"]
         kind = s["binarizer"]
         if kind == "lab":
@@ -82,16 +80,16 @@ class PackedBinaryConv2d(Module):
             n, c, h, w = x.shape
             r = ext.depthwise3x3_forward(pad_input(x, (1, 1)), a["lab_weight"], 1, 1, h, w, self.threads,
                                          bias=a["lab_bias"])
-            _timed("LAB depthwise", start)
+            self._timed("LAB depthwise", start)
             start = time.perf_counter()
             packed = ext.pair_argmax_pack(r, float(a["lab_beta"]), self._idx0, self._idx1, p, p)
-            _timed("LAB argmax + pack", start)
+            self._timed("LAB argmax + pack", start)
             return packed
         start = time.perf_counter()
         if kind == "float":
             x = np.ascontiguousarray(self.float_binarizer(Tensor(x)).data, dtype=np.float32)
         packed = ext.pack_channels_last(x, p, p)
-        _timed("binarize + pack", start)
+        self._timed("binarize + pack", start)
         return packed
 
     def forward(self, x):
@@ -103,6 +101,8 @@ class PackedBinaryConv2d(Module):
         packed = self.binarize_and_pack(xd)
         if self.capture is not None:
             self.capture.append(unpack_channels_last(packed, s["in_channels"], (p, p)))
+        from ..fast.packed import popcount_conv
+
         start = time.perf_counter()
         hw = xd.shape[2:]
         if s["pad_value"] == 0 and p > 0 and hw not in self._corrections:
@@ -111,7 +111,7 @@ class PackedBinaryConv2d(Module):
                             (p, p), s["pad_value"], hw, self.threads, self._corrections.get(hw), alpha=a["alpha"],
                             relu=int(s.get("relu", False)), mean=a.get("mean"), invstd=a.get("invstd"),
                             gamma=a.get("gamma"), beta=a.get("beta"))
-        _timed("binary conv", start)
+        self._timed("binary conv", start)
         return Tensor(out)
 
     def extra_repr(self):
