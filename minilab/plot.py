@@ -60,7 +60,7 @@ def curves_figure(runs: dict, path, title=None):
         styles = [Line2D([], [], color="black", ls="-", label="train loss / top-1"),
                   Line2D([], [], color="black", ls="--", label="val loss / top-5")]
         handles, _ = acc_ax.get_legend_handles_labels()
-        fig.legend(handles + styles, list(runs) + [s.get_label() for s in styles], loc="outside right upper")
+        fig.legend(handles + styles, list(runs) + [s.get_label() for s in styles], loc="outside right center")
 
     return plotting.draw(path, fill, "wide", title)
 

@@ -80,9 +80,9 @@ def draw(path, draw_fn, size="single", title=None):
 
 
 def outside_legend(fig, ax=None, title=None):
-    """The legend beside the axes (right, top-aligned), never on the data."""
+    """The legend beside the axes (right, centred: clear of the data and of a figure title)."""
     handles, labels = (ax or fig.axes[0]).get_legend_handles_labels()
-    return fig.legend(handles, labels, loc="outside right upper", title=title)
+    return fig.legend(handles, labels, loc="outside right center", title=title)
 
 
 def break_at_jumps(x, y, jump=0.5):
