@@ -2,6 +2,8 @@
 built with NumPy and Pillow, matplotlib draws the titles and labels around them."""
 import numpy as np
 
+from .. import plotting
+
 
 def to_gray(m):
     """A map as 0–255 grey: a ±1 map as black (−1) / white (+1) — even when it holds one value only — and a float
@@ -51,7 +53,7 @@ def feature_figure(panels, path, channels=8, cell=64):
 
     width = max(4.0, 0.9 * shown + 0.6)
     height = len(rows) * ((width - 0.3) / shown + 0.55) + 0.2      # each grid is about `shown` times wider than tall
-    return _draw(path, fill, (width, height))
+    return plotting.draw(path, fill, (width, height))
 
 
 def _binarizer_table(panels, path, shown):
@@ -66,7 +68,7 @@ def _binarizer_table(panels, path, shown):
             axes[c, 0].set_ylabel(f"channel {c}")
         fig.supxlabel("grey: the float map (its own range); black / white: −1 / +1", fontsize=9)
 
-    return _draw(path, fill, (0.4 + 1.6 * len(columns), 0.6 + 1.65 * shown))
+    return plotting.draw(path, fill, (0.4 + 1.6 * len(columns), 0.6 + 1.65 * shown))
 
 
 def _show(ax, image, title=None):
@@ -78,11 +80,5 @@ def _show(ax, image, title=None):
     ax.grid(False)
     for spine in ax.spines.values():        # a thin frame: an all-white map still shows its edge
         spine.set_visible(True)
-        spine.set_color("#7F7F7F")
+        spine.set_color(plotting.GREY)
         spine.set_linewidth(0.6)
-
-
-def _draw(path, fill, size):
-    from .. import plotting
-
-    return plotting.draw(path, fill, size)
