@@ -16,6 +16,8 @@
 # training CLI itself keeps each run's own `curves.png` up to date after every epoch.
 
 # %%
+import shutil
+
 import numpy as np
 from common import OUT, SMOKE, Timer, imagenette_root, machine, shows
 
@@ -28,6 +30,7 @@ epochs = 1 if SMOKE else 5
 runs, times = {}, {}
 for binarizer in ("sign", "lab"):
     out = f"{OUT}/05_{binarizer}"
+    shutil.rmtree(out, ignore_errors=True)   # a rerun starts afresh: training refuses a folder holding a run
     args = ["--arch", "labbnn", "--binarizer", binarizer, "--data", data, "--image-size", "32", "--width", "0.25",
             "--epochs", str(epochs), "--batch-size", "64", "--out", out, "--no-progress"]
     if SMOKE:
