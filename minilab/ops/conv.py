@@ -10,8 +10,9 @@ BLAS GEMM per group.  Backward is two more GEMMs:  ∂L/∂W = Gᵀ·cols,  ∂L
 column gradient back onto the (padded) input.  Depthwise convs skip im2col: they are a sum of kh·kw shifted,
 per-channel-scaled copies of the input, which is far cheaper than a GEMM with one input channel per group.
 
-Every float32 conv with groups = 1 has compiled twins (`minilab.fast.conv`): the same maths chunk by chunk, a
-Winograd backward, and the XNOR-popcount forward for binary convs; this file is the readable reference.
+Float32 convs have compiled twins (`minilab.fast.conv`): with groups = 1 the same maths chunk by chunk, a Winograd
+backward and the XNOR-popcount forward of binary convs; depthwise 3×3 a direct kernel.  This file is the readable
+reference they are tested against.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
