@@ -9,9 +9,10 @@ import sys
 import numpy as np
 
 from .analysis import capture, layer_dissimilarity, layer_uniqueness, plus_one_fraction
-from .analysis.figures import bar_chart, feature_figure
+from .analysis.figures import feature_figure
 from .analysis.similarity import ENCODINGS
 from .data.folder import IMAGE_EXTENSIONS, DataError
+from .plotting import COLOURS, bar_chart, draw, outside_legend
 
 
 def load_images(folder, size, limit):
@@ -70,6 +71,45 @@ def analyse(model, images, layers, args):
     return rows, feats
 
 
+def draw_layer_plots(out, results, labels, layers):
+    """plus_one.png (Fig. 5: +1 fraction per layer, one bar per model), eta.png (Table 1 as lines) and ssim.png
+    (Table 2's SSIM, one panel per encoding); returns [(alt text, file name)] of those drawn."""
+    series = {lab: {n: r[n]["plus_one"] for n in layers} for lab, r in zip(labels, results)}
+    drawn = [("fraction of +1 per layer", bar_chart(None, os.path.join(out, "plus_one.png"),
+                                                    "fraction of +1 after binarization, per layer",
+                                                    "fraction of +1 outputs", series=series))]
+
+    def eta(fig):
+        ax = fig.add_subplot()
+        for k, (lab, r) in enumerate(zip(labels, results)):
+            ax.plot(range(len(layers)), [r[n]["eta"] for n in layers], "o-", label=f"η {lab}", color=COLOURS[k])
+            if any(r[n]["eta_lab_view"] is not None for n in layers):
+                ax.plot(range(len(layers)), [r[n]["eta_lab_view"] if r[n]["eta_lab_view"] is not None
+                                             else np.nan for n in layers], "s--", color=COLOURS[k],
+                        label=f"η {lab} (LAB view)")
+        ax.set_xticks(range(len(layers)), layers, rotation=20, ha="right", fontsize=8)
+        ax.set(ylabel="uniqueness ratio η (higher: more distinct outputs)", ylim=(0, 1.05))
+        outside_legend(fig, ax)
+
+    def ssim(fig):
+        axes = fig.subplots(1, len(ENCODINGS), sharey=True, squeeze=False)[0]
+        for ax, enc in zip(axes, ENCODINGS):
+            for k, (lab, r) in enumerate(zip(labels, results)):
+                ax.plot(range(len(layers)), [r[n]["ssim_endsim"][enc][0] for n in layers], "o-", color=COLOURS[k],
+                        label=lab)
+            ax.set_xticks(range(len(layers)), layers, rotation=30, ha="right", fontsize=7)
+            ax.set_title(f"encoding {enc}")
+        axes[0].set_ylabel("mean SSIM between channel pairs")
+        outside_legend(fig, axes[0])
+
+    drawn.append(("uniqueness ratio per layer", draw(os.path.join(out, "eta.png"), eta, "single",
+                                                     "uniqueness ratio η per binary layer")))
+    drawn.append(("SSIM between channels per layer", draw(os.path.join(out, "ssim.png"), ssim, "wide",
+                                                          "SSIM between the channels of each layer's ±1 output "
+                                                          "(lower: more dissimilar)")))
+    return [(alt, os.path.basename(path)) for alt, path in drawn if path]
+
+
 def write_report(out, results, feats, labels, layers, args):
     os.makedirs(out, exist_ok=True)
     lines = ["# minilab analysis report", "",
@@ -103,16 +143,13 @@ def write_report(out, results, feats, labels, layers, args):
     for name in layers:
         lines.append(f"| {name} | " + " | ".join(f"{r[name]['plus_one']:.3f}" for r in results) + " |")
     lines.append("")
-    for lab, r in zip(labels, results):
-        png = bar_chart({n: r[n]["plus_one"] for n in layers}, os.path.join(out, f"plus_one_{lab}.png"),
-                        f"fraction of +1 per layer ({lab})")
-        lines.append(f"![+1 fraction {lab}]({os.path.basename(png)})")
+    lines += [f"![{alt}]({name})" for alt, name in draw_layer_plots(out, results, labels, layers)]
     lines += ["", "## Fig. 1/4 — feature maps before and after binarization", ""]
     for name in layers:
         panels = [(f"{lab}: {name}", f[name]["float"][0], f[name]["binary"][0]) for lab, f in zip(labels, feats)]
         fname = f"features_{name.replace('.', '_')}.png"
-        feature_figure(panels, os.path.join(out, fname))
-        lines.append(f"![{name}]({fname})")
+        if feature_figure(panels, os.path.join(out, fname)):
+            lines.append(f"![{name}]({fname})")
     with open(os.path.join(out, "report.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "results.json"), "w") as fh:

@@ -1,7 +1,9 @@
 """Training checkpoints: one .npz holding the model, the optimizer, and a JSON record of where the run is
 (epoch, batch, step, the run's configuration).  Written atomically (temp file + rename), so a crash or SIGKILL
 mid-write leaves the previous checkpoint intact.  Data order and augmentation are functions of (seed, epoch,
-batch), so this is the whole state needed to continue a run exactly."""
+batch), so this is the whole state needed to continue a run exactly.  The record also names the classes (output
+index i is class `record["classes"][i]`, with a human name in `record["class_names"]`), so a checkpoint alone can
+label an image."""
 import json
 
 import numpy as np
@@ -66,3 +68,11 @@ def load_model_from_checkpoint(path):
     except (KeyError, ValueError, TypeError) as error:
         raise ValueError(f"{path} does not match architecture {config.get('arch')!r}: {error}") from None
     return model, record
+
+
+def model_classes(record, path):
+    """(class ids, human names, note) of a checkpoint's record; `note` (else None) says that the file does not
+    name its classes, in which case they are shown as indices."""
+    from .data.classnames import classes_of
+
+    return classes_of(record, record["model"]["num_classes"], path)

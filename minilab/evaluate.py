@@ -14,9 +14,10 @@ def topk_correct(logits, labels, k):
 
 
 def evaluate(model, loader, progress=False, world=None):
-    """{'top1', 'top5', 'loss'} of `model` (switched to eval mode, then back) over one pass of `loader`.
+    """{'top1', 'top5', 'loss', 'predictions', 'labels'} of `model` (switched to eval mode, then back) over
+    one pass of `loader`; 'predictions' are the top-1 class of every image, in the loader's order.
     With a data-parallel `world`, each rank evaluates its batches and the counts are summed: the same top-1/top-5
-    as one process evaluating every batch."""
+    as one process evaluating every batch ('predictions' and 'labels' stay the rank's own)."""
     from tqdm import tqdm
 
     from .ops.loss import log_softmax
@@ -25,6 +26,7 @@ def evaluate(model, loader, progress=False, world=None):
     model.eval()
     n = top1 = top5 = 0
     loss = 0.0
+    predictions, labels = [], []
     try:
         with no_grad():
             for x, y in tqdm(loader.batches(0), total=len(loader), desc="eval", leave=False, disable=not progress):
@@ -33,11 +35,41 @@ def evaluate(model, loader, progress=False, world=None):
                 top5 += topk_correct(logits, y, 5)
                 loss -= float(log_softmax(logits.astype(np.float64))[np.arange(len(y)), y].sum())
                 n += len(y)
+                predictions.append(logits.argmax(axis=1))
+                labels.append(np.asarray(y))
     finally:
         model.train(was_training)
     if world is not None and world.size > 1:
         n, top1, top5, loss = world.sum([n, top1, top5, loss])
-    return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "loss": loss / max(n, 1)}
+    return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "loss": loss / max(n, 1),
+            "predictions": np.concatenate(predictions) if predictions else np.zeros(0, np.int64),
+            "labels": np.concatenate(labels) if labels else np.zeros(0, np.int64)}
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """counts[i, j] = how many images of true class i were predicted as class j."""
+    counts = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predictions)), 1)
+    return counts
+
+
+def print_per_class(counts, classes, names, limit=30):
+    """One line per class: its name (and identifier), top-1 accuracy (the confusion matrix's diagonal) and image
+    count.  Past `limit` classes only the ten weakest and ten strongest are listed."""
+    totals = counts.sum(axis=1)
+    accuracy = np.diag(counts) / np.maximum(totals, 1)
+    labels = [name if name == cls else f"{name} ({cls})" for cls, name in zip(classes, names)]
+    order = list(range(len(classes)))
+    if len(order) > limit:
+        ranked = sorted(order, key=lambda i: accuracy[i])
+        order = ranked[:10] + ranked[-10:]
+        print(f"per-class top-1 accuracy (the 10 weakest and 10 strongest of {len(classes)} classes):")
+    else:
+        print("per-class top-1 accuracy:")
+    width = max(len(labels[i]) for i in order)
+    for i in order:
+        value = f"{100 * accuracy[i]:6.2f} %" if totals[i] else "     —  "
+        print(f"  {labels[i]:{width}s}  {value}  ({totals[i]} images)")
 
 
 def check_classes(record, classes, data):
@@ -66,9 +98,12 @@ def main(argv=None):
     parser.add_argument("--input", default=None, choices=("cache", "stream"),
                         help="decode the images through the preprocessing cache or as they are read (default: as "
                              "the run was trained)")
+    parser.add_argument("--confusion", default=None, metavar="OUT.png",
+                        help="also draw the confusion matrix, with the class names, as a PNG (needs matplotlib)")
     args = parser.parse_args(argv)
     from .checkpoint import load_model_from_checkpoint
     from .data import DataError, Loader, load_datasets
+    from .data.classnames import human_names
 
     try:
         model, record = load_model_from_checkpoint(args.checkpoint)
@@ -83,6 +118,15 @@ def main(argv=None):
         return 2
     print(f"{args.checkpoint}: top-1 {100 * result['top1']:.2f} %  top-5 {100 * result['top5']:.2f} %  "
           f"loss {result['loss']:.4f}  ({len(val)} images)")
+    counts = confusion_matrix(result["labels"], result["predictions"], len(val.classes))
+    names = human_names(val.classes)
+    print_per_class(counts, val.classes, names)
+    if args.confusion:
+        from .plotting import confusion_figure
+
+        title = f"{record['model']['arch']} ({record['model']['binarizer']}): top-1 {100 * result['top1']:.1f} %"
+        if confusion_figure(counts, names, args.confusion, title):
+            print(f"wrote {args.confusion}")
     return 0
 
 

@@ -380,13 +380,14 @@ def save(session):
 def write_checkpoint(session):
     """Rank 0's part of `save`: the checkpoint file, with a clear error when it cannot be written."""
     from .checkpoint import save_checkpoint
+    from .data.classnames import class_record
 
     data = {"classes": list(session.train_set.classes), "train_images": len(session.train_set),
             "val_images": len(session.val_set)}
     try:
         save_checkpoint(session.ckpt_path, session.model, session.optimizer, {
             "epoch": session.epoch, "batch": session.batch, "step": session.step, "model": session.model_config,
-            "data": data,
+            "data": data, **class_record(session.train_set.classes),
             "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(session.args).items()
                      if k != "given"}})
     except OSError as error:
@@ -449,6 +450,7 @@ def finish_epoch(session, stats):
     """Evaluation and the end-of-epoch record: validation top-1/top-5, one metrics.jsonl row, a checkpoint at the
     start of the next epoch, one log line."""
     from .evaluate import evaluate
+    from .plot import write_run_curves
 
     if session.world.size > 1 and not session.args.sync_bn:
         session.world.average_arrays([b for _, b in session.model.named_buffers()])
@@ -463,6 +465,7 @@ def finish_epoch(session, stats):
     session.metrics.append(row)
     if session.world.is_root:
         _write_metrics(session.metrics_path, session.metrics)
+        write_run_curves(session.args.out)   # the run's own curves.png (skipped, said once, without matplotlib)
     save(session)
     session.say(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
           f"{100 * row['train_acc']:.1f}% val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "

@@ -1,6 +1,8 @@
+import importlib.util
 import numpy as np
 import pytest
 from hypothesis import given
+from PIL import Image
 from hypothesis import strategies as st
 
 from minilab import F, config
@@ -126,5 +128,8 @@ def test_analyze_cli_writes_a_report(tmp_path):
                  "--ssim-images", "2", "--max-channels", "4"]) == 0
     text = (out / "report.md").read_text()
     assert "Table 1" in text and "Table 2" in text and "η lab" in text and "η sign" in text
-    assert len(list(out.glob("features_*.png"))) == 2 and (out / "plus_one_lab.png").exists()
+    if importlib.util.find_spec("matplotlib") is not None:
+        pngs = ["plus_one.png", "eta.png", "ssim.png", *[p.name for p in out.glob("features_*.png")]]
+        assert len(pngs) == 5 and all((out / p).exists() and f"]({p})" in text for p in pngs)
+        assert all(Image.open(out / p).info["Software"].startswith("Matplotlib") for p in pngs)
     assert main(["--checkpoint", str(tmp_path / "missing.npz"), "--images", str(tmp_path)]) == 2

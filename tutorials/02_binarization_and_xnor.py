@@ -11,10 +11,10 @@
 
 # %%
 import numpy as np
-from common import SMOKE, OUT, Timer, line_plot, machine, shows
+from common import SMOKE, OUT, Timer, machine, shows
 
 import minilab as ml
-from minilab import F, config
+from minilab import F, config, plotting
 from minilab.ops import packed
 
 if config.kernels() is not None:            # the compiled XNOR-popcount kernel, else its NumPy reference
@@ -30,10 +30,47 @@ for name, fn in [("sign_ste", F.sign_ste), ("approx_sign", F.approx_sign)]:
         soft = fn(ml.tensor(xs)).data
     print(f"{name:12s} grad:", np.round(x.grad, 2))
     print(f"{'':12s} surrogate:", np.round(soft, 2))
-approx_surrogate = np.where(np.abs(xs) <= 1, 2 * xs - xs * np.abs(xs), np.sign(xs))
-shows(line_plot({"sign": list(np.where(xs >= 0, 1.0, -1.0)), "ApproxSign surrogate": list(approx_surrogate),
-                 "STE surrogate": list(np.clip(xs, -1, 1))},
-                f"{OUT}/02_sign_vs_surrogates.png", "sign and the surrogates behind its pseudo-gradients", "x"))
+
+# %% [markdown]
+# The figure draws what minilab computes, on 1,201 points: the forward values (left) and the gradients that
+# `backward()` returns (right).  Look at the jumps: sign jumps at 0 (the filled dot is the value it takes there,
+# +1), the STE's gradient jumps at ±1 — drawn as steps with the pen lifted, because these functions have no
+# values in between.  ApproxSign's gradient is a triangle: largest at 0, where a small change of x is most
+# likely to flip the sign.
+
+# %%
+grid = np.linspace(-1.5, 1.5, 1201)
+forward, gradient = {}, {}
+for name, fn in [("STE", F.sign_ste), ("ApproxSign", F.approx_sign)]:
+    x = ml.tensor(grid, requires_grad=True)
+    fn(x).sum().backward()
+    gradient[name] = x.grad
+    with ml.surrogate_mode():
+        forward[name] = fn(ml.tensor(grid)).data
+sign = F.sign_ste(ml.tensor(grid)).data
+
+
+def sign_and_surrogates(fig):
+    left, right = fig.subplots(1, 2, sharex=True)
+    left.plot(*plotting.break_at_jumps(grid, sign), color="black", label="sign(x)")
+    plotting.mark_jump(left, 0, 1, -1, "black")
+    left.plot(grid, forward["STE"], color=plotting.COLOURS[0], label="STE surrogate: clip(x, −1, 1)")
+    left.plot(grid, forward["ApproxSign"], color=plotting.COLOURS[1], ls="--",
+              label="ApproxSign surrogate: 2x − x|x|")
+    left.set(title="forward", xlabel="$x$", ylabel="output")
+    right.plot(*plotting.break_at_jumps(grid, gradient["STE"]), color=plotting.COLOURS[0],
+               label="STE: $1_{|x| \\leq 1}$")
+    for edge in (-1, 1):
+        plotting.mark_jump(right, edge, 1, 0, plotting.COLOURS[0])
+    right.plot(grid, gradient["ApproxSign"], color=plotting.COLOURS[1], ls="--", label="ApproxSign: 2 − 2|x|")
+    right.set(title="backward: the pseudo-gradient minilab uses", xlabel="$x$",
+              ylabel="$\\partial\\,\\mathrm{output} / \\partial x$")
+    plotting.legend_below(left)
+    plotting.legend_below(right)
+
+
+shows(plotting.draw(f"{OUT}/02_sign_vs_surrogates.png", sign_and_surrogates, "wide",
+                    "sign and the surrogates behind its pseudo-gradients"))
 
 # %% [markdown]
 # ## XNOR-popcount

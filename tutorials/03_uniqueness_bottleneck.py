@@ -16,7 +16,7 @@ import numpy as np
 from common import OUT, SMOKE, Timer, imagenette_root, machine, shows
 
 import minilab as ml
-from minilab import F, nn
+from minilab import F, nn, plotting
 from minilab.analysis import uniqueness_ratio
 from minilab.analysis.figures import feature_figure
 
@@ -54,6 +54,11 @@ for name, eta in etas.items():
     print(f"η {name:20s} {eta:.3f}")
 print(f"({3 * len(images) * 3} maps × 512 binary convolutions on the popcount kernel in {t.seconds:.1f} s, {machine()})")
 shows(feature_figure([(name, images[0], m[0]) for name, m in maps.items()], f"{OUT}/03_binarized_maps.png", 3))
+
+# %% [markdown]
+# The figure shows the first image's three colour channels (rows) and what each binarizer makes of them
+# (columns).  Look at the large bright and dark regions: sign turns each into one solid block, while
+# Niblack and the edge-kernel LAB keep outlines and texture there — the detail that keeps η high.
 
 # %% [markdown]
 # On whole images the maps are large and almost every kernel gives a different output (η ≈ 1 for all three at
@@ -100,8 +105,23 @@ for name in table["sign"]:
     if name.endswith((".0.conv", ".4.conv", ".8.conv", ".12.conv", ".15.conv")):
         print(f"{name:16s} {shapes[name]:>6s} {table['sign'][name]:8.3f} {table['lab'][name]:8.3f}")
 
+
+def eta_per_layer(fig):
+    ax = fig.add_subplot()
+    layers = list(table["sign"])
+    for colour, (binarizer, etas) in zip(plotting.COLOURS, table.items()):
+        ax.plot(range(len(layers)), [etas[n] for n in layers], "o-", color=colour, label=binarizer)
+    ax.set_xticks(range(len(layers)), [f"{i}\n{shapes[n]}" for i, n in enumerate(layers)], fontsize=7)
+    ax.set(xlabel="binary layer (index, map size)", ylabel="uniqueness ratio η", ylim=(0, 1.05),
+           title="η per binary layer, sign vs LAB (same images)")
+    plotting.outside_legend(fig, ax, title="binarizer")
+
+
+shows(plotting.draw(f"{OUT}/03_eta_per_layer.png", eta_per_layer))
+
 # %% [markdown]
-# Measured by this script (x86_64, 2 cores; real Imagenette, 32 px, width 0.25, 3 epochs per model — 102 s for
+# The figure draws η for every binary layer, the map size under each index: where the two lines part, sign's
+# maps have become flat.  Measured by this script (x86_64, 2 cores; real Imagenette, 32 px, width 0.25, 3 epochs per model — 102 s for
 # sign, 147 s for LAB, 4 minutes for the whole script):
 #
 # | layer | map | η sign | η LAB |

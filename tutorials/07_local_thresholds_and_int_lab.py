@@ -13,7 +13,7 @@ import numpy as np
 from common import OUT, SMOKE, imagenette_root, shows
 
 import minilab as ml
-from minilab import F, nn
+from minilab import F, nn, plotting
 from minilab.analysis import layer_dissimilarity, plus_one_fraction
 from minilab.analysis.figures import feature_figure
 from minilab.ops.quant import dequantize, quantize_symmetric
@@ -33,12 +33,34 @@ with ml.no_grad():
     maps = {"sign": F.sign_ste(x).data, "niblack": F.niblack(x).data, "sauvola": F.sauvola(x).data,
             "LAB (random init)": lab(x).data}
 print(f"{'binarizer':18s} {'+1 fraction':>11s} {'SSIM between channels':>22s}")
+stats = {}
 for name, m in maps.items():
     ssim, _ = layer_dissimilarity(m, encoding="pm1", window="uniform")
-    print(f"{name:18s} {plus_one_fraction(m)[0]:11.3f} {ssim:22.3f}")
+    stats[name] = (plus_one_fraction(m)[0], ssim)
+    print(f"{name:18s} {stats[name][0]:11.3f} {ssim:22.3f}")
 shows(feature_figure([(n, images[0], m[0]) for n, m in maps.items()], f"{OUT}/07_local_thresholds.png", 3))
 
+
+def statistics(fig):
+    left, right = fig.subplots(1, 2, sharey=True)
+    names = list(stats)
+    for ax, k, label in ((left, 0, "fraction of +1 outputs"), (right, 1, "mean SSIM between the colour channels")):
+        bars = ax.barh(names, [stats[n][k] for n in names], color=plotting.COLOURS[:len(names)])
+        ax.bar_label(bars, [f"{stats[n][k]:.3f}" for n in names], padding=3, fontsize=8)
+        ax.set(xlabel=label, xlim=(0, 1))
+        ax.grid(axis="y", visible=False)
+    left.axvline(0.5, color=plotting.GREY, ls=":", lw=1)
+    left.invert_yaxis()
+
+
+shows(plotting.draw(f"{OUT}/07_binarizer_statistics.png", statistics, "wide",
+                    f"four binarizers on the same {len(images)} images"))
+
 # %% [markdown]
+# The first figure shows one image's three colour channels (rows) through each binarizer (columns); the second
+# the two numbers of the table.  Look at the channels in the sign column — nearly the same map three times (high
+# SSIM) — and at how the local thresholds and LAB move the +1 fraction toward the dotted ½.
+#
 # ## INT8 / INT4 LAB kernels
 # Per-channel symmetric quantisation: s_c = max|w_c| / q_max, q = round(w/s_c).  How many LAB output pixels flip
 # when the kernels are quantised?  (Training with `--lab-bits 8|4` removes the mismatch: the model then learns with

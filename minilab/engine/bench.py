@@ -9,7 +9,7 @@ import numpy as np
 from ..autograd import Tensor, no_grad
 from ..config import use
 from .convert import convert
-from .profile import breakdown, draw_breakdown_png, time_runs
+from .profile import breakdown, time_runs
 from .storage import save_packed
 
 
@@ -50,6 +50,13 @@ def build(args):
     return create_model(**config), config
 
 
+def checkpoint_classes(path):
+    """The class ids a training checkpoint names (stored with a packed model saved from it), else None."""
+    from ..checkpoint import read_checkpoint
+
+    return read_checkpoint(path)[2].get("classes") if path else None
+
+
 def run_model_bench(args):
     import sys
 
@@ -74,7 +81,7 @@ def run_model_bench(args):
     packed_time = time_runs(lambda: packed(x), runs=args.runs)
     parts, profiled_total = breakdown(packed, x, runs=max(3, args.runs // 4))
     if args.save:
-        size_bytes = save_packed(packed, args.save)
+        size_bytes = save_packed(packed, args.save, checkpoint_classes(args.checkpoint))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             size_bytes = save_packed(packed, os.path.join(tmp, "model.npz"))
@@ -83,9 +90,13 @@ def run_model_bench(args):
               "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "profiled_total_ms": profiled_total}
     print(json.dumps(result, indent=1)) if args.json else print_model_bench(result)
     if args.plot:
-        draw_breakdown_png(parts, args.plot, f"{config['arch']} {config['binarizer']} {size}px: "
-                                             f"{packed_time['median_ms']:.1f} ms median")
-        print(f"wrote {args.plot}")
+        from ..plotting import breakdown_figure, cpu_name
+
+        if breakdown_figure(parts, args.plot, f"{config['arch']} ({config['binarizer']}) at {size} px, batch "
+                                              f"{args.batch_size}, {args.threads} thread(s): "
+                                              f"{packed_time['median_ms']:.2f} ms median; profiled runs (bars) "
+                                              f"{profiled_total:.2f} ms\n{cpu_name()}"):
+            print(f"wrote {args.plot}")
     return 0
 
 

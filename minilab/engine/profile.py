@@ -84,24 +84,3 @@ def breakdown(packed, x, runs=10):
         remove()
     totals["other"] = max(wall - sum(totals.values()), 0.0)
     return {k: 1e3 * v / runs for k, v in totals.items()}, 1e3 * wall / runs
-
-
-def draw_breakdown_png(rows, path, title):
-    """A horizontal bar chart (Pillow only; no plotting library needed)."""
-    from PIL import Image, ImageDraw
-
-    items = [(k, v) for k, v in rows.items() if v > 0]
-    width, bar_h, left = 760, 26, 190
-    height = 60 + bar_h * len(items) + 30
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((10, 10), title, fill="black")
-    top = max(v for _, v in items) if items else 1.0
-    for i, (name, value) in enumerate(items):
-        y = 45 + i * bar_h
-        draw.text((10, y + 6), name, fill="black")
-        length = int((width - left - 90) * value / top)
-        draw.rectangle([left, y + 3, left + length, y + bar_h - 3], fill=(70, 110, 180))
-        draw.text((left + length + 6, y + 6), f"{value:.2f} ms", fill="black")
-    img.save(path)
-    return path

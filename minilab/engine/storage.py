@@ -1,11 +1,13 @@
 """One file per packed model (.npz, uncompressed so its size is the storage it needs): packed binary weights as
 uint64 words, LAB kernels as float32 or as INT8 / INT4 (two per byte) with per-channel scales, every float
-parameter as float32, and a JSON record of the architecture and of each packed layer."""
+parameter as float32, and a JSON record of the architecture, of each packed layer and of the classes (ids and
+human names) when the model's training checkpoint named them."""
 import json
 import os
 
 import numpy as np
 
+from ..data.classnames import class_record
 from ..models import create_model
 from ..nn import Identity
 from ..nn.module import load_npz, save_npz_atomic
@@ -16,7 +18,8 @@ from .packed_conv import PackedBinaryConv2d
 STORED = ("words", "alpha", "mean", "invstd", "gamma", "beta", "lab_bias", "lab_beta")
 
 
-def save_packed(packed: PackedModel, path):
+def save_packed(packed: PackedModel, path, classes=None):
+    """Write `packed` to `path`; `classes` (the class ids, in output order) are stored with their human names."""
     arrays, layers = {}, []
     for name, module in packed.model.named_modules():
         if not isinstance(module, PackedBinaryConv2d):
@@ -37,18 +40,26 @@ def save_packed(packed: PackedModel, path):
     for name, value in packed.model.state_dict().items():
         arrays[f"float/{name}"] = value
     record = {"format": "minilab-packed-1", "config": packed.config, "layers": layers}
+    if classes is not None:
+        record.update(class_record(classes))
     arrays["record"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
     save_npz_atomic(path, arrays)
     return os.path.getsize(path)
 
 
-def load_packed(path, threads=1):
-    arrays = load_npz(path)
+def packed_record(arrays, path):
+    """The JSON record of a packed model file's arrays, or a clear error for any other file."""
     try:
         record = json.loads(arrays["record"].tobytes().decode())
         assert record.get("format") == "minilab-packed-1"
     except (KeyError, ValueError, AssertionError):
         raise ValueError(f"{path} is not a minilab packed model") from None
+    return record
+
+
+def load_packed(path, threads=1):
+    arrays = load_npz(path)
+    record = packed_record(arrays, path)
     config = record["config"]
     model = create_model(**config)
     for layer in record["layers"]:
