@@ -72,7 +72,11 @@ def write_run_curves(out_dir):
     global _missing_said
     if not rows or _missing_said:    # without matplotlib: said once per process, not after every epoch
         return None
-    written = curves_figure({os.path.basename(os.path.abspath(out_dir)): rows}, os.path.join(out_dir, CURVES_FILE))
+    path = os.path.join(out_dir, CURVES_FILE)
+    try:
+        written = curves_figure({os.path.basename(os.path.abspath(out_dir)): rows}, path)
+    except OSError as error:   # matplotlib's own error may not name the file: the caller's message should
+        raise OSError(error.errno, error.strerror or str(error), path) from None
     _missing_said = written is None
     return written
 

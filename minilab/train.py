@@ -465,8 +465,9 @@ def finish_epoch(session, stats):
     session.metrics.append(row)
     if session.world.is_root:
         _write_metrics(session.metrics_path, session.metrics)
-        write_run_curves(session.args.out)   # the run's own curves.png (skipped, said once, without matplotlib)
     save(session)
+    if session.world.is_root:
+        write_run_curves(session.args.out)   # the run's own curves.png (skipped, said once, without matplotlib)
     session.say(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
           f"{100 * row['train_acc']:.1f}% val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
           f"({row['images_per_s']:.0f} img/s)")
