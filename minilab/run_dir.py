@@ -46,12 +46,23 @@ def open_run_dir(out, resume):
     for stale in glob.glob(os.path.join(glob.escape(out), "*.tmp.npz")) + \
             glob.glob(os.path.join(glob.escape(out), "*.tmp")):
         os.unlink(stale)
-    held = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+    held = [name for name in RUN_FILES if _holds_data(os.path.join(out, name))]
     if held and not resume:
         lock.close()
+        if "checkpoint.npz" not in held:
+            raise RunDirError(f"{out} holds the metrics.jsonl of a run but no checkpoint to resume it from; choose "
+                              f"another --out, or delete {os.path.join(out, 'metrics.jsonl')} to start over there")
         raise RunDirError(f"{out} already holds a run ({', '.join(held)}); continue it with "
                           f"`--resume --out {out}`, or start a new run with another --out (nothing was changed)")
     return lock
+
+
+def _holds_data(path):
+    """An existing, non-empty file (a run that stopped before its first epoch leaves an empty metrics.jsonl)."""
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 def _same(option, given, saved):

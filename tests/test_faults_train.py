@@ -61,6 +61,13 @@ def test_second_run_in_the_same_folder_is_refused_and_changes_nothing(tmp_path, 
     assert after == before
 
 
+def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_the_folder(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    code, _, err = cli(TINY + ["--lr", "1e38", "--optimizer", "sgd", "--out", out], capsys)   # NaN at step 1
+    assert code == 3 and not os.path.exists(os.path.join(out, "checkpoint.npz"))
+    assert cli(TINY + ["--out", out], capsys)[0] == 0
+
+
 def test_out_that_is_a_file_is_one_clear_line(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     code, _, err = cli(TINY + ["--out", str(tmp_path / "f")], capsys)
