@@ -103,8 +103,8 @@ class Function:
         ctx = Context()
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
         arrays = [t.data for t in tensors]
-        if _surrogate and cls.surrogate is not None:
-            op, out = cls, cls.surrogate(ctx, *arrays, **options)
+        if _surrogate:   # gradcheck's mode: the reference, with the smooth surrogate where the op declares one
+            op, out = cls, (cls.surrogate or cls.forward)(ctx, *arrays, **options)
         else:
             op = dispatch.choose(cls, arrays, options) or cls   # a compiled twin, when one accepts these inputs
             out = op.forward(ctx, *arrays, **options)
