@@ -90,6 +90,25 @@ def test_augmentation_does_not_depend_on_the_split():
     assert xr.shape[0] == 8
 
 
+def test_sync_batch_norm_on_one_rank_is_batch_norm_and_passes_gradcheck():
+    import minilab as ml
+    from minilab.distributed import SingleProcess
+    from minilab.gradcheck import gradcheck
+    from minilab.ops.norm import batch_norm
+    from minilab.ops.sync_norm import sync_batch_norm
+
+    rng = np.random.default_rng(0)
+    x, gamma, beta = rng.standard_normal((4, 3, 5, 5)), rng.standard_normal(3), rng.standard_normal(3)
+    stats = [np.zeros(3), np.ones(3)], [np.zeros(3), np.ones(3)]
+    a = sync_batch_norm(ml.tensor(x), *stats[0], ml.tensor(gamma), ml.tensor(beta), SingleProcess())
+    b = batch_norm(ml.tensor(x), *stats[1], ml.tensor(gamma), ml.tensor(beta))
+    np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(stats[0][1], stats[1][1], rtol=1e-12)     # the running variance, unbiased
+    gradcheck(lambda x, g, b: sync_batch_norm(x, np.zeros(3), np.ones(3), g, b, SingleProcess()),
+              ml.tensor(x, requires_grad=True), ml.tensor(gamma, requires_grad=True),
+              ml.tensor(beta, requires_grad=True))
+
+
 # ---- under mpiexec -n 2 ---------------------------------------------------------------------------------------
 
 @needs_mpi
