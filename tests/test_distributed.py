@@ -309,3 +309,17 @@ def test_evaluate_reads_a_streamed_run_the_same_way(tmp_path):
     assert not os.path.exists(cache)           # streamed: no preprocessing cache was built
     metrics = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     assert f"top-1 {100 * metrics[-1]['val_top1']:.2f} %" in evaluated.stdout
+
+
+@needs_mpi
+def test_one_process_run_resumes_on_two_ranks(tmp_path):
+    """The data position is global: 4 steps in one process, then the rest of the epoch on 2 ranks."""
+    out = str(tmp_path / "run")
+    first = train(TINY + ["--epochs", "1", "--max-steps", "4", "--out", out])
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert checkpoint(out)[2]["step"] == 4
+    rest = train(["--resume", "--out", out, "--no-progress", "--check-replicas"], ranks=2)
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    assert "at epoch 1, batch 4 (step 4) on 2 ranks" in rest.stdout and rest.stdout.count("done:") == 1
+    _, _, record = checkpoint(out)
+    assert (record["epoch"], record["batch"], record["step"]) == (1, 0, 24)
