@@ -24,7 +24,7 @@ import numpy as np
 LATENCY_S = 20e-6   # per ring hop on a cluster network (Ethernet with a kernel TCP stack: tens of µs)
 
 
-def step_timings(world, arch, image_size, batch_size, width, steps, warmup=2):
+def step_timings(world, arch, image_size, batch_size, width, steps, warmup=2, sync_bn=False):
     """Median per-step timings (seconds) of `steps` training steps on this rank's share of the global batch."""
     import minilab as ml
     from minilab import F
@@ -34,6 +34,9 @@ def step_timings(world, arch, image_size, batch_size, width, steps, warmup=2):
 
     init.seed(0)
     model = create_model(arch, num_classes=1000, image_size=image_size, width=width)
+    if sync_bn and world.size > 1:
+        from .nn.sync import convert_sync_batchnorm
+        convert_sync_batchnorm(model, world)
     opt = Adam(model.parameters())
     local = batch_size // world.size
     rng = np.random.default_rng(world.rank)
@@ -82,7 +85,8 @@ def measure_world(args):
 
     world = connect("auto")
     set_threads(args.threads)
-    t = step_timings(world, args.arch, args.image_size, args.batch_size, args.width, args.steps)
+    t = step_timings(world, args.arch, args.image_size, args.batch_size, args.width, args.steps,
+                     sync_bn=args.sync_bn)
     t["allreduce_s"] = blocking_allreduce_s(world, t["gradient_bytes"])
     keys = ("compute_s", "wait_s", "update_s", "step_s", "allreduce_s")
     sums = world.sum([t[k] for k in keys])
@@ -149,7 +153,8 @@ def measure_ranks(args):
         return None
     cmd = [launcher, "-n", str(args.ranks), sys.executable, "-m", "minilab.bench", "scaling", "--worker",
            "--threads", "1", "--arch", args.arch, "--image-size", str(args.image_size), "--batch-size",
-           str(args.batch_size), "--width", str(args.width), "--steps", str(args.steps)]
+           str(args.batch_size), "--width", str(args.width), "--steps", str(args.steps)] + \
+        (["--sync-bn"] if args.sync_bn else [])
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"the {args.ranks}-rank measurement failed:\n{done.stdout}{done.stderr}")
@@ -241,6 +246,7 @@ def add_arguments(sub):
     s.add_argument("--ranks", type=int, default=2, help="ranks of the MPI run started from a plain run")
     s.add_argument("--steps", type=int, default=5, help="timed steps (the median counts)")
     s.add_argument("--rounds", type=int, default=1, help="alternate the two configurations this many times")
+    s.add_argument("--sync-bn", action="store_true", help="the ranks synchronise BatchNorm statistics")
     s.add_argument("--json", action="store_true")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)   # the mpiexec run a plain run starts
     d = sub.add_parser("decode", help="streaming loader: JPEG decode images/s per worker at 64/128/224 px")

@@ -296,7 +296,7 @@ def share_initial_state(session, resumed):
         if not world.is_root:
             optimizer.load_state_dict(state)
         session.epoch, session.batch, session.step = world.broadcast((session.epoch, session.batch, session.step))
-    if resumed is not None:
+    if session.args.resume:   # (on every rank: the options were broadcast)
         args = session.args
         session.saved_step = session.step
         session.say(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step})"

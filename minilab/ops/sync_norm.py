@@ -32,9 +32,9 @@ class SyncBatchNorm(Function):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
         channels = x.shape[1]
-        x64 = x.astype(np.float64)
         m = x.size // channels
-        totals = world.sum(np.concatenate([x64.sum(axis=axes), (x64 * x64).sum(axis=axes), [m]]))
+        x64 = x.reshape(x.shape[0], channels, -1).astype(np.float64)   # sums of squares need the precision
+        totals = world.sum(np.concatenate([x64.sum(axis=(0, 2)), np.einsum("ncs,ncs->c", x64, x64), [m]]))
         count = totals[-1]
         if count < 2:
             raise ValueError(f"sync batch_norm: training needs more than one value per channel, input {x.shape}")
