@@ -15,7 +15,7 @@ cimport numpy as cnp
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport uint64_t, int64_t, int32_t, int16_t, uint8_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 cnp.import_array()
 

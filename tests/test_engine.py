@@ -157,6 +157,6 @@ def test_bench_model_cli_runs(tmp_path, capsys):
                  "--runs", "2", "--float-runs", "1", "--plot", str(tmp_path / "f.png"), "--save",
                  str(tmp_path / "m.npz")]) == 0
     out = capsys.readouterr().out
-    assert "speed-up" in out and "LAB depthwise" in out and (tmp_path / "f.png").exists()
+    assert "speed-up" in out and "LAB binarize + pack" in out and (tmp_path / "f.png").exists()
     x = np.zeros((1, 3, 32, 32), np.float32)
     assert load_packed(tmp_path / "m.npz")(x).shape == (1, 10)

@@ -62,6 +62,11 @@ static inline void store_row8(float *restrict C, int64_t m, __m256i c0, __m256i 
     }
     if (t->gamma) v = _mm256_mul_ps(v, _mm256_loadu_ps(t->gamma + n0));
     if (t->beta) v = _mm256_add_ps(v, _mm256_loadu_ps(t->beta + n0));
+    if (t->residual) {
+        float r[8];
+        transform_residual(t, m, n0, 8, N, r);
+        v = _mm256_add_ps(v, _mm256_loadu_ps(r));
+    }
     if (t->prelu) {
         __m256 scaled = _mm256_mul_ps(v, _mm256_loadu_ps(t->prelu + n0));
         v = _mm256_blendv_ps(scaled, v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));

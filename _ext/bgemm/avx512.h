@@ -30,6 +30,11 @@ static inline void store_row16(float *restrict C, int64_t m, __m512i a0, __m512i
     }
     if (t->gamma) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, t->gamma + n0));
     if (t->beta) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, t->beta + n0));
+    if (t->residual) {
+        float r[16];
+        transform_residual(t, m, n0, count, N, r);
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, r));
+    }
     if (t->prelu) {
         __m512 scaled = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, t->prelu + n0));
         v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), scaled, v);

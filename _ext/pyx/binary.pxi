@@ -13,6 +13,7 @@ cdef extern from "bgemm.h" nogil:
         const float *invstd
         const float *gamma
         const float *beta
+        const float *residual
         const float *prelu
         int64_t pixels
     int64_t bgemm_prepared_words(int64_t K, int64_t Npad)
@@ -102,16 +103,17 @@ cdef const float *_vec(object arr, Py_ssize_t n, str name, list keep) except? NU
     if a.shape[0] != n:
         raise ValueError(f"bgemm: {name} has {a.shape[0]} entries, expected {n}")
     keep.append(a)
-    cdef float[::1] view = a
+    cdef const float[::1] view = a
     return &view[0]
 
 
 def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_ssize_t nbits, alpha=None,
           int relu=0, mean=None, invstd=None, gamma=None, beta=None, row_pattern=None, pattern_corr=None,
-          Py_ssize_t pixels=0, int threads=1, prelu=None):
+          Py_ssize_t pixels=0, int threads=1, prelu=None, residual=None):
     """C = nbits - 2 * popcount(A XOR B) followed by the fused output transform of bgemm.h:
     - row_pattern (M,) int32 + pattern_corr (P, n): zero-padding correction subtracted per row pattern;
-    - alpha (n,): per-channel scale; relu; mean/invstd/gamma/beta (n,): eval-mode BatchNorm; prelu (n,): slopes.
+    - alpha (n,): per-channel scale; relu; mean/invstd/gamma/beta (n,): eval-mode BatchNorm;
+    - residual: float32 laid out like C (a residual block's shortcut), added after BatchNorm; prelu (n,): slopes.
     With pixels > 0, C is written as (M / pixels, n, pixels), i.e. NCHW; otherwise as (M, n)."""
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], npad = bt.shape[1]
     if bt.shape[0] != k:
@@ -135,6 +137,12 @@ def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_
     t.gamma = _vec(gamma, n, "gamma", keep)
     t.beta = _vec(beta, n, "beta", keep)
     t.prelu = _vec(prelu, n, "prelu", keep)
+    t.residual = NULL
+    if residual is not None:
+        if residual.shape != out.shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
+            raise ValueError(f"bgemm: residual must be C-contiguous float32 of the output's shape {out.shape}, "
+                             f"got {residual.dtype} {residual.shape}")
+        t.residual = _vec(residual, out.size, "residual", keep)
     if (t.mean == NULL) != (t.invstd == NULL):
         raise ValueError("bgemm: mean and invstd go together")
     t.relu = relu
