@@ -41,7 +41,7 @@ cdef extern from "pack.h" nogil:
 
 def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw, int threads=1):
     """(N, C, H, W) float -> (N, H + 2ph, W + 2pw, ceil(C/64)) uint64, bit c%64 of word c//64 = (x < 0).
-    Padded pixels and padded channel bits are 0, i.e. +1.  Images are split over `threads`."""
+    Padded pixels and padded channel bits are 0, i.e. +1.  Rows of all images are split over `threads`."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
     cdef Py_ssize_t cw = (c + 63) // 64
     out = np.zeros((n, h + 2 * ph, wd + 2 * pw, cw), dtype=np.uint64)
@@ -51,30 +51,33 @@ def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw, int threads=
     scratch = np.empty((threads, wd), dtype=np.uint64)  # one row of words per thread
     cdef uint64_t[:, :, :, ::1] p = out
     cdef uint64_t[:, ::1] acc = scratch
-    cdef Py_ssize_t b, i
-    for b in prange(n, nogil=True, num_threads=threads, schedule="static"):
-        for i in range(h):
-            pack_row_channels_last(&x[b, 0, 0, 0], c, h, wd, i, &p[b, i + ph, pw, 0], cw, &acc[threadid(), 0])
+    cdef Py_ssize_t item, b, i
+    for item in prange(n * h, nogil=True, num_threads=threads, schedule="static"):
+        b = item // h
+        i = item % h
+        pack_row_channels_last(&x[b, 0, 0, 0], c, h, wd, i, &p[b, i + ph, pw, 0], cw, &acc[threadid(), 0])
     return out
 
 
 def packed_im2col(const uint64_t[:, :, :, ::1] xpk, int kh, int kw, int sh, int sw, int oh, int ow, int threads=1):
-    """rows[n*OH*OW + i*OW + j] = the kh*kw*CW words of pixel (i, j)'s receptive field, in (u, v, word) order."""
+    """rows[n*OH*OW + i*OW + j] = the kh*kw*CW words of pixel (i, j)'s receptive field, in (u, v, word) order.
+    Output rows of all images are split over `threads`."""
     cdef Py_ssize_t n = xpk.shape[0], cw = xpk.shape[3]
     cdef Py_ssize_t K = kh * kw * cw
     out = np.empty((n * oh * ow, K), dtype=np.uint64)
     cdef uint64_t[:, ::1] a = out
-    cdef Py_ssize_t b, i, j, u, v, q, row, col
-    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        for i in range(oh):
-            for j in range(ow):
-                row = (b * oh + i) * ow + j
-                col = 0
-                for u in range(kh):
-                    for v in range(kw):
-                        for q in range(cw):
-                            a[row, col] = xpk[b, i * sh + u, j * sw + v, q]
-                            col = col + 1
+    cdef Py_ssize_t item, b, i, j, u, v, q, row, col
+    for item in prange(n * oh, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        b = item // oh
+        i = item % oh
+        for j in range(ow):
+            row = item * ow + j
+            col = 0
+            for u in range(kh):
+                for v in range(kw):
+                    for q in range(cw):
+                        a[row, col] = xpk[b, i * sh + u, j * sw + v, q]
+                        col = col + 1
     return out
 
 

@@ -77,3 +77,41 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, 
         lab_pack_blocks(&xp[b, 0, 0], plane, c, h, wd, &kernels[0, 0], &bias[0], beta, &map0[0], &map1[0],
                         item % blocks, item % blocks + 1, &o[b, 0, 0, 0], p)
     return out
+
+
+cdef extern from "peak.h" nogil:
+    const int PEAK_WORDS
+    void peak_parallel(int kind, int64_t iters, int threads, const uint64_t *words, double *work)
+
+
+cdef double _peak_round(int kind, int64_t iters, int threads, const uint64_t[::1] words, double[::1] work):
+    """MACs done by one round of micro-benchmark `kind` on every thread at once."""
+    with nogil:
+        peak_parallel(kind, iters, threads, &words[0], &work[0])
+    return sum(work)
+
+
+def peak_rates(double seconds=0.05, int threads=1):
+    """(binary MACs / s, float32 MACs / s) this CPU reaches at most on `threads` cores at once (peak.h): each
+    micro-benchmark round lasts about `seconds`, and the best of three rounds counts."""
+    import time
+    cdef int nt = max(threads, 1)
+    words = np.random.default_rng(0).integers(0, 2**63, PEAK_WORDS + 16, dtype=np.uint64)
+    done = np.zeros(nt)
+    cdef int64_t iters
+    rates = []
+    for kind in range(2):
+        iters = 16
+        while True:                      # grow the round on one thread until it lasts long enough to time
+            start = time.perf_counter()
+            _peak_round(kind, iters, 1, words, done)
+            if time.perf_counter() - start >= seconds / 4 or iters > (1 << 40):
+                break
+            iters *= 4
+        best = 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            work = _peak_round(kind, iters, nt, words, done)
+            best = max(best, work / (time.perf_counter() - start))
+        rates.append(best)
+    return tuple(rates)

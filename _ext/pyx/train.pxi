@@ -69,7 +69,8 @@ def im2col(const float[:, :, :, ::1] x, int kh, int kw, int sh=1, int sw=1, int 
            float pad_value=0.0, out=None, int threads=1):
     """Transposed im2col: cols[c*kh*kw + u*kw + v, n*OH*OW + i*OW + j] = x_pad[n, c, i*sh + u, j*sw + v], x_pad
     being x with ph/pw rows/columns of pad_value around it (implicit: no padded copy).  `out` may be a
-    preallocated C-contiguous float32 (C*kh*kw, N*OH*OW) matrix.  Images are split over OpenMP `threads`."""
+    preallocated C-contiguous float32 (C*kh*kw, N*OH*OW) matrix.  (Image, channel) planes are split over OpenMP
+    `threads`."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t oh = _out_size(h, kh, sh, ph, "im2col"), ow = _out_size(w, kw, sw, pw, "im2col")
     cdef Py_ssize_t K = c * kh * kw, ld = n * oh * ow
@@ -82,14 +83,21 @@ def im2col(const float[:, :, :, ::1] x, int kh, int kw, int sh=1, int sw=1, int 
     cdef float[:, ::1] cols = out
     cdef Py_ssize_t b
     cdef int32_t[::1] index
+    # one (image, channel) plane per work item: a single image still spreads over the threads
+    cdef Py_ssize_t item, ch, taps = kh * kw
     if ow < GATHER_BELOW:
         index = _tap_index(h, w, kh, kw, sh, sw, ph, pw, oh, ow)
-        for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
-            im2col_gather_image(&x[b, 0, 0, 0], c, h * w, kh * kw, &index[0], oh * ow, pad_value,
-                                &cols[0, b * oh * ow], ld)
+        for item in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+            b = item // c
+            ch = item % c
+            im2col_gather_image(&x[b, ch, 0, 0], 1, h * w, kh * kw, &index[0], oh * ow, pad_value,
+                                &cols[ch * taps, b * oh * ow], ld)
         return out
-    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        im2col_image(&x[b, 0, 0, 0], c, h, w, kh, kw, sh, sw, ph, pw, pad_value, oh, ow, &cols[0, b * oh * ow], ld)
+    for item in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        b = item // c
+        ch = item % c
+        im2col_image(&x[b, ch, 0, 0], 1, h, w, kh, kw, sh, sw, ph, pw, pad_value, oh, ow, &cols[ch * taps, b * oh * ow],
+                     ld)
     return out
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from ..autograd import Tensor, no_grad
 from ..ops.conv import float_reference
 from .convert import convert
+from .peak import fractions, machine_peaks, operator_work
 from .profile import breakdown, draw_breakdown_png, time_runs
 from .storage import save_packed
 
@@ -73,6 +74,8 @@ def run_model_bench(args):
     packed = convert(copy.deepcopy(model), config, threads=args.threads)
     packed_time = time_runs(lambda: packed(x), runs=args.runs)
     parts, profiled_total = breakdown(packed, x, runs=max(3, args.runs // 4))
+    peaks = machine_peaks(args.threads)
+    rates = fractions(parts, operator_work(packed, x), peaks)
     if args.save:
         size_bytes = save_packed(packed, args.save)
     else:
@@ -80,7 +83,8 @@ def run_model_bench(args):
             size_bytes = save_packed(packed, os.path.join(tmp, "model.npz"))
     result = {"config": config, "batch_size": args.batch_size, "threads": args.threads, "packed": packed_time,
               "float": float_time, "speedup": float_time["median_ms"] / packed_time["median_ms"],
-              "size_mb": size_bytes / 1e6, "breakdown_ms": parts}
+              "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "peaks_per_s": peaks,
+              "rates": {k: {"per_s": r, "unit": u, "fraction_of_peak": f} for k, (r, u, f) in rates.items()}}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -92,9 +96,17 @@ def run_model_bench(args):
               f"min {pt['min_ms']:.2f}, max {pt['max_ms']:.2f}; {pt['runs']} runs)")
         print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
         print(f"packed model size on disk: {result['size_mb']:.3f} MB")
-        print("per-operator breakdown (profiled runs):")
+        print(f"this CPU's peaks on {args.threads} thread(s) (micro-benchmarks): "
+              f"{peaks['binary MAC'] / 1e9:.0f} G binary MAC/s, {peaks['float MAC'] / 1e9:.1f} G float32 MAC/s, "
+              f"{peaks['byte'] / 1e9:.1f} GB/s copy")
+        print("per-operator breakdown (profiled runs), achieved rate and fraction of that peak:")
         for name, ms in parts.items():
-            print(f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(profiled_total, 1e-9):5.1f} %")
+            line = f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(profiled_total, 1e-9):5.1f} %"
+            if name in rates:
+                rate, unit, fraction = rates[name]
+                shown = f"{rate / 1e9:8.1f} GB/s" if unit == "byte" else f"{rate / 1e9:8.1f} G {unit}/s"
+                line += f"   {shown:24s} {100 * fraction:5.1f} % of peak"
+            print(line)
     if args.plot:
         draw_breakdown_png(parts, args.plot, f"{config['arch']} {config['binarizer']} {size}px: "
                                              f"{packed_time['median_ms']:.1f} ms median")

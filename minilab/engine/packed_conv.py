@@ -59,6 +59,7 @@ class PackedBinaryConv2d(Module):
         self.float_binarizer = float_binarizer
         self.threads = 1
         self.capture = None            # set to a list to collect the packed input maps (equivalence tests)
+        self.last_shapes = None        # (input shape, output shape, packed input bytes) of the last forward
         self._prepare()
 
     def _prepare(self):
@@ -124,6 +125,7 @@ class PackedBinaryConv2d(Module):
                             relu=int(s.get("relu", False)), mean=a.get("mean"), invstd=a.get("invstd"),
                             gamma=a.get("gamma"), beta=a.get("beta"), prelu=prelu, residual=residual)
         _timed("binary conv", start)
+        self.last_shapes = (xd.shape, out.shape, packed.nbytes)
         return out
 
     def extra_repr(self):
