@@ -12,7 +12,7 @@ import numpy as np
 from .. import _backend
 from ..autograd import Tensor
 from ..nn.module import Module
-from ..ops.lab import split_pairs
+from ..ops.lab import lab, split_pairs
 from ..ops.packed import popcount_conv, tap_sums_from_packed, zero_padding_correction
 
 PROFILE = {"enabled": False, "times": {}}
@@ -85,6 +85,15 @@ class PackedBinaryConv2d(Module):
         ext, s, a = _backend.ext, self.spec, self.arrays
         p = s["padding"]
         kind = s["binarizer"]
+        if kind == "lab" and x.shape[1] == 1:
+            # one channel: the training graph's LAB conv is a plain conv on the GEMM, not the depthwise kernel,
+            # and only the same float ops give the same bits
+            start = time.perf_counter()
+            y = lab(Tensor(x), Tensor(a["lab_weight"]), Tensor(a["lab_bias"]), Tensor(np.float32(a["lab_beta"])),
+                    s["lab_pairing"]).data
+            packed = ext.pack_channels_last(np.ascontiguousarray(y, np.float32), p, p, self.threads)
+            _timed("LAB binarize + pack", start)
+            return packed
         if kind == "lab":
             start = time.perf_counter()
             packed = ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, float(a["lab_beta"]), self._idx0,
