@@ -7,7 +7,8 @@ Compiler flags decide the popcount speed:
            MINILAB_PORTABLE=1 builds for the baseline instead (plus -mpopcnt unless MINILAB_NO_POPCNT=1), for
            wheels that must run on any x86-64.
   aarch64: NEON is baseline; -mcpu=native where the compiler supports it.
-OpenMP (-fopenmp) gives the kernels' optional `threads` argument; MINILAB_NO_OPENMP=1 turns it off."""
+OpenMP (-fopenmp) gives the kernels' optional `threads` argument; MINILAB_NO_OPENMP=1 turns it off.
+These switches follow the rule of minilab/config.py: "", "0", "false", "off" and "no" mean off."""
 import glob
 import os
 import platform
@@ -17,6 +18,11 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 
+def switch(name):
+    """On unless unset or "", "0", "false", "off", "no" (any case): the rule of minilab/config.py."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "off", "no")
+
+
 def compile_flags():
     # no FMA contraction: float32 steps round exactly as NumPy does;  no errno from sqrtf, so loops that take a
     # square root (Adam) vectorise;  no trapping math, so `x > 0 ? x : a * x` (PReLU) becomes a vector select
@@ -24,11 +30,11 @@ def compile_flags():
     # IEEE results are unchanged by all three
     flags = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
     machine = platform.machine().lower()
-    portable = os.environ.get("MINILAB_PORTABLE", "") not in ("", "0")
+    portable = switch("MINILAB_PORTABLE")
     if machine in ("x86_64", "amd64"):
         if portable:
             flags += ["-DMINILAB_PORTABLE"]
-            if os.environ.get("MINILAB_NO_POPCNT", "") in ("", "0"):
+            if not switch("MINILAB_NO_POPCNT"):
                 flags += ["-mpopcnt"]
         else:
             flags += ["-march=native"]
@@ -37,7 +43,7 @@ def compile_flags():
     return flags
 
 
-openmp = os.environ.get("MINILAB_NO_OPENMP", "") in ("", "0")
+openmp = not switch("MINILAB_NO_OPENMP")
 extension = Extension(
     "minilab._kernels",
     sources=["_ext/kernels.pyx"],

@@ -12,6 +12,9 @@ Straight-through (STE) ops also declare a `surrogate(ctx, *inputs, **options)`: 
 derivative their backward implements.  Under `surrogate_mode()` the forward returns that smooth value instead, so
 `gradcheck` can verify an STE backward against central differences of its declared surrogate.
 
+Every Function here is the NumPy reference.  Some have compiled twins (`minilab.fast`) that give the same answer
+faster; `apply` asks `minilab.dispatch` whether one accepts the inputs, and the reference runs otherwise.
+
 What a second backward does (micrograd gets this wrong): gradients of leaves *accumulate* across calls, as in
 PyTorch (call `zero_grad()` between steps).  By default `backward()` frees the graph's saved arrays; a second
 backward over the same graph then raises a clear error unless the first one was called with `retain_graph=True`.
@@ -23,6 +26,8 @@ import contextlib
 import numbers
 
 import numpy as np
+
+from . import dispatch
 
 _grad_enabled = True
 _surrogate = False
@@ -99,13 +104,14 @@ class Function:
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
         arrays = [t.data for t in tensors]
         if _surrogate and cls.surrogate is not None:
-            out = cls.surrogate(ctx, *arrays, **options)
+            op, out = cls, cls.surrogate(ctx, *arrays, **options)
         else:
-            out = cls.forward(ctx, *arrays, **options)
+            op = dispatch.choose(cls, arrays, options) or cls   # a compiled twin, when one accepts these inputs
+            out = op.forward(ctx, *arrays, **options)
         requires_grad = _grad_enabled and any(ctx.needs_input_grad)
         result = Tensor(out, requires_grad=requires_grad, _keep_dtype=True)
         if requires_grad:
-            result._op = cls
+            result._op = op   # the backward must be the one of the implementation that ran
             result._ctx = ctx
             result._parents = tensors
         return result

@@ -25,13 +25,13 @@ def timeit(fn, repeat=20, warmup=2):
 
 
 def bench_kernels(threads=1, repeat=20):
-    from . import _backend
+    from . import config
     from .ops.conv import depthwise_backward, depthwise_forward
-    from .ops.conv_chunked import conv_forward
 
-    ext = _backend.ext
+    ext = config.kernels()
     if ext is None:
-        raise RuntimeError(f"the kernels benchmark needs the compiled extension ({_backend.reason})")
+        raise RuntimeError(f"the kernels benchmark needs the compiled extension ({config.reason()})")
+    from .fast.conv_chunked import conv_forward
     rng = np.random.default_rng(0)
     rows = []
     for c, hw in BIREAL_LAYERS:
@@ -54,13 +54,10 @@ def bench_kernels(threads=1, repeat=20):
     x = rng.standard_normal((1, 64, 58, 58)).astype(np.float32)
     w = rng.standard_normal((128, 1, 3, 3)).astype(np.float32)
     g = rng.standard_normal((1, 128, 56, 56)).astype(np.float32)
-    t_fast = timeit(lambda: (depthwise_forward(x, w, (1, 1), (56, 56)), depthwise_backward(x, w, g, (1, 1))), repeat)
-    saved, _backend.ext = _backend.ext, None
-    try:
-        t_ref = timeit(lambda: (depthwise_forward(x, w, (1, 1), (56, 56)), depthwise_backward(x, w, g, (1, 1))),
-                       max(3, repeat // 4))
-    finally:
-        _backend.ext = saved
+    t_fast = timeit(lambda: (ext.depthwise3x3_forward(x, w, 1, 1, 56, 56), ext.depthwise3x3_backward(x, w, g, 1, 1)),
+                    repeat)
+    t_ref = timeit(lambda: (depthwise_forward(x, w, (1, 1), (56, 56)), depthwise_backward(x, w, g, (1, 1))),
+                   max(3, repeat // 4))
     lab = {"layer": "LAB depthwise 64ch 56x56 fwd+bwd", "kernel_ms": 1e3 * t_fast, "numpy_ms": 1e3 * t_ref,
            "ratio": t_ref / t_fast}
     return {"isa": ext.isa(), "threads": threads, "binary_conv": rows, "lab_depthwise": lab}
@@ -80,12 +77,17 @@ def print_kernels(result):
 
 
 def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads, steps, no_ext):
-    from . import _backend
+    from . import config
+
+    with config.use(kernels=not no_ext):
+        queue.put(_train_run(arch, image_size, batch_size, width, binarizer, threads, steps))
+
+
+def _train_run(arch, image_size, batch_size, width, binarizer, threads, steps):
+    from . import config
     from .memory import keep_freed_memory
     from .threads import set_threads
 
-    if no_ext:
-        _backend.ext = None
     set_threads(threads)
     keep_freed_memory()   # as minilab.train does, for both paths
     from . import ops as F
@@ -106,10 +108,9 @@ def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads
         opt.step()
 
     median = timeit(step, repeat=steps, warmup=1)
-    from .ops import conv
-    queue.put({"images_per_s": batch_size / median, "kernel_gemm": _backend.gemm_in_kernels(),
-               "winograd": _backend.ext is not None and conv.winograd_backward,
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    return {"images_per_s": batch_size / median, "kernel_gemm": config.gemm_in_kernels(),
+            "winograd": config.kernels() is not None and config.winograd,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def bench_train(arch="birealnet18", image_size=64, batch_size=64, width=1.0, threads=2, steps=5,

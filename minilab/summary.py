@@ -1,7 +1,7 @@
 """Model summary: parameters (binary / float), model size, BOPs, FLOPs and OPs per layer and in total, and the
 `python -m minilab.summary` CLI.
 
-Conventions (DESIGN §2, Larq's summary, with LAB counted correctly):
+Conventions (Larq's model summary, with LAB counted correctly):
   - parameters: every weight of the model — trainable or fixed (QuickNet's blur kernel) — with BatchNorm counted
     as 2 per channel (Larq folds the running statistics into γ and β, also when scale/center are off);
   - model size: binary conv weights 1 bit, everything else 32 bits, in decimal MB (10⁶ bytes);
@@ -90,7 +90,7 @@ def format_summary(rows, title=""):
 
 
 def main(argv=None):
-    from .models import MODELS, create_model
+    from .models import MODELS, create_model, default_binarizer
     from .ops.binarizers import ALL_BINARIZERS
 
     p = argparse.ArgumentParser(prog="python -m minilab.summary",
@@ -104,7 +104,7 @@ def main(argv=None):
     p.add_argument("--lab-blocks", default="1111")
     p.add_argument("--totals", action="store_true", help="print only the totals")
     args = p.parse_args(argv)
-    binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
+    binarizer = args.binarizer or default_binarizer(args.arch)
     try:
         model = create_model(args.arch, num_classes=args.num_classes, image_size=args.image_size, width=args.width,
                              binarizer=binarizer, lab_blocks=args.lab_blocks)

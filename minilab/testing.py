@@ -1,14 +1,20 @@
 """A testing kit for courses: the hypothesis strategies minilab's own suite uses, and assertion helpers.
 
-An instructor can property-test a student's op in a few lines, e.g. a student's LAB backward:
+An instructor can property-test a student's op in a few lines, e.g. a student's LAB (`student_lab`, with the
+signature of `minilab.F.lab`):
 
+    import numpy as np
     from hypothesis import given
-    from minilab.testing import arrays, assert_gradcheck, assert_matches_reference
+    import minilab
+    from minilab.testing import arrays, assert_gradcheck, assert_matches_reference, tensor_of
 
     @given(arrays(shape=(2, 3, 5, 5)))
     def test_student_lab(x):
-        assert_matches_reference(student.lab, minilab.F.lab, x, weight, bias, beta)   # forward and backward
-        assert_gradcheck(student.lab, x, weight, bias, beta, surrogate=True)         # against tanh(β(r1−r0)/2)
+        rng = np.random.default_rng(0)
+        inputs = [tensor_of(x), tensor_of(rng.standard_normal((6, 1, 3, 3))),      # x, weight (2C, 1, 3, 3),
+                  tensor_of(rng.standard_normal(6)), tensor_of(np.array(1.0))]      # bias (2C,), β
+        assert_matches_reference(student_lab, minilab.F.lab, *inputs)   # forward and every input gradient
+        assert_gradcheck(student_lab, *inputs, surrogate=True)          # against tanh(β(r1 − r0)/2)
 """
 import numpy as np
 from hypothesis import assume  # noqa: F401  (re-exported for courses)

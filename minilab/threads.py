@@ -108,7 +108,9 @@ def idle_blas_workers() -> int:
     ordinary thread, while it still runs at full speed inside a GEMM when nothing else wants the core.  The catch:
     other processes' threads also take precedence, so two trainings sharing a machine slow each other's GEMMs
     more; set MINILAB_IDLE_BLAS_WORKERS=0 to keep the default scheduling."""
-    if os.environ.get("MINILAB_IDLE_BLAS_WORKERS", "1") in ("0", "") or not hasattr(os, "SCHED_IDLE"):
+    from . import config
+
+    if not config.idle_blas_workers or not hasattr(os, "SCHED_IDLE"):
         return 0
     count = 0
     for tid in blas_worker_threads():
@@ -129,12 +131,16 @@ def set_threads(n: int) -> bool:
 
     Otherwise (the NumPy path, or no such BLAS) NumPy's BLAS gets `n` threads and the kernels as many OpenMP
     threads, and the two pools take turns — BLAS inside GEMMs, the kernels between them — which only works when
-    neither busy-waits while idle: OpenMP threads sleep (minilab sets OMP_WAIT_POLICY=PASSIVE unless you did) and
-    OpenBLAS' workers are moved to SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, the same training
-    step ran 3× slower (45 instead of 138 img/s).  Returns True when the BLAS' thread count could be set."""
-    from . import _backend
-    _backend.threads = max(1, int(n))
-    if _backend.gemm_in_kernels():
+    neither busy-waits while idle: OpenMP threads sleep (`minilab.config.load` sets OMP_WAIT_POLICY=PASSIVE
+    unless you did, which is why this should run before the first op) and OpenBLAS' workers are moved to
+    SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, each keeps the other off its cores and a training
+    step runs several times slower.
+    Returns True when the BLAS' thread count could be set."""
+    from . import config
+
+    config.load(quiet_threads=True)
+    config.threads = max(1, int(n))
+    if config.gemm_in_kernels():
         return set_blas_threads(1)
     done = set_blas_threads(n)
     if n > 1:

@@ -13,7 +13,7 @@ import time
 
 
 from . import ops as F
-from .models import MODELS, create_model
+from .models import MODELS, create_model, default_binarizer
 from .ops.binarizers import ALL_BINARIZERS
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
 
@@ -131,7 +131,7 @@ def run(args):
     from .memory import keep_freed_memory
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
-    args.binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
+    args.binarizer = args.binarizer or default_binarizer(args.arch)
     progress = not args.no_progress
 
     train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),

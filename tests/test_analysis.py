@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minilab import F, _backend
+from minilab import F, config
 from minilab.analysis import count_distinct, endsim, layer_dissimilarity, pairwise_ssim, uniqueness_ratio
 from minilab.analysis.uniqueness import KERNELS, responses
 from minilab.ops.quant import dequantize, pack_int4, quantize_symmetric, unpack_int4
@@ -104,7 +104,7 @@ def test_fake_quantised_lab_gradcheck(x, bits, data):
                      tensor_of(b), surrogate=True)
 
 
-@pytest.mark.skipif(not _backend.available(), reason="η uses the popcount kernels' path")
+@pytest.mark.skipif(not config.available(), reason="η uses the popcount kernels' path")
 def test_analyze_cli_writes_a_report(tmp_path):
     from PIL import Image
 

@@ -11,17 +11,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minilab as ml
-from minilab import F, _backend
+from minilab import F, config
 from minilab.ops import packed
 from minilab.testing import binary_maps
 
-needs_ext = pytest.mark.skipif(not _backend.available(), reason=f"extension not built: {_backend.reason}")
+EXT = config.kernels()
+needs_ext = pytest.mark.skipif(EXT is None, reason=f"extension not built: {config.reason()}")
 CHANNELS = st.sampled_from([1, 3, 7, 63, 64, 65, 130])
 
 
 @pytest.fixture
-def no_ext(monkeypatch):
-    monkeypatch.setattr(_backend, "ext", None)
+def no_ext():
+    with config.use(kernels=False):
+        yield
 
 
 @st.composite
@@ -51,8 +53,9 @@ def test_numpy_packed_reference_equals_float_conv(case):
 @given(binary_conv_cases(), st.sampled_from([1, 2]))
 def test_packed_kernel_is_bit_exact(case, threads):
     x, w, stride, padding, pad_value = case
+    from minilab.fast.packed import binary_conv2d_packed
     ref = packed.binary_conv2d_reference(x, w, stride, padding, pad_value)
-    got = packed.binary_conv2d_packed(x, w, stride, padding, pad_value, threads=threads)
+    got = binary_conv2d_packed(x, w, stride, padding, pad_value, threads=threads)
     np.testing.assert_array_equal(got, ref)
 
 
@@ -64,8 +67,8 @@ def test_bgemm_long_reductions_do_not_overflow_its_counters(m, n, k, p_differ, s
     a = np.where(rng.random((m, k)) < 0.5, -1.0, 1.0).astype(np.float32)
     b = np.where(rng.random((n, k)) < p_differ, -1.0, 1.0).astype(np.float32) * a[rng.integers(0, m)]
     want = a.astype(np.int64) @ b.T.astype(np.int64)
-    bt = _backend.ext.pack_weights(np.ascontiguousarray(b[:, :, None, None]))
-    np.testing.assert_array_equal(_backend.ext.bgemm(packed.packbits_rows(a), bt, n, k), want)
+    bt = EXT.pack_weights(np.ascontiguousarray(b[:, :, None, None]))
+    np.testing.assert_array_equal(EXT.bgemm(packed.packbits_rows(a), bt, n, k), want)
 
 
 @needs_ext
@@ -75,23 +78,23 @@ def test_bgemm_against_bitwise_count(m, n, k, seed):
     a = np.where(rng.random((m, k)) < 0.5, -1.0, 1.0).astype(np.float32)
     b = np.where(rng.random((n, k)) < 0.5, -1.0, 1.0).astype(np.float32)
     want = a.astype(np.int64) @ b.T.astype(np.int64)
-    bt = _backend.ext.pack_weights(np.ascontiguousarray(b[:, :, None, None]))
+    bt = EXT.pack_weights(np.ascontiguousarray(b[:, :, None, None]))
     a_bits = packed.packbits_rows(a)
-    got = _backend.ext.bgemm(a_bits, bt, n, k)
+    got = EXT.bgemm(a_bits, bt, n, k)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(packed.xnor_popcount_matmul(a_bits, packed.packbits_rows(b), k), want)
     scale, bias = rng.random(n).astype(np.float32), rng.random(n).astype(np.float32)
     # the fused output transform rounds exactly like the same float32 steps in NumPy
     expect = want.astype(np.float32) * scale + bias
-    np.testing.assert_array_equal(_backend.ext.bgemm(a_bits, bt, n, k, alpha=scale, beta=bias), expect)
+    np.testing.assert_array_equal(EXT.bgemm(a_bits, bt, n, k, alpha=scale, beta=bias), expect)
     mean, invstd = rng.random(n).astype(np.float32), rng.random(n).astype(np.float32) + 0.5
     expect = (np.maximum(want.astype(np.float32) * scale, 0) - mean) * invstd * scale + bias
-    got = _backend.ext.bgemm(a_bits, bt, n, k, alpha=scale, relu=1, mean=mean, invstd=invstd, gamma=scale,
+    got = EXT.bgemm(a_bits, bt, n, k, alpha=scale, relu=1, mean=mean, invstd=invstd, gamma=scale,
                              beta=bias, pixels=m)
     np.testing.assert_array_equal(got[0], expect.T)
     slope = rng.random(n).astype(np.float32)
     v = want.astype(np.float32) * scale
-    np.testing.assert_array_equal(_backend.ext.bgemm(a_bits, bt, n, k, alpha=scale, prelu=slope),
+    np.testing.assert_array_equal(EXT.bgemm(a_bits, bt, n, k, alpha=scale, prelu=slope),
                                   np.where(v > 0, v, slope * v))
 
 
@@ -100,17 +103,18 @@ def test_training_graph_uses_packed_forward_and_matches_float(monkeypatch):
     rng = np.random.default_rng(0)
     x = ml.Tensor(rng.standard_normal((2, 65, 6, 6)).astype(np.float32), requires_grad=True)
     w = ml.Tensor(rng.standard_normal((17, 65, 3, 3)).astype(np.float32), requires_grad=True)
+    from minilab.fast import conv as fast_conv
     calls = []
-    original = packed.binary_conv2d_packed
-    monkeypatch.setattr(packed, "binary_conv2d_packed", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = fast_conv.binary_conv2d_packed
+    monkeypatch.setattr(fast_conv, "binary_conv2d_packed", lambda *a, **k: calls.append(1) or original(*a, **k))
     y = F.binary_conv2d(x, w, 2, 1, 0)
     assert calls, "the packed kernel was not used"
     y.sum().backward()
     gx, gw = x.grad.copy(), w.grad.copy()
-    monkeypatch.setattr(_backend, "ext", None)
     x.grad = w.grad = None
-    y_ref = F.binary_conv2d(x, w, 2, 1, 0)
-    y_ref.sum().backward()
+    with config.use(kernels=False):
+        y_ref = F.binary_conv2d(x, w, 2, 1, 0)
+        y_ref.sum().backward()
     np.testing.assert_allclose(y.data, y_ref.data, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(x.grad, gx, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(w.grad, gw, rtol=1e-5, atol=1e-3)
@@ -119,11 +123,8 @@ def test_training_graph_uses_packed_forward_and_matches_float(monkeypatch):
 def assert_ext_matches_numpy(run):
     """run() once with the compiled kernels and once with the NumPy reference; float32-close results."""
     fast = run()
-    saved, _backend.ext = _backend.ext, None
-    try:
+    with config.use(kernels=False):
         slow = run()
-    finally:
-        _backend.ext = saved
     for a, b in zip(fast, slow):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
@@ -177,7 +178,7 @@ def test_depthwise_and_lab_kernels_match_numpy(n, c, m, stride, h, seed):
 
 def test_no_ext_environment_falls_back_with_one_warning():
     code = ("import warnings, minilab, minilab.ops;"
-            "from minilab import _backend; print(_backend.ext is None, _backend.reason)")
+            "from minilab import config; print(config.kernels() is None, config.reason())")
     env = dict(os.environ, MINILAB_NO_EXT="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.startswith("True MINILAB_NO_EXT")
@@ -194,9 +195,9 @@ def _cpu_flags():
 
 @needs_ext
 def test_native_build_uses_the_fastest_popcount_this_cpu_has():
-    isa = _backend.ext.isa()
+    isa = EXT.isa()
     assert isa in ("avx512-vpopcntdq", "neon", "avx2", "portable")
-    if _backend.ext.built_portable():
+    if EXT.built_portable():
         assert isa == "portable"
         pytest.skip("a portable build was requested (MINILAB_PORTABLE=1)")
     flags = _cpu_flags()
@@ -229,18 +230,18 @@ def test_prelu_kernel_is_exact(n, c, h, seed):
     x = _float_case(seed, (n, c, h, h))
     a = _float_case(seed + 1, (c,))
     want = np.where(x > 0, x, a.reshape(1, -1, 1, 1) * x)
-    np.testing.assert_array_equal(_backend.ext.prelu_forward(x, a), want)
+    np.testing.assert_array_equal(EXT.prelu_forward(x, a), want)
 
 
 @needs_ext
 @given(st.integers(1, 5), st.integers(1, 4), st.integers(3, 11), st.integers(1, 2), st.integers(0, 2**31))
 def test_threaded_im2col_col2im_and_sign_are_identical(n, c, h, stride, seed):
     x = _float_case(seed, (n, c, h, h))
-    one = _backend.ext.im2col(x, 3, 3, stride, stride, 1, 1, 0.0, threads=1)
-    np.testing.assert_array_equal(one, _backend.ext.im2col(x, 3, 3, stride, stride, 1, 1, 0.0, threads=2))
-    back = [_backend.ext.col2im(one, np.zeros_like(x), 3, 3, stride, stride, 1, 1, threads=t) for t in (1, 2)]
+    one = EXT.im2col(x, 3, 3, stride, stride, 1, 1, 0.0, threads=1)
+    np.testing.assert_array_equal(one, EXT.im2col(x, 3, 3, stride, stride, 1, 1, 0.0, threads=2))
+    back = [EXT.col2im(one, np.zeros_like(x), 3, 3, stride, stride, 1, 1, threads=t) for t in (1, 2)]
     np.testing.assert_array_equal(back[0], back[1])
-    y, inside = _backend.ext.sign_ste_forward(x.reshape(-1), 1.0)
+    y, inside = EXT.sign_ste_forward(x.reshape(-1), 1.0)
     np.testing.assert_array_equal(y, np.where(x.reshape(-1) >= 0, 1.0, -1.0))
     np.testing.assert_array_equal(inside, np.abs(x.reshape(-1)) <= 1.0)
 
@@ -249,7 +250,7 @@ def test_threaded_im2col_col2im_and_sign_are_identical(n, c, h, stride, seed):
 @given(st.integers(1, 5), st.sampled_from([1, 3, 64, 65]), st.integers(2, 9), st.integers(0, 2**31))
 def test_training_kernels_give_the_same_bits_with_any_thread_count(n, c, h, seed):
     """Every OpenMP split is over independent work (images, channels, rows or blocks), so threads change nothing."""
-    ext = _backend.ext
+    ext = EXT
     x = _float_case(seed, (n, c, h, h))
     w = _float_case(seed + 1, (5, c, 3, 3))
     g = _float_case(seed + 2, (n, c, h, h))
@@ -298,7 +299,7 @@ def test_fused_lab_binarize_pack_equals_the_training_graph(n, c, h, w, pairing, 
     beta = np.float32(rng.choice([-1.3, 0.6, 2.0]))
     from minilab.engine.packed_conv import lab_pair_indices, unpack_channels_last
     i0, i1 = lab_pair_indices(c, pairing)
-    got = unpack_channels_last(_backend.ext.lab_binarize_pack(x, k.reshape(2 * c, 9), b, beta, i0, i1, p, threads),
+    got = unpack_channels_last(EXT.lab_binarize_pack(x, k.reshape(2 * c, 9), b, beta, i0, i1, p, threads),
                                c, (p, p))
 
     def training_graph():
@@ -306,11 +307,8 @@ def test_fused_lab_binarize_pack_equals_the_training_graph(n, c, h, w, pairing, 
             return F.lab(ml.Tensor(x), ml.Tensor(k), ml.Tensor(b), ml.Tensor(beta), pairing).data
 
     np.testing.assert_array_equal(got, training_graph())
-    saved, _backend.ext = _backend.ext, None
-    try:
+    with config.use(kernels=False):
         np.testing.assert_array_equal(got, training_graph())
-    finally:
-        _backend.ext = saved
 
 
 @needs_ext
@@ -318,9 +316,9 @@ def test_fused_lab_binarize_pack_rejects_bad_shapes():
     x = np.zeros((1, 4, 5, 5), np.float32)
     maps = np.arange(4, dtype=np.int32)
     with pytest.raises(ValueError, match=r"kernels \(2C, 9\) = \(8, 9\)"):
-        _backend.ext.lab_binarize_pack(x, np.zeros((4, 9), np.float32), np.zeros(8, np.float32), 1.0, maps, maps, 1)
+        EXT.lab_binarize_pack(x, np.zeros((4, 9), np.float32), np.zeros(8, np.float32), 1.0, maps, maps, 1)
     with pytest.raises(ValueError, match="channel 3 pairs maps"):
-        _backend.ext.lab_binarize_pack(x, np.zeros((8, 9), np.float32), np.zeros(8, np.float32), 1.0, maps,
+        EXT.lab_binarize_pack(x, np.zeros((8, 9), np.float32), np.zeros(8, np.float32), 1.0, maps,
                                        maps + 5, 1)
 
 
@@ -339,11 +337,8 @@ def test_depthwise_forward_is_bit_identical_to_numpy(n, c, m, stride, h, seed):
             return F.conv2d(ml.Tensor(x), ml.Tensor(w), ml.Tensor(b), stride, 1, groups=c).data
 
     fast = run()
-    saved, _backend.ext = _backend.ext, None
-    try:
+    with config.use(kernels=False):
         np.testing.assert_array_equal(fast, run())
-    finally:
-        _backend.ext = saved
 
 
 @needs_ext
@@ -358,19 +353,19 @@ def test_popcount_transform_adds_the_residual_then_prelu(m, n, pixels, seed):
     bt[:, :n] = rng.integers(0, 2**63, (k, n), dtype=np.uint64)
     alpha, gamma, beta, slope = (rng.uniform(-1, 2, n).astype(np.float32) for _ in range(4))
     mean, invstd = rng.normal(0, 3, n).astype(np.float32), rng.uniform(0.5, 2, n).astype(np.float32)
-    plain = _backend.ext.bgemm(a, bt, n, 64 * k, alpha=alpha, mean=mean, invstd=invstd, gamma=gamma, beta=beta,
+    plain = EXT.bgemm(a, bt, n, 64 * k, alpha=alpha, mean=mean, invstd=invstd, gamma=gamma, beta=beta,
                                pixels=pixels)
     residual = rng.standard_normal(plain.shape).astype(np.float32)
-    got = _backend.ext.bgemm(a, bt, n, 64 * k, alpha=alpha, mean=mean, invstd=invstd, gamma=gamma, beta=beta,
+    got = EXT.bgemm(a, bt, n, 64 * k, alpha=alpha, mean=mean, invstd=invstd, gamma=gamma, beta=beta,
                              pixels=pixels, residual=residual, prelu=slope, threads=2)
     s = plain + residual
     np.testing.assert_array_equal(got, np.where(s > 0, s, slope.reshape((-1, 1) if pixels else -1) * s))
     with pytest.raises(ValueError, match="residual must be"):
-        _backend.ext.bgemm(a, bt, n, 64 * k, pixels=pixels, residual=np.zeros(residual.size + 1, np.float32))
+        EXT.bgemm(a, bt, n, 64 * k, pixels=pixels, residual=np.zeros(residual.size + 1, np.float32))
 
 
 @needs_ext
 def test_peak_rates_are_positive_and_threads_add_work():
-    binary, flt = _backend.ext.peak_rates(0.01, 1)
+    binary, flt = EXT.peak_rates(0.01, 1)
     assert binary > 1e8 and flt > 1e7
-    assert all(r > 0 for r in _backend.ext.peak_rates(0.01, 2))
+    assert all(r > 0 for r in EXT.peak_rates(0.01, 2))

@@ -1,4 +1,5 @@
-"""Known-answer tests of forward values (the conventions of DESIGN §1–2)."""
+"""Known-answer tests of forward values: convolution layout (depthwise channel order), sign(0) = +1, the
+binarizers' pseudo-gradients, LAB's two pairings and its ties, padding after binarization, Niblack by hand."""
 import numpy as np
 import pytest
 

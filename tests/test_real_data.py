@@ -1,4 +1,5 @@
-"""Slow tests on the real Imagenette split (../shared/data/imagenette2-224); skipped cleanly when it is absent."""
+"""Slow tests on the real Imagenette split (see conftest.py for where it is looked for); skipped cleanly when it is
+absent."""
 import numpy as np
 import pytest
 

@@ -9,13 +9,13 @@ import pytest
 
 CODE = """
 import json, os
-from minilab import _backend, threads
+from minilab import config, threads
 found = threads.set_threads(2)
 workers = threads.blas_worker_threads()
-print(json.dumps({"found": found, "kernel_threads": _backend.threads, "workers": workers,
-                  "blas_threads": threads.blas_threads(), "kernel_gemm": _backend.gemm_in_kernels(),
+print(json.dumps({"found": found, "kernel_threads": config.threads, "workers": workers,
+                  "blas_threads": threads.blas_threads(), "kernel_gemm": config.gemm_in_kernels(),
                   "idle": [os.sched_getscheduler(t) == os.SCHED_IDLE for t in workers],
-                  "omp": os.environ.get("OMP_WAIT_POLICY"), "ext": _backend.available()}))
+                  "omp": os.environ.get("OMP_WAIT_POLICY"), "ext": config.available()}))
 """
 
 
@@ -34,7 +34,7 @@ def test_set_threads_moves_blas_workers_to_the_idle_class_unless_asked_not_to():
         pytest.skip("no multi-threaded OpenBLAS in this NumPy")
     assert result["kernel_threads"] == 2 and result["blas_threads"] == 2 and not result["kernel_gemm"]
     assert all(result["idle"])
-    if result["ext"] and "OMP_WAIT_POLICY" not in os.environ:  # minilab's default when it loads the kernels
+    if result["ext"] and "OMP_WAIT_POLICY" not in os.environ:  # set_threads' default when it loads the kernels
         assert result["omp"] == "PASSIVE"
     assert not any(run(MINILAB_KERNEL_GEMM="0", MINILAB_IDLE_BLAS_WORKERS="0")["idle"])
 

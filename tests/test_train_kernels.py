@@ -7,24 +7,22 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import minilab as ml
-from minilab import F, _backend
-from minilab.ops import conv_chunked
+from minilab import F, config
 from minilab.ops.conv import col2im, im2col, output_size, pad_input, unpad
 from minilab.nn import Parameter
 from minilab.optim import Adam, AdamW
 from minilab.testing import arrays
 
-needs_ext = pytest.mark.skipif(not _backend.available(), reason=f"extension not built: {_backend.reason}")
-pytestmark = needs_ext
+EXT = config.kernels()
+pytestmark = pytest.mark.skipif(EXT is None, reason=f"extension not built: {config.reason()}")
+if EXT is not None:
+    from minilab.fast import conv_chunked, conv_winograd
 
 
 def reference(run):
     """run() with the NumPy reference ops."""
-    saved, _backend.ext = _backend.ext, None
-    try:
+    with config.use(kernels=False):
         return run()
-    finally:
-        _backend.ext = saved
 
 
 def rand(seed, shape):
@@ -47,12 +45,12 @@ def conv_geometry(draw):
 def test_im2col_is_the_transposed_reference_and_col2im_its_adjoint(g):
     x = rand(g["seed"], (g["n"], g["c"], g["h"], g["w"]))
     k, s, p = g["k"], g["s"], g["p"]
-    cols_t = _backend.ext.im2col(x, k, k, s, s, p, p, g["pad_value"])
+    cols_t = EXT.im2col(x, k, k, s, s, p, p, g["pad_value"])
     want = im2col(pad_input(x, (p, p), g["pad_value"]), k, k, (s, s), 1)[0]
     np.testing.assert_array_equal(cols_t, want.T)          # a copy: identical
 
     d = rand(g["seed"] + 1, cols_t.shape)
-    got = _backend.ext.col2im(d, np.zeros_like(x), k, k, s, s, p, p)
+    got = EXT.col2im(d, np.zeros_like(x), k, k, s, s, p, p)
     oh, ow = output_size(g["h"], k, s, p), output_size(g["w"], k, s, p)
     xp_shape = (g["n"], g["c"], g["h"] + 2 * p, g["w"] + 2 * p)
     ref = unpad(col2im(d.T[None], xp_shape, k, k, (s, s), 1, (oh, ow)), (p, p))
@@ -62,11 +60,11 @@ def test_im2col_is_the_transposed_reference_and_col2im_its_adjoint(g):
 def test_im2col_checks_its_arguments():
     x = np.zeros((1, 2, 4, 4), np.float32)
     with pytest.raises(ValueError, match="does not fit"):
-        _backend.ext.im2col(x, 7, 7)
+        EXT.im2col(x, 7, 7)
     with pytest.raises(ValueError, match="out must be"):
-        _backend.ext.im2col(x, 3, 3, out=np.empty((5, 5), np.float32))
+        EXT.im2col(x, 3, 3, out=np.empty((5, 5), np.float32))
     with pytest.raises(ValueError, match="do not match"):
-        _backend.ext.col2im(np.zeros((3, 4), np.float32), x.copy(), 3, 3)
+        EXT.col2im(np.zeros((3, 4), np.float32), x.copy(), 3, 3)
 
 
 @given(conv_geometry(), st.sampled_from([1, 4, 17]), st.sampled_from([64, 1 << 20]))
@@ -218,7 +216,8 @@ def test_sign_and_magnitude_aware_kernels_match_the_reference(w):
 @given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 5), st.booleans(), st.booleans(),
        st.integers(0, 2**31))
 def test_binary_pair_check_matches_numpy(n, c, o, spoil_x, spoil_w, seed):
-    from minilab.ops.conv import is_binary_pair
+    from minilab.fast.conv import is_binary_pair
+    from minilab.ops.packed import is_binary_pair as reference_check
     rng = np.random.default_rng(seed)
     x = np.where(rng.random((n, c, 3, 3)) < 0.5, -1.0, 1.0).astype(np.float32)
     w = (np.where(rng.random((o, c, 3, 3)) < 0.5, -1.0, 1.0) * rng.uniform(0.1, 2, (o, 1, 1, 1))).astype(np.float32)
@@ -227,7 +226,7 @@ def test_binary_pair_check_matches_numpy(n, c, o, spoil_x, spoil_w, seed):
     if spoil_w:
         w.reshape(-1)[rng.integers(w.size)] *= 1.5
     assert is_binary_pair(x, w) == (not spoil_x and not spoil_w)
-    assert reference(lambda: is_binary_pair(x, w)) == is_binary_pair(x, w)
+    assert reference_check(x, w) == is_binary_pair(x, w)
 
 
 @pytest.mark.parametrize("make", [lambda p: Adam(p, lr=0.01), lambda p: Adam(p, lr=0.01, weight_decay=1e-3),
@@ -248,7 +247,7 @@ def test_adam_kernel_is_bit_identical(make, clip):
 
 
 # ------------------------------------------------------------------ the kernels' GEMM and the Winograd backward
-needs_gemm = pytest.mark.skipif(not _backend.gemm_in_kernels(), reason="the kernels found no BLAS GEMM to call")
+needs_gemm = pytest.mark.skipif(not config.gemm_in_kernels(), reason="the kernels found no BLAS GEMM to call")
 
 
 def layouts(a):
@@ -269,29 +268,29 @@ def test_sgemm_matches_numpy_in_every_layout_and_thread_count(m, k, n, threads, 
     # Haswell kernels round columns 72..87 of a 129-wide C differently when a block ends at column 80).
     for la in layouts(a):
         for lb in layouts(b)[:2] + [b[:, ::-1][:, ::-1]]:
-            got = _backend.ext.sgemm(la, lb, threads=threads)
+            got = EXT.sgemm(la, lb, threads=threads)
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     out = rand(seed + 2, (m, n))
     expect = want + out
-    _backend.ext.sgemm(a.T.copy().T, b, out=out, beta=1.0, threads=threads)   # accumulate
+    EXT.sgemm(a.T.copy().T, b, out=out, beta=1.0, threads=threads)   # accumulate
     np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-5)
 
 
 @needs_gemm
 def test_sgemm_batch_and_argument_checks():
     a, b = rand(0, (16, 5, 7)), rand(1, (16, 7, 9))
-    np.testing.assert_allclose(_backend.ext.sgemm_batch(a, b, threads=2), a @ b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(EXT.sgemm_batch(a, b, threads=2), a @ b, rtol=1e-5, atol=1e-5)
     bt = rand(2, (16, 9, 7)).transpose(0, 2, 1)                        # transposed matrices, strided stack
-    np.testing.assert_allclose(_backend.ext.sgemm_batch(a, bt, threads=2), a @ bt, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(EXT.sgemm_batch(a, bt, threads=2), a @ bt, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="a is"):
-        _backend.ext.sgemm(rand(0, (3, 4)), rand(0, (5, 2)))
+        EXT.sgemm(rand(0, (3, 4)), rand(0, (5, 2)))
     with pytest.raises(ValueError, match="beta"):
-        _backend.ext.sgemm(rand(0, (3, 4)), rand(0, (4, 2)), beta=1.0)
+        EXT.sgemm(rand(0, (3, 4)), rand(0, (4, 2)), beta=1.0)
     with pytest.raises(ValueError, match="out must be"):
-        _backend.ext.sgemm(rand(0, (3, 4)), rand(0, (4, 2)), out=np.empty((2, 3), np.float32))
+        EXT.sgemm(rand(0, (3, 4)), rand(0, (4, 2)), out=np.empty((2, 3), np.float32))
     with pytest.raises(ValueError, match="float32"):
-        _backend.ext.sgemm(np.ones((3, 4)), rand(0, (4, 2)))
-    np.testing.assert_array_equal(_backend.ext.sgemm(rand(0, (3, 0)), rand(0, (0, 2))), np.zeros((3, 2)))
+        EXT.sgemm(np.ones((3, 4)), rand(0, (4, 2)))
+    np.testing.assert_array_equal(EXT.sgemm(rand(0, (3, 0)), rand(0, (0, 2))), np.zeros((3, 2)))
 
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
@@ -301,7 +300,7 @@ AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
 
 def test_winograd_transforms_are_the_textbook_matrices():
     """U = G w Gᵀ, V = Bᵀ d B, Z = A ∂y Aᵀ, and back: ∂w = Gᵀ M G, ∂d = B N Bᵀ, computed here with the matrices."""
-    ext = _backend.ext
+    ext = EXT
     w = rand(0, (2, 3, 3, 3))
     u = ext.winograd_filters(w)
     want = np.einsum("ik,ockl,jl->ijoc", G, w, G).reshape(16, 2, 3)
@@ -326,16 +325,16 @@ def test_winograd_transforms_are_the_textbook_matrices():
 def test_winograd_backward_matches_the_direct_backward(n, c, o, h, w, p, pad_value, threads, budget, seed):
     """Odd and even maps, padding 0-2 (odd outputs leave half-empty tiles), channels across the GEMM blocks,
     one image per chunk or all at once; float32 rounding is the only difference allowed."""
-    from minilab.ops import conv_winograd
     assume(h + 2 * p >= 3 and w + 2 * p >= 3)
     x, wt = rand(seed, (n, c, h, w)), rand(seed + 1, (o, c, 3, 3))
     g = rand(seed + 2, (n, o, h + 2 * p - 2, w + 2 * p - 2))
-    saved = conv_winograd.CHUNK_BYTES, _backend.threads
-    conv_winograd.CHUNK_BYTES, _backend.threads = budget, threads
+    saved = conv_winograd.CHUNK_BYTES
+    conv_winograd.CHUNK_BYTES = budget
     try:
-        dx, dw = conv_winograd.conv3x3_backward(x, wt, g, (p, p), pad_value, True)
+        with config.use(threads=threads):
+            dx, dw = conv_winograd.conv3x3_backward(x, wt, g, (p, p), pad_value, True)
     finally:
-        conv_winograd.CHUNK_BYTES, _backend.threads = saved
+        conv_winograd.CHUNK_BYTES = saved
     rx, rw = conv_chunked.conv_backward(x, wt, g, (1, 1), (p, p), pad_value, True)
     np.testing.assert_allclose(dx, rx, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(rx).max()))
     np.testing.assert_allclose(dw, rw, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(rw).max()))
@@ -343,7 +342,7 @@ def test_winograd_backward_matches_the_direct_backward(n, c, o, h, w, p, pad_val
 
 
 def test_winograd_is_used_where_it_pays():
-    from minilab.ops.conv_winograd import applicable
+    applicable = conv_winograd.applicable
     x16, w64 = np.zeros((64, 64, 16, 16)), np.zeros((64, 64, 3, 3))
     assert applicable(x16, w64, (1, 1), (1, 1))
     assert not applicable(x16, w64, (2, 2), (1, 1))                        # stride 2: im2col

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from minilab import _backend
+from minilab import config
 
 TUTORIALS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "tutorials", "0*.py")))
 
@@ -19,8 +19,8 @@ def test_there_are_eight_tutorials():
 def test_tutorial_runs_in_smoke_mode(path, tmp_path):
     with open(path) as f:
         source = f.read()
-    if "minilab.engine" in source and not _backend.available():
-        pytest.skip(f"this tutorial times the packed engine, which needs the compiled extension ({_backend.reason})")
+    if "minilab.engine" in source and not config.available():
+        pytest.skip(f"this tutorial times the packed engine, which needs the compiled extension ({config.reason()})")
     env = dict(os.environ, MINILAB_TUTORIAL_SMOKE="1", MINILAB_TUTORIAL_OUT=str(tmp_path),
                MINILAB_CACHE=str(tmp_path / "cache"))
     result = subprocess.run([sys.executable, os.path.basename(path)], cwd=os.path.dirname(path), env=env,

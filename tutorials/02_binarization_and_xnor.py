@@ -14,8 +14,13 @@ import numpy as np
 from common import SMOKE, OUT, Timer, line_plot, machine, shows
 
 import minilab as ml
-from minilab import F, _backend
+from minilab import F, config
 from minilab.ops import packed
+
+if config.kernels() is not None:            # the compiled XNOR-popcount kernel, else its NumPy reference
+    from minilab.fast.packed import binary_conv2d_packed
+else:
+    binary_conv2d_packed = packed.binary_conv2d_reference
 
 xs = np.linspace(-1.5, 1.5, 13)
 for name, fn in [("sign_ste", F.sign_ste), ("approx_sign", F.approx_sign)]:
@@ -52,15 +57,15 @@ c, hw = (16, 8) if SMOKE else (256, 14)
 x = np.where(rng.random((1, c, hw, hw)) < 0.5, -1.0, 1.0).astype(np.float32)
 w = np.where(rng.random((c, c, 3, 3)) < 0.5, -1.0, 1.0).astype(np.float32)
 ref = F.conv2d(ml.tensor(x), ml.tensor(w), padding=1).data
-got = packed.binary_conv2d_packed(x, w, 1, 1, pad_value=0)
-print("packed == float conv:", np.array_equal(got, ref), "| kernels:", _backend.ext.isa() if _backend.ext else "NumPy")
+got = binary_conv2d_packed(x, w, 1, 1, pad_value=0)
+print("packed == float conv:", np.array_equal(got, ref), "| kernels:", config.kernels().isa() if config.kernels() else "NumPy")
 
 with Timer() as t_float:
     for _ in range(10):
         F.conv2d(ml.tensor(x), ml.tensor(w), padding=1)
 with Timer() as t_bin:
     for _ in range(10):
-        packed.binary_conv2d_packed(x, w, 1, 1, 0)
+        binary_conv2d_packed(x, w, 1, 1, 0)
 print(f"{c}ch {hw}x{hw}: float {t_float.seconds * 100:.2f} ms, packed {t_bin.seconds * 100:.2f} ms per conv "
       f"({t_float.seconds / t_bin.seconds:.1f}x) on {machine()}")
 

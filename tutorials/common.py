@@ -5,11 +5,13 @@ import time
 
 import numpy as np
 
+from minilab import config
+
 # MINILAB_TUTORIAL_SMOKE=1 shrinks data, epochs and sizes so that every tutorial runs in seconds (the test suite
 # runs them this way so that none can rot).
-SMOKE = os.environ.get("MINILAB_TUTORIAL_SMOKE", "") not in ("", "0")
+SMOKE = config.tutorial_smoke
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.environ.get("MINILAB_TUTORIAL_OUT", os.path.join(HERE, "output"))
+OUT = config.tutorial_out or os.path.join(HERE, "output")
 os.makedirs(OUT, exist_ok=True)
 
 
@@ -17,7 +19,7 @@ def imagenette_root():
     """The real Imagenette split: $MINILAB_IMAGENETTE, the copy beside this repository, or the cache's download."""
     from minilab.data import find_local_imagenette
 
-    candidates = [os.environ.get("MINILAB_IMAGENETTE"),
+    candidates = [config.imagenette,
                   os.path.join(HERE, "..", "..", "shared", "data", "imagenette2-224"), find_local_imagenette()]
     for path in candidates:
         if path and os.path.isdir(os.path.join(path, "val")):

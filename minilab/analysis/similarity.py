@@ -11,8 +11,8 @@ ENDSIM(Ai, Aj) = √(d² + a²),  d = mean |Ai − Aj|,  a = mean |Ai + Aj|   (f
 Encodings (`encoding=`): "pm1" (the ±1 maps), "01" ((A + 1)/2), "float" (the pre-binarization maps).  On ±1 maps
 |Ai − Aj| + |Ai + Aj| = 2 at every pixel, so d + a = 2 and ENDSIM ∈ [√2, 2]: √2 for independent maps (d = a = 1),
 2 for identical *or* inverted maps — lowest for the most dissimilar pairs.  On {0, 1} maps d + a ∈ [1, 2].  The
-paper reports values 0.76–1.7, which ±1 maps cannot give; minilab reports each encoding and leaves the reading to
-the user (DESIGN §1)."""
+paper reports values 0.76–1.7, which ±1 maps cannot give and which its text does not explain; minilab reports each
+encoding and leaves the reading to the user."""
 import numpy as np
 
 ENCODINGS = ("pm1", "01", "float")

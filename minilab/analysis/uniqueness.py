@@ -12,9 +12,10 @@ import itertools
 
 import numpy as np
 
+from .. import config
 from ..autograd import Tensor, no_grad
 from ..ops.lab import lab
-from ..ops.packed import binary_conv2d_packed
+from ..ops.packed import binary_conv2d_reference
 
 
 def all_binary_kernels():
@@ -35,6 +36,9 @@ def count_distinct(maps: np.ndarray) -> int:
 def responses(binary_map: np.ndarray, pad_value=0) -> np.ndarray:
     """(512, H, W): the 512 binary convolutions of one ±1 map (exact integers)."""
     x = np.ascontiguousarray(binary_map, dtype=np.float32)[None, None]
+    if config.kernels() is None:
+        return binary_conv2d_reference(x, KERNELS, 1, 1, pad_value)[0]
+    from ..fast.packed import binary_conv2d_packed
     return binary_conv2d_packed(x, KERNELS, 1, 1, pad_value)[0]
 
 

@@ -16,7 +16,8 @@ VARIANTS = {  # variant → (archive, MD5 published with the dataset)
 
 
 def default_cache_dir():
-    return os.environ.get("MINILAB_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "minilab"))
+    from .. import config
+    return config.cache_dir
 
 
 def md5sum(path, chunk=1 << 20):

@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 
 from ..autograd import Tensor, no_grad
-from ..ops.conv import float_reference
+from ..config import use
 from .convert import convert
 from .peak import fractions, machine_peaks, operator_work
 from .profile import breakdown, draw_breakdown_png, time_runs
@@ -37,7 +37,7 @@ def add_arguments(p):
 
 def build(args):
     from ..checkpoint import load_model_from_checkpoint
-    from ..models import create_model
+    from ..models import create_model, default_binarizer
 
     if args.checkpoint:
         model, record = load_model_from_checkpoint(args.checkpoint)
@@ -45,7 +45,7 @@ def build(args):
         if config["arch"] != args.arch:
             raise ValueError(f"{args.checkpoint} holds a {config['arch']!r} model, not {args.arch!r}")
         return model, config
-    binarizer = args.binarizer or ("lab" if args.arch == "labbnn" else "sign")
+    binarizer = args.binarizer or default_binarizer(args.arch)
     config = {"arch": args.arch, "num_classes": args.num_classes, "image_size": args.image_size,
               "width": args.width, "binarizer": binarizer, "lab_blocks": args.lab_blocks, "lab_bits": args.lab_bits}
     return create_model(**config), config
@@ -67,7 +67,7 @@ def run_model_bench(args):
     model.eval()
 
     def float_forward():
-        with no_grad(), float_reference():
+        with no_grad(), use(packed_conv=False):
             return model(Tensor(x))
 
     float_time = time_runs(float_forward, runs=args.float_runs, warmup=1)
@@ -83,32 +83,34 @@ def run_model_bench(args):
             size_bytes = save_packed(packed, os.path.join(tmp, "model.npz"))
     result = {"config": config, "batch_size": args.batch_size, "threads": args.threads, "packed": packed_time,
               "float": float_time, "speedup": float_time["median_ms"] / packed_time["median_ms"],
-              "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "peaks_per_s": peaks,
+              "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "profiled_total_ms": profiled_total,
+              "peaks_per_s": peaks,
               "rates": {k: {"per_s": r, "unit": u, "fraction_of_peak": f} for k, (r, u, f) in rates.items()}}
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        c = config
-        print(f"{c['arch']} ({c['binarizer']}, lab_blocks {c['lab_blocks']}, LAB {c.get('lab_bits', 32)}-bit) at "
-              f"{size} px, batch {args.batch_size}, {args.threads} thread(s)")
-        pt, ft = packed_time, float_time
-        print(f"packed engine: median {pt['median_ms']:.2f} ms (p10 {pt['p10_ms']:.2f}, p90 {pt['p90_ms']:.2f}, "
-              f"min {pt['min_ms']:.2f}, max {pt['max_ms']:.2f}; {pt['runs']} runs)")
-        print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
-        print(f"packed model size on disk: {result['size_mb']:.3f} MB")
-        print(f"this CPU's peaks on {args.threads} thread(s) (micro-benchmarks): "
-              f"{peaks['binary MAC'] / 1e9:.0f} G binary MAC/s, {peaks['float MAC'] / 1e9:.1f} G float32 MAC/s, "
-              f"{peaks['byte'] / 1e9:.1f} GB/s copy")
-        print("per-operator breakdown (profiled runs), achieved rate and fraction of that peak:")
-        for name, ms in parts.items():
-            line = f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(profiled_total, 1e-9):5.1f} %"
-            if name in rates:
-                rate, unit, fraction = rates[name]
-                shown = f"{rate / 1e9:8.1f} GB/s" if unit == "byte" else f"{rate / 1e9:8.1f} G {unit}/s"
-                line += f"   {shown:24s} {100 * fraction:5.1f} % of peak"
-            print(line)
+    print(json.dumps(result, indent=1)) if args.json else print_model_bench(result)
     if args.plot:
         draw_breakdown_png(parts, args.plot, f"{config['arch']} {config['binarizer']} {size}px: "
                                              f"{packed_time['median_ms']:.1f} ms median")
         print(f"wrote {args.plot}")
     return 0
+
+
+def print_model_bench(result):
+    c, pt, ft = result["config"], result["packed"], result["float"]
+    print(f"{c['arch']} ({c['binarizer']}, lab_blocks {c['lab_blocks']}, LAB {c.get('lab_bits', 32)}-bit) at "
+          f"{c['image_size']} px, batch {result['batch_size']}, {result['threads']} thread(s)")
+    print(f"packed engine: median {pt['median_ms']:.2f} ms (p10 {pt['p10_ms']:.2f}, p90 {pt['p90_ms']:.2f}, "
+          f"min {pt['min_ms']:.2f}, max {pt['max_ms']:.2f}; {pt['runs']} runs)")
+    print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
+    print(f"packed model size on disk: {result['size_mb']:.3f} MB")
+    peaks, rates = result["peaks_per_s"], result["rates"]
+    print(f"this CPU's peaks on {result['threads']} thread(s) (micro-benchmarks): "
+          f"{peaks['binary MAC'] / 1e9:.0f} G binary MAC/s, {peaks['float MAC'] / 1e9:.1f} G float32 MAC/s, "
+          f"{peaks['byte'] / 1e9:.1f} GB/s copy")
+    print("per-operator breakdown (profiled runs), achieved rate and fraction of that peak:")
+    for name, ms in result["breakdown_ms"].items():
+        line = f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(result['profiled_total_ms'], 1e-9):5.1f} %"
+        if name in rates:
+            r = rates[name]
+            unit = "GB/s" if r["unit"] == "byte" else f"G {r['unit']}/s"
+            line += f"   {r['per_s'] / 1e9:8.1f} {unit:16s} {100 * r['fraction_of_peak']:5.1f} % of peak"
+        print(line)

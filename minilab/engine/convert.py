@@ -8,9 +8,10 @@ twice.  Which modules follow which is found by tracing one forward pass (hooks +
 counts), not assumed per architecture."""
 import numpy as np
 
-from .. import _backend, nn
+from .. import nn
 from ..autograd import Tensor, _topological_order, no_grad
-from ..ops.binary import WEIGHT_QUANTIZERS
+from ..config import kernels, reason, use
+from ..ops.weight_quantizers import WEIGHT_QUANTIZERS
 from ..ops.norm import inverse_std
 from ..ops.quant import dequantize, quantize_symmetric
 from .fused_block import fuse_residual_blocks
@@ -91,7 +92,7 @@ def bn_arrays(bn):
 
 def pack_binary_conv(conv, folded_modules):
     """(spec, arrays, float binarizer or None) of one BinaryConv2d and what folds into it."""
-    ext = _backend.ext
+    ext = kernels()
     with no_grad():
         wq = WEIGHT_QUANTIZERS[conv.weight_quantizer](Tensor(conv.weight.data)).data.astype(np.float32)
     o, c, k, _ = wq.shape
@@ -146,19 +147,15 @@ class PackedModel:
         if x.ndim != 4 or x.shape[1:] != (3, size, size):
             raise ValueError(f"this packed {self.config['arch']} expects images of shape (N, 3, {size}, {size}), "
                              f"got {x.shape}")
-        saved, _backend.threads = _backend.threads, self.threads   # the float layers' kernels split work too
-        try:
-            with no_grad():
-                return self.model(Tensor(x)).data
-        finally:
-            _backend.threads = saved
+        with no_grad(), use(threads=self.threads):      # the float layers' kernels split work too
+            return self.model(Tensor(x)).data
 
 
 def convert(model, config, threads=1):
     """Pack `model` (a trained or freshly built minilab model; it is modified in place — pass a copy to keep the
     float one).  `config` is the create_model configuration (arch, image_size, …), stored with the packed model."""
-    if _backend.ext is None:
-        raise RuntimeError(f"the packed engine needs the compiled extension ({_backend.reason})")
+    if kernels() is None:
+        raise RuntimeError(f"the packed engine needs the compiled extension ({reason()})")
     model.eval()
     records, consumers = trace(model, config["image_size"])
     folds = find_folds(model, records, consumers)

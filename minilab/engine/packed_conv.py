@@ -9,18 +9,11 @@ import time
 
 import numpy as np
 
-from .. import _backend
+from .. import config
 from ..autograd import Tensor
 from ..nn.module import Module
 from ..ops.lab import lab, split_pairs
-from ..ops.packed import popcount_conv, tap_sums_from_packed, zero_padding_correction
-
-PROFILE = {"enabled": False, "times": {}}
-
-
-def _timed(category, start):
-    if PROFILE["enabled"]:
-        PROFILE["times"][category] = PROFILE["times"].get(category, 0.0) + time.perf_counter() - start
+from ..ops.packed import tap_sums_from_packed, zero_padding_correction
 
 
 def lab_pair_indices(channels, pairing):
@@ -60,12 +53,13 @@ class PackedBinaryConv2d(Module):
         self.threads = 1
         self.capture = None            # set to a list to collect the packed input maps (equivalence tests)
         self.last_shapes = None        # (input shape, output shape, packed input bytes) of the last forward
+        self.profiler = None           # fn(category, seconds), set by minilab.engine.profile while it times
         self._prepare()
 
     def _prepare(self):
-        ext = _backend.ext
+        ext = config.kernels()
         if ext is None:
-            raise RuntimeError(f"the packed engine needs the compiled extension ({_backend.reason})")
+            raise RuntimeError(f"the packed engine needs the compiled extension ({config.reason()})")
         s, a = self.spec, self.arrays
         o, c, kh, kw = s["out_channels"], s["in_channels"], s["kernel"], s["kernel"]
         cw = (c + 63) // 64
@@ -81,8 +75,14 @@ class PackedBinaryConv2d(Module):
             self._lab_kernels = np.ascontiguousarray(a["lab_weight"], np.float32).reshape(2 * c, 9)
             self._lab_bias = np.ascontiguousarray(a["lab_bias"], np.float32)
 
+    def _timed(self, category, start):
+        if self.profiler is not None:
+            self.profiler(category, time.perf_counter() - start)
+
     def binarize_and_pack(self, x):
-        ext, s, a = _backend.ext, self.spec, self.arrays
+        from .. import _kernels as ext  # the engine runs on the kernels even inside config.use(kernels=False)
+
+        s, a = self.spec, self.arrays
         p = s["padding"]
         kind = s["binarizer"]
         if kind == "lab" and x.shape[1] == 1:
@@ -92,19 +92,19 @@ class PackedBinaryConv2d(Module):
             y = lab(Tensor(x), Tensor(a["lab_weight"]), Tensor(a["lab_bias"]), Tensor(np.float32(a["lab_beta"])),
                     s["lab_pairing"]).data
             packed = ext.pack_channels_last(np.ascontiguousarray(y, np.float32), p, p, self.threads)
-            _timed("LAB binarize + pack", start)
+            self._timed("LAB binarize + pack", start)
             return packed
         if kind == "lab":
             start = time.perf_counter()
             packed = ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, float(a["lab_beta"]), self._idx0,
                                            self._idx1, p, self.threads)
-            _timed("LAB binarize + pack", start)
+            self._timed("LAB binarize + pack", start)
             return packed
         start = time.perf_counter()
         if kind == "float":
             x = np.ascontiguousarray(self.float_binarizer(Tensor(x)).data, dtype=np.float32)
         packed = ext.pack_channels_last(x, p, p, self.threads)
-        _timed("binarize + pack", start)
+        self._timed("binarize + pack", start)
         return packed
 
     def forward(self, x):
@@ -121,6 +121,8 @@ class PackedBinaryConv2d(Module):
         packed = self.binarize_and_pack(xd)
         if self.capture is not None:
             self.capture.append(unpack_channels_last(packed, s["in_channels"], (p, p)))
+        from ..fast.packed import popcount_conv
+
         start = time.perf_counter()
         hw = xd.shape[2:]
         if s["pad_value"] == 0 and p > 0 and hw not in self._corrections:
@@ -133,7 +135,7 @@ class PackedBinaryConv2d(Module):
                             (p, p), s["pad_value"], hw, self.threads, self._corrections.get(hw), alpha=a["alpha"],
                             relu=int(s.get("relu", False)), mean=a.get("mean"), invstd=a.get("invstd"),
                             gamma=a.get("gamma"), beta=a.get("beta"), prelu=prelu, residual=residual)
-        _timed("binary conv", start)
+        self._timed("binary conv", start)
         self.last_shapes = (xd.shape, out.shape, packed.nbytes)
         return out
 

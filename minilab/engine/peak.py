@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .. import _backend, nn
+from .. import nn
 from .packed_conv import PackedBinaryConv2d
 from .profile import _category
 
@@ -35,7 +35,9 @@ def memory_rate(megabytes=4, rounds=5):
 
 def machine_peaks(threads=1, seconds=0.05):
     """{"binary MAC": per s, "float MAC": per s, "byte": per s} on `threads` cores."""
-    binary, flt = _backend.ext.peak_rates(seconds, threads)
+    from .. import _kernels
+
+    binary, flt = _kernels.peak_rates(seconds, threads)
     return {"binary MAC": binary, "float MAC": flt, "byte": memory_rate()}
 
 

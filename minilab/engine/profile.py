@@ -5,8 +5,7 @@ import time
 import numpy as np
 
 from .. import nn
-from ..nn import module as module_file
-from .packed_conv import PROFILE, PackedBinaryConv2d
+from .packed_conv import PackedBinaryConv2d
 
 CATEGORIES = ("first conv", "binary conv", "binarize + pack", "LAB binarize + pack", "float conv",
               "pooling", "BN / activation", "classifier", "other")
@@ -41,33 +40,48 @@ def time_runs(fn, runs=20, warmup=3):
             "p10_ms": float(np.percentile(times, 10)), "p90_ms": float(np.percentile(times, 90)), "runs": runs}
 
 
+def install_profiler(model, record):
+    """Time every forward of `model`'s categorised leaf modules, and the steps inside each packed conv, with one
+    hook: record(category, seconds).  Returns a function that removes everything it installed."""
+    removers = []
+    for name, module in model.named_modules():
+        if isinstance(module, PackedBinaryConv2d):
+            module.profiler = record
+            removers.append(lambda m=module: setattr(m, "profiler", None))
+            continue
+        category = _category(name, module)
+        if category is None:
+            continue
+        starts = []
+        removers.append(module.register_forward_pre_hook(lambda m, args, s=starts: s.append(time.perf_counter())))
+        removers.append(module.register_forward_hook(
+            lambda m, args, out, s=starts, c=category: record(c, time.perf_counter() - s.pop())))
+
+    def remove():
+        for undo in removers:
+            undo()
+    return remove
+
+
 def breakdown(packed, x, runs=10):
     """Milliseconds per category, averaged over `runs` profiled forwards (profiling adds a little overhead)."""
-    names = {id(m): n for n, m in packed.model.named_modules()}
     totals = dict.fromkeys(CATEGORIES, 0.0)
 
-    def record(module, seconds):
-        category = _category(names.get(id(module), ""), module)
-        if category is not None:
-            totals[category] += seconds
+    def record(category, seconds):
+        totals[category] += seconds
 
     wall = 0.0
-    module_file.PROFILER[0] = record
-    PROFILE["enabled"], PROFILE["times"] = True, {}
+    remove = install_profiler(packed.model, record)
     try:
         packed(x)                                   # warm-up, not counted
         for key in totals:
             totals[key] = 0.0
-        PROFILE["times"] = {}
         for _ in range(runs):
             start = time.perf_counter()
             packed(x)
             wall += time.perf_counter() - start
     finally:
-        module_file.PROFILER[0] = None
-        PROFILE["enabled"] = False
-    for key, seconds in PROFILE["times"].items():
-        totals[key] += seconds
+        remove()
     totals["other"] = max(wall - sum(totals.values()), 0.0)
     return {k: 1e3 * v / runs for k, v in totals.items()}, 1e3 * wall / runs
 

@@ -16,7 +16,12 @@ MODELS = {
     "xnornet": XNORNet,
 }
 
-DEFAULT_BINARIZER = {"labbnn": "lab"}
+DEFAULT_BINARIZER = {"labbnn": "lab"}   # every other architecture binarizes its activations with sign
+
+
+def default_binarizer(arch):
+    """The activation binarizer an architecture uses when none is asked for (the CLIs' --binarizer default)."""
+    return DEFAULT_BINARIZER.get(arch, "sign")
 
 
 def create_model(arch, num_classes=1000, image_size=224, **kwargs):

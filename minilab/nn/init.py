@@ -5,7 +5,8 @@ truncated at ±2) so that the *result* has the intended variance:
     glorot_normal:  σ = √(2 / (fan_in + fan_out))        glorot_uniform: U(±√(6 / (fan_in + fan_out)))
     he_normal:      σ = √(2 / fan_in)
 For a conv kernel (C_out, C_in/groups, kh, kw): fan_in = C_in/groups·kh·kw, fan_out = C_out·kh·kw; for LAB's depthwise
-kernel Keras sees shape [3, 3, C, 2], so fan_in = 9C and fan_out = 18 (REFERENCE §1).
+kernel Keras sees shape [3, 3, C, 2], so fan_in = 9C and fan_out = 18 (the released LAB code initialises it
+with glorot_uniform on that shape).
 """
 import numpy as np
 

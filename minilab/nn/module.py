@@ -5,14 +5,10 @@ Modules), in the order they were assigned, which gives every array a stable dott
 Buffers (BatchNorm's running statistics) are NumPy arrays registered with `register_buffer`."""
 import os
 import tempfile
-import time
 
 import numpy as np
 
 from ..autograd import Tensor
-
-
-PROFILER = [None]  # PROFILER[0] = fn(module, seconds) while minilab.engine.profile is timing a forward
 
 
 class Parameter(Tensor):
@@ -50,14 +46,19 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
-        profiler = PROFILER[0]
-        start = time.perf_counter() if profiler is not None else 0.0
+        for hook in self.__dict__.get("_pre_hooks", ()):
+            hook(self, args)
         out = self.forward(*args, **kwargs)
-        if profiler is not None:
-            profiler(self, time.perf_counter() - start)
         for hook in self.__dict__.get("_hooks", ()):
             hook(self, args, out)
         return out
+
+    def register_forward_pre_hook(self, fn):
+        """Call fn(module, inputs) before every forward of this module (the engine's profiler starts its clock).
+        Returns a function that removes the hook."""
+        hooks = self.__dict__.setdefault("_pre_hooks", [])
+        hooks.append(fn)
+        return lambda: hooks.remove(fn)
 
     def register_forward_hook(self, fn):
         """Call fn(module, inputs, output) after every forward of this module (feature capture, summaries).

@@ -1,14 +1,13 @@
 """Float activations: ReLU, hardtanh, PReLU (one slope per channel, shared over H and W)."""
 import numpy as np
 
-from .. import _backend
 from ..autograd import Function
 from .arith import add, matmul
 from .shape import transpose
 
 
-class ReLU(Function):
-    """y = max(x, 0);  ∂y/∂x = 1 if x > 0 else 0."""
+class Rectifier(Function):
+    """ReLU: y = max(x, 0);  ∂y/∂x = 1 if x > 0 else 0."""
 
     @staticmethod
     def forward(ctx, x):
@@ -35,8 +34,8 @@ class Hardtanh(Function):
         return g * mask
 
 
-class PReLU(Function):
-    """y = x if x > 0 else a_c·x  (a_c: one slope per channel c = axis 1).
+class ParametricRectifier(Function):
+    """PReLU: y = x if x > 0 else a_c·x  (a_c: one slope per channel c = axis 1).
     ∂y/∂x = 1 or a_c;  ∂L/∂a_c = Σ_{x ≤ 0} g·x."""
 
     @staticmethod
@@ -46,8 +45,6 @@ class PReLU(Function):
         shape = (1, -1) + (1,) * (x.ndim - 2)
         ar = a.reshape(shape)
         ctx.save(x, ar)
-        if _backend.ext is not None and x.ndim == 4 and x.dtype == np.float32 == a.dtype:
-            return _backend.ext.prelu_forward(np.ascontiguousarray(x), np.ascontiguousarray(a))
         return np.where(x > 0, x, ar * x)
 
     @staticmethod
@@ -59,7 +56,7 @@ class PReLU(Function):
 
 
 def relu(x):
-    return ReLU.apply(x)
+    return Rectifier.apply(x)
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0):
@@ -67,7 +64,7 @@ def hardtanh(x, min_val=-1.0, max_val=1.0):
 
 
 def prelu(x, weight):
-    return PReLU.apply(x, weight)
+    return ParametricRectifier.apply(x, weight)
 
 
 def linear(x, weight, bias=None):

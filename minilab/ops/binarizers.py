@@ -1,21 +1,89 @@
-"""Binarizers by name, and the local-threshold binarizers of the paper's Table 7 (Niblack, Sauvola).
+"""Activation binarizers: the maps from a float feature map to ±1, each with the pseudo-gradient that trains it.
 
-A binarizer maps a float map to ±1.  Parameter-free ones are plain functions of x; LAB has parameters and lives
-in `minilab.nn.LAB` (functional form: `minilab.ops.lab.lab`).
+Every binarizer is documented as Larq documents its quantizers: the forward, and the pseudo-gradient its backward
+uses in place of sign's zero derivative.  `surrogate` is the smooth function whose *true* derivative equals that
+pseudo-gradient; `gradcheck(..., surrogate=True)` differentiates it numerically to verify the backward.
+Convention: sign(0) = +1 (Larq).
 
-Niblack and Sauvola threshold every pixel against statistics of its 3×3 neighbourhood, as the released code does:
+Parameter-free binarizers are plain functions of x (`get_binarizer(name)`).  LAB has parameters: it lives in
+`minilab.nn.LAB`, with the functional form `minilab.ops.lab.lab`.
+
+Niblack and Sauvola (the paper's local-threshold baselines) threshold every pixel against statistics of its 3×3
+neighbourhood:
     m = AvgPool3×3(x)                       (stride 1, 'same', padding excluded from the mean)
     s = √(AvgPool3×3((x − m)²) + 1e-9)      (each neighbour centred on its *own* local mean)
     Niblack:  t = m + k·s                               (k = −0.2)
     Sauvola:  t = m·(1 + k·(s/(R + 1e-9) − 1)),  R = max s over the whole batch   (k = 0.5)
     forward:  q(x) = sign(x − t);  pseudo-gradient: STE on x − t (1 where |x − t| ≤ 1), and the gradient also
-              flows through m, s and R (no stop-gradient), as in the released code.
+              flows through m, s and R (no stop-gradient), as in the authors' implementation.
 """
 from functools import partial
 
+import numpy as np
+
+from ..autograd import Function
 from .arith import add, amax, div, mul, sqrt, sub
-from .binary import approx_sign, sign_ste
 from .pool import avg_pool2d
+
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """±1 with sign(0) = +1, in x's dtype (scalars of that dtype: no int64 intermediate)."""
+    return np.where(x >= 0, x.dtype.type(1), x.dtype.type(-1))
+
+
+class SignSTE(Function):
+    """Straight-through sign (Larq `ste_sign`).
+
+    forward:          q(x) = sign(x)
+    pseudo-gradient:  ∂q/∂x = 1 if |x| ≤ clip else 0
+    surrogate:        clip(x, −clip, clip)"""
+
+    @staticmethod
+    def forward(ctx, x, clip=1.0):
+        ctx.save(np.abs(x) <= clip)
+        return sign(x)
+
+    @staticmethod
+    def surrogate(ctx, x, clip=1.0):
+        ctx.save(np.abs(x) <= clip)
+        return np.clip(x, -clip, clip)
+
+    @staticmethod
+    def backward(ctx, g):
+        (inside,) = ctx.saved
+        return g * inside
+
+
+class ApproxSign(Function):
+    """Bi-Real Net's ApproxSign (Larq `approx_sign`).
+
+    forward:          q(x) = sign(x)
+    pseudo-gradient:  ∂q/∂x = 2 − 2|x| if |x| ≤ 1 else 0
+    surrogate:        2x − x|x| on [−1, 1], sign(x) outside (a piecewise quadratic)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save(x)
+        return sign(x)
+
+    @staticmethod
+    def surrogate(ctx, x):
+        ctx.save(x)
+        return np.where(np.abs(x) <= 1, 2 * x - x * np.abs(x), np.sign(x)).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        ax = np.abs(x)
+        return g * np.where(ax <= 1, 2 - 2 * ax, 0).astype(g.dtype)
+
+
+def sign_ste(x, clip=1.0):
+    return SignSTE.apply(x, clip=clip)
+
+
+def approx_sign(x):
+    return ApproxSign.apply(x)
 
 
 def local_stats(x):

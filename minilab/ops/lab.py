@@ -15,7 +15,6 @@ A per-pixel learned "segmentation" of every channel into ±1.  For an input x wi
 """
 import numpy as np
 
-from .. import _backend
 from ..autograd import Function
 from .conv import conv2d
 
@@ -43,12 +42,9 @@ class LabArgMax(Function):
 
     @staticmethod
     def forward(ctx, r, beta, pairing="channel"):
-        if _backend.ext is not None and pairing == "channel" and r.dtype == np.float32 and beta.dtype == np.float32:
-            y, diff = _backend.ext.lab_argmax_channel(np.ascontiguousarray(r), float(beta))
-        else:
-            r0, r1 = split_pairs(r, pairing)
-            diff = r1 - r0
-            y = np.where(beta * diff > 0, 1, -1).astype(r.dtype)
+        r0, r1 = split_pairs(r, pairing)
+        diff = r1 - r0
+        y = np.where(beta * diff > 0, 1, -1).astype(r.dtype)
         ctx.pairing = pairing
         ctx.save(diff, beta)
         return y

@@ -4,15 +4,11 @@ Training:  μ, σ² = mean and (biased) variance of the batch;  x̂ = (x − μ)
            running ← m·running + (1 − m)·batch  (Keras' momentum convention; the running variance uses the
            unbiased batch variance, as PyTorch and TF's fused kernel do).
 Eval:      μ, σ² = the running statistics.
-With the compiled kernels, float32 inputs take one fused pass per step (statistics with double accumulators, the
-affine map, and a backward that recomputes x̂ from x instead of storing it); results equal this NumPy version to
-float32 rounding (the affine map itself is bit-identical).
 Backward (training), with M values per channel and ĝ = g·γ:
            ∂L/∂x = (1/√(σ²+ε)) · (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),   ∂L/∂γ = Σ g·x̂,   ∂L/∂β = Σ g.
 """
 import numpy as np
 
-from .. import _backend
 from ..autograd import Function
 
 
@@ -21,55 +17,42 @@ def inverse_std(var, eps, dtype):
     return (1.0 / np.sqrt(var + eps)).astype(dtype)
 
 
+def check_input(x, running_mean, training):
+    if x.ndim < 2 or running_mean.shape != (x.shape[1],):
+        raise ValueError(f"batch_norm: input {x.shape} does not have {running_mean.shape[0]} channels on axis 1")
+    if training and x.size // x.shape[1] < 2:
+        raise ValueError(f"batch_norm: training needs more than one value per channel, input {x.shape}")
+
+
+def update_running(running_mean, running_var, mu, var, count, momentum):
+    """running ← m·running + (1 − m)·batch, in place; the variance unbiased (count values per channel)."""
+    running_mean *= momentum
+    running_mean += (1 - momentum) * mu
+    running_var *= momentum
+    running_var += (1 - momentum) * var * count / (count - 1)
+
+
 class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,
                 momentum=0.99, eps=1e-3, affine=True):
-        if x.ndim < 2 or running_mean.shape != (x.shape[1],):
-            raise ValueError(f"batch_norm: input {x.shape} does not have {running_mean.shape[0]} channels on axis 1")
+        check_input(x, running_mean, training)
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        fast = _backend.ext is not None and x.dtype == np.float32 and affine
         if training:
-            count = x.size // x.shape[1]
-            if count < 2:
-                raise ValueError(f"batch_norm: training needs more than one value per channel, input {x.shape}")
-            if fast:
-                mu, var = _backend.ext.channel_mean_var(_channels_view(x), _backend.threads)
-            else:
-                mu, var = x.mean(axis=axes), x.var(axis=axes)
-            running_mean *= momentum
-            running_mean += (1 - momentum) * mu
-            running_var *= momentum
-            running_var += (1 - momentum) * var * count / (count - 1)
+            mu, var = x.mean(axis=axes), x.var(axis=axes)
+            update_running(running_mean, running_var, mu, var, x.size // x.shape[1], momentum)
         else:
             mu, var = running_mean, running_var
         invstd = inverse_std(var, eps, x.dtype)
         ctx.training, ctx.affine, ctx.axes, ctx.shape = training, affine, axes, shape
-        if fast:
-            mu32 = np.ascontiguousarray(mu, dtype=np.float32)
-            xv = _channels_view(x)
-            ctx.fast = True
-            ctx.save(xv, mu32, invstd, np.ascontiguousarray(gamma))
-            return _backend.ext.batchnorm_forward(xv, mu32, invstd, ctx.saved[3], np.ascontiguousarray(beta),
-                                                  _backend.threads).reshape(x.shape)
-        ctx.fast = False
         xhat = (x - mu.reshape(shape).astype(x.dtype)) * invstd.reshape(shape)
         ctx.save(xhat, invstd, gamma)
         return xhat * gamma.reshape(shape) + beta.reshape(shape) if affine else xhat
 
     @staticmethod
     def backward(ctx, g):
-        if ctx.fast and ctx.training and g.dtype == np.float32:
-            xv, mu32, invstd, gamma = ctx.saved
-            dx, dgamma, dbeta = _backend.ext.batchnorm_backward(xv, _channels_view(g), mu32, invstd, gamma,
-                                                                 _backend.threads)
-            return dx.reshape(g.shape), dgamma, dbeta
-        if ctx.fast:  # eval-mode backward (rare): rebuild x̂ as the reference forward does
-            xv, mu32, invstd, gamma = ctx.saved
-            xhat = ((xv - mu32[None, :, None]) * invstd[None, :, None]).reshape(g.shape)
-        else:
-            xhat, invstd, gamma = ctx.saved
+        xhat, invstd, gamma = ctx.saved
         axes, shape = ctx.axes, ctx.shape
         ghat = g * gamma.reshape(shape) if ctx.affine else g
         if ctx.training:
@@ -80,11 +63,6 @@ class BatchNorm(Function):
         if not ctx.affine:
             return dx
         return dx, (g * xhat).sum(axis=axes), g.sum(axis=axes)
-
-
-def _channels_view(x):
-    """x as a contiguous float32 (N, C, HW) array (a view when x already is contiguous)."""
-    return np.ascontiguousarray(x, dtype=np.float32).reshape(x.shape[0], x.shape[1], -1)
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=True, momentum=0.99, eps=1e-3):

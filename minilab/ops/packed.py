@@ -11,13 +11,13 @@ the contribution of the padded taps is subtracted exactly:
     y_0pad[o, i, j] = y_1pad[o, i, j] − Σ_{taps (u,v) of (i,j) that fall in the padding} Σ_c sign(w)[o, c, u, v].
 The weights are ±α_o per output channel (α = 1 for plain sign), so y = α_o·(integer result) exactly.
 
-`binary_conv2d_reference` is the NumPy twin (np.packbits + np.bitwise_count) the kernels are tested against."""
+`binary_conv2d_reference` is the NumPy reference (np.packbits + np.bitwise_count) the compiled kernel
+(`minilab.fast.packed`) is tested against."""
 import functools
 
 import numpy as np
 
-from .. import _backend
-from .conv import _pair, im2col, output_size, pad_input
+from .conv import im2col, output_size, pad_input, pair
 
 
 def packbits_rows(m: np.ndarray) -> np.ndarray:
@@ -61,13 +61,20 @@ def zero_padding_correction(tap_sums, in_hw, kernel, stride, padding):
     return np.ascontiguousarray(masks @ tap_sums.T, dtype=np.float32), pattern
 
 
-def _alpha(w):
+def is_binary_pair(x, w):
+    """True when x is ±1 and every output channel of w is ±α_o: the XNOR-popcount conv is then exact."""
+    alpha = np.abs(w.reshape(w.shape[0], -1)[:, :1])
+    return bool(np.all(np.abs(x) == 1)) and bool(np.all(np.abs(w.reshape(w.shape[0], -1)) == alpha))
+
+
+def channel_scales(w):
+    """α_o of weights that are ±α_o per output channel, as float32."""
     return np.abs(w.reshape(w.shape[0], -1)[:, 0]).astype(np.float32)
 
 
 def binary_conv2d_reference(x, w, stride=1, padding=0, pad_value=0):
     """Pure NumPy packed binary conv: x ±1 (N, C, H, W), w ±α_o (O, C, kh, kw) → float32 (N, O, OH, OW)."""
-    stride, padding = _pair(stride), _pair(padding)
+    stride, padding = pair(stride), pair(padding)
     n = x.shape[0]
     o, c, kh, kw = w.shape
     xp = pad_input(x, padding, 1.0)
@@ -79,38 +86,4 @@ def binary_conv2d_reference(x, w, stride=1, padding=0, pad_value=0):
         tap_sums = np.where(w < 0, -1, 1).sum(axis=1).reshape(o, kh * kw)
         corr, pattern = zero_padding_correction(tap_sums, x.shape[2:], (kh, kw), stride, padding)
         out = out - corr[pattern].T.reshape(1, o, oh, ow)
-    return (out * _alpha(w)[None, :, None, None]).astype(np.float32)
-
-
-def popcount_conv(xpk, bt, tap_sums, in_channels, out_channels, kernel, stride, padding, pad_value, in_hw,
-                  threads=1, correction=None, **transform):
-    """The conv on already packed operands: xpk (N, H+2p, W+2p, CW) from pack_channels_last, bt from pack_weights,
-    tap_sums (O, kh·kw) = Σ_c sign(w).  `transform` is bgemm's fused output transform (alpha, relu, BatchNorm, …);
-    the zero-padding correction is added here (`correction`: a precomputed zero_padding_correction result, which
-    the engine keeps per input size).  Returns (N, O, OH, OW) float32."""
-    ext = _backend.ext
-    kh, kw = kernel
-    n = xpk.shape[0]
-    oh, ow = output_size(in_hw[0], kh, stride[0], padding[0]), output_size(in_hw[1], kw, stride[1], padding[1])
-    rows = ext.packed_im2col(xpk, kh, kw, stride[0], stride[1], oh, ow, threads)
-    pattern = corr = None
-    if pad_value == 0 and tuple(padding) != (0, 0):
-        corr, pattern = correction or zero_padding_correction(tap_sums, in_hw, kernel, stride, padding)
-        pattern = np.tile(pattern, n)
-    out = ext.bgemm(rows, bt, out_channels, in_channels * kh * kw, row_pattern=pattern, pattern_corr=corr,
-                    pixels=oh * ow, threads=threads, **transform)
-    return out.reshape(n, out_channels, oh, ow)
-
-
-def binary_conv2d_packed(x, w, stride=1, padding=0, pad_value=0, threads=1):
-    """The same result as binary_conv2d_reference, on the compiled XNOR-popcount kernel."""
-    ext = _backend.ext
-    if ext is None:
-        return binary_conv2d_reference(x, w, stride, padding, pad_value)
-    stride, padding = _pair(stride), _pair(padding)
-    o, c, kh, kw = w.shape
-    xpk = ext.pack_channels_last(np.ascontiguousarray(x, dtype=np.float32), padding[0], padding[1], threads)
-    bt = ext.pack_weights(np.ascontiguousarray(w, dtype=np.float32), threads)
-    tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)
-    return popcount_conv(xpk, bt, tap_sums, c, o, (kh, kw), stride, padding, pad_value, tuple(x.shape[2:]),
-                         threads, alpha=_alpha(w))
+    return (out * channel_scales(w)[None, :, None, None]).astype(np.float32)

@@ -2,10 +2,9 @@
 convention); max pooling pads with −inf so padding never wins."""
 import numpy as np
 
-from .. import _backend
 from ..autograd import Function
 from .arith import mean
-from .conv import _pair, output_size, pad_input, unpad
+from .conv import output_size, pad_input, pair, unpad
 
 
 def _tap_slice(u, v, stride, out_hw):
@@ -20,7 +19,7 @@ def _tap_views(xp, kernel, stride, out_hw):
     return [xp[_tap_slice(u, v, stride, out_hw)] for u in range(kh) for v in range(kw)]
 
 
-class AvgPool2d(Function):
+class AveragePooling(Function):
     """y[n,c,i,j] = (1/|W_ij|) Σ_{(p,q) ∈ W_ij} x[n,c,p,q], W_ij = the window's cells inside the image.
     ∂L/∂x[p,q] = Σ over windows containing (p,q) of g[i,j] / |W_ij|.
     Computed as a sum of kh·kw strided views (one pass each, no window copies)."""
@@ -28,10 +27,6 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         kh, kw = kernel
-        ctx.compiled = _backend.ext is not None and x.dtype == np.float32 and padding == (0, 0)
-        if ctx.compiled:  # the same running sum in C, one pass over each plane
-            ctx.kernel, ctx.stride, ctx.in_hw = kernel, stride, x.shape[2:]
-            return _backend.ext.avgpool2d_forward(np.ascontiguousarray(x), kh, kw, *stride, _backend.threads)
         xp = pad_input(x, padding)
         out_hw = ((xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1)
         if padding == (0, 0):
@@ -50,9 +45,6 @@ class AvgPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         kh, kw = ctx.kernel
-        if ctx.compiled:
-            return _backend.ext.avgpool2d_backward(np.ascontiguousarray(g, dtype=np.float32), kh, kw, *ctx.stride,
-                                                   *ctx.in_hw, _backend.threads)
         gc = g / ctx.count
         dxp = np.zeros(ctx.xp_shape, dtype=g.dtype)
         for u in range(kh):
@@ -61,7 +53,7 @@ class AvgPool2d(Function):
         return np.ascontiguousarray(unpad(dxp, ctx.padding))
 
 
-class MaxPool2d(Function):
+class MaxPooling(Function):
     """y[n,c,i,j] = max over the window;  the gradient goes to the (first) arg-max cell of each window.
     A running maximum over the kh·kw strided views; the arg-max is only tracked when a gradient is needed."""
 
@@ -69,14 +61,6 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel, stride, padding):
         kh, kw = kernel
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        ctx.compiled = _backend.ext is not None and x.dtype == np.float32
-        if ctx.compiled:
-            oh = output_size(x.shape[2], kh, stride[0], padding[0])
-            ow = output_size(x.shape[3], kw, stride[1], padding[1])
-            out, ctx.argmax = _backend.ext.maxpool2d_forward(np.ascontiguousarray(x), kh, kw, *stride, *padding,
-                                                              oh, ow, ctx.needs_input_grad[0], _backend.threads)
-            ctx.in_hw = x.shape[2:]
-            return out
         xp = pad_input(x, padding, value=-np.inf)
         out_hw = ((xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1)
         taps = _tap_views(xp, kernel, stride, out_hw)
@@ -92,9 +76,6 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         kh, kw = ctx.kernel
-        if ctx.compiled:
-            return _backend.ext.maxpool2d_backward(np.ascontiguousarray(g, dtype=np.float32), ctx.argmax, kw,
-                                                   *ctx.stride, *ctx.padding, *ctx.in_hw, _backend.threads)
         dxp = np.zeros(ctx.xp_shape, dtype=g.dtype)
         for u in range(kh):
             for v in range(kw):
@@ -104,9 +85,9 @@ class MaxPool2d(Function):
 
 def _pool_options(x, kernel_size, stride, padding, name):
     """Normalised (kernel, stride, padding) pairs — stride defaults to the kernel — after checking they fit x."""
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
+    kernel = pair(kernel_size)
+    stride = kernel if stride is None else pair(stride)
+    padding = pair(padding)
     _check(x, kernel, stride, padding, name)
     return {"kernel": kernel, "stride": stride, "padding": padding}
 
@@ -122,11 +103,11 @@ def _check(x, kernel, stride, padding, name):
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    return AvgPool2d.apply(x, **_pool_options(x, kernel_size, stride, padding, "avg_pool2d"))
+    return AveragePooling.apply(x, **_pool_options(x, kernel_size, stride, padding, "avg_pool2d"))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
-    return MaxPool2d.apply(x, **_pool_options(x, kernel_size, stride, padding, "max_pool2d"))
+    return MaxPooling.apply(x, **_pool_options(x, kernel_size, stride, padding, "max_pool2d"))
 
 
 def adaptive_avg_pool2d(x, output_size=1):

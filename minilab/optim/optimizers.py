@@ -1,5 +1,5 @@
-"""Optimizers.  Each `step()` updates every parameter that has a gradient, then applies latent-weight clipping
-(Parameter.clip, Larq's WeightClip) — the one place where binary-conv constraints are enforced.
+"""Optimizers.  Each `step()` updates every parameter that has a gradient; the update ends with the latent-weight
+clip (Parameter.clip, Larq's WeightClip) — the one place where binary-conv constraints are enforced.
 
     SGD:   v ← μ·v + (g + λ·w);   w ← w − lr·v     (Nesterov: w ← w − lr·(g + λw + μ·v))
     Adam:  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  w ← w − lr·m̂/(√v̂ + ε), m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ)
@@ -8,7 +8,7 @@
 """
 import numpy as np
 
-from .. import _backend
+from .. import dispatch
 
 
 class Optimizer:
@@ -29,12 +29,10 @@ class Optimizer:
         for p, state in zip(self.params, self.state):
             if p.grad is None:
                 continue
-            clipped = self.update(p, p.grad.astype(p.data.dtype, copy=False), state)
-            if getattr(p, "clip", None) is not None and not clipped:
-                np.clip(p.data, -p.clip, p.clip, out=p.data)
+            self.update(p, p.grad.astype(p.data.dtype, copy=False), state)
 
     def update(self, p, g, state):  # pragma: no cover - abstract
-        """Update p.data in place; return True when the update already applied p.clip (a fused kernel)."""
+        """Update p.data in place from its gradient g, then clip it to p.clip (when the parameter has one)."""
         raise NotImplementedError
 
     # Optimizer state as flat NumPy arrays, so checkpoints are plain .npz files.
@@ -74,6 +72,7 @@ class SGD(Optimizer):
             v += g
             g = g + self.momentum * v if self.nesterov else v
         p.data -= self.lr * g
+        clip_weights(p.data, getattr(p, "clip", None))
 
 
 class Adam(Optimizer):
@@ -90,24 +89,27 @@ class Adam(Optimizer):
         m, v = state["m"], state["v"]
         if self.weight_decay and self.decoupled:
             p.data -= self.lr * self.weight_decay * p.data  # independent of the moments, so it may come first
-        if _backend.ext is not None and _all_flat_float32(p.data, g, m, v):
-            # the same float32 steps in one pass instead of about ten whole-array NumPy passes
-            clip = getattr(p, "clip", None)
-            _backend.ext.adam_update(p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, 1 - b1,
-                                     b2, 1 - b2, 1 - b1 ** self.steps, 1 - b2 ** self.steps, self.lr, self.eps,
-                                     _backend.threads, -1.0 if clip is None else clip)
-            return True
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * g * g
-        m_hat = m / (1 - b1 ** self.steps)
-        v_hat = v / (1 - b2 ** self.steps)
-        p.data -= (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(p.data.dtype)
+        dispatch.call(adam_update, p.data, g, m, v, lr=self.lr, b1=b1, b2=b2, eps=self.eps, step=self.steps,
+                      clip=getattr(p, "clip", None))
 
 
-def _all_flat_float32(*arrays):
-    return all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)
+def clip_weights(w, clip):
+    """w ← clip(w, −clip, clip) in place (nothing when clip is None)."""
+    if clip is not None:
+        np.clip(w, -clip, clip, out=w)
+
+
+def adam_update(w, g, m, v, *, lr, b1, b2, eps, step, clip=None):
+    """One Adam step of one parameter, in place (w, m, v), then the latent-weight clip.  A plain function, so
+    that a compiled twin (`minilab.fast.adam`) can replace it for float32 arrays."""
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * g * g
+    m_hat = m / (1 - b1 ** step)
+    v_hat = v / (1 - b2 ** step)
+    w -= (lr * m_hat / (np.sqrt(v_hat) + eps)).astype(w.dtype)
+    clip_weights(w, clip)
 
 
 class AdamW(Adam):

@@ -1,4 +1,4 @@
-"""Conv2d on the compiled kernels: the same maths as `conv.py`'s im2col + GEMM, one chunk of images at a time.
+"""The convolution on the compiled kernels: `ops/conv.py`'s im2col + GEMM, one chunk of images at a time.
 
 A whole batch's im2col matrix is large (Bi-Real-18's first stage at 64 px, batch 64: 38 MB) and every pass over
 it goes to main memory.  Cut into chunks of a few MB, each chunk's columns are written, multiplied and (in the
@@ -13,12 +13,13 @@ col2im run along image rows and a gradient chunk needs no pixel-major transpose:
 
 with W the (O, C·kh·kw) weight matrix and Gᵀ[chunk] the chunk's gradient as (O, images·OH·OW).  Padding is
 implicit in the kernels (`pad_value` fills the border), so no padded copy of x is made either.  Only for float32,
-groups = 1; `Conv2d` uses the reference path otherwise."""
+groups = 1 (`fast.conv.ChunkedConvKernel`)."""
 import numpy as np
 
-from .. import _backend
+from .. import _kernels as ext
+from .. import config
 
-CHUNK_BYTES = 4 << 20  # im2col columns per chunk: well inside this machine's L3, big enough for good GEMMs
+CHUNK_BYTES = 4 << 20  # im2col columns per chunk: well inside a desktop or server L3, big enough for good GEMMs
 
 
 def image_chunks(n, bytes_per_image, budget=None):
@@ -31,11 +32,11 @@ def image_chunks(n, bytes_per_image, budget=None):
 
 def matmul(a, b, out=None, accumulate=False):
     """out = a @ b (or out += a @ b), float32, for matrices or stacks of them: on the kernels' threads when they
-    have the BLAS GEMM (`_backend.gemm_in_kernels`; a stack's threads take whole products), else NumPy's matmul
+    have the BLAS GEMM (`ext.has_sgemm()`, see `minilab.config.load`; a stack's threads take whole products), else NumPy's matmul
     on BLAS' own threads."""
-    if _backend.gemm_in_kernels():
-        gemm = _backend.ext.sgemm_batch if a.ndim == 3 else _backend.ext.sgemm
-        return gemm(a, b, out=out, beta=1.0 if accumulate else 0.0, threads=_backend.threads)
+    if ext.has_sgemm():
+        gemm = ext.sgemm_batch if a.ndim == 3 else ext.sgemm
+        return gemm(a, b, out=out, beta=1.0 if accumulate else 0.0, threads=config.threads)
     if accumulate:
         out += a @ b
         return out
@@ -62,7 +63,6 @@ class _Chunks:
 
 def conv_forward(x, w, stride, padding, pad_value, out_hw):
     """y (N, O, OH, OW) = conv(x padded with pad_value, w), chunk by chunk."""
-    ext = _backend.ext
     chunks = _Chunks(x, w, out_hw)
     n, o = x.shape[0], w.shape[0]
     wmat = w.reshape(o, chunks.taps)
@@ -71,7 +71,7 @@ def conv_forward(x, w, stride, padding, pad_value, out_hw):
     for start, stop in chunks.ranges:
         images = stop - start
         cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
-                            out=chunks.matrix(buffer, images), threads=_backend.threads)
+                            out=chunks.matrix(buffer, images), threads=config.threads)
         y = matmul(wmat, cols_t)                                             # (O, images·OH·OW)
         out[start:stop] = y.reshape(o, images, *out_hw).transpose(1, 0, 2, 3)
     return out
@@ -79,7 +79,6 @@ def conv_forward(x, w, stride, padding, pad_value, out_hw):
 
 def conv_backward(x, w, g, stride, padding, pad_value, need_input_grad):
     """(∂L/∂x or None, ∂L/∂w) for y = conv(x padded with pad_value, w) and ∂L/∂y = g, chunk by chunk."""
-    ext = _backend.ext
     chunks = _Chunks(x, w, g.shape[2:])
     o = w.shape[0]
     wmat = w.reshape(o, chunks.taps)
@@ -90,10 +89,10 @@ def conv_backward(x, w, g, stride, padding, pad_value, need_input_grad):
     for start, stop in chunks.ranges:
         images = stop - start
         cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
-                            out=chunks.matrix(cols_buffer, images), threads=_backend.threads)
+                            out=chunks.matrix(cols_buffer, images), threads=config.threads)
         g_t = g[start:stop].transpose(1, 0, 2, 3).reshape(o, images * chunks.pixels)   # (O, images·OH·OW)
         matmul(g_t, cols_t.T, out=dw, accumulate=start > 0)
         if need_input_grad:
             dcols_t = matmul(wmat.T, g_t, out=chunks.matrix(dcols_buffer, images))
-            ext.col2im(dcols_t, dx[start:stop], chunks.kh, chunks.kw, *stride, *padding, threads=_backend.threads)
+            ext.col2im(dcols_t, dx[start:stop], chunks.kh, chunks.kw, *stride, *padding, threads=config.threads)
     return dx, dw.reshape(w.shape)

@@ -1,5 +1,5 @@
 """The backward pass of a 3×3, stride-1 conv with Winograd's minimal filtering F(2×2, 3×3) — on the compiled
-kernels, for training; `conv.py`'s im2col + GEMM is the reference it is tested against.
+kernels, for training; `ops/conv.py`'s im2col + GEMM is the reference it is tested against.
 
 Why: the two backward GEMMs of the 3×3 convs are most of a BNN training step (the binary forward runs on the
 XNOR-popcount kernel), and Winograd computes a 2×2 block of outputs from a 4×4 input tile with 16 products
@@ -28,16 +28,17 @@ Images are taken a chunk at a time (tiles of a few MB), so V, Z and N stay in ca
 the GEMMs, as in `conv_chunked.py`."""
 import numpy as np
 
-from .. import _backend
+from .. import _kernels as ext
+from .. import config
 from .conv_chunked import image_chunks, matmul
 
-CHUNK_BYTES = 32 << 20  # V, Z and N of one chunk of images together (16–32 MB measured fastest)
+CHUNK_BYTES = 32 << 20  # V, Z and N of one chunk of images together: big GEMMs, still cache-resident
 
 
 def applicable(x, w, stride, padding):
     """3×3 filters, stride 1, the same padding on both axes — and enough tiles.  The filter transforms cost
     ~16·O·C whatever the batch, the GEMMs save ~20·O·C per tile: with fewer tiles than half the channels (Bi-Real's
-    last stage at 64 px: 64 tiles, 512 channels) the direct backward was faster (12.4 against 15.1 ms)."""
+    last stage at 64 px: 64 tiles, 512 channels) the direct backward is faster."""
     if w.shape[2:] != (3, 3) or tuple(stride) != (1, 1) or padding[0] != padding[1]:
         return False
     oh, ow = (size + 2 * padding[0] - 2 for size in x.shape[2:])
@@ -48,7 +49,7 @@ def applicable(x, w, stride, padding):
 def conv3x3_backward(x, w, g, padding, pad_value, need_input_grad):
     """(∂L/∂x or None, ∂L/∂w) of y = conv(x padded by `padding` cells of pad_value, w), 3×3 stride 1, for
     ∂L/∂y = g.  x, w, g: C-contiguous float32."""
-    ext, threads = _backend.ext, _backend.threads
+    threads = config.threads
     p = padding[0]
     if padding[1] != p:
         raise ValueError(f"conv3x3_backward: padding must be the same on both axes, not {padding}")

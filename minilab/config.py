@@ -1,0 +1,137 @@
+"""Every run-time setting of minilab, in one place: the MINILAB_* environment variables, the compiled kernels'
+handle, and the thread count.
+
+    MINILAB_NO_EXT              on: use the pure-NumPy reference ops even when the compiled kernels are built
+    MINILAB_KERNEL_GEMM         off: the conv GEMMs run on NumPy's BLAS threads instead of the kernels' threads
+    MINILAB_WINOGRAD            off: the 3×3 stride-1 conv backward uses im2col + GEMM instead of Winograd
+    MINILAB_IDLE_BLAS_WORKERS   off: leave OpenBLAS' worker threads in the default scheduling class
+    MINILAB_KEEP_FREED_MEMORY   off: let glibc hand freed memory back to the system between training steps
+    MINILAB_CACHE               where downloaded data sets and their decoded caches go (~/.cache/minilab)
+    MINILAB_IMAGENETTE          an Imagenette folder for the tutorials
+    MINILAB_TUTORIAL_SMOKE      on: tutorials shrink data, epochs and sizes to run in seconds
+    MINILAB_TUTORIAL_OUT        where tutorials write their figures (tutorials/output)
+
+A switch is off when its variable is set to "", "0", "false", "off" or "no" (any case), on for any other value,
+and at its default when unset.  The variables are read once, when this module is imported; inside a program,
+`use(...)` changes the same settings for a block:
+
+    with minilab.config.use(kernels=False, winograd=False, threads=2):
+        ...   # the NumPy reference ops, 2 threads
+
+Importing minilab changes nothing in the process.  The compiled kernels are loaded on first use, and the thread
+pools are set up by `minilab.threads.set_threads` (every command-line tool calls it first)."""
+import contextlib
+import os
+import warnings
+
+OFF = ("", "0", "false", "off", "no")
+
+
+def switch(name: str, default: bool) -> bool:
+    """The on/off value of environment variable `name` (`default` when it is unset)."""
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() not in OFF
+
+
+no_ext = switch("MINILAB_NO_EXT", False)
+kernel_gemm = switch("MINILAB_KERNEL_GEMM", True)
+winograd = switch("MINILAB_WINOGRAD", True)
+idle_blas_workers = switch("MINILAB_IDLE_BLAS_WORKERS", True)
+keep_freed_memory = switch("MINILAB_KEEP_FREED_MEMORY", True)
+cache_dir = os.environ.get("MINILAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minilab")
+imagenette = os.environ.get("MINILAB_IMAGENETTE") or None
+tutorial_smoke = switch("MINILAB_TUTORIAL_SMOKE", False)
+tutorial_out = os.environ.get("MINILAB_TUTORIAL_OUT") or None
+
+threads = 1            # OpenMP threads of the compiled kernels; set_threads (the CLIs' --threads) sets it
+packed_conv = True     # binary convs may run on the XNOR-popcount kernel (off: float convs, the baseline)
+
+_enabled = True        # use(kernels=False) turns the kernels off for a block
+_loaded = False
+_ext = None
+_reason = None
+
+
+def kernels():
+    """The compiled kernels module (`minilab._kernels`), or None: not built, MINILAB_NO_EXT, or switched off by
+    `use(kernels=False)`.  The first call loads it."""
+    if not _enabled:
+        return None
+    if not _loaded:
+        load()
+    return _ext
+
+
+def reason() -> str:
+    """Why `kernels()` is None."""
+    if not _enabled:
+        return "the kernels are switched off (minilab.config.use(kernels=False))"
+    load()
+    return _reason or ""
+
+
+def available() -> bool:
+    """True when the compiled kernels are built and allowed (whatever `use` says now)."""
+    load()
+    return _ext is not None
+
+
+def load(quiet_threads: bool = False):
+    """Load the compiled kernels once, and register their twins of the reference ops (`minilab.fast`).
+
+    With the kernels' GEMM (the OpenBLAS NumPy loaded, MINILAB_KERNEL_GEMM on) one pool of threads runs
+    everything.  Without it, OpenMP's pool and OpenBLAS' take turns on the cores, and OpenMP threads must sleep
+    when idle instead of spinning; libgomp reads that choice (OMP_WAIT_POLICY) once, when it loads, so
+    `quiet_threads=True` (from set_threads, before any kernel ran) sets it to PASSIVE unless the user chose."""
+    global _loaded, _ext, _reason
+    if _loaded:
+        return
+    _loaded = True
+    if no_ext:
+        _reason = "MINILAB_NO_EXT is set"
+    else:
+        from .threads import find_blas_sgemm
+        sgemm = find_blas_sgemm() if kernel_gemm else None
+        if sgemm is None and quiet_threads:
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            from . import _kernels
+        except ImportError as error:  # a plain checkout that was not built
+            _reason = f"the compiled extension is missing ({error}); run `pip install -e .` to build it"
+        else:
+            if sgemm is not None:
+                _kernels.use_blas_sgemm(*sgemm)
+            _ext = _kernels
+            from . import fast  # noqa: F401  (registers the compiled twins with the dispatcher)
+    if _ext is None:
+        warnings.warn(f"minilab: using the pure-NumPy reference ops because {_reason}", RuntimeWarning,
+                      stacklevel=3)
+
+
+def gemm_in_kernels() -> bool:
+    """True when the conv GEMMs run on the kernels' threads (the kernels found NumPy's OpenBLAS GEMM)."""
+    ext = kernels()
+    return ext is not None and ext.has_sgemm()
+
+
+@contextlib.contextmanager
+def use(kernels=None, winograd=None, threads=None, packed_conv=None):
+    """Change settings for a block; None leaves a setting as it is.
+
+    kernels=False   the NumPy reference ops only (True cannot load kernels that are not built)
+    winograd=False  the 3×3 conv backward on im2col + GEMM
+    threads=n       the kernels' OpenMP threads (the BLAS' own thread count is `set_threads`' job)
+    packed_conv=False  binary convs as float convs (the float baseline of the inference benchmark)"""
+    global _enabled
+    module = globals()
+    saved = {"_enabled": _enabled, "winograd": module["winograd"], "threads": module["threads"],
+             "packed_conv": module["packed_conv"]}
+    if kernels is not None:
+        _enabled = bool(kernels)
+    for name, value in (("winograd", winograd), ("threads", threads), ("packed_conv", packed_conv)):
+        if value is not None:
+            module[name] = type(saved[name])(value)
+    try:
+        yield
+    finally:
+        module.update(saved)

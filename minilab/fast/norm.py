@@ -1,0 +1,54 @@
+"""Compiled twin of BatchNorm: one fused pass per direction."""
+import numpy as np
+
+from .. import _kernels as ext
+from .. import config
+from ..dispatch import twin_of
+from ..ops.norm import BatchNorm, check_input, inverse_std, update_running
+
+
+def channels_view(x):
+    """x as a contiguous float32 (N, C, HW) array (a view when x already is contiguous)."""
+    return np.ascontiguousarray(x, dtype=np.float32).reshape(x.shape[0], x.shape[1], -1)
+
+
+@twin_of(BatchNorm)
+class BatchNormKernel:
+    """float32 input with float32 γ and β.  The statistics with double accumulators, the affine map, and a
+    backward that recomputes x̂ from x instead of storing it.  The affine map is the reference's float32 steps
+    (bit for bit, which the packed engine relies on); sums differ from NumPy's by float32 rounding."""
+    rtol = 2e-4
+
+    @staticmethod
+    def accepts(x, gamma=None, beta=None, running_mean=None, running_var=None, training=True, momentum=0.99,
+                eps=1e-3, affine=True):
+        return affine and x.dtype == np.float32 and gamma.dtype == np.float32 == beta.dtype
+
+    @staticmethod
+    def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,
+                momentum=0.99, eps=1e-3, affine=True):
+        check_input(x, running_mean, training)
+        xv = channels_view(x)
+        if training:
+            mu, var = ext.channel_mean_var(xv, config.threads)
+            update_running(running_mean, running_var, mu, var, x.size // x.shape[1], momentum)
+        else:
+            mu, var = running_mean, running_var
+        mu32, invstd = np.ascontiguousarray(mu, dtype=np.float32), inverse_std(var, eps, x.dtype)
+        gamma = np.ascontiguousarray(gamma)
+        ctx.training = training
+        ctx.save(xv, mu32, invstd, gamma)
+        return ext.batchnorm_forward(xv, mu32, invstd, gamma, np.ascontiguousarray(beta),
+                                     config.threads).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        xv, mu32, invstd, gamma = ctx.saved
+        gv = channels_view(g)
+        if ctx.training:
+            dx, dgamma, dbeta = ext.batchnorm_backward(xv, gv, mu32, invstd, gamma, config.threads)
+            return dx.reshape(g.shape), dgamma, dbeta
+        # eval mode (fixed statistics): ∂L/∂x = g·γ/σ, with x̂ rebuilt as the forward computed it
+        xhat = (xv - mu32[None, :, None]) * invstd[None, :, None]
+        dx = gv * gamma[None, :, None] * invstd[None, :, None]
+        return dx.reshape(g.shape), (gv * xhat).sum(axis=(0, 2)), gv.sum(axis=(0, 2))

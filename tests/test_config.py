@@ -1,0 +1,61 @@
+"""minilab.config: one parser for every MINILAB_* switch, `use` for a block, and an import that changes nothing."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minilab as ml
+from minilab import F, config
+
+
+@pytest.mark.parametrize("value,expected", [("", False), ("0", False), ("false", False), ("OFF", False),
+                                            (" no ", False), ("1", True), ("yes", True), ("on", True)])
+def test_one_parser_for_every_switch(monkeypatch, value, expected):
+    monkeypatch.setenv("MINILAB_SOMETHING", value)
+    assert config.switch("MINILAB_SOMETHING", not expected) is expected
+
+
+def test_unset_switch_takes_its_default(monkeypatch):
+    monkeypatch.delenv("MINILAB_SOMETHING", raising=False)
+    assert config.switch("MINILAB_SOMETHING", True) is True
+    assert config.switch("MINILAB_SOMETHING", False) is False
+
+
+def test_use_changes_settings_for_a_block_and_restores_them_after_an_error():
+    before = (config.kernels(), config.winograd, config.threads, config.packed_conv)
+    with pytest.raises(RuntimeError):
+        with config.use(kernels=False, winograd=False, threads=3, packed_conv=False):
+            assert config.kernels() is None and "use(kernels=False)" in config.reason()
+            assert (config.winograd, config.threads, config.packed_conv) == (False, 3, False)
+            raise RuntimeError("inside")
+    assert (config.kernels(), config.winograd, config.threads, config.packed_conv) == before
+
+
+def test_kernels_off_runs_the_reference_and_the_tensor_remembers_it():
+    x = ml.Tensor(np.linspace(-2, 2, 24, dtype=np.float32).reshape(2, 3, 4), requires_grad=True)
+    with config.use(kernels=False):
+        y = F.sign_ste(x)
+    assert y._op.__name__ == "SignSTE"
+    y.backward(np.ones(y.shape, np.float32))                  # outside the block: still the reference's backward
+    np.testing.assert_array_equal(x.grad, np.abs(x.data) <= 1)
+    if config.kernels() is not None:
+        assert F.sign_ste(x)._op.__name__ == "SignSTEKernel"
+
+
+IMPORT = """
+import json, os, sys
+before = dict(os.environ)
+import minilab, minilab.ops, minilab.nn, minilab.models, minilab.optim, minilab.engine
+print(json.dumps({"environ_changed": dict(os.environ) != before, "kernels_loaded": "minilab._kernels" in sys.modules,
+                  "fast_loaded": "minilab.fast" in sys.modules}))
+"""
+
+
+def test_importing_minilab_changes_nothing_in_the_process():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", IMPORT], env=env, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert json.loads(out.stdout) == {"environ_changed": False, "kernels_loaded": False, "fast_loaded": False}
