@@ -82,14 +82,14 @@ static inline void store_row8(float *restrict C, int64_t m, __m256i c0, __m256i 
     }
 }
 
-/* Rows [m0, m1), with B prepared by bgemm_prepare_b.  4 rows x 8 channels (two ymm of 4 words) per step:
+/* Rows [m0, m1), columns [n0, n1), with B prepared by bgemm_prepare_b.  4 rows x 8 channels (two ymm of 4 words) per step:
  *   count bytes += VPSHUFB(lut, a_lo ^ b_lo) + VPSHUFB(lut, a_hi ^ b_hi)      (lut[i] = popcount(i), i < 16)
  * Each byte gains at most 8 per word of K, so the byte counters are summed into 64-bit ones (VPSADBW against
  * zero adds the 8 bytes of each word: one total per channel) every 31 words, before they can pass 255.
  * Loop order: 64 rows are split into nibbles ([tile][k][row][lo, hi], 8 words per k at fixed offsets), then
  * each panel of B is swept by all their 16 row tiles while it sits in L1. */
-static int bgemm_rows(const uint64_t *A, const uint64_t *Bs, float *C, int64_t m0, int64_t m1, int64_t N,
-                      int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
+static int bgemm_rows(const uint64_t *A, const uint64_t *Bs, float *C, int64_t m0, int64_t m1,
+                      int64_t n0, int64_t n1, int64_t N, int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
     enum { CHUNK = 64 };
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
@@ -108,9 +108,9 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bs, float *C, int64_t m
                     dst[8 * k + 1] = (a[k] >> 4) & NIBBLES_LO;
                 }
             }
-        for (int64_t n = 0; n < N; n += 8) {
+        for (int64_t n = n0; n < n1; n += 8) {
             const uint64_t *panel = Bs + (n / 8) * K * 16;
-            int64_t count = (N - n) < 8 ? (N - n) : 8;
+            int64_t count = (n1 - n) < 8 ? (n1 - n) : 8;
             for (int64_t tile = 0; tile < tiles; tile++) {
                 int64_t total[4][8];   /* in memory: kept in registers, they crowded out accumulators (+9 %) */
                 memset(total, 0, sizeof(total));

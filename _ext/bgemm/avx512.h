@@ -50,14 +50,14 @@ static inline void store_row16(float *restrict C, int64_t m, __m512i a0, __m512i
     }
 }
 
-/* Rows [m0, m1) of C (portable.h says what A, Bt and C hold).  Returns 0. */
-static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
-                      int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
+/* Rows [m0, m1), columns [n0, n1) of C (portable.h says what the arguments hold).  Returns 0. */
+static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1,
+                      int64_t n0, int64_t n1, int64_t N, int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
     int64_t m = m0;
     /* 8 rows x 16 channels: 16 zmm accumulators; per word of K: 2 loads of B, 8 broadcasts of A, 16 popcounts */
     for (; m + 8 <= m1; m += 8) {
         const uint64_t *a = A + m * K;
-        for (int64_t n = 0; n < N; n += 16) {
+        for (int64_t n = n0; n < n1; n += 16) {
             __m512i acc[8][2];
             for (int r = 0; r < 8; r++) { acc[r][0] = _mm512_setzero_si512(); acc[r][1] = _mm512_setzero_si512(); }
             const uint64_t *b = Bt + n;
@@ -70,7 +70,7 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m
                     acc[r][1] = _mm512_add_epi64(acc[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(x, b1)));
                 }
             }
-            int64_t count = (N - n) < 16 ? (N - n) : 16;
+            int64_t count = (n1 - n) < 16 ? (n1 - n) : 16;
             for (int r = 0; r < 8; r++) {
                 store_row16(C, m + r, acc[r][0], acc[r][1], n, count, N, nbits, t);
             }
@@ -78,7 +78,7 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m
     }
     for (; m < m1; m++) {
         const uint64_t *a = A + m * K;
-        for (int64_t n = 0; n < N; n += 16) {
+        for (int64_t n = n0; n < n1; n += 16) {
             __m512i c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512();
             const uint64_t *b = Bt + n;
             for (int64_t k = 0; k < K; k++, b += Npad) {
@@ -89,7 +89,7 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m
             int64_t acc[16];
             _mm512_storeu_si512((void *)acc, c0);
             _mm512_storeu_si512((void *)(acc + 8), c1);
-            store_row(C, m, acc, n, (N - n) < 16 ? (N - n) : 16, N, nbits, t);
+            store_row(C, m, acc, n, (n1 - n) < 16 ? (n1 - n) : 16, N, nbits, t);
         }
     }
     return 0;

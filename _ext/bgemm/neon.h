@@ -8,14 +8,14 @@
 
 #define MINILAB_BGEMM_ISA "neon"
 
-/* Rows [m0, m1) of C (portable.h says what A, Bt and C hold).  Returns 0. */
-static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
-                      int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
+/* Rows [m0, m1), columns [n0, n1) of C (portable.h says what the arguments hold).  Returns 0. */
+static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1,
+                      int64_t n0, int64_t n1, int64_t N, int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
     /* 2 rows x 8 channels: 8 accumulators of 8 x u16 (one per channel pair's bytes). */
     for (int64_t m = m0; m < m1; m += 2) {
         int two = (m + 1 < m1);
         const uint64_t *a0 = A + m * K, *a1 = two ? a0 + K : a0;
-        for (int64_t n = 0; n < N; n += 8) {
+        for (int64_t n = n0; n < n1; n += 8) {
             int64_t acc0[8] = {0}, acc1[8] = {0};
             int64_t k = 0;
             while (k < K) {
@@ -40,7 +40,7 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m
                     acc1[2 * j + 1] += (int64_t)vgetq_lane_u64(t1, 1);
                 }
             }
-            int64_t count = (N - n) < 8 ? (N - n) : 8;
+            int64_t count = (n1 - n) < 8 ? (n1 - n) : 8;
             store_row(C, m, acc0, n, count, N, nbits, t);
             if (two) store_row(C, m + 1, acc1, n, count, N, nbits, t);
         }

@@ -20,15 +20,16 @@
 
 #define MINILAB_BGEMM_ISA "portable"
 
-/* Rows [m0, m1) of C.  C is (M, N) float32 (layout: transform_t.pixels).  Returns 0. */
-static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1, int64_t N,
-                      int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
+/* Rows [m0, m1) and columns [n0, n1) of C (n0 a multiple of 16, so that every instruction set's column
+ * blocks line up).  C is (M, N) float32 (layout: transform_t.pixels).  Returns 0. */
+static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m0, int64_t m1,
+                      int64_t n0, int64_t n1, int64_t N, int64_t Npad, int64_t K, int64_t nbits, const transform_t *t) {
     /* portable: 4 rows x 4 channels of scalar accumulators */
     for (int64_t m = m0; m < m1; m += 4) {
         int rows = (m1 - m) < 4 ? (int)(m1 - m) : 4;
         const uint64_t *a[4];
         for (int r = 0; r < 4; r++) a[r] = A + (m + (r < rows ? r : 0)) * K;
-        for (int64_t n = 0; n < N; n += 4) {
+        for (int64_t n = n0; n < n1; n += 4) {
             int64_t acc[4][4];
             memset(acc, 0, sizeof(acc));
             for (int64_t k = 0; k < K; k++) {
@@ -41,7 +42,7 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m
                     acc[r][3] += __builtin_popcountll(x ^ b[3]);
                 }
             }
-            int64_t count = (N - n) < 4 ? (N - n) : 4;
+            int64_t count = (n1 - n) < 4 ? (n1 - n) : 4;
             for (int r = 0; r < rows; r++) store_row(C, m + r, acc[r], n, count, N, nbits, t);
         }
     }

@@ -18,7 +18,8 @@ cdef extern from "bgemm.h" nogil:
         int64_t pixels
     int64_t bgemm_prepared_words(int64_t K, int64_t Npad)
     void bgemm_prepare_b(const uint64_t *Bt, uint64_t *out, int64_t K, int64_t Npad)
-    int bgemm_rows(const uint64_t *A, const uint64_t *B, float *C, int64_t m0, int64_t m1, int64_t N,
+    int bgemm_rows(const uint64_t *A, const uint64_t *B, float *C, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                   int64_t N,
                    int64_t Npad, int64_t K, int64_t nbits, const transform_t *t)
 
 
@@ -172,20 +173,27 @@ def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_
         prepared = np.empty(words, dtype=np.uint64)
         bgemm_prepare_b(&bt[0, 0], &prepared[0], k, npad)
         b = &prepared[0]
-    cdef Py_ssize_t chunk = 64
-    cdef Py_ssize_t nchunks = (m + chunk - 1) // chunk
-    cdef Py_ssize_t i, m0, m1
+    # Work items: tiles of 64 rows x a block of columns (a multiple of 16).  Columns are cut only when there are
+    # too few row chunks to keep every thread busy (the last layers of a network: few pixels, many channels).
+    cdef Py_ssize_t chunk = 64, nchunks = (m + chunk - 1) // chunk
+    cdef Py_ssize_t cols = npad if nchunks >= 4 * threads else max(16, (npad // (4 * threads)) // 16 * 16)
+    cdef Py_ssize_t nblocks = (n + cols - 1) // cols
+    cdef Py_ssize_t i, m0, m1, n0, n1
     cdef int failed = 0
     if threads <= 1:
         with nogil:
-            failed = bgemm_rows(&a[0, 0], b, &c[0], 0, m, n, npad, k, nbits, &t)
+            failed = bgemm_rows(&a[0, 0], b, &c[0], 0, m, 0, n, n, npad, k, nbits, &t)
     else:
-        for i in prange(nchunks, nogil=True, num_threads=threads, schedule="static"):
-            m0 = i * chunk
+        for i in prange(nchunks * nblocks, nogil=True, num_threads=threads, schedule="static"):
+            m0 = (i // nblocks) * chunk
             m1 = m0 + chunk
             if m1 > m:
                 m1 = m
-            failed += bgemm_rows(&a[0, 0], b, &c[0], m0, m1, n, npad, k, nbits, &t) != 0   # a reduction
+            n0 = (i % nblocks) * cols
+            n1 = n0 + cols
+            if n1 > n:
+                n1 = n
+            failed += bgemm_rows(&a[0, 0], b, &c[0], m0, m1, n0, n1, n, npad, k, nbits, &t) != 0   # a reduction
     if failed:
         raise MemoryError("bgemm: no memory for the popcount kernel's scratch rows")
     return out
