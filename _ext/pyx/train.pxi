@@ -32,8 +32,9 @@ cdef extern from "train_ops.h" nogil:
     void adam_update_f32(float *w, const float *g, float *m, float *v, int64_t n, float b1, float one_minus_b1,
                          float b2, float one_minus_b2, float bias1, float bias2, float lr, float eps, float clip)
 
-    void im2col_image(const float *x, int64_t c, int64_t h, int64_t w, int kh, int kw, int sh, int sw, int ph,
-                      int pw, float pad, int64_t oh, int64_t ow, float *cols, int64_t ld)
+    void im2col_image_rows(const float *x, int64_t c, int64_t h, int64_t w, int kh, int kw, int sh, int sw,
+                           int ph, int pw, float pad, int64_t oh, int64_t ow, float *cols, int64_t ld, int64_t i0,
+                           int64_t i1)
     void col2im_image(const float *cols, int64_t ld, int64_t c, int64_t h, int64_t w, int kh, int kw, int sh, int sw,
                       int ph, int pw, int64_t oh, int64_t ow, float *dx)
     void tap_indices(int64_t h, int64_t w, int kh, int kw, int sh, int sw, int ph, int pw, int64_t oh, int64_t ow,
@@ -69,8 +70,8 @@ def im2col(const float[:, :, :, ::1] x, int kh, int kw, int sh=1, int sw=1, int 
            float pad_value=0.0, out=None, int threads=1):
     """Transposed im2col: cols[c*kh*kw + u*kw + v, n*OH*OW + i*OW + j] = x_pad[n, c, i*sh + u, j*sw + v], x_pad
     being x with ph/pw rows/columns of pad_value around it (implicit: no padded copy).  `out` may be a
-    preallocated C-contiguous float32 (C*kh*kw, N*OH*OW) matrix.  (Image, channel) planes are split over OpenMP
-    `threads`."""
+    preallocated C-contiguous float32 (C*kh*kw, N*OH*OW) matrix.  Bands of output rows of every (image, channel)
+    plane are split over OpenMP `threads`."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t oh = _out_size(h, kh, sh, ph, "im2col"), ow = _out_size(w, kw, sw, pw, "im2col")
     cdef Py_ssize_t K = c * kh * kw, ld = n * oh * ow
@@ -83,8 +84,8 @@ def im2col(const float[:, :, :, ::1] x, int kh, int kw, int sh=1, int sw=1, int 
     cdef float[:, ::1] cols = out
     cdef Py_ssize_t b
     cdef int32_t[::1] index
-    # one (image, channel) plane per work item: a single image still spreads over the threads
-    cdef Py_ssize_t item, ch, taps = kh * kw
+    # work items of one (image, channel) plane, or of a band of its rows: one image still spreads over the threads
+    cdef Py_ssize_t item, ch, i, taps = kh * kw
     if ow < GATHER_BELOW:
         index = _tap_index(h, w, kh, kw, sh, sw, ph, pw, oh, ow)
         for item in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
@@ -93,11 +94,13 @@ def im2col(const float[:, :, :, ::1] x, int kh, int kw, int sh=1, int sw=1, int 
             im2col_gather_image(&x[b, ch, 0, 0], 1, h * w, kh * kw, &index[0], oh * ow, pad_value,
                                 &cols[ch * taps, b * oh * ow], ld)
         return out
-    for item in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
-        b = item // c
-        ch = item % c
-        im2col_image(&x[b, ch, 0, 0], 1, h, w, kh, kw, sh, sw, ph, pw, pad_value, oh, ow, &cols[ch * taps, b * oh * ow],
-                     ld)
+    cdef Py_ssize_t band = 8, bands = (oh + band - 1) // band     # bands of 8 output rows
+    for item in prange(n * c * bands, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        b = item // (c * bands)
+        ch = (item // bands) % c
+        i = (item % bands) * band
+        im2col_image_rows(&x[b, ch, 0, 0], 1, h, w, kh, kw, sh, sw, ph, pw, pad_value, oh, ow,
+                          &cols[ch * taps, b * oh * ow], ld, i, min(i + band, oh))
     return out
 
 
