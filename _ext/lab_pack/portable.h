@@ -77,7 +77,10 @@ static void lab_pack_blocks(const float *restrict xp, int64_t plane, int64_t c, 
 }
 #endif
 
+#ifndef LAB_PACK_PADDED   /* avx512.h reads the input as it is, with masked loads */
+#define LAB_PACK_PADDED 1     /* lab_pack_blocks reads the zero-padded copy described above */
 /* How many blocks cover an image's output positions. */
 static inline int64_t lab_blocks(int64_t h, int64_t w) { return (h * (w + 2) + LAB_PIXELS - 1) / LAB_PIXELS; }
+#endif
 
 #endif

@@ -4,6 +4,7 @@
 
 cdef extern from "lab_pack.h" nogil:
     const int LAB_PLANE_SLACK
+    const int LAB_PACK_PADDED
     int64_t lab_blocks(int64_t h, int64_t w)
     void lab_pack_blocks(const float *xp, int64_t plane, int64_t c, int64_t h, int64_t w, const float *kernels,
                          const float *bias, float beta, const int32_t *map0, const int32_t *map1, int64_t b0,
@@ -32,25 +33,30 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, 
     out = np.zeros((n, h + 2 * p, wd + 2 * p, cw), dtype=np.uint64)
     if n == 0 or c == 0 or h == 0 or wd == 0:
         return out
-    # the zero-padded copy the kernel reads: planes of (H + 2) x (W + 2) floats and LAB_PLANE_SLACK zeros
-    cdef Py_ssize_t plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
-    padded = np.empty((n, c, plane), dtype=np.float32)
-    cdef float[:, :, ::1] xp = padded
     cdef uint64_t[:, :, :, ::1] o = out
     cdef Py_ssize_t blocks = lab_blocks(h, wd), item, b, i
+    cdef Py_ssize_t plane = h * wd
+    cdef const float *src = &x[0, 0, 0, 0]
+    cdef float[:, :, ::1] xp
     threads = max(threads, 1)
-    for item in prange(n * c, nogil=True, num_threads=threads, schedule="static"):
-        b = item // c
-        ch = item % c
-        memset(&xp[b, ch, 0], 0, (wd + 3) * sizeof(float))
-        for i in range(h):
-            memcpy(&xp[b, ch, (i + 1) * (wd + 2) + 1], &x[b, ch, i, 0], wd * sizeof(float))
-            xp[b, ch, (i + 1) * (wd + 2) + wd + 1] = 0
-            xp[b, ch, (i + 2) * (wd + 2)] = 0
-        memset(&xp[b, ch, (h + 1) * (wd + 2) + 1], 0, (plane - (h + 1) * (wd + 2) - 1) * sizeof(float))
+    if LAB_PACK_PADDED:
+        # the zero-padded copy this build's kernel reads: planes of (H + 2) x (W + 2) floats and some slack
+        plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
+        padded = np.empty((n, c, plane), dtype=np.float32)
+        xp = padded
+        for item in prange(n * c, nogil=True, num_threads=threads, schedule="static"):
+            b = item // c
+            ch = item % c
+            memset(&xp[b, ch, 0], 0, (wd + 3) * sizeof(float))
+            for i in range(h):
+                memcpy(&xp[b, ch, (i + 1) * (wd + 2) + 1], &x[b, ch, i, 0], wd * sizeof(float))
+                xp[b, ch, (i + 1) * (wd + 2) + wd + 1] = 0
+                xp[b, ch, (i + 2) * (wd + 2)] = 0
+            memset(&xp[b, ch, (h + 1) * (wd + 2) + 1], 0, (plane - (h + 1) * (wd + 2) - 1) * sizeof(float))
+        src = &xp[0, 0, 0]
     for item in prange(n * blocks, nogil=True, num_threads=threads, schedule="static"):
         b = item // blocks
-        lab_pack_blocks(&xp[b, 0, 0], plane, c, h, wd, &kernels[0, 0], &bias[0], beta, &map0[0], &map1[0],
+        lab_pack_blocks(src + b * c * plane, plane, c, h, wd, &kernels[0, 0], &bias[0], beta, &map0[0], &map1[0],
                         item % blocks, item % blocks + 1, &o[b, 0, 0, 0], p)
     return out
 
