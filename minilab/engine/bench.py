@@ -1,4 +1,5 @@
-"""`python -m minilab.bench model`: latency and size of the packed engine vs minilab's float forward."""
+"""`python -m minilab.bench model`: latency, throughput and size of the packed engine vs minilab's float forward,
+a per-operator breakdown, and each operator's achieved rate as a fraction of this CPU's measured peak."""
 import copy
 import json
 import os
@@ -23,16 +24,20 @@ def add_arguments(p):
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--binarizer", default=None, choices=ALL_BINARIZERS)
+    p.add_argument("--binarizer", default=None, choices=ALL_BINARIZERS,
+                   help="activation binarizer (default: the architecture's own; compare lab with sign)")
     p.add_argument("--lab-blocks", default="1111", help="LAB on/off per stage, to redo Table 9's trade-off")
-    p.add_argument("--lab-bits", type=int, default=32, choices=(32, 8, 4))
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--lab-bits", type=int, default=32, choices=(32, 8, 4),
+                   help="LAB depthwise kernels stored in FP32, INT8 or INT4")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward (1: latency; 8: throughput)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="cores to use: every layer splits its rows, pixel blocks or channel blocks over this many "
+                        "OpenMP threads, so a single image uses them all")
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--float-runs", type=int, default=5, help="runs of the (slow) float reference")
     p.add_argument("--plot", default=None, help="write the per-operator breakdown as a PNG bar chart")
     p.add_argument("--save", default=None, help="also write the packed model to this .npz file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON record instead of the table")
 
 
 def build(args):
@@ -101,6 +106,7 @@ def print_model_bench(result):
     print(f"packed engine: median {pt['median_ms']:.2f} ms (p10 {pt['p10_ms']:.2f}, p90 {pt['p90_ms']:.2f}, "
           f"min {pt['min_ms']:.2f}, max {pt['max_ms']:.2f}; {pt['runs']} runs)")
     print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
+    print(f"throughput: {1e3 * result['batch_size'] / pt['median_ms']:.1f} images/s (median)")
     print(f"packed model size on disk: {result['size_mb']:.3f} MB")
     peaks, rates = result["peaks_per_s"], result["rates"]
     print(f"this CPU's peaks on {result['threads']} thread(s) (micro-benchmarks): "
