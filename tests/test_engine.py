@@ -189,3 +189,31 @@ def test_bench_model_cli_runs(tmp_path, capsys):
     assert "G binary MAC/s" in out and "% of peak" in out
     x = np.zeros((1, 3, 32, 32), np.float32)
     assert load_packed(tmp_path / "m.npz")(x).shape == (1, 10)
+
+
+def test_operator_work_counts_every_binary_mac():
+    """bench model's fractions of peak divide these counts by time: the binary MACs are Σ N·O·OH·OW·C·k² over the
+    binary convs of the float model, and LAB's float MACs Σ N·H·W·2C·9 over its LAB layers."""
+    from minilab.engine.peak import fractions, operator_work
+
+    model, config = build("labbnn", "lab", 32)
+    x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    want_binary = want_lab = 0
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda m, i, out: shapes.__setitem__(id(m), (i[0].data.shape, out.data.shape)))
+             for m in model.modules() if isinstance(m, nn.BinaryConv2d)]
+    with no_grad():
+        model(Tensor(x))
+    for remove in hooks:
+        remove()
+    for m in model.modules():
+        if isinstance(m, nn.BinaryConv2d):
+            (n, c, h, w), (_, o, oh, ow) = shapes[id(m)]
+            want_binary += n * o * oh * ow * c * 9
+            want_lab += n * h * w * 2 * c * 9
+    work = operator_work(convert(copy.deepcopy(model), config), x)
+    assert work["binary conv"] == ("binary MAC", want_binary)
+    assert work["LAB binarize + pack"] == ("float MAC", want_lab)
+    assert work["first conv"][0] == "float MAC" and work["BN / activation"][0] == "byte"
+    rows = fractions({"binary conv": 2.0}, work, {"binary MAC": want_binary / 1e-3, "float MAC": 1, "byte": 1})
+    assert rows == {"binary conv": (want_binary / 2e-3, "binary MAC", 0.5)}
