@@ -342,11 +342,11 @@ def test_depthwise_forward_is_bit_identical_to_numpy(n, c, m, stride, h, seed):
 
 
 @needs_ext
-@given(st.integers(1, 70), st.sampled_from([1, 7, 16, 33]), st.sampled_from([0, 9]), st.integers(0, 2**31))
+@given(st.integers(1, 70), st.sampled_from([1, 7, 16, 33]), st.sampled_from([0, 9, 64]), st.integers(0, 2**31))
 def test_popcount_transform_adds_the_residual_then_prelu(m, n, pixels, seed):
     """bgemm's output transform: BatchNorm, then + residual, then PReLU — NumPy's float32 steps in that order."""
     rng = np.random.default_rng(seed)
-    m = m * pixels if pixels else m
+    m = m * pixels if pixels else m     # whole images: with 64 pixels, 8-row tiles are stored transposed
     k = 2
     a = rng.integers(0, 2**63, (m, k), dtype=np.uint64)
     bt = np.zeros((k, (n + 15) // 16 * 16), np.uint64)
