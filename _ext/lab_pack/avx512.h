@@ -18,10 +18,16 @@
 
 static inline int64_t lab_blocks(int64_t h, int64_t w) { return (h * w + LAB_PIXELS - 1) / LAB_PIXELS; }
 
-/* the nine taps of one kernel applied to windows t[0..8], tap by tap, then the bias */
-static inline __m512 lab_response16(const __m512 *t, const float *k, float bias) {
-    __m512 r = _mm512_mul_ps(_mm512_set1_ps(k[0]), t[0]);
-    for (int u = 1; u < 9; u++) r = _mm512_add_ps(r, _mm512_mul_ps(_mm512_set1_ps(k[u]), t[u]));
+/* the nine taps of one kernel applied to windows t[0..8], tap by tap, then the bias.  With `zero` (not NULL),
+ * the lanes of tap u outside zero[u] multiply as 0: their window lanes hold the neighbouring row's pixels (see
+ * lab_pack_blocks).  Such a product is +0.0 where the padded reference computes k * 0.0 = ±0.0; adding a zero
+ * of either sign gives the same sum unless the sum is itself zero, and the sign of a zero r never reaches the
+ * bit (beta * (r1 - r0) > 0 is false for every zero), so the bits are the same. */
+static inline __m512 lab_response16(const __m512 *t, const float *k, float bias, const __mmask16 *zero) {
+    __m512 r = zero ? _mm512_maskz_mul_ps(zero[0], _mm512_set1_ps(k[0]), t[0]) : _mm512_mul_ps(_mm512_set1_ps(k[0]), t[0]);
+    for (int u = 1; u < 9; u++)
+        r = _mm512_add_ps(r, zero ? _mm512_maskz_mul_ps(zero[u], _mm512_set1_ps(k[u]), t[u])
+                                  : _mm512_mul_ps(_mm512_set1_ps(k[u]), t[u]));
     return _mm512_add_ps(r, _mm512_set1_ps(bias));
 }
 
@@ -59,7 +65,7 @@ static inline void lab_tap_masks(int64_t f0, int64_t h, int64_t w, __mmask16 *ma
 static inline __attribute__((always_inline)) void lab_word16(
         const float *restrict x, int64_t plane, int64_t c, int64_t w, const float *restrict kernels,
         const float *restrict bias, __m512 vbeta, const int32_t *restrict map0, const int32_t *restrict map1,
-        int64_t f0, int64_t q, const __mmask16 *mask, uint64_t *word) {
+        int64_t f0, int64_t q, const __mmask16 *mask, const __mmask16 *wrapped, uint64_t *word) {
     const __m512 zero = _mm512_setzero_ps();
     __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
     const int64_t c1 = (q + 1) * 64 < c ? (q + 1) * 64 : c;
@@ -67,12 +73,12 @@ static inline __attribute__((always_inline)) void lab_word16(
         const int32_t a0 = map0[ch], a1 = map1[ch];
         __m512 t0[9], t1[9];
         lab_windows16(x + (a0 / 2) * plane, f0, w, mask, t0);
-        __m512 r0 = lab_response16(t0, kernels + 9 * a0, bias[a0]), r1;
+        __m512 r0 = lab_response16(t0, kernels + 9 * a0, bias[a0], wrapped), r1;
         if (a1 / 2 == a0 / 2) {
-            r1 = lab_response16(t0, kernels + 9 * a1, bias[a1]);
+            r1 = lab_response16(t0, kernels + 9 * a1, bias[a1], wrapped);
         } else {
             lab_windows16(x + (a1 / 2) * plane, f0, w, mask, t1);
-            r1 = lab_response16(t1, kernels + 9 * a1, bias[a1]);
+            r1 = lab_response16(t1, kernels + 9 * a1, bias[a1], wrapped);
         }
         __mmask16 plus = _mm512_cmp_ps_mask(_mm512_mul_ps(vbeta, _mm512_sub_ps(r1, r0)), zero, _CMP_GT_OQ);
         __mmask16 minus = (__mmask16)~plus;
@@ -97,13 +103,20 @@ static void lab_pack_blocks(const float *restrict x, int64_t plane, int64_t c, i
     for (int64_t blk = b0; blk < b1; blk++) {
         const int64_t f0 = blk * LAB_PIXELS;
         lab_tap_masks(f0, h, w, mask);
+        /* inside: every tap of every pixel is in the image (plain loads); rows inside: 16 pixels whose rows above
+         * and below exist, so plain loads stay in the plane and only the lanes that wrapped to the next or the
+         * previous row must count as 0 (a masked multiply, which costs nothing, instead of masked loads) */
         int inside = 1;
         for (int k = 0; k < 9; k++) inside &= mask[k] == (__mmask16)0xFFFF;
+        const int rows_inside = mask[1] == (__mmask16)0xFFFF && mask[7] == (__mmask16)0xFFFF &&
+                                f0 - w - 1 >= 0 && f0 + LAB_PIXELS + w < h * w;    /* every load in the plane */
         for (int64_t q = 0; q < cw; q++) {
             if (inside)
-                lab_word16(x, plane, c, w, kernels, bias, vbeta, map0, map1, f0, q, NULL, word);
+                lab_word16(x, plane, c, w, kernels, bias, vbeta, map0, map1, f0, q, NULL, NULL, word);
+            else if (rows_inside)
+                lab_word16(x, plane, c, w, kernels, bias, vbeta, map0, map1, f0, q, NULL, mask, word);
             else
-                lab_word16(x, plane, c, w, kernels, bias, vbeta, map0, map1, f0, q, mask, word);
+                lab_word16(x, plane, c, w, kernels, bias, vbeta, map0, map1, f0, q, mask, NULL, word);
             for (int l = 0; l < LAB_PIXELS && f0 + l < h * w; l++) {
                 int64_t i = (f0 + l) / w, j = (f0 + l) % w;
                 out[((i + p) * (w + 2 * p) + j + p) * cw + q] = word[l];
