@@ -28,23 +28,25 @@ for mask in masks:
     parts, _ = breakdown(packed, x, runs=2 if SMOKE else 5)
     with tempfile.TemporaryDirectory() as d:
         mb = save_packed(packed, os.path.join(d, "m.npz")) / 1e6
-    print(f"{mask:>10s} {t['median_ms']:11.2f} {parts['LAB depthwise'] + parts['LAB argmax + pack']:12.2f} {mb:8.3f}")
+    print(f"{mask:>10s} {t['median_ms']:11.2f} {parts['LAB binarize + pack']:12.2f} {mb:8.3f}")
 
 # %% [markdown]
-# Measured by this script (x86_64, 2 cores, AVX-512 build, one thread, 3.5 s in all):
+# Measured by this script (x86_64, 2 cores, AVX-512 build, one thread):
 #
 # | lab_blocks | latency ms | LAB part ms | size MB |
 # |---|---|---|---|
-# | 0000 | 8.67 | 0.00 | 4.280 |
-# | 1000 | 8.41 | 0.93 | 4.305 |
-# | 0100 | 8.54 | 0.76 | 4.320 |
-# | 0010 | 8.41 | 0.58 | 4.356 |
-# | 0001 | 8.49 | 0.53 | 4.428 |
-# | 1111 | 9.36 | 2.68 | 4.567 |
+# | 0000 | 6.80 | 0.00 | 4.280 |
+# | 1000 | 6.97 | 0.41 | 4.305 |
+# | 0100 | 6.86 | 0.24 | 4.320 |
+# | 0010 | 6.79 | 0.14 | 4.356 |
+# | 0001 | 6.44 | 0.09 | 4.428 |
+# | 1111 | 7.16 | 0.84 | 4.567 |
 #
-# LAB's cost is its float depthwise conv plus the ArgMax, proportional to the map area (times channels) it runs
-# on, so one LAB stage costs 0.5–0.9 ms and all four 2.7 ms; part of it replaces the sign-and-pack pass it takes
-# the place of, which is why 1111 is only ~0.7 ms (8 %) slower than 0000 here.  Differences below ~0.3 ms between
+# The engine runs a LAB layer as one fused kernel: for 16 pixels at a time it computes each channel's two 3×3
+# depthwise responses, compares their difference with β's sign and ORs the bit into the packed words, so no
+# float map is ever written.  Its cost is proportional to the map area times the channels, so the first stage
+# (56×56) costs most and all four 0.84 ms; part of it replaces the sign-and-pack pass it takes the place of,
+# which is why 1111 is only ~0.4 ms (5 %) slower than 0000 here.  Differences below ~0.3 ms between
 # single stages are within run-to-run noise.  The size grows with the channel count instead (LAB: 20·C + 1
 # parameters), so 0001 is the largest single stage.  The paper's Table 9 (Jetson, LCE) shows LAB costing far
 # more (54.6 → 83.7 ms for 0000 → 1111).  `python -m minilab.bench model --arch labbnn --plot f.png`
