@@ -49,7 +49,8 @@ def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw, int threads=
     if n == 0 or c == 0 or h == 0 or wd == 0:
         return out
     threads = max(threads, 1)
-    scratch = np.empty((threads, wd), dtype=np.uint64)  # one row of words per thread
+    # one row of words per thread, each on cache lines of its own (threads writing one line would take turns)
+    scratch = np.empty((threads, (wd + 7) // 8 * 8 + 8), dtype=np.uint64)
     cdef uint64_t[:, :, :, ::1] p = out
     cdef uint64_t[:, ::1] acc = scratch
     cdef Py_ssize_t item, b, i
