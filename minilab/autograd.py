@@ -12,8 +12,8 @@ Straight-through (STE) ops also declare a `surrogate(ctx, *inputs, **options)`: 
 derivative their backward implements.  Under `surrogate_mode()` the forward returns that smooth value instead, so
 `gradcheck` can verify an STE backward against central differences of its declared surrogate.
 
-Every Function here is the NumPy reference.  Some have compiled twins (`minilab.fast`) that give the same answer
-faster; `apply` asks `minilab.dispatch` whether one accepts the inputs, and the reference runs otherwise.
+Every Function in `minilab.ops` is a NumPy reference.  Some have compiled twins (`minilab.fast`) that give the same
+answer faster; `apply` asks `minilab.dispatch` whether one accepts the inputs, and the reference runs otherwise.
 
 What a second backward does (micrograd gets this wrong): gradients of leaves *accumulate* across calls, as in
 PyTorch (call `zero_grad()` between steps).  By default `backward()` frees the graph's saved arrays; a second
@@ -103,8 +103,8 @@ class Function:
         ctx = Context()
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
         arrays = [t.data for t in tensors]
-        if _surrogate and cls.surrogate is not None:
-            op, out = cls, cls.surrogate(ctx, *arrays, **options)
+        if _surrogate:   # gradcheck's mode: the reference, with the smooth surrogate where the op declares one
+            op, out = cls, (cls.surrogate or cls.forward)(ctx, *arrays, **options)
         else:
             op = dispatch.choose(cls, arrays, options) or cls   # a compiled twin, when one accepts these inputs
             out = op.forward(ctx, *arrays, **options)

@@ -3,7 +3,8 @@ process (NumPy float32 BLAS, or the pure-NumPy path), never as absolute pass/fai
 
   kernels  the Bi-Real-18 3×3 layer shapes at 224 px: packed XNOR-popcount conv vs float32 im2col + BLAS GEMM,
            and the LAB depthwise kernel vs its NumPy reference
-  train    images/s of forward + backward + Adam step with the compiled kernels vs MINILAB_NO_EXT, peak memory
+  train    images/s of forward + backward + Adam step with the compiled twins vs the NumPy reference ops
+           (config.use(kernels=False), the same as MINILAB_NO_EXT=1), and peak memory
   model    packed inference engine vs minilab's float forward (see minilab.engine)
 """
 import argparse

@@ -123,7 +123,7 @@ def use(kernels=None, winograd=None, threads=None, packed_conv=None):
     threads=n       the kernels' OpenMP threads (the BLAS' own thread count is `set_threads`' job)
     packed_conv=False  binary convs as float convs (the float baseline of the inference benchmark)"""
     global _enabled
-    module = globals()
+    module = globals()   # the parameters are named after the settings they change, which hides the module's names
     saved = {"_enabled": _enabled, "winograd": module["winograd"], "threads": module["threads"],
              "packed_conv": module["packed_conv"]}
     if kernels is not None:

@@ -59,3 +59,13 @@ def test_importing_minilab_changes_nothing_in_the_process():
     out = subprocess.run([sys.executable, "-c", IMPORT], env=env, capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert json.loads(out.stdout) == {"environ_changed": False, "kernels_loaded": False, "fast_loaded": False}
+
+
+def test_surrogate_mode_always_runs_the_reference():
+    x = ml.Tensor(np.linspace(-1, 1, 2 * 3 * 6 * 6, dtype=np.float32).reshape(2, 3, 6, 6), requires_grad=True)
+    w = ml.Tensor(np.ones((4, 3, 3, 3), np.float32), requires_grad=True)
+    with ml.surrogate_mode():
+        y = F.conv2d(x, w, padding=1)
+        s = F.sign_ste(x)
+    assert y._op.__name__ == "Convolution" and s._op.__name__ == "SignSTE"
+    np.testing.assert_array_equal(s.data, np.clip(x.data, -1, 1))   # the surrogate's value, not ±1

@@ -217,3 +217,25 @@ def test_operator_work_counts_every_binary_mac():
     assert work["first conv"][0] == "float MAC" and work["BN / activation"][0] == "byte"
     rows = fractions({"binary conv": 2.0}, work, {"binary MAC": want_binary / 1e-3, "float MAC": 1, "byte": 1})
     assert rows == {"binary conv": (want_binary / 2e-3, "binary MAC", 0.5)}
+
+
+def test_profiler_hook_times_every_category_and_removes_itself():
+    from minilab.engine.profile import breakdown, install_profiler
+
+    model, config = build("labbnn", "lab")
+    packed = convert(copy.deepcopy(model), config)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    seen = {}
+    remove = install_profiler(packed.model, lambda category, s: seen.setdefault(category, []).append(s))
+    packed(x)
+    remove()
+    for category in ("first conv", "binary conv", "LAB binarize + pack", "pooling", "BN / activation",
+                     "classifier"):
+        assert category in seen and all(s >= 0 for s in seen[category]), category
+    assert all(not m.__dict__.get("_pre_hooks") and not m.__dict__.get("_hooks") for m in packed.model.modules())
+    assert all(getattr(m, "profiler", None) is None for m in packed.model.modules())
+    count = len(seen["binary conv"])
+    packed(x)                                                   # removed: nothing more is recorded
+    assert len(seen["binary conv"]) == count
+    parts, total = breakdown(packed, x, runs=2)
+    assert parts["binary conv"] > 0 and total >= sum(v for k, v in parts.items() if k != "other") - 1e-9

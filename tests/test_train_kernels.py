@@ -1,6 +1,8 @@
 """The training loop's compiled kernels against the NumPy reference ops: im2col/col2im and the chunked conv,
 BatchNorm, max pooling, the sign and magnitude-aware quantizers, Adam.  Where the reference is a fixed sequence of
-float32 operations the kernel must be bit-identical; sums in a different order must agree to float32 tolerance."""
+float32 operations the kernel must be bit-identical; sums in a different order must agree to float32 tolerance.
+tests/test_twins.py checks every registered twin on fixed cases; these are property tests over many shapes, through
+the autograd graph (the dispatcher's choice included) with and without `config.use(kernels=False)`."""
 import numpy as np
 import pytest
 from hypothesis import assume, given

@@ -1,9 +1,11 @@
-"""Compiled twins of the convolution (`ops.conv.Convolution`), tried in this order:
+"""Compiled twins of the convolutions: three of `ops.conv.Convolution`, tried in this order, and one of
+`ops.conv.DepthwiseConvolution`.
 
     PackedBinaryConvKernel   binary convs whose operands are ±1 and ±α_o: the XNOR-popcount forward
     ChunkedConvKernel        float32 convs with groups = 1: im2col + GEMM a cache-sized chunk of images at a time
                              (`conv_chunked.py`), and Winograd F(2×2, 3×3) for the 3×3 stride-1 backward
                              (`conv_winograd.py`) unless it is switched off (MINILAB_WINOGRAD)
+
     DepthwiseConvKernel      float32 depthwise 3×3 convs (LAB's and the models' depthwise layers)
 
 The first two save the unpadded input and recompute the columns in their backward, which they share."""
@@ -12,7 +14,7 @@ import numpy as np
 from .. import _kernels as ext
 from .. import config
 from ..dispatch import twin_of
-from ..ops.conv import Convolution, check_conv_shapes, check_fits, is_depthwise, pad_input, unpad
+from ..ops.conv import Convolution, DepthwiseConvolution, check_conv_shapes, check_fits, pad_input, unpad
 from . import conv_chunked, conv_winograd
 from .packed import binary_conv2d_packed
 
@@ -90,19 +92,19 @@ class ChunkedConvKernel:
     backward = staticmethod(chunked_backward)
 
 
-@twin_of(Convolution)
+@twin_of(DepthwiseConvolution)
 class DepthwiseConvKernel:
     """float32 depthwise 3×3 (groups = C_in, one or more kernels per channel), bias fused into the forward;
     sums of the nine taps in the reference's order, the backward's sums over pixels in another: float32-close."""
     rtol = 1e-4
 
     @staticmethod
-    def accepts(x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0, binary=False):
-        return (x.ndim == 4 and w.ndim == 4 and w.shape[2:] == (3, 3) and is_depthwise(x, w, groups)
-                and x.dtype == np.float32 == w.dtype and (b is None or b.dtype == np.float32))
+    def accepts(x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0):
+        return (x.ndim == 4 and w.ndim == 4 and w.shape[2:] == (3, 3) and x.dtype == np.float32 == w.dtype
+                and (b is None or b.dtype == np.float32))
 
     @staticmethod
-    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0, binary=False):
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0):
         check_conv_shapes(x, w, groups)
         oh, ow = check_fits(x, w, stride, padding)
         xp, w = np.ascontiguousarray(pad_input(x, padding, pad_value)), np.ascontiguousarray(w)

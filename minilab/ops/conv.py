@@ -134,12 +134,12 @@ def check_fits(x, w, stride, padding):
 
 
 def is_depthwise(x, w, groups):
-    return groups == x.shape[1] and w.shape[1] == 1 and groups > 1
+    """groups = C_in > 1 and one input channel per kernel: DepthwiseConvolution's case."""
+    return x.ndim == 4 and w.ndim == 4 and groups == x.shape[1] and w.shape[1] == 1 and groups > 1
 
 
 class Convolution(Function):
-    """See the module docstring for the maths.  The backward rebuilds the im2col matrix from the padded input it
-    saved (kh·kw times smaller than the matrix).
+    """See the module docstring for the maths (im2col + one GEMM per group).
 
     `pad_value` pads with a constant other than 0 (binary convs pad ±1 maps with +1 or 0).  `binary=True`
     promises that x is ±1 and every output channel of w is ±α_o; the reference computes the same float conv
@@ -149,43 +149,59 @@ class Convolution(Function):
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0, binary=False):
         check_conv_shapes(x, w, groups)
         oh, ow = check_fits(x, w, stride, padding)
-        ctx.stride, ctx.padding, ctx.groups, ctx.has_bias = stride, padding, groups, b is not None
         xp = pad_input(x, padding, pad_value)
-        ctx.save(xp, w)
-        if is_depthwise(x, w, groups):
-            return depthwise_forward(xp, w, stride, (oh, ow), b)
-        kh, kw = w.shape[2:]
-        cols = im2col(xp, kh, kw, stride, groups)
+        cols = im2col(xp, w.shape[2], w.shape[3], stride, groups)
         wmat = w.reshape(groups, w.shape[0] // groups, -1)
         out = np.matmul(cols, wmat.transpose(0, 2, 1))  # (g, N·OH·OW, Og)
         n = x.shape[0]
         out = out.reshape(groups, n, oh, ow, -1).transpose(1, 0, 4, 2, 3).reshape(n, w.shape[0], oh, ow)
+        ctx.stride, ctx.padding, ctx.groups, ctx.has_bias, ctx.xp_shape = stride, padding, groups, b is not None, \
+            xp.shape
+        ctx.save(cols, w)
         if b is not None:
             out = out + b.reshape(1, -1, 1, 1)
         return np.ascontiguousarray(out)
 
     @staticmethod
     def backward(ctx, g):
-        stride, padding, groups = ctx.stride, ctx.padding, ctx.groups
-        xp, w = ctx.saved
+        cols, w = ctx.saved
+        groups = ctx.groups
+        n, o, oh, ow = g.shape
+        kh, kw = w.shape[2:]
+        gmat = g.reshape(n, groups, o // groups, oh, ow).transpose(1, 0, 3, 4, 2).reshape(groups, n * oh * ow, -1)
+        dw = np.matmul(gmat.transpose(0, 2, 1), cols).reshape(w.shape)
         db = g.sum(axis=(0, 2, 3)) if ctx.has_bias else None
-        if is_depthwise(xp, w, groups):
-            dxp, dw = depthwise_backward(xp, w, g, stride)
-        else:
-            n, o, oh, ow = g.shape
-            kh, kw = w.shape[2:]
-            cols = im2col(xp, kh, kw, stride, groups)
-            gmat = g.reshape(n, groups, o // groups, oh, ow).transpose(1, 0, 3, 4, 2).reshape(groups, n * oh * ow, -1)
-            dw = np.matmul(gmat.transpose(0, 2, 1), cols).reshape(w.shape)
-            dxp = None
-            if ctx.needs_input_grad[0]:
-                dcols = np.matmul(gmat, w.reshape(groups, o // groups, -1))
-                dxp = col2im(dcols, xp.shape, kh, kw, stride, groups, (oh, ow))
-        dx = None if dxp is None else np.ascontiguousarray(unpad(dxp, padding))
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dcols = np.matmul(gmat, w.reshape(groups, o // groups, -1))
+            dxp = col2im(dcols, ctx.xp_shape, kh, kw, ctx.stride, groups, (oh, ow))
+            dx = np.ascontiguousarray(unpad(dxp, ctx.padding))
         return (dx, dw, db) if ctx.has_bias else (dx, dw)
+
+
+class DepthwiseConvolution(Function):
+    """A depthwise conv (groups = C_in, m kernels per input channel): `depthwise_forward` / `depthwise_backward`,
+    sums of shifted copies instead of a GEMM with one input channel per group.  The options are Convolution's."""
+
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0):
+        check_conv_shapes(x, w, groups)
+        oh, ow = check_fits(x, w, stride, padding)
+        xp = pad_input(x, padding, pad_value)
+        ctx.stride, ctx.padding, ctx.has_bias = stride, padding, b is not None
+        ctx.save(xp, w)
+        return depthwise_forward(xp, w, stride, (oh, ow), b)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp, w = ctx.saved
+        dxp, dw = depthwise_backward(xp, w, g, ctx.stride)
+        dx = np.ascontiguousarray(unpad(dxp, ctx.padding))
+        return (dx, dw, g.sum(axis=(0, 2, 3))) if ctx.has_bias else (dx, dw)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, pad_value=0.0):
     """PyTorch-style conv2d (NCHW, weight (C_out, C_in/groups, kh, kw)), padding with `pad_value` (0)."""
     args = (x, weight) if bias is None else (x, weight, bias)
-    return Convolution.apply(*args, stride=pair(stride), padding=pair(padding), groups=groups, pad_value=pad_value)
+    op = DepthwiseConvolution if is_depthwise(x, weight, groups) else Convolution
+    return op.apply(*args, stride=pair(stride), padding=pair(padding), groups=groups, pad_value=pad_value)
