@@ -112,7 +112,7 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bs, float *C, int64_t m
             const uint64_t *panel = Bs + (n / 8) * K * 16;
             int64_t count = (n1 - n) < 8 ? (n1 - n) : 8;
             for (int64_t tile = 0; tile < tiles; tile++) {
-                int64_t total[4][8];   /* in memory: kept in registers, they crowded out accumulators (+9 %) */
+                int64_t total[4][8];   /* in memory: kept in registers, they crowd out the accumulators */
                 memset(total, 0, sizeof(total));
                 for (int64_t k = 0; k < K;) {
                     int64_t kend = (K - k) > 31 ? k + 31 : K;
