@@ -117,9 +117,10 @@ static void lab_pack_blocks(const float *restrict x, int64_t plane, int64_t c, i
                 lab_word16(x, plane, c, w, kernels, bias, vbeta, map0, map1, f0, q, NULL, mask, word);
             else
                 lab_word16(x, plane, c, w, kernels, bias, vbeta, map0, map1, f0, q, mask, NULL, word);
-            for (int l = 0; l < LAB_PIXELS && f0 + l < h * w; l++) {
-                int64_t i = (f0 + l) / w, j = (f0 + l) % w;
+            int64_t i = f0 / w, j = f0 % w;            /* pixel f0 + l, walked without a division each */
+            for (int l = 0; l < LAB_PIXELS && i < h; l++) {
                 out[((i + p) * (w + 2 * p) + j + p) * cw + q] = word[l];
+                if (++j == w) { j = 0; i++; }
             }
         }
     }

@@ -40,9 +40,10 @@ static inline void lab_response(const float *restrict xp, int64_t pitch, const f
  * last row) into the packed image out (H + 2p, W + 2p, CW), word q. */
 static inline void lab_store_words(const uint64_t *restrict word, int64_t f0, int64_t h, int64_t w, int64_t p,
                                    int64_t cw, int64_t q, uint64_t *restrict out) {
-    for (int l = 0; l < LAB_PIXELS; l++) {
-        int64_t i = (f0 + l) / (w + 2), j = (f0 + l) % (w + 2);
-        if (i < h && j < w) out[((i + p) * (w + 2 * p) + j + p) * cw + q] = word[l];
+    int64_t i = f0 / (w + 2), j = f0 % (w + 2);       /* position f0 + l, walked without a division each */
+    for (int l = 0; l < LAB_PIXELS && i < h; l++) {
+        if (j < w) out[((i + p) * (w + 2 * p) + j + p) * cw + q] = word[l];
+        if (++j == w + 2) { j = 0; i++; }
     }
 }
 
