@@ -73,12 +73,13 @@ static inline void transpose8x8(__m256 *r) {
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* 8 rows x 16 channels written as NCHW (t->pixels > 0), when the 8 rows are 8 consecutive pixels of one image:
+/* 8 rows x 16 channels written as NCHW (t->pixels > 0), when the 8 rows are 8 consecutive pixels of one image
+ * (image img, first pixel p):
  * the per-channel steps run with channels in the lanes, then the tile is transposed so that each channel's 8
  * pixels are one contiguous vector — the residual is one load and the store one store per channel, instead of
  * 16 scattered elements per row.  The same float32 operations on every element as store_row16. */
-static inline void store_tile16x8(float *restrict C, int64_t m, __m512i acc[8][2], int64_t n0, int64_t N,
-                                  int64_t nbits, const transform_t *restrict t) {
+static inline void store_tile16x8(float *restrict C, int64_t m, int64_t img, int64_t p, __m512i acc[8][2],
+                                  int64_t n0, int64_t N, int64_t nbits, const transform_t *restrict t) {
     __m256 lo[8], hi[8];
     for (int r = 0; r < 8; r++) {
         __m512 v = transform16(m + r, acc[r][0], acc[r][1], n0, (__mmask16)0xFFFF, N, nbits, t);
@@ -87,7 +88,6 @@ static inline void store_tile16x8(float *restrict C, int64_t m, __m512i acc[8][2
     }
     transpose8x8(lo);
     transpose8x8(hi);
-    const int64_t img = m / t->pixels, p = m - img * t->pixels;
     for (int j = 0; j < 16; j++) {
         __m256 v = j < 8 ? lo[j] : hi[j - 8];
         const int64_t at = (img * N + n0 + j) * t->pixels + p;
@@ -107,6 +107,9 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m
     /* 8 rows x 16 channels: 16 zmm accumulators; per word of K: 2 loads of B, 8 broadcasts of A, 16 popcounts */
     for (; m + 8 <= m1; m += 8) {
         const uint64_t *a = A + m * K;
+        /* NCHW output and 8 rows in one image: the tile is stored transposed (image and pixel computed once) */
+        const int64_t img = t->pixels > 0 ? m / t->pixels : 0, pix = t->pixels > 0 ? m - img * t->pixels : 0;
+        const int one_image = t->pixels > 0 && pix + 8 <= t->pixels;
         for (int64_t n = n0; n < n1; n += 16) {
             __m512i acc[8][2];
             for (int r = 0; r < 8; r++) { acc[r][0] = _mm512_setzero_si512(); acc[r][1] = _mm512_setzero_si512(); }
@@ -121,8 +124,8 @@ static int bgemm_rows(const uint64_t *A, const uint64_t *Bt, float *C, int64_t m
                 }
             }
             int64_t count = (n1 - n) < 16 ? (n1 - n) : 16;
-            if (count == 16 && t->pixels > 0 && m / t->pixels == (m + 7) / t->pixels) {
-                store_tile16x8(C, m, acc, n, N, nbits, t);
+            if (count == 16 && one_image) {
+                store_tile16x8(C, m, img, pix, acc, n, N, nbits, t);
             } else {
                 for (int r = 0; r < 8; r++) store_row16(C, m + r, acc[r][0], acc[r][1], n, count, N, nbits, t);
             }
