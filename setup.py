@@ -1,4 +1,6 @@
-"""Builds minilab's compiled kernels (minilab._kernels) from _ext/kernels.pyx + _ext/bgemm.h.
+"""Builds minilab's compiled kernels (minilab._kernels): _ext/kernels.pyx, which includes one _ext/pyx/*.pxi file
+per concern, over the C kernels in _ext/*.h (the popcount GEMM: _ext/bgemm.h, one header per instruction set in
+_ext/bgemm/).
 
 Compiler flags decide the popcount speed:
   x86-64:  -march=native by default, so POPCNT / AVX2 / AVX-512 VPOPCNTDQ are used where this CPU has them;
@@ -7,6 +9,7 @@ Compiler flags decide the popcount speed:
   aarch64: NEON is baseline; -mcpu=native where the compiler supports it.
 OpenMP (-fopenmp) gives the kernels' optional `threads` argument; MINILAB_NO_OPENMP=1 turns it off.
 These switches follow the rule of minilab/config.py: "", "0", "false", "off" and "no" mean off."""
+import glob
 import os
 import platform
 
@@ -44,7 +47,7 @@ openmp = not switch("MINILAB_NO_OPENMP")
 extension = Extension(
     "minilab._kernels",
     sources=["_ext/kernels.pyx"],
-    depends=["_ext/bgemm.h", "_ext/depthwise.h", "_ext/pack.h", "_ext/sgemm.h", "_ext/train_ops.h", "_ext/winograd.h"],
+    depends=sorted(glob.glob("_ext/*.h") + glob.glob("_ext/*/*.h") + glob.glob("_ext/pyx/*.pxi")),
     include_dirs=[np.get_include(), "_ext"],
     extra_compile_args=compile_flags() + (["-fopenmp"] if openmp else []),
     extra_link_args=["-fopenmp"] if openmp else [],

@@ -1,5 +1,7 @@
 /* Depthwise 3x3 convolution on one (input plane, kernel) pair — LAB's hot spot.
  * x is a padded plane of width xw; y / g are (oh, ow) planes; w9 the 3x3 kernel, row-major.
+ * The forward adds the nine products tap by tap (row-major) and the bias last: the NumPy reference's order
+ * (minilab/ops/conv.py's depthwise_forward), so both give the same float32 bits.
  * Stride-1 loops are written so that GCC vectorises them (no loop-carried dependences, 8 independent partial
  * sums for the kernel gradient, since float reductions are not reordered without -ffast-math). */
 #ifndef MINILAB_DEPTHWISE_H
@@ -13,15 +15,15 @@ static void dw3x3_forward_plane(const float *restrict x, int64_t xw, const float
         float *yr = y + i * ow;
         if (sw == 1) {
             for (int64_t j = 0; j < ow; j++)
-                yr[j] = bias + w9[0] * r0[j] + w9[1] * r0[j + 1] + w9[2] * r0[j + 2]
-                             + w9[3] * r1[j] + w9[4] * r1[j + 1] + w9[5] * r1[j + 2]
-                             + w9[6] * r2[j] + w9[7] * r2[j + 1] + w9[8] * r2[j + 2];
+                yr[j] = w9[0] * r0[j] + w9[1] * r0[j + 1] + w9[2] * r0[j + 2]
+                      + w9[3] * r1[j] + w9[4] * r1[j + 1] + w9[5] * r1[j + 2]
+                      + w9[6] * r2[j] + w9[7] * r2[j + 1] + w9[8] * r2[j + 2] + bias;
         } else {
             for (int64_t j = 0; j < ow; j++) {
                 int64_t q = j * sw;
-                yr[j] = bias + w9[0] * r0[q] + w9[1] * r0[q + 1] + w9[2] * r0[q + 2]
-                             + w9[3] * r1[q] + w9[4] * r1[q + 1] + w9[5] * r1[q + 2]
-                             + w9[6] * r2[q] + w9[7] * r2[q + 1] + w9[8] * r2[q + 2];
+                yr[j] = w9[0] * r0[q] + w9[1] * r0[q + 1] + w9[2] * r0[q + 2]
+                      + w9[3] * r1[q] + w9[4] * r1[q + 1] + w9[5] * r1[q + 2]
+                      + w9[6] * r2[q] + w9[7] * r2[q + 1] + w9[8] * r2[q + 2] + bias;
             }
         }
     }

@@ -5,7 +5,7 @@
    file adds is the split: C = A·B is cut into blocks of rows or columns, and each OpenMP thread multiplies its
    blocks on a single-threaded BLAS.  A training step then runs every parallel loop — GEMMs and kernels alike —
    on one pool of threads, instead of handing the cores back and forth between OpenBLAS' workers and OpenMP's
-   a few hundred times a step (each hand-off wakes a sleeping CPU, which on a shared VM costs 0.1–5 ms).
+   a few hundred times a step (each hand-off wakes a sleeping CPU, which is slow on a virtual machine).
 
    Both the LP64 (32-bit index) and the ILP64 (64-bit index, NumPy's scipy-openblas64) interfaces exist; the
    order and transpose flags are C enums (int) in both. */

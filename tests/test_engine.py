@@ -79,6 +79,34 @@ def test_engine_equals_training_graph(arch, binarizer, kw):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("arch,bits,pairing,threads", [("labbnn", 8, "official", 2), ("labbnn", 4, "channel", 2),
+                                                        ("birealnet18", 32, "official", 2), ("quicknet", 8, "channel", 3)])
+def test_engine_on_threads_equals_training_graph(arch, bits, pairing, threads):
+    """On several threads, logits and maps stay bit-identical to the training graph run on as many threads (the
+    float GEMM's blocks follow the thread count, and a block edge may round its last bit differently), for LAB
+    with INT8 / INT4 kernels and the released code's pairing too; every residual block runs fused."""
+    from minilab import config
+    from minilab.engine.fused_block import PackedResidualBlock
+
+    model, config_ = build(arch, "lab", 32, lab_bits=bits)
+    for m in model.modules():
+        if isinstance(m, nn.LAB):
+            m.pairing = pairing
+    x = np.random.default_rng(4).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    packed = convert(copy.deepcopy(model), config_, threads=threads)
+    for n in (threads, 1):
+        packed.set_threads(n)
+        with config.use(threads=n):
+            want, want_maps = capture_training_maps(model, x)
+        got, got_maps = engine_maps(packed, x)
+        np.testing.assert_array_equal(got, want)
+        assert len(got_maps) == len(want_maps) > 0
+        for a, b in zip(got_maps, want_maps):
+            np.testing.assert_array_equal(a, b)
+    blocks = [m for m in model.modules() if type(m).__name__ == "ResidualBinaryBlock"]
+    assert sum(isinstance(m, PackedResidualBlock) for m in packed.model.modules()) == len(blocks)
+
+
 @pytest.mark.parametrize("bits", [32, 8, 4])
 def test_quantised_lab_storage_round_trips(tmp_path, bits):
     model, config = build("labbnn", "lab", 32, lab_bits=bits)
@@ -157,9 +185,38 @@ def test_bench_model_cli_runs(tmp_path, capsys):
                  "--runs", "2", "--float-runs", "1", "--plot", str(tmp_path / "f.png"), "--save",
                  str(tmp_path / "m.npz")]) == 0
     out = capsys.readouterr().out
-    assert "speed-up" in out and "LAB depthwise" in out and (tmp_path / "f.png").exists()
+    assert "speed-up" in out and "LAB binarize + pack" in out and (tmp_path / "f.png").exists()
+    assert "G binary MAC/s" in out and "% of peak" in out
     x = np.zeros((1, 3, 32, 32), np.float32)
     assert load_packed(tmp_path / "m.npz")(x).shape == (1, 10)
+
+
+def test_operator_work_counts_every_binary_mac():
+    """bench model's fractions of peak divide these counts by time: the binary MACs are Σ N·O·OH·OW·C·k² over the
+    binary convs of the float model, and LAB's float MACs Σ N·H·W·2C·9 over its LAB layers."""
+    from minilab.engine.peak import fractions, operator_work
+
+    model, config = build("labbnn", "lab", 32)
+    x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    want_binary = want_lab = 0
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda m, i, out: shapes.__setitem__(id(m), (i[0].data.shape, out.data.shape)))
+             for m in model.modules() if isinstance(m, nn.BinaryConv2d)]
+    with no_grad():
+        model(Tensor(x))
+    for remove in hooks:
+        remove()
+    for m in model.modules():
+        if isinstance(m, nn.BinaryConv2d):
+            (n, c, h, w), (_, o, oh, ow) = shapes[id(m)]
+            want_binary += n * o * oh * ow * c * 9
+            want_lab += n * h * w * 2 * c * 9
+    work = operator_work(convert(copy.deepcopy(model), config), x)
+    assert work["binary conv"] == ("binary MAC", want_binary)
+    assert work["LAB binarize + pack"] == ("float MAC", want_lab)
+    assert work["first conv"][0] == "float MAC" and work["BN / activation"][0] == "byte"
+    rows = fractions({"binary conv": 2.0}, work, {"binary MAC": want_binary / 1e-3, "float MAC": 1, "byte": 1})
+    assert rows == {"binary conv": (want_binary / 2e-3, "binary MAC", 0.5)}
 
 
 def test_profiler_hook_times_every_category_and_removes_itself():
@@ -172,8 +229,8 @@ def test_profiler_hook_times_every_category_and_removes_itself():
     remove = install_profiler(packed.model, lambda category, s: seen.setdefault(category, []).append(s))
     packed(x)
     remove()
-    for category in ("first conv", "binary conv", "LAB depthwise", "LAB argmax + pack", "pooling",
-                     "BN / activation", "classifier"):
+    for category in ("first conv", "binary conv", "LAB binarize + pack", "pooling", "BN / activation",
+                     "classifier"):
         assert category in seen and all(s >= 0 for s in seen[category]), category
     assert all(not m.__dict__.get("_pre_hooks") and not m.__dict__.get("_hooks") for m in packed.model.modules())
     assert all(getattr(m, "profiler", None) is None for m in packed.model.modules())

@@ -276,3 +276,96 @@ def test_training_kernels_give_the_same_bits_with_any_thread_count(n, c, h, seed
 
     for a, b in zip(run(1), run(2)):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_ext
+@given(st.integers(1, 2), st.sampled_from([2, 6, 64, 66, 130]), st.integers(1, 9), st.integers(1, 21),
+       st.sampled_from(["channel", "official"]), st.integers(0, 1), st.sampled_from([1, 2]), st.booleans(),
+       st.integers(0, 2**31))
+def test_fused_lab_binarize_pack_equals_the_training_graph(n, c, h, w, pairing, p, threads, ties, seed):
+    """lab_binarize_pack's bits are exactly F.lab's ±1 map — with the kernels and with the NumPy reference, both
+    pairings, either sign of β, any size (border blocks, one-pixel maps, several words of channels).  With small
+    integer inputs many differences r1 − r0 are exactly 0, where LAB gives −1.  (One input channel is not a
+    depthwise conv to the training graph but a plain conv on the GEMM; the engine computes that case with it.)"""
+    if pairing == "official" and c % 2:
+        c += 1
+    rng = np.random.default_rng(seed)
+    if ties:
+        x = rng.integers(-2, 3, (n, c, h, w)).astype(np.float32)
+        k = rng.integers(-1, 2, (2 * c, 1, 3, 3)).astype(np.float32)
+        b = rng.integers(-1, 2, 2 * c).astype(np.float32)
+    else:
+        x, k, b = (rng.standard_normal(s).astype(np.float32) for s in ((n, c, h, w), (2 * c, 1, 3, 3), (2 * c,)))
+    beta = np.float32(rng.choice([-1.3, 0.6, 2.0]))
+    from minilab.engine.packed_conv import lab_pair_indices, unpack_channels_last
+    i0, i1 = lab_pair_indices(c, pairing)
+    got = unpack_channels_last(EXT.lab_binarize_pack(x, k.reshape(2 * c, 9), b, beta, i0, i1, p, threads),
+                               c, (p, p))
+
+    def training_graph():
+        with ml.no_grad():
+            return F.lab(ml.Tensor(x), ml.Tensor(k), ml.Tensor(b), ml.Tensor(beta), pairing).data
+
+    np.testing.assert_array_equal(got, training_graph())
+    with config.use(kernels=False):
+        np.testing.assert_array_equal(got, training_graph())
+
+
+@needs_ext
+def test_fused_lab_binarize_pack_rejects_bad_shapes():
+    x = np.zeros((1, 4, 5, 5), np.float32)
+    maps = np.arange(4, dtype=np.int32)
+    with pytest.raises(ValueError, match=r"kernels \(2C, 9\) = \(8, 9\)"):
+        EXT.lab_binarize_pack(x, np.zeros((4, 9), np.float32), np.zeros(8, np.float32), 1.0, maps, maps, 1)
+    with pytest.raises(ValueError, match="channel 3 pairs maps"):
+        EXT.lab_binarize_pack(x, np.zeros((8, 9), np.float32), np.zeros(8, np.float32), 1.0, maps,
+                                       maps + 5, 1)
+
+
+@needs_ext
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 2), st.integers(1, 2), st.integers(1, 9),
+       st.integers(0, 2**31))
+def test_depthwise_forward_is_bit_identical_to_numpy(n, c, m, stride, h, seed):
+    """The depthwise kernel adds its nine products and the bias in the NumPy reference's order (c > 1: one
+    channel is a plain conv)."""
+    c += 1
+    rng = np.random.default_rng(seed)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((n, c, h, h + 3), (c * m, 1, 3, 3), (c * m,)))
+
+    def run():
+        with ml.no_grad():
+            return F.conv2d(ml.Tensor(x), ml.Tensor(w), ml.Tensor(b), stride, 1, groups=c).data
+
+    fast = run()
+    with config.use(kernels=False):
+        np.testing.assert_array_equal(fast, run())
+
+
+@needs_ext
+@given(st.integers(1, 70), st.sampled_from([1, 7, 16, 33]), st.sampled_from([0, 9, 64]), st.integers(0, 2**31))
+def test_popcount_transform_adds_the_residual_then_prelu(m, n, pixels, seed):
+    """bgemm's output transform: BatchNorm, then + residual, then PReLU — NumPy's float32 steps in that order."""
+    rng = np.random.default_rng(seed)
+    m = m * pixels if pixels else m     # whole images: with 64 pixels, 8-row tiles are stored transposed
+    k = 2
+    a = rng.integers(0, 2**63, (m, k), dtype=np.uint64)
+    bt = np.zeros((k, (n + 15) // 16 * 16), np.uint64)
+    bt[:, :n] = rng.integers(0, 2**63, (k, n), dtype=np.uint64)
+    alpha, gamma, beta, slope = (rng.uniform(-1, 2, n).astype(np.float32) for _ in range(4))
+    mean, invstd = rng.normal(0, 3, n).astype(np.float32), rng.uniform(0.5, 2, n).astype(np.float32)
+    plain = EXT.bgemm(a, bt, n, 64 * k, alpha=alpha, mean=mean, invstd=invstd, gamma=gamma, beta=beta,
+                               pixels=pixels)
+    residual = rng.standard_normal(plain.shape).astype(np.float32)
+    got = EXT.bgemm(a, bt, n, 64 * k, alpha=alpha, mean=mean, invstd=invstd, gamma=gamma, beta=beta,
+                             pixels=pixels, residual=residual, prelu=slope, threads=2)
+    s = plain + residual
+    np.testing.assert_array_equal(got, np.where(s > 0, s, slope.reshape((-1, 1) if pixels else -1) * s))
+    with pytest.raises(ValueError, match="residual must be"):
+        EXT.bgemm(a, bt, n, 64 * k, pixels=pixels, residual=np.zeros(residual.size + 1, np.float32))
+
+
+@needs_ext
+def test_peak_rates_are_positive_and_threads_add_work():
+    binary, flt = EXT.peak_rates(0.01, 1)
+    assert binary > 1e8 and flt > 1e7
+    assert all(r > 0 for r in EXT.peak_rates(0.01, 2))

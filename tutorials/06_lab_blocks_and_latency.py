@@ -30,7 +30,7 @@ for mask in masks:
     parts, _ = breakdown(packed, x, runs=2 if SMOKE else 5)
     with tempfile.TemporaryDirectory() as d:
         mb = save_packed(packed, os.path.join(d, "m.npz")) / 1e6
-    lab_ms = parts['LAB depthwise'] + parts['LAB argmax + pack']
+    lab_ms = parts['LAB binarize + pack']
     rows[mask] = (t["median_ms"], lab_ms, t["p10_ms"], t["p90_ms"])
     print(f"{mask:>10s} {t['median_ms']:11.2f} {lab_ms:12.2f} {mb:8.3f}")
 
@@ -42,7 +42,7 @@ def latency_bars(fig):
     lab = np.array([min(rows[m][1], rows[m][0]) for m in masks])
     spread = np.array([[rows[m][0] - rows[m][2], rows[m][3] - rows[m][0]] for m in masks]).T
     ax.bar(masks, median - lab, color=plotting.COLOURS[0], label="everything else")
-    ax.bar(masks, lab, bottom=median - lab, color=plotting.COLOURS[1], label="LAB (depthwise + ArgMax + pack)")
+    ax.bar(masks, lab, bottom=median - lab, color=plotting.COLOURS[1], label="LAB (fused depthwise, comparison and packing)")
     ax.errorbar(masks, median, yerr=spread, fmt="none", ecolor="black", capsize=4, lw=1,
                 label="10th–90th percentile of the runs")
     ax.set(xlabel="lab_blocks (LAB on / off per stage)", ylabel="latency per image (ms)",
@@ -61,16 +61,18 @@ shows(plotting.draw(f"{OUT}/06_lab_blocks_latency.png", latency_bars, (6.4, 5.0)
 #
 # | lab_blocks | latency ms | LAB part ms | size MB |
 # |---|---|---|---|
-# | 0000 | 8.67 | 0.00 | 4.280 |
-# | 1000 | 8.41 | 0.93 | 4.305 |
-# | 0100 | 8.54 | 0.76 | 4.320 |
-# | 0010 | 8.41 | 0.58 | 4.356 |
-# | 0001 | 8.49 | 0.53 | 4.428 |
-# | 1111 | 9.36 | 2.68 | 4.567 |
+# | 0000 | 6.80 | 0.00 | 4.280 |
+# | 1000 | 6.97 | 0.41 | 4.305 |
+# | 0100 | 6.86 | 0.24 | 4.320 |
+# | 0010 | 6.79 | 0.14 | 4.356 |
+# | 0001 | 6.44 | 0.09 | 4.428 |
+# | 1111 | 7.16 | 0.84 | 4.567 |
 #
-# LAB's cost is its float depthwise conv plus the ArgMax, proportional to the map area (times channels) it runs
-# on, so one LAB stage costs 0.5–0.9 ms and all four 2.7 ms; part of it replaces the sign-and-pack pass it takes
-# the place of, which is why 1111 is only ~0.7 ms (8 %) slower than 0000 here.  Differences below ~0.3 ms between
+# The engine runs a LAB layer as one fused kernel: for 16 pixels at a time it computes each channel's two 3×3
+# depthwise responses, compares their difference with β's sign and ORs the bit into the packed words, so no
+# float map is ever written.  Its cost is proportional to the map area times the channels, so the first stage
+# (56×56) costs most and all four 0.84 ms; part of it replaces the sign-and-pack pass it takes the place of,
+# which is why 1111 is only ~0.4 ms (5 %) slower than 0000 here.  Differences below ~0.3 ms between
 # single stages are within run-to-run noise.  The size grows with the channel count instead (LAB: 20·C + 1
 # parameters), so 0001 is the largest single stage.  The paper's Table 9 (Jetson, LCE) shows LAB costing far
 # more (54.6 → 83.7 ms for 0000 → 1111).  `python -m minilab.bench model --arch labbnn --plot f.png`

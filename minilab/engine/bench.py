@@ -1,4 +1,5 @@
-"""`python -m minilab.bench model`: latency and size of the packed engine vs minilab's float forward."""
+"""`python -m minilab.bench model`: latency, throughput and size of the packed engine vs minilab's float forward,
+a per-operator breakdown, and each operator's achieved rate as a fraction of this CPU's measured peak."""
 import copy
 import json
 import os
@@ -9,6 +10,7 @@ import numpy as np
 from ..autograd import Tensor, no_grad
 from ..config import use
 from .convert import convert
+from .peak import fractions, machine_peaks, operator_work
 from .profile import breakdown, time_runs
 from .storage import save_packed
 
@@ -22,16 +24,20 @@ def add_arguments(p):
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--binarizer", default=None, choices=ALL_BINARIZERS)
+    p.add_argument("--binarizer", default=None, choices=ALL_BINARIZERS,
+                   help="activation binarizer (default: the architecture's own; compare lab with sign)")
     p.add_argument("--lab-blocks", default="1111", help="LAB on/off per stage, to redo Table 9's trade-off")
-    p.add_argument("--lab-bits", type=int, default=32, choices=(32, 8, 4))
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--lab-bits", type=int, default=32, choices=(32, 8, 4),
+                   help="LAB depthwise kernels stored in FP32, INT8 or INT4")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward (1: latency; 8: throughput)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="cores to use: every layer splits its rows, pixel blocks or channel blocks over this many "
+                        "OpenMP threads, so a single image uses them all")
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--float-runs", type=int, default=5, help="runs of the (slow) float reference")
     p.add_argument("--plot", default=None, help="write the per-operator breakdown as a PNG bar chart")
     p.add_argument("--save", default=None, help="also write the packed model to this .npz file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON record instead of the table")
 
 
 def build(args):
@@ -80,6 +86,8 @@ def run_model_bench(args):
     packed = convert(copy.deepcopy(model), config, threads=args.threads)
     packed_time = time_runs(lambda: packed(x), runs=args.runs)
     parts, profiled_total = breakdown(packed, x, runs=max(3, args.runs // 4))
+    peaks = machine_peaks(args.threads)
+    rates = fractions(parts, operator_work(packed, x), peaks)
     if args.save:
         size_bytes = save_packed(packed, args.save, checkpoint_classes(args.checkpoint))
     else:
@@ -87,7 +95,9 @@ def run_model_bench(args):
             size_bytes = save_packed(packed, os.path.join(tmp, "model.npz"))
     result = {"config": config, "batch_size": args.batch_size, "threads": args.threads, "packed": packed_time,
               "float": float_time, "speedup": float_time["median_ms"] / packed_time["median_ms"],
-              "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "profiled_total_ms": profiled_total}
+              "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "profiled_total_ms": profiled_total,
+              "peaks_per_s": peaks,
+              "rates": {k: {"per_s": r, "unit": u, "fraction_of_peak": f} for k, (r, u, f) in rates.items()}}
     print(json.dumps(result, indent=1)) if args.json else print_model_bench(result)
     if args.plot:
         from ..plotting import breakdown_figure, cpu_name
@@ -107,7 +117,17 @@ def print_model_bench(result):
     print(f"packed engine: median {pt['median_ms']:.2f} ms (p10 {pt['p10_ms']:.2f}, p90 {pt['p90_ms']:.2f}, "
           f"min {pt['min_ms']:.2f}, max {pt['max_ms']:.2f}; {pt['runs']} runs)")
     print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
+    print(f"throughput: {1e3 * result['batch_size'] / pt['median_ms']:.1f} images/s (median)")
     print(f"packed model size on disk: {result['size_mb']:.3f} MB")
-    print("per-operator breakdown (profiled runs):")
+    peaks, rates = result["peaks_per_s"], result["rates"]
+    print(f"this CPU's peaks on {result['threads']} thread(s) (micro-benchmarks): "
+          f"{peaks['binary MAC'] / 1e9:.0f} G binary MAC/s, {peaks['float MAC'] / 1e9:.1f} G float32 MAC/s, "
+          f"{peaks['byte'] / 1e9:.1f} GB/s copy")
+    print("per-operator breakdown (profiled runs), achieved rate and fraction of that peak:")
     for name, ms in result["breakdown_ms"].items():
-        print(f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(result['profiled_total_ms'], 1e-9):5.1f} %")
+        line = f"  {name:20s} {ms:8.2f} ms  {100 * ms / max(result['profiled_total_ms'], 1e-9):5.1f} %"
+        if name in rates:
+            r = rates[name]
+            unit = "GB/s" if r["unit"] == "byte" else f"G {r['unit']}/s"
+            line += f"   {r['per_s'] / 1e9:8.1f} {unit:16s} {100 * r['fraction_of_peak']:5.1f} % of peak"
+        print(line)

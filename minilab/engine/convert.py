@@ -2,17 +2,19 @@
 
 The converted model is the same module tree with every BinaryConv2d replaced by a PackedBinaryConv2d, and every
 BatchNorm (and ReLU) that directly and solely consumes a binary conv's output folded into that conv (replaced by
-Identity).  The models' own forward code then runs the packed graph unchanged, so no architecture is written
+Identity); residual blocks whose conv was packed then add their shortcut and apply their PReLU inside the conv
+(fused_block.py).  The models' own forward code then runs the packed graph unchanged, so no architecture is written
 twice.  Which modules follow which is found by tracing one forward pass (hooks + the autograd graph's consumer
 counts), not assumed per architecture."""
 import numpy as np
 
 from .. import nn
 from ..autograd import Tensor, _topological_order, no_grad
-from ..config import kernels, reason
+from ..config import kernels, reason, use
 from ..ops.weight_quantizers import WEIGHT_QUANTIZERS
 from ..ops.norm import inverse_std
 from ..ops.quant import dequantize, quantize_symmetric
+from .fused_block import fuse_residual_blocks
 from .packed_conv import PackedBinaryConv2d
 
 
@@ -145,7 +147,7 @@ class PackedModel:
         if x.ndim != 4 or x.shape[1:] != (3, size, size):
             raise ValueError(f"this packed {self.config['arch']} expects images of shape (N, 3, {size}, {size}), "
                              f"got {x.shape}")
-        with no_grad():
+        with no_grad(), use(threads=self.threads):      # the float layers' kernels split work too
             return self.model(Tensor(x)).data
 
 
@@ -164,5 +166,6 @@ def convert(model, config, threads=1):
         set_submodule(model, name, PackedBinaryConv2d(spec, arrays, float_binarizer))
         for folded in chain:
             set_submodule(model, folded, nn.Identity())
+    fuse_residual_blocks(model)
     model.eval()
     return PackedModel(model, config, threads)

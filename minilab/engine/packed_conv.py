@@ -1,6 +1,7 @@
 """The packed binary convolution of the inference engine: binarize-and-pack the float input in one pass (sign, or
-LAB's depthwise + ArgMax straight into bits), then the XNOR-popcount GEMM with the magnitude scale, the zero-
-padding correction and any following ReLU / BatchNorm folded into its output transform.
+LAB's two depthwise responses, their comparison and the bit-packing fused in one kernel), then the XNOR-popcount
+GEMM with the magnitude scale, the zero-padding correction and any following ReLU / BatchNorm folded into its
+output transform (and, in a residual block, the shortcut add and PReLU: fused_block.py).
 
 Each float32 step is the one the training graph computes in eval mode, in the same order (the extension is built
 without FMA contraction), so binary activation maps are identical and logits agree to rounding."""
@@ -11,8 +12,7 @@ import numpy as np
 from .. import config
 from ..autograd import Tensor
 from ..nn.module import Module
-from ..ops.conv import pad_input
-from ..ops.lab import split_pairs
+from ..ops.lab import lab, split_pairs
 from ..ops.packed import tap_sums_from_packed, zero_padding_correction
 
 
@@ -20,7 +20,7 @@ def lab_pair_indices(channels, pairing):
     """For LAB output channel c: the indices of the two depthwise maps it compares (r0, r1)."""
     maps = np.arange(2 * channels).reshape(1, 2 * channels, 1, 1)
     i0, i1 = split_pairs(maps, pairing)
-    return np.ascontiguousarray(i0.reshape(-1), np.int64), np.ascontiguousarray(i1.reshape(-1), np.int64)
+    return np.ascontiguousarray(i0.reshape(-1), np.int32), np.ascontiguousarray(i1.reshape(-1), np.int32)
 
 
 def unpack_channels_last(packed, channels, padding=(0, 0)):
@@ -38,7 +38,12 @@ class PackedBinaryConv2d(Module):
         alpha (O,) float32          per-channel magnitude
         mean, invstd, gamma, beta   folded eval-mode BatchNorm (optional), relu: folded ReLU before it
         binarizer: "sign" | "prebinarized" | "lab" | "float" (niblack/sauvola: computed with the float ops)
-        lab_weight (2C, 1, 3, 3) float32 (dequantised when lab_bits < 32), lab_bias, lab_beta, lab_pairing."""
+        lab_weight (2C, 1, 3, 3) float32, lab_bias, lab_beta, lab_pairing.
+
+    LAB with INT8 / INT4 kernels (lab_bits 8 / 4) computes with the dequantised kernel ŵ = q·s (one float32
+    product per weight, exactly what the training graph's fake quantisation computes), in float32 like FP32 LAB.
+    Integer arithmetic would only be exact if the input were integer too; LAB's input is the float output of
+    the previous block, so an integer kernel would have to round it and could flip bits."""
 
     def __init__(self, spec, arrays, float_binarizer=None):
         super().__init__()
@@ -47,6 +52,7 @@ class PackedBinaryConv2d(Module):
         self.float_binarizer = float_binarizer
         self.threads = 1
         self.capture = None            # set to a list to collect the packed input maps (equivalence tests)
+        self.last_shapes = None        # (input shape, output shape, packed input bytes) of the last forward
         self.profiler = None           # fn(category, seconds), set by minilab.engine.profile while it times
         self._prepare()
 
@@ -66,6 +72,8 @@ class PackedBinaryConv2d(Module):
         self._corrections = {}                                          # zero-padding correction per input size
         if s["binarizer"] == "lab":
             self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
+            self._lab_kernels = np.ascontiguousarray(a["lab_weight"], np.float32).reshape(2 * c, 9)
+            self._lab_bias = np.ascontiguousarray(a["lab_bias"], np.float32)
 
     def _timed(self, category, start):
         if self.profiler is not None:
@@ -77,24 +85,34 @@ class PackedBinaryConv2d(Module):
         s, a = self.spec, self.arrays
         p = s["padding"]
         kind = s["binarizer"]
+        if kind == "lab" and x.shape[1] == 1:
+            # one channel: the training graph's LAB conv is a plain conv on the GEMM, not the depthwise kernel,
+            # and only the same float ops give the same bits
+            start = time.perf_counter()
+            y = lab(Tensor(x), Tensor(a["lab_weight"]), Tensor(a["lab_bias"]), Tensor(np.float32(a["lab_beta"])),
+                    s["lab_pairing"]).data
+            packed = ext.pack_channels_last(np.ascontiguousarray(y, np.float32), p, p, self.threads)
+            self._timed("LAB binarize + pack", start)
+            return packed
         if kind == "lab":
             start = time.perf_counter()
-            n, c, h, w = x.shape
-            r = ext.depthwise3x3_forward(pad_input(x, (1, 1)), a["lab_weight"], 1, 1, h, w, self.threads,
-                                         bias=a["lab_bias"])
-            self._timed("LAB depthwise", start)
-            start = time.perf_counter()
-            packed = ext.pair_argmax_pack(r, float(a["lab_beta"]), self._idx0, self._idx1, p, p)
-            self._timed("LAB argmax + pack", start)
+            packed = ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, float(a["lab_beta"]), self._idx0,
+                                           self._idx1, p, self.threads)
+            self._timed("LAB binarize + pack", start)
             return packed
         start = time.perf_counter()
         if kind == "float":
             x = np.ascontiguousarray(self.float_binarizer(Tensor(x)).data, dtype=np.float32)
-        packed = ext.pack_channels_last(x, p, p)
+        packed = ext.pack_channels_last(x, p, p, self.threads)
         self._timed("binarize + pack", start)
         return packed
 
     def forward(self, x):
+        return Tensor(self.forward_fused(x))
+
+    def forward_fused(self, x, residual=None, prelu=None):
+        """The conv's float32 output (N, O, OH, OW) as an array; `residual` (same shape) is added after the
+        folded BatchNorm and `prelu` (O,) slopes applied last, inside the popcount kernel's output transform."""
         s, a = self.spec, self.arrays
         xd = np.ascontiguousarray(x.data, dtype=np.float32)
         if xd.ndim != 4 or xd.shape[1] != s["in_channels"]:
@@ -109,12 +127,17 @@ class PackedBinaryConv2d(Module):
         hw = xd.shape[2:]
         if s["pad_value"] == 0 and p > 0 and hw not in self._corrections:
             self._corrections[hw] = zero_padding_correction(self._tap_sums, hw, (k, k), (st, st), (p, p))
+        if residual is not None:    # as in the training graph, a smaller shortcut (odd input sizes) broadcasts
+            oh, ow = ((size + 2 * p - k) // st + 1 for size in hw)
+            residual = np.ascontiguousarray(np.broadcast_to(residual, (xd.shape[0], s["out_channels"], oh, ow)),
+                                            np.float32).reshape(xd.shape[0], s["out_channels"], oh * ow)
         out = popcount_conv(packed, self._bt, self._tap_sums, s["in_channels"], s["out_channels"], (k, k), (st, st),
                             (p, p), s["pad_value"], hw, self.threads, self._corrections.get(hw), alpha=a["alpha"],
                             relu=int(s.get("relu", False)), mean=a.get("mean"), invstd=a.get("invstd"),
-                            gamma=a.get("gamma"), beta=a.get("beta"))
+                            gamma=a.get("gamma"), beta=a.get("beta"), prelu=prelu, residual=residual)
         self._timed("binary conv", start)
-        return Tensor(out)
+        self.last_shapes = (xd.shape, out.shape, packed.nbytes)
+        return out
 
     def extra_repr(self):
         s = self.spec

@@ -1,5 +1,5 @@
 """Latency of a packed model: median and spread over repeated runs, and a per-operator-type breakdown like the
-paper's Fig. 6 (first conv, binary conv, LAB depthwise, LAB argmax, pooling, BN/activation, classifier, other)."""
+paper's Fig. 6 (first conv, binary conv, binarize + pack, LAB binarize + pack, pooling, BN/activation, classifier, other)."""
 import time
 
 import numpy as np
@@ -7,7 +7,7 @@ import numpy as np
 from .. import nn
 from .packed_conv import PackedBinaryConv2d
 
-CATEGORIES = ("first conv", "binary conv", "binarize + pack", "LAB depthwise", "LAB argmax + pack", "float conv",
+CATEGORIES = ("first conv", "binary conv", "binarize + pack", "LAB binarize + pack", "float conv",
               "pooling", "BN / activation", "classifier", "other")
 
 

@@ -13,6 +13,7 @@ from ..nn import Identity
 from ..nn.module import load_npz, save_npz_atomic
 from ..ops.quant import dequantize, pack_int4, unpack_int4
 from .convert import PackedModel, set_submodule
+from .fused_block import fuse_residual_blocks
 from .packed_conv import PackedBinaryConv2d
 
 STORED = ("words", "alpha", "mean", "invstd", "gamma", "beta", "lab_bias", "lab_beta")
@@ -82,6 +83,7 @@ def load_packed(path, threads=1):
         except (AttributeError, IndexError, KeyError) as error:
             raise ValueError(f"{path}: packed layer {name!r} does not fit architecture {config['arch']!r} "
                              f"({error})") from None
+    fuse_residual_blocks(model)
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("float/")})
     model.eval()
     return PackedModel(model, config, threads)

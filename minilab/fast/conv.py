@@ -111,7 +111,7 @@ class DepthwiseConvKernel:
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, b is not None
         ctx.save(xp, w)
         bias = None if b is None else np.ascontiguousarray(b)
-        return ext.depthwise3x3_forward(xp, w, stride[0], stride[1], oh, ow, bias=bias)
+        return ext.depthwise3x3_forward(xp, w, stride[0], stride[1], oh, ow, config.threads, bias=bias)
 
     @staticmethod
     def backward(ctx, g):

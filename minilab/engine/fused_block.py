@@ -1,0 +1,43 @@
+"""A residual binary block whose shortcut add and PReLU run inside its packed conv's output transform.
+
+In the training graph a Bi-Real / LAB-BNN block computes, in float32,
+
+    out = PReLU(BN(BinaryConv(x)) + shortcut(x))
+
+as three passes over the output after the conv.  Once the conv is packed and its BatchNorm folded, the add and
+the PReLU are two more steps of the same per-element transform (bgemm's), applied in the same order while the
+popcount result is still in a register, so the block writes its output once and the values are unchanged."""
+from ..autograd import Tensor
+from ..models.common import ResidualBinaryBlock
+from ..nn import Identity
+from ..nn.module import Module
+from .packed_conv import PackedBinaryConv2d
+
+
+class PackedResidualBlock(Module):
+    """Holds the block's modules under their own names (so the state dict's keys are the float block's)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.downsample = block.downsample
+        if block.downsample:
+            self.pool, self.shortcut_conv, self.shortcut_bn = block.pool, block.shortcut_conv, block.shortcut_bn
+        self.conv, self.bn, self.prelu = block.conv, block.bn, block.prelu
+
+    def forward(self, x):
+        shortcut = self.shortcut_bn(self.shortcut_conv(self.pool(x))) if self.downsample else x
+        slopes = None if self.prelu is None else self.prelu.weight.data
+        return Tensor(self.conv.forward_fused(x, residual=shortcut.data, prelu=slopes))
+
+
+def fuse_residual_blocks(model):
+    """Replace, in place, every residual block whose binary conv is packed with its BatchNorm folded (bn is an
+    Identity) by a PackedResidualBlock.  Returns how many were replaced."""
+    from .convert import set_submodule
+
+    targets = [(name, module) for name, module in model.named_modules()
+               if isinstance(module, ResidualBinaryBlock) and isinstance(module.conv, PackedBinaryConv2d)
+               and isinstance(module.bn, Identity)]
+    for name, block in targets:
+        set_submodule(model, name, PackedResidualBlock(block))
+    return len(targets)
