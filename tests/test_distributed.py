@@ -77,6 +77,26 @@ def test_rank_shards_make_up_the_global_batches():
     assert len(shard_batches(np.arange(33), 16, 0, 4, True)) == 2
 
 
+def test_fewer_than_two_images_per_rank_is_refused_unless_batchnorm_is_synchronised():
+    """Per-rank BatchNorm needs two images per rank: a global batch of 2 on 2 ranks would leave out every batch."""
+    from types import SimpleNamespace
+
+    from minilab.train import build_parser, make_loaders
+
+    images, labels = make_synthetic(40, 8, seed=0)
+    data = ArrayDataset(images, labels, list(range(10)))
+    rank0 = SimpleNamespace(size=2, rank=0)
+    args = build_parser().parse_args(["--batch-size", "2", "--workers", "0"])
+    with pytest.raises(ValueError, match=r"--batch-size 2 over 2 ranks gives each rank 1 image .* at least 2: use "
+                                         r"--batch-size 4 or more, or --sync-bn"):
+        make_loaders(args, rank0, data, data)
+    args.sync_bn = True      # statistics over both ranks' images: one image each is enough
+    train_loader, _ = make_loaders(args, rank0, data, data)
+    assert len(train_loader) == 20 and all(len(y) == 1 for _, y in train_loader.batches(0))
+    args.sync_bn, args.batch_size = False, 4
+    assert len(make_loaders(args, rank0, data, data)[0]) == 10
+
+
 def test_augmentation_does_not_depend_on_the_split():
     images, labels = make_synthetic(32, 24, seed=0)
     data = ArrayDataset(images, labels, list(range(10)))
