@@ -110,3 +110,25 @@ def test_sixteen_bit_greyscale_is_scaled_as_in_the_cache(tmp_path):
     np.testing.assert_array_equal(decode_eval(path, 8), load_image(path, 8))
     crop = decode_train(path, 8, np.random.default_rng(0))
     assert abs(int(crop.mean()) - 128) <= 1
+
+
+def test_stream_input_checks_the_dataset_like_the_cache(tmp_path):
+    from minilab.data import DataError, load_datasets
+    from minilab.data.imagenet import write_sample_tree
+
+    single = write_sample_tree(str(tmp_path / "one"), classes=("n01440764",), per_class=3, val_per_class=1,
+                               size=(40, 30))
+    with pytest.raises(DataError, match="has a single class"):
+        load_datasets(single, 32, str(tmp_path / "cache"), input="stream")
+
+
+def test_a_hidden_folder_in_a_flat_val_split_is_not_a_class_folder(tmp_path):
+    import os
+
+    from minilab.data.imagenet import scan_imagenet, write_sample_tree
+
+    root = write_sample_tree(str(tmp_path), per_class=1, val_per_class=2, size=(40, 30), val_layout="txt")
+    os.makedirs(os.path.join(root, "val", ".ipynb_checkpoints"))
+    (tmp_path / "val" / "._ILSVRC2012_val_00000001.JPEG").write_bytes(b"\0\0AppleDouble")
+    _, _, val_paths, val_labels, _ = scan_imagenet(root)
+    assert len(val_paths) == 4 and sorted(val_labels) == [0, 0, 1, 1]
