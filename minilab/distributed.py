@@ -143,7 +143,7 @@ class GradientBuckets:
         for p in reversed(params):
             group.append(p)
             size += p.data.size
-            if size * 4 >= BUCKET_BYTES:
+            if size * self.dtype.itemsize >= BUCKET_BYTES:
                 self._add_bucket(group, size)
                 group, size = [], 0
         if group:

@@ -79,7 +79,7 @@ def blocking_allreduce_s(world, nbytes, repeat=5):
 
 
 def measure_world(args):
-    """This world's row: timings averaged over ranks (the slowest rank's step is the step)."""
+    """This world's row: each timing averaged over the ranks."""
     from .distributed import connect
     from .threads import set_threads
 

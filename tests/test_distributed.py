@@ -97,6 +97,17 @@ def test_fewer_than_two_images_per_rank_is_refused_unless_batchnorm_is_synchroni
     assert len(make_loaders(args, rank0, data, data)[0]) == 10
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_buckets_are_counted_in_bytes(dtype):
+    """Each parameter holds a whole bucket's bytes in float64 (a bucket each), half of them in float32 (pairs)."""
+    from minilab.autograd import Tensor
+    from minilab.distributed import BUCKET_BYTES, GradientBuckets
+
+    params = [Tensor(np.zeros(BUCKET_BYTES // 8, dtype)) for _ in range(4)]
+    buckets = GradientBuckets(world=None, params=params, share=0.5)
+    assert len(buckets.buckets) == (4 if dtype == np.float64 else 2)
+
+
 def test_augmentation_does_not_depend_on_the_split():
     images, labels = make_synthetic(32, 24, seed=0)
     data = ArrayDataset(images, labels, list(range(10)))
