@@ -153,9 +153,9 @@ def test_mpi_program(program):
 
 @needs_mpi
 def test_a_failing_rank_ends_the_job_with_its_message():
-    start = time.time()
+    # a job left hanging would raise subprocess.TimeoutExpired (the rank's failure ends the job in seconds)
     result = mpirun([os.path.join(ROOT, "tests", "mpi_programs.py"), "failing_rank"], timeout=120)
-    assert result.returncode != 0 and time.time() - start < 60
+    assert result.returncode != 0
     assert "[rank 1/2] error: rank one cannot read its images" in result.stderr
 
 
@@ -213,9 +213,13 @@ def test_killed_rank_ends_the_job_and_resume_continues_on_one_rank(tmp_path):
         time.sleep(0.02)
     assert victim is not None, "the run ended before a rank could be killed"
     os.kill(victim, signal.SIGKILL)
-    killed = time.time()
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and time.time() - killed < 60, (proc.returncode, stderr[-2000:])
+    try:   # the launcher ends the other rank in seconds; a job left hanging fails the test instead of the suite
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the job went on after one of its ranks was killed")
+    assert proc.returncode != 0, (proc.returncode, stderr[-2000:])
     _, _, record = checkpoint(out)                       # the last good checkpoint survived
     assert record["step"] % 4 == 0 and record["step"] < 48
     resumed = train(["--resume", "--out", out, "--no-progress"], ranks=1)
