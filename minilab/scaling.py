@@ -238,18 +238,24 @@ def run_decode(args):
 
 
 def add_arguments(sub):
+    from .models import MODELS
+
     s = sub.add_parser("scaling", help="data-parallel step costs for 1 and N ranks, and a projection to N nodes "
-                                       "(run plain, or under mpiexec)")
-    s.add_argument("--arch", default="birealnet18")
-    s.add_argument("--image-size", type=int, default=64)
+                                       "(run plain, or under mpiexec)",
+                       description="Run plain: times 1 process × --threads threads, then starts `mpiexec -n "
+                                   "--ranks` × 1 thread at the same global batch, and prints both, their ratio and "
+                                   "a ring-allreduce projection to N nodes. Run under mpiexec: times that world "
+                                   "only (e.g. mpiexec -n 4 python -m minilab.bench scaling --threads 1).")
+    s.add_argument("--arch", default="birealnet18", choices=sorted(MODELS), help="(default birealnet18)")
+    s.add_argument("--image-size", type=int, default=64, help="(default 64)")
     s.add_argument("--batch-size", type=int, default=64, help="the global batch (default 64)")
-    s.add_argument("--width", type=float, default=1.0)
+    s.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1.0)")
     s.add_argument("--threads", type=int, default=2, help="threads of the one-process run (default 2)")
     s.add_argument("--ranks", type=int, default=2, help="ranks of the MPI run started from a plain run")
     s.add_argument("--steps", type=int, default=5, help="timed steps (the median counts)")
     s.add_argument("--rounds", type=int, default=1, help="alternate the two configurations this many times")
     s.add_argument("--sync-bn", action="store_true", help="the ranks synchronise BatchNorm statistics")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print JSON instead of tables")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)   # the mpiexec run a plain run starts
     d = sub.add_parser("decode", help="streaming loader: JPEG decode images/s per worker at 64/128/224 px")
     d.add_argument("--seconds", type=float, default=6.0, help="time spent measuring")
