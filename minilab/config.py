@@ -19,7 +19,7 @@ and at its default when unset.  The variables are read once, when this module is
         ...   # the NumPy reference ops, 2 threads
 
 Importing minilab changes nothing in the process.  The compiled kernels are loaded on first use, and the thread
-pools are set up by `minilab.threads.set_threads` (every command-line tool calls it first)."""
+pools are set up by `minilab.threads.set_threads` (the command-line tools call it first when given --threads)."""
 import contextlib
 import os
 import warnings

@@ -17,11 +17,13 @@ without ever being sent after the start.
 import hashlib
 import os
 import sys
+import time
 
 import numpy as np
 
 # Set by the launchers for every rank: MPICH/Intel MPI (Hydra), Open MPI, MVAPICH, Slurm's srun.
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
+ABORT_GRACE_S = 0.5
 BUCKET_BYTES = 16 << 20   # a few buckets for an 11.7 M-parameter model; the first starts after its last layers
 
 
@@ -126,6 +128,9 @@ class MPIWorld:
     def fail(self, message, code):
         """Print this rank's message and end every rank of the job now (never returns)."""
         print(f"[rank {self.rank}/{self.size}] {message}", file=sys.stderr, flush=True)
+        # the launcher relays each rank's output through its own pipes, and Abort tears them down at once: give
+        # it a moment to pass the message on first
+        time.sleep(ABORT_GRACE_S)
         self.comm.Abort(code)
 
 
@@ -143,7 +148,7 @@ class GradientBuckets:
         for p in reversed(params):
             group.append(p)
             size += p.data.size
-            if size * 4 >= BUCKET_BYTES:
+            if size * self.dtype.itemsize >= BUCKET_BYTES:
                 self._add_bucket(group, size)
                 group, size = [], 0
         if group:

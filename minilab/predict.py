@@ -4,8 +4,9 @@ names and probabilities, for image files, folders (searched recursively) or glob
 The model is a training checkpoint (checkpoint.npz) or a packed model file (`bench model --save`).  By default it
 runs on the packed engine — a checkpoint is packed in memory first — whose logits equal the float graph's in eval
 mode; `--float` runs the float graph instead (checkpoints only: a packed file no longer holds the float weights).
-Images get exactly the validation preprocessing: short side resized to the model's image size (bicubic), centre
-crop, ImageNet mean/std."""
+Images get exactly the validation preprocessing (`cache.centre_crop`, the same whether the model was trained with
+`--input cache` or `--input stream`): short side resized to the model's image size (bicubic), centre crop,
+ImageNet mean/std.  Hidden files and folders (names starting with '.') are not searched, as in training data."""
 import argparse
 import glob
 import json
@@ -14,7 +15,7 @@ import sys
 
 import numpy as np
 
-from .data.folder import IMAGE_EXTENSIONS
+from .data.folder import IMAGE_EXTENSIONS, _visible
 
 
 def find_images(specs):
@@ -22,8 +23,11 @@ def find_images(specs):
     paths, missing = [], []
     for spec in specs:
         if os.path.isdir(spec):
-            found = sorted(os.path.join(root, f) for root, _, files in os.walk(spec) for f in files
-                           if f.lower().endswith(IMAGE_EXTENSIONS))
+            found = []
+            for root, folders, files in os.walk(spec):
+                folders[:] = [d for d in folders if _visible(d)]   # prunes the walk: .ipynb_checkpoints, .git …
+                found += [os.path.join(root, f) for f in files if _visible(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
+            found.sort()
             reason = f"no {'/'.join(IMAGE_EXTENSIONS)} files in this folder"
         elif os.path.exists(spec):
             found, reason = [spec], ""
@@ -103,7 +107,7 @@ def predict(forward, paths, image_size, top_k, batch_size=32, progress=True):
     from tqdm import tqdm
 
     from .data.augment import normalize
-    from .data.cache import load_image
+    from .data.cache import read_image
 
     results, skipped = [], []
     with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress or len(paths) <= batch_size,
@@ -111,9 +115,9 @@ def predict(forward, paths, image_size, top_k, batch_size=32, progress=True):
         for start in range(0, len(paths), batch_size):
             batch, names = [], []
             for path in paths[start:start + batch_size]:
-                image = load_image(path, image_size)
+                image, why = read_image(path, image_size)
                 if image is None:
-                    skipped.append((path, "not a readable image"))
+                    skipped.append((path, why))
                 else:
                     batch.append(image)
                     names.append(path)
@@ -158,18 +162,23 @@ def build_parser():
     p.add_argument("--float", action="store_true", help="run the float graph instead of the packed engine")
     p.add_argument("--json", action="store_true", help="print one JSON document (for scripts) instead of a table")
     p.add_argument("--batch-size", type=int, default=32, help="images decoded and run at a time (default 32)")
-    p.add_argument("--threads", type=int, default=1, help="threads for the packed engine (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="cores to use: the packed engine's threads, and the BLAS library's for --float (default: "
+                        "the packed engine on 1 thread, the BLAS library's own default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.top < 1 or args.batch_size < 1:
-        print("error: --top and --batch-size must be at least 1", file=sys.stderr)
+    if args.top < 1 or args.batch_size < 1 or (args.threads is not None and args.threads < 1):
+        print("error: --top, --batch-size and --threads must be at least 1", file=sys.stderr)
         return 2
+    if args.threads is not None:
+        from .threads import set_threads
+        set_threads(args.threads)   # before the first kernel runs (see set_threads)
     try:
-        forward, config, classes, names, engine, notes = load_model(args.model, args.float, args.threads)
+        forward, config, classes, names, engine, notes = load_model(args.model, args.float, args.threads or 1)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -8,7 +8,8 @@
   kernel however the process ends.  Holding it also means any `*.tmp.npz` / `*.tmp` in the folder is the leftover
   of a killed write, and is removed.
 - `--resume` checks the options that define the run against its checkpoint (a difference is an error: it would
-  be another run) and honours the ones that may change between sessions, saying which it changed."""
+  be another run) and honours the ones that may change on resume, saying which it changed; one not given is
+  the run's own."""
 import fcntl
 import glob
 import os
@@ -18,8 +19,9 @@ RUN_FILES = ("checkpoint.npz", "metrics.jsonl")
 # options whose value is part of what the run *is*: its model, its optimisation, its data order
 RUN_DEFINING = ("arch", "image_size", "width", "binarizer", "binarizer_k", "lab_blocks", "lab_bits", "batch_size",
                 "lr", "optimizer", "schedule", "weight_decay", "warmup_epochs", "augment", "seed", "synthetic_size")
-# options a later session may change: where the data is, how often to save, how to use the machine, how long
-CHANGEABLE = ("data", "cache_dir", "epochs", "checkpoint_every", "threads", "workers", "input")
+# options a resume may change: where the data is, how often to save, how to use the machine, how long, and
+# whether BatchNorm statistics span the ranks (which the number of ranks, also free to change, bears on)
+CHANGEABLE = ("data", "cache_dir", "epochs", "checkpoint_every", "threads", "workers", "input", "sync_bn")
 
 
 class RunDirError(Exception):

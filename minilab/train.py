@@ -25,6 +25,7 @@ PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_sm
 
 
 def build_parser():
+    """The command line: one declarative list of options, each with its help text (hence its length)."""
     p = argparse.ArgumentParser(
         prog="python -m minilab.train",
         description="Train a binary neural network (LAB-BNN, Bi-RealNet-18, QuickNet, ReActNet-A, XNOR-Net) from "
@@ -76,8 +77,8 @@ def build_parser():
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint. The "
                    "options that define the run (--arch, --width, --image-size, --lr, …) come from the checkpoint "
                    "and may be repeated but not changed; --data (the same classes and images, moved), --cache-dir, "
-                   "--epochs, --checkpoint-every, --threads, --workers and --input may change, and so may the "
-                   "number of MPI ranks")
+                   "--epochs, --checkpoint-every, --threads, --workers, --input and --sync-bn may change (each is "
+                   "the run's own unless given), and so may the number of MPI ranks")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     p.add_argument("--cache-dir", default=None, help="where Imagenette and the preprocessing cache live "
@@ -87,8 +88,9 @@ def build_parser():
     g = p.add_argument_group("data-parallel training (under mpiexec / srun; --batch-size is the global batch)")
     g.add_argument("--mpi", default="auto", choices=("auto", "on", "off"),
                    help="auto (default): use MPI when an MPI launcher started several ranks; on: always; off: never")
-    g.add_argument("--sync-bn", action="store_true",
-                   help="BatchNorm statistics over the whole global batch (default: per rank, over B/N images)")
+    g.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=False,
+                   help="BatchNorm statistics over the whole global batch (default: per rank, over B/N images, "
+                        "which needs B/N ≥ 2)")
     g.add_argument("--check-replicas", action="store_true",
                    help="at every checkpoint, verify that all ranks hold bit-identical weights and optimizer state")
     return p
@@ -270,9 +272,16 @@ def make_loaders(args, world, train_set, val_set):
     if args.batch_size % world.size:
         raise ValueError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the "
                          f"{world.size} ranks (each takes batch-size / ranks images)")
-    # min_batch=2: a last batch of one image (per rank) cannot be batch-normalised, so an epoch leaves it out
+    # BatchNorm needs two images: per rank with per-rank statistics, in all with --sync-bn.  An epoch leaves out a
+    # last batch with fewer, so a smaller global batch would leave out every batch
+    min_batch = 1 if args.sync_bn and world.size > 1 else 2
+    if args.batch_size // world.size < min_batch:
+        raise ValueError(f"--batch-size {args.batch_size} over {world.size} ranks gives each rank "
+                         f"{args.batch_size // world.size} image per step, and BatchNorm with per-rank statistics "
+                         f"needs at least 2: use --batch-size {2 * world.size} or more, or --sync-bn (statistics "
+                         "over the whole global batch)")
     train_loader = Loader(train_set, args.batch_size, shuffle=True, augmentation=args.augment, seed=args.seed,
-                          workers=args.workers, min_batch=2, rank=world.rank, ranks=world.size)
+                          workers=args.workers, min_batch=min_batch, rank=world.rank, ranks=world.size)
     val_loader = Loader(val_set, 100, shuffle=False, rank=world.rank, ranks=world.size, split_batches=False)
     return train_loader, val_loader
 
@@ -318,11 +327,11 @@ def set_up(args, world):
     if args.cache_dir is not None:
         args.cache_dir = os.path.abspath(args.cache_dir)
     resumed = resume_everywhere(args, world)
-    from .models.image_sizes import check_image_size
-    check_image_size(args.arch, args.image_size)
-    if args.threads:
+    if args.threads:   # first: the thread pools are set up before anything loads the compiled kernels
         from .threads import set_threads
         set_threads(args.threads)
+    from .models.image_sizes import check_image_size
+    check_image_size(args.arch, args.image_size)
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
     args.epochs = args.epochs or PAPER_EPOCHS[args.arch]
     args.binarizer = args.binarizer or default_binarizer(args.arch)
@@ -521,8 +530,8 @@ def run(args, world=None):
     if session.metrics:
         last = session.metrics[-1]
         session.say(f"done: {args.arch} {args.binarizer} val top-1 {100 * last['val_top1']:.2f}% top-5 "
-                    f"{100 * last['val_top5']:.2f}% after {session.epoch} epochs, {time.time() - start_time:.0f} s "
-                    f"this session; checkpoint {session.ckpt_path}")
+                    f"{100 * last['val_top5']:.2f}% after {session.epoch} epochs ({time.time() - start_time:.0f} s"
+                    f"{' since the resume' if args.resume else ''}); checkpoint {session.ckpt_path}")
     return 0
 
 

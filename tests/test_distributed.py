@@ -77,6 +77,37 @@ def test_rank_shards_make_up_the_global_batches():
     assert len(shard_batches(np.arange(33), 16, 0, 4, True)) == 2
 
 
+def test_fewer_than_two_images_per_rank_is_refused_unless_batchnorm_is_synchronised():
+    """Per-rank BatchNorm needs two images per rank: a global batch of 2 on 2 ranks would leave out every batch."""
+    from types import SimpleNamespace
+
+    from minilab.train import build_parser, make_loaders
+
+    images, labels = make_synthetic(40, 8, seed=0)
+    data = ArrayDataset(images, labels, list(range(10)))
+    rank0 = SimpleNamespace(size=2, rank=0)
+    args = build_parser().parse_args(["--batch-size", "2", "--workers", "0"])
+    with pytest.raises(ValueError, match=r"--batch-size 2 over 2 ranks gives each rank 1 image .* at least 2: use "
+                                         r"--batch-size 4 or more, or --sync-bn"):
+        make_loaders(args, rank0, data, data)
+    args.sync_bn = True      # statistics over both ranks' images: one image each is enough
+    train_loader, _ = make_loaders(args, rank0, data, data)
+    assert len(train_loader) == 20 and all(len(y) == 1 for _, y in train_loader.batches(0))
+    args.sync_bn, args.batch_size = False, 4
+    assert len(make_loaders(args, rank0, data, data)[0]) == 10
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_buckets_are_counted_in_bytes(dtype):
+    """Each parameter holds a whole bucket's bytes in float64 (a bucket each), half of them in float32 (pairs)."""
+    from minilab.autograd import Tensor
+    from minilab.distributed import BUCKET_BYTES, GradientBuckets
+
+    params = [Tensor(np.zeros(BUCKET_BYTES // 8, dtype)) for _ in range(4)]
+    buckets = GradientBuckets(world=None, params=params, share=0.5)
+    assert len(buckets.buckets) == (4 if dtype == np.float64 else 2)
+
+
 def test_augmentation_does_not_depend_on_the_split():
     images, labels = make_synthetic(32, 24, seed=0)
     data = ArrayDataset(images, labels, list(range(10)))
@@ -122,9 +153,9 @@ def test_mpi_program(program):
 
 @needs_mpi
 def test_a_failing_rank_ends_the_job_with_its_message():
-    start = time.time()
+    # a job left hanging would raise subprocess.TimeoutExpired (the rank's failure ends the job in seconds)
     result = mpirun([os.path.join(ROOT, "tests", "mpi_programs.py"), "failing_rank"], timeout=120)
-    assert result.returncode != 0 and time.time() - start < 60
+    assert result.returncode != 0
     assert "[rank 1/2] error: rank one cannot read its images" in result.stderr
 
 
@@ -182,9 +213,13 @@ def test_killed_rank_ends_the_job_and_resume_continues_on_one_rank(tmp_path):
         time.sleep(0.02)
     assert victim is not None, "the run ended before a rank could be killed"
     os.kill(victim, signal.SIGKILL)
-    killed = time.time()
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and time.time() - killed < 60, (proc.returncode, stderr[-2000:])
+    try:   # the launcher ends the other rank in seconds; a job left hanging fails the test instead of the suite
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the job went on after one of its ranks was killed")
+    assert proc.returncode != 0, (proc.returncode, stderr[-2000:])
     _, _, record = checkpoint(out)                       # the last good checkpoint survived
     assert record["step"] % 4 == 0 and record["step"] < 48
     resumed = train(["--resume", "--out", out, "--no-progress"], ranks=1)
@@ -274,10 +309,8 @@ def test_streaming_decode_crops_flips_and_matches_the_cache_for_eval(tmp_path):
     if rng.random() < 0.5:
         full = full[:, ::-1]
     assert np.abs(full.astype(int) - a.astype(int)).mean() < 6
-    # eval: short side to S and centre crop, as the cache does (the draft-scaled decode differs by resampling)
-    streamed = val.example(0, None, "none").astype(int)
-    cached = load_image(val.paths[0], 64).astype(int)
-    assert np.abs(streamed - cached).mean() < 6
+    # eval: short side to S and centre crop of the full-size decode, pixel for pixel what the cache stores
+    np.testing.assert_array_equal(val.example(0, None, "none"), load_image(val.paths[0], 64))
     x, y = make_batch(train, np.arange(4), "rrc", 0, 0, 0)
     assert x.shape == (4, 3, 64, 64) and list(y) == list(train.labels[:4])
 

@@ -141,7 +141,7 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
         safe_extract(archive, str(tmp_path / "t"))
 
 
-def test_interrupted_extraction_is_redone_not_used(tmp_path, monkeypatch):
+def test_interrupted_extraction_is_redone_not_used(tmp_path, monkeypatch, capsys):
     files = [(f"imagenette2-160/{split}/n01/{i}.JPEG", "file", b"img") for split in ("train", "val") for i in range(3)]
     archive = _tar(tmp_path / "imagenette2-160.tgz", files)
     monkeypatch.setitem(imagenette.VARIANTS, "imagenette2-160",
@@ -152,6 +152,7 @@ def test_interrupted_extraction_is_redone_not_used(tmp_path, monkeypatch):
         for i in range(count):
             (tmp_path / "imagenette2-160" / split / "n01" / f"{i}.JPEG").write_bytes(b"img")
     root = fetch_imagenette("imagenette2-160", str(tmp_path), progress=False, base_url="http://127.0.0.1:9/")
+    assert "has no completion marker (.minilab-complete)" in capsys.readouterr().out   # said, not silent
     assert len(os.listdir(os.path.join(root, "val", "n01"))) == 3
     assert os.path.isfile(os.path.join(root, ".minilab-complete"))
     assert imagenette.find_local_imagenette(str(tmp_path)) == root

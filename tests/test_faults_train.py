@@ -158,6 +158,20 @@ def test_resume_honours_and_prints_changeable_options(tmp_path, capsys):
     assert read_checkpoint(os.path.join(out, "checkpoint.npz"))[2]["args"]["checkpoint_every"] == 2
 
 
+def test_resume_keeps_sync_bn_unless_changed(tmp_path, capsys):
+    """--sync-bn is the run's own on resume unless given; a change is printed."""
+    def saved():
+        return read_checkpoint(os.path.join(out, "checkpoint.npz"))[2]["args"]["sync_bn"]
+
+    out = str(tmp_path / "r")
+    more = ["--epochs", "3", "--no-progress"]
+    assert cli(TINY + ["--out", out, "--max-steps", "1", "--sync-bn"], capsys)[0] == 0
+    code, stdout, err = cli(["--resume", "--out", out, "--max-steps", "2"] + more, capsys)
+    assert code == 0 and saved() is True and "sync-bn" not in stdout, err
+    code, stdout, err = cli(["--resume", "--out", out, "--max-steps", "3", "--no-sync-bn"] + more, capsys)
+    assert code == 0 and saved() is False and "--sync-bn False (was True)" in stdout, err
+
+
 def test_resume_after_the_data_moved_and_from_another_directory(tmp_path, capsys, monkeypatch):
     folder_data(tmp_path / "d")
     monkeypatch.chdir(tmp_path)

@@ -48,16 +48,16 @@ def _wait_gone(pids, seconds=10):
 def test_killed_worker_is_reported_not_waited_for():
     from minilab.data.loader import WorkerDied
 
-    loader = Loader(_dataset(), 4, workers=2, prefetch=2)
+    # the loader's own timeout bounds a wait that never ends: a death that went unnoticed would end in its
+    # "gave no batch for 30 s" error, which the message match below refuses
+    loader = Loader(_dataset(), 4, workers=2, prefetch=2, timeout=30)
     try:
         it = loader.batches(0)
         next(it)
         os.kill(_worker_pids()[0], signal.SIGKILL)
-        t0 = time.time()
         with pytest.raises(WorkerDied, match="worker process died.*signal 9"):
             for _ in it:
                 pass
-        assert time.time() - t0 < 30
     finally:
         loader.close()
 
@@ -65,16 +65,15 @@ def test_killed_worker_is_reported_not_waited_for():
 def test_stop_ends_a_wait_on_a_stuck_worker():
     """A trainer waiting on a worker that never answers still sees its SIGINT/SIGTERM flag."""
     requested = {"stop": False}
-    loader = Loader(_dataset(), 4, workers=1, prefetch=1)
+    # a stop flag the wait did not look at would leave it to the loader's own timeout, which raises WorkerDied
+    loader = Loader(_dataset(), 4, workers=1, prefetch=1, timeout=30)
     try:
         it = loader.batches(0, stop=lambda: requested["stop"])
         next(it)
         for pid in _worker_pids():
             os.kill(pid, signal.SIGSTOP)
         requested["stop"] = True
-        t0 = time.time()
         assert list(it) == []
-        assert time.time() - t0 < 5
     finally:
         for pid in _worker_pids():
             os.kill(pid, signal.SIGCONT)

@@ -102,3 +102,17 @@ def test_summary_cli(capsys):
     from minilab.summary import main
     assert main(["--arch", "birealnet18", "--totals"]) == 0
     assert "4.189 MB" in capsys.readouterr().out
+
+
+def test_a_model_runs_on_an_empty_batch():
+    """Convolutions, BatchNorm in eval mode, pooling and flatten all pass 0 images through, with the compiled
+    kernels (where built) and on the NumPy reference ops."""
+    from minilab import config
+    from minilab.autograd import Tensor, no_grad
+    from minilab.models import create_model
+
+    model = create_model("labbnn", num_classes=10, image_size=32, width=0.25)
+    model.eval()
+    for kernels in (True, False):
+        with config.use(kernels=kernels), no_grad():
+            assert model(Tensor(np.zeros((0, 3, 32, 32), np.float32))).shape == (0, 10)

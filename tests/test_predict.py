@@ -85,23 +85,61 @@ def predictions_by_path(argv, capsys):
     return {p["image"]: p["top"] for p in document["predictions"]}, document
 
 
+@pytest.fixture(scope="module")
+def stream_run(tmp_path_factory):
+    """A short run trained with --input stream on 200×150 JPEGs in ImageNet's layout, at 32 px (the JPEG decoder
+    could decode those at ¼ scale): (run dir, data root, cache)."""
+    from minilab.data.imagenet import write_sample_tree
+
+    tmp = tmp_path_factory.mktemp("stream")
+    root = write_sample_tree(str(tmp / "data"), classes=WNIDS, per_class=4, val_per_class=3, size=(200, 150))
+    out, cache = tmp / "lab", tmp / "cache"
+    assert train_main(["--arch", "labbnn", "--data", root, "--input", "stream", "--image-size", "32", "--width",
+                       "0.25", "--epochs", "1", "--batch-size", "4", "--out", str(out), "--cache-dir", str(cache),
+                       "--no-progress"]) == 0
+    return out, tmp / "data", cache
+
+
+@pytest.mark.parametrize("source", ["cache", "stream"])
 @pytest.mark.parametrize("engine", ["packed", "float"])
-def test_predict_equals_evaluate_on_the_same_images(trained_run, engine, capsys):
+def test_predict_equals_evaluate_on_the_same_images(request, source, engine, capsys):
+    """predict's probabilities are the softmax of the logits `evaluate` computes on the run's own validation
+    data (--input cache or stream, as the run was trained), image for image."""
+    from minilab.autograd import no_grad
+    from minilab.predict import softmax
+
     if engine == "packed" and config.kernels() is None:
         pytest.skip(f"the packed engine needs the compiled extension ({config.reason()})")
-    out, root, cache = trained_run
+    out, root, cache = request.getfixturevalue("trained_run" if source == "cache" else "stream_run")
+    capsys.readouterr()                      # the fixture's training log, when it ran inside this test
     checkpoint = str(out / "checkpoint.npz")
     model, record = load_model_from_checkpoint(checkpoint)
-    _, val = load_datasets(str(root), 32, str(cache), progress=False)
-    result = evaluate(model, Loader(val, 8, shuffle=False))
-    paths, labels, _ = scan_image_folder(str(root), "val", list(WNIDS))
+    assert record["args"]["input"] == source
+    _, val = load_datasets(str(root), 32, str(cache), progress=False, input=source)
+    loader = Loader(val, 8, shuffle=False)
+    result = evaluate(model, loader)
+    model.eval()
+    with no_grad():
+        expected = softmax(np.concatenate([model(x).data for x, _ in loader.batches(0)]))
+    if source == "stream":
+        paths, labels = list(val.paths), val.labels.tolist()
+    else:
+        paths, labels, _ = scan_image_folder(str(root), "val", list(WNIDS))
+    assert result["labels"].tolist() == labels                              # the loader's order is the files'
     argv = [checkpoint, str(root / "val"), "--top", "3", "--batch-size", "8"] + (["--float"] if engine == "float"
                                                                                   else [])
     predicted, document = predictions_by_path(argv, capsys)
     assert document["engine"].startswith(engine)
-    assert sorted(predicted) == sorted(paths) and result["labels"].tolist() == labels
+    assert sorted(predicted) == sorted(paths)
     top1 = [predicted[p][0]["index"] for p in paths]
-    assert top1 == result["predictions"].tolist() and len(set(top1)) > 1      # not one class for everything
+    assert top1 == result["predictions"].tolist()
+    if source == "cache":
+        assert len(set(top1)) > 1                                           # not one class for everything
+    for path, want in zip(paths, expected):
+        got = np.zeros(3)
+        for t in predicted[path]:
+            got[t["index"]] = t["probability"]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=path)
     first = predicted[paths[0]]
     assert [t["class"] for t in first] == [WNIDS[t["index"]] for t in first]
     assert first[0]["name"] == human_names([first[0]["class"]])[0]
@@ -128,7 +166,7 @@ def test_predict_takes_files_globs_and_folders_and_skips_unreadable_images(train
     captured = capsys.readouterr()
     assert captured.out.count(".png\n") == 6                         # one file + five from the glob
     assert "tench (n01440764)" in captured.out or "English springer (n02102040)" in captured.out
-    assert "skipped " + str(tmp_path / "broken.jpg") in captured.err and "not a readable image" in captured.err
+    assert "skipped " + str(tmp_path / "broken.jpg") + ": not an image format Pillow reads" in captured.err
     assert "missing.png: no such file" in captured.err
     if config.kernels() is not None:
         assert "running on the packed engine" in captured.err
@@ -136,6 +174,23 @@ def test_predict_takes_files_globs_and_folders_and_skips_unreadable_images(train
         assert "running on the float graph" in captured.err and "using the float graph instead" in captured.err
     assert predict_main([str(out / "checkpoint.npz"), str(tmp_path / "broken.jpg")]) == 2
     assert predict_main([str(tmp_path / "nothing.npz"), one]) == 2
+
+
+def test_folders_skip_hidden_files_and_folders(trained_run, tmp_path, capsys):
+    out, root, _ = trained_run
+    photos = tmp_path / "photos"
+    (photos / ".ipynb_checkpoints").mkdir(parents=True)
+    (photos / "._0.png").write_bytes(b"\0\0AppleDouble")                  # macOS metadata twin
+    Image.open(root / "val" / WNIDS[0] / "0.png").save(photos / "0.png")
+    Image.open(root / "val" / WNIDS[0] / "1.png").save(photos / ".ipynb_checkpoints" / "1.png")
+    predicted, document = predictions_by_path([str(out / "checkpoint.npz"), str(photos)], capsys)
+    assert list(predicted) == [str(photos / "0.png")] and document["skipped"] == []
+
+
+def test_threads_must_be_at_least_one(trained_run, capsys):
+    out, root, _ = trained_run
+    assert predict_main([str(out / "checkpoint.npz"), str(root / "val"), "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(config.kernels() is None, reason="the packed engine needs the compiled extension")

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from minilab import config
+
 CODE = """
 import json, os
 from minilab import config, threads
@@ -48,3 +50,38 @@ def test_with_the_kernels_gemm_one_pool_runs_everything():
     assert result["blas_threads"] == 1   # BLAS runs inside the kernels' threads, one thread each
     if "OMP_WAIT_POLICY" not in os.environ:  # one pool: its threads may spin between loops (libgomp's default)
         assert result["omp"] is None
+
+
+PROBE_THEN_THREADS = """
+import os
+from minilab.models.image_sizes import check_image_size
+from minilab import config, threads
+check_image_size("labbnn", 64)
+assert not config._loaded, "the image-size probe loaded the compiled kernels"
+threads.set_threads(2)
+print(os.environ.get("OMP_WAIT_POLICY"))
+"""
+
+TRAIN_THEN_LOOK = """
+import os, sys
+from minilab.train import main
+assert main(sys.argv[1:]) == 0
+print(os.environ.get("OMP_WAIT_POLICY"))
+"""
+
+
+@pytest.mark.skipif(not config.available(), reason="needs the compiled kernels")
+def test_the_image_size_probe_leaves_the_thread_set_up_to_set_threads(tmp_path):
+    """Without the kernels' GEMM the kernels' OpenMP threads must sleep when idle (OMP_WAIT_POLICY=PASSIVE, set
+    when set_threads loads them); a check that ran a model first would have loaded them without it."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(MINILAB_KERNEL_GEMM="0", MINILAB_CACHE=str(tmp_path / "cache"))
+    probe = subprocess.run([sys.executable, "-c", PROBE_THEN_THREADS], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert probe.returncode == 0 and probe.stdout.split()[-1] == "PASSIVE", probe.stderr[-2000:]
+    args = ["--data", "synthetic", "--synthetic-size", "16", "8", "--image-size", "24", "--width", "0.25",
+            "--batch-size", "8", "--epochs", "1", "--max-steps", "1", "--threads", "1", "--no-progress",
+            "--workers", "0", "--out", str(tmp_path / "run")]
+    trained = subprocess.run([sys.executable, "-c", TRAIN_THEN_LOOK, *args], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert trained.returncode == 0 and trained.stdout.split()[-1] == "PASSIVE", trained.stderr[-2000:]

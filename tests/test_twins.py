@@ -195,3 +195,19 @@ def test_twins_refuse_what_they_do_not_handle():
         assert dispatch.choose(Convolution, (spoiled * 0 + 1, w), {"binary": True}).__name__ == "ChunkedConvKernel"
     with config.use(kernels=False):
         assert dispatch.choose(Convolution, (spoiled * 0 + 1, w), {"binary": True}) is None
+
+
+@pytest.mark.parametrize("twin", [t for t in TWINS if not hasattr(t, "run")], ids=lambda twin: twin.__name__)
+def test_twin_gives_the_reference_answer_on_an_empty_batch(twin):
+    """A batch of 0 images (the first axis): a twin either refuses it (the reference runs) or gives the reference's
+    answer — never an error where the reference has none."""
+    for seed, (arrays, options, *settings) in enumerate(CASES[twin.__name__](np.random.default_rng(0))):
+        empty = (arrays[0][:0], *arrays[1:])
+        with config.use(**(settings[0] if settings else {})):
+            try:
+                want = run_function(twin.reference, empty, options, seed)
+            except ValueError:     # the reference refuses it too (batch statistics of no values)
+                continue
+            if twin.accepts(*empty, **options):
+                assert_agree(twin, run_function(twin, empty, options, seed), want)
+

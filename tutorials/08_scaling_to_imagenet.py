@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 from common import OUT, SMOKE, Timer, machine, np
 
@@ -98,7 +97,8 @@ try:
     have_mpi = launcher is not None
 except ImportError:
     have_mpi = False
-run_dir = tempfile.mkdtemp(prefix="minilab-mpi-")
+run_dir = os.path.join(OUT, "mpi-run")   # next to the sample tree; a fresh run each time the tutorial runs
+shutil.rmtree(run_dir, ignore_errors=True)
 cmd = [launcher or "mpiexec", "-n", "2", sys.executable, "-m", "minilab.train", "--data", root, "--input", "stream",
        "--arch", "birealnet18", "--image-size", "32" if SMOKE else "64", "--width", "0.25" if SMOKE else "0.5",
        "--batch-size", "8", "--epochs", "1" if SMOKE else "3", "--threads", "1", "--no-progress", "--sync-bn",

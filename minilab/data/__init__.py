@@ -37,7 +37,8 @@ def load_datasets(spec, image_size, cache_dir=None, synthetic_size=(2000, 500), 
     name = os.path.basename(os.path.normpath(root)) or "data"
     if input == "stream":
         from .stream import open_stream_datasets
-        return open_stream_datasets(root, image_size, name)
+        train, val = open_stream_datasets(root, image_size, name)
+        return check_datasets(train, val, root)
     _, _, classes = scan_image_folder(root, "train")   # both splits checked before the long cache build
     if len(classes) < 2:
         raise DataError(f"{root} has a single class ({classes[0]!r}); classification needs at least two class "

@@ -57,8 +57,32 @@ def to_rgb8(img):
     return img.convert("RGB")
 
 
-def read_image(path, size):
-    """(the (size, size, 3) uint8 crop, None) or (None, why the file cannot be used)."""
+def open_rgb8(path):
+    """The image file at `path` as upright 8-bit RGB (`to_rgb8`), fully decoded."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return to_rgb8(img)
+
+
+def centre_crop(img, size):
+    """Short side to `size` (bicubic), then the centre size×size crop, as a (size, size, 3) uint8 array: the
+    validation preprocessing, the same for the cache, the streaming loader and `predict`."""
+    from PIL import Image
+
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.BICUBIC)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def decoding(path, decode):
+    """(decode(), None), or (None, why the file at `path` cannot be used).  The one policy for a file that does
+    not decode, shared by the cache and the streaming loader: an oversized image (more pixels than Pillow's
+    decompression-bomb limit, whether Pillow warns or refuses) is "too large", and whatever a decoder raises on a
+    damaged or hostile file is reported rather than ending the program."""
     from PIL import Image, UnidentifiedImageError
 
     if not is_regular_file(path):
@@ -66,20 +90,18 @@ def read_image(path, size):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img = to_rgb8(img)
+            return decode(), None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         return None, f"too large ({error})"
     except UnidentifiedImageError:
         return None, "not an image format Pillow reads"
     except Exception as error:  # noqa: BLE001 — a decoder may raise anything on a hostile file; skip and name it
         return None, f"unreadable ({type(error).__name__}: {str(error).replace(path, 'the file')})"
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.BICUBIC)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8), None
+
+
+def read_image(path, size):
+    """(the (size, size, 3) uint8 validation crop, None) or (None, why the file cannot be used)."""
+    return decoding(path, lambda: centre_crop(open_rgb8(path), size))
 
 
 def load_image(path, size):

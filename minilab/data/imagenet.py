@@ -15,13 +15,9 @@ import os
 
 import numpy as np
 
-from .folder import IMAGE_EXTENSIONS, DataError, find_split, scan_image_folder
+from .folder import DataError, _visible, find_split, list_images, scan_image_folder
 
 LABEL_FILES = ("LOC_val_solution.csv", "val_labels.txt")
-
-
-def _images_in(folder):
-    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
 
 
 def find_labels_file(root):
@@ -64,10 +60,11 @@ def read_labels_file(path):
 def scan_imagenet_val(root, classes):
     """(paths, labels) of the validation split in either layout; `classes` are the training wnids."""
     path = find_split(root, "val")
-    if any(os.path.isdir(os.path.join(path, d)) for d in os.listdir(path)):
+    # hidden entries (.ipynb_checkpoints, .DS_Store) say nothing about the layout, as in scan_image_folder
+    if any(_visible(d) and os.path.isdir(os.path.join(path, d)) for d in os.listdir(path)):
         paths, labels, _ = scan_image_folder(root, "val", classes)
         return paths, labels
-    files = _images_in(path)
+    files = list_images(path)
     if not files:
         raise DataError(f"{path!r} has neither class folders nor images")
     labels_file = find_labels_file(root)

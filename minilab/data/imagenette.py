@@ -204,6 +204,9 @@ def fetch_imagenette(variant="imagenette2-160", cache_dir=None, progress=True, b
             return root
         for stale in glob.glob(os.path.join(cache_dir, f".extracting-{variant}-*")):   # left by a killed run
             shutil.rmtree(stale, ignore_errors=True)
+        if os.path.isdir(root):
+            print(f"{root} has no completion marker ({COMPLETE_MARKER}), so it may be incomplete: extracting "
+                  f"{variant} again", flush=True)
         return _download_and_extract(variant, root, cache_dir, progress, base_url)
 
 

@@ -22,7 +22,8 @@ class BatchNormKernel:
     @staticmethod
     def accepts(x, gamma=None, beta=None, running_mean=None, running_var=None, training=True, momentum=0.99,
                 eps=1e-3, affine=True):
-        return affine and x.dtype == np.float32 and gamma.dtype == np.float32 == beta.dtype
+        return (affine and x.dtype == np.float32 and gamma.dtype == np.float32 == beta.dtype
+                and x.shape[0] > 0)   # an empty batch: the reference (the (N, C, HW) view cannot infer HW of 0)
 
     @staticmethod
     def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,

@@ -5,7 +5,9 @@ conv (which rounds odd sizes up) to an average-pooled shortcut (which rounds dow
 addition, and pooling windows need a map at least as large as themselves.  Which sizes survive differs per
 architecture and follows no one-line rule (LAB-BNN runs at 48 and 64 px but not at 50 or 112), so the answer is
 computed: a forward pass of the architecture at a small width (the shapes do not depend on the width) on one
-S×S image, in evaluation mode, remembered per (architecture, size)."""
+S×S image, in evaluation mode, remembered per (architecture, size).  The probe runs on the NumPy reference ops:
+the shapes are the same on every implementation, and a probe that loaded the compiled kernels would do so before
+`set_threads` could choose how their threads wait (`minilab.config.load`)."""
 import functools
 
 import numpy as np
@@ -17,13 +19,14 @@ SIZE_RANGE = (16, 512)
 @functools.lru_cache(maxsize=None)
 def image_size_problem(arch, size):
     """None when `arch` runs on size×size images, else the error it raises."""
+    from .. import config
     from ..autograd import Tensor, no_grad
     from . import create_model
 
     try:
         model = create_model(arch, num_classes=2, image_size=size, width=PROBE_WIDTH)
         model.eval()
-        with no_grad():
+        with no_grad(), config.use(kernels=False):
             model(Tensor(np.zeros((1, 3, size, size), dtype=np.float32)))
     except (ValueError, ZeroDivisionError, IndexError) as error:
         return str(error)

@@ -90,8 +90,9 @@ def transpose(x, axes=None):
 
 
 def flatten(x, start_dim=1):
-    """Collapse every axis from `start_dim` on into one."""
-    shape = x.shape[:start_dim] + (-1,)
+    """Collapse every axis from `start_dim` on into one.  The size is spelt out rather than left to reshape's -1,
+    which cannot be inferred when the leading axes hold no element (an empty batch)."""
+    shape = x.shape[:start_dim] + (int(np.prod(x.shape[start_dim:])),)
     return reshape(x, shape)
 
 
