@@ -54,7 +54,8 @@ def test_killed_worker_is_reported_not_waited_for():
     try:
         it = loader.batches(0)
         next(it)
-        os.kill(_worker_pids()[0], signal.SIGKILL)
+        for pid in _worker_pids():   # all of them: a live one could finish the few batches left before the pool
+            os.kill(pid, signal.SIGKILL)   # notices the death, and the run would rightly end without an error
         with pytest.raises(WorkerDied, match="worker process died.*signal 9"):
             for _ in it:
                 pass
@@ -158,3 +159,25 @@ def test_cache_builder_workers_die_with_their_parent(tmp_path):
     parent.kill()
     parent.wait(10)
     assert _wait_gone(list(pids)) == [], "orphaned cache workers survived their parent"
+
+
+CLOSE_WHILE_WRITING = textwrap.dedent("""
+    import numpy as np
+    from minilab.data.loader import ArrayDataset, Loader
+    images = np.random.default_rng(0).integers(0, 255, size=(64, 96, 96, 3), dtype=np.uint8)
+    data = ArrayDataset(images, np.arange(64) % 2, ["a", "b"])
+    for _ in range(25):   # batches far larger than a pipe's buffer: the workers are mostly writing results
+        loader = Loader(data, 32, workers=2, prefetch=4, timeout=30)
+        it = loader.batches(0)
+        next(it)
+        loader.close()
+    print("closed")
+""")
+
+
+def test_closing_the_loader_while_workers_write_their_batches_never_hangs():
+    """A worker killed halfway through writing its result would leave the pool's reader thread waiting for the
+    rest of the message forever; close() lets the workers finish their writes first."""
+    done = subprocess.run([sys.executable, "-c", CLOSE_WHILE_WRITING], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "closed" in done.stdout, done.stderr

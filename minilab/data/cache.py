@@ -34,7 +34,7 @@ import numpy as np
 
 from .child_process import start_worker
 from .folder import DataError, is_regular_file, scan_image_folder
-from .loader import end_processes, worker_processes
+from .loader import shut_down_pool
 
 CACHE_FORMAT = 2
 MAX_NAMED = 10
@@ -192,8 +192,7 @@ def _decode_into(writer, paths, size, workers, progress, desc):
                         "nothing was kept — run again") from None
     finally:
         bar.close()
-        end_processes(worker_processes(pool))
-        pool.shutdown(wait=True, cancel_futures=True)
+        shut_down_pool(pool)
     return keep, problems
 
 

@@ -195,15 +195,33 @@ class Loader:
         return self._pool
 
     def close(self):
-        """End the workers now (a batch in progress is abandoned) and wait, boundedly, for them to exit: SIGTERM,
-        then SIGKILL for any still there after a second (a stopped or stuck process ignores SIGTERM)."""
+        """End the workers and wait, boundedly, for them to exit (`shut_down_pool`)."""
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            end_processes(worker_processes(pool))
-            pool.shutdown(wait=True, cancel_futures=True)
+            shut_down_pool(pool)
+
+
+def shut_down_pool(pool, grace_s=2.0):
+    """Stop a ProcessPoolExecutor in bounded time, whatever its workers are doing.
+
+    Queued jobs are cancelled and each worker is asked to finish the job it holds and exit.  Killing a worker
+    at once is not safe: one killed while writing its result to the pool's pipe leaves the pool's reader thread
+    waiting forever for the rest of that message (and `shutdown(wait=True)`, or the interpreter's exit, waiting
+    for that thread).  So the workers get `grace_s` to exit on their own; only one still there after it — stopped,
+    or stuck in a job — is ended with SIGTERM, then SIGKILL."""
+    processes = worker_processes(pool)
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    for p in processes:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    end_processes(processes)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=grace_s)
 
 
 def end_processes(processes, grace_s=1.0):
+    """SIGTERM every process still alive, then SIGKILL any that outlive `grace_s` (a stopped process)."""
     for p in processes:
         if p.is_alive():
             p.terminate()
@@ -213,7 +231,8 @@ def end_processes(processes, grace_s=1.0):
     for p in processes:
         if p.is_alive():
             p.kill()
-            p.join(timeout=5)
+    for p in processes:
+        p.join(timeout=5)
 
 
 def worker_processes(pool):
