@@ -42,16 +42,20 @@ static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const fl
 }
 
 /* Block `part` of `parts` of C = A·B + beta·C.  Columns are cut, at multiples of 16 so that two threads never
-   write the same 64-byte cache line of C; only a C narrower than 16 columns a part is cut by rows.  (Cutting
-   rows ran at half the speed: row-major C is column-major Cᵀ = BᵀAᵀ to the BLAS, and each thread then packs
-   the whole of B again.)  The thread count may change C's last bits: a block can end inside one of the BLAS'
-   register tiles, and the BLAS computes a tile's edge with other micro-kernels (seen with OpenBLAS' Haswell ones). */
+   write the same 64-byte cache line of C, each block as close to an equal share as that allows.  Rows are cut
+   instead when C is too narrow for that (fewer than 16 columns a part), or narrow and tall, like a 1x1 conv on
+   a 7 x 7 map (49 columns: 32 + 17 would leave one thread idle a third of the time, while each thread packing
+   the small B again costs little).  Cutting rows of a wide C ran at half the speed: row-major C is column-major
+   Cᵀ = BᵀAᵀ to the BLAS, and each thread then packs the whole of B again.  The thread count may change C's last
+   bits: a block can end inside one of the BLAS' register tiles, and the BLAS computes a tile's edge with other
+   micro-kernels (seen with OpenBLAS' Haswell ones). */
 static void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k,
                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    int split_rows = n < 16 * parts && m > n;
+    int split_rows = (n < 16 * parts && m > n) || (n < 64 * parts && m >= 64 * parts);
     int64_t size = split_rows ? m : n;
-    int64_t step = ((size + parts - 1) / parts + 15) / 16 * 16;
-    int64_t lo = part * step, hi = lo + step < size ? lo + step : size;
+    int64_t lo = (part * size / parts + 8) / 16 * 16, hi = ((part + 1) * size / parts + 8) / 16 * 16;
+    if (part == 0) lo = 0;
+    if (part == parts - 1 || hi > size) hi = size;
     if (lo >= hi)
         return;
     if (split_rows)  /* rows lo..hi of A and of C */

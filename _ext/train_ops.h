@@ -33,6 +33,11 @@ static void masked_copy_f32(const float *restrict g, const uint8_t *restrict mas
 /* ---- PReLU on one channel's plane: y = x if x > 0 else a·x.  A vector compare and blend: setup.py's
  * -fno-trapping-math lets GCC compute a·x for every value (without it GCC branches on every sign, which random
  * signs mispredict half the time, and the loop runs tens of times slower). */
+/* y = max(x, 0) as NumPy's np.maximum(x, 0) gives it: NaN stays NaN, -0.0 becomes +0.0 */
+static void relu_f32(const float *restrict x, float *restrict y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] > 0.0f || x[i] != x[i]) ? x[i] : 0.0f;
+}
+
 static void prelu_plane_f32(const float *restrict x, float a, float *restrict y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i];
 }
@@ -151,11 +156,27 @@ static int channel_mean_var_block(const float *restrict x, int64_t n, int64_t c,
     return 0;
 }
 
-/* y = ((x - mean) * invstd) * gamma + beta on channels [c0, c1) — the reference's float32 steps in its order */
+/* y = ((x - mean) * invstd) * gamma + beta on channels [c0, c1) — the reference's float32 steps in its order.
+ * A channel whose map is long enough to fill vectors (hw >= 16) runs with its four values as scalars; short maps
+ * (7 x 7) run over the block's channels as one long loop of expanded values, which vectorises where a loop of
+ * 7 x 7 could not.  Both compute the same float32 operations, so the results are the same. */
 static int batchnorm_forward_block(const float *restrict x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
                                    const float *restrict mean, const float *restrict invstd,
                                    const float *restrict gamma, const float *restrict beta, float *restrict y) {
     const int64_t len = (c1 - c0) * hw, plane = c * hw;
+    if (hw >= 16) {
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t ch = c0; ch < c1; ch++) {
+                const float *p = x + b * plane + ch * hw;
+                float *q = y + b * plane + ch * hw;
+                const float mu = mean[ch], is = invstd[ch], ga = gamma[ch], be = beta[ch];
+                for (int64_t j = 0; j < hw; j++) {
+                    const float xhat = (p[j] - mu) * is;
+                    q[j] = xhat * ga + be;
+                }
+            }
+        return 0;
+    }
     float *coef = malloc(4 * (size_t)len * sizeof(float));
     if (!coef) return -1;
     float *mu = coef, *is = coef + len, *ga = coef + 2 * len, *be = coef + 3 * len;

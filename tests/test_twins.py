@@ -57,6 +57,15 @@ def lab_cases(rng):
     yield (r, np.asarray(-0.5, np.float32)), {"pairing": "channel"}
 
 
+@case("ReLUKernel")
+def relu_cases(rng):
+    x = normal(rng, (2, 3, 40, 50))                          # more than one block of the kernel's split
+    x.reshape(-1)[:4] = [0.0, -0.0, np.nan, -np.inf]         # max(±0, 0) = +0, NaN stays NaN
+    yield (x,), {}
+    yield (x,), {}, {"threads": 2}
+    yield (x.transpose(0, 1, 3, 2),), {}                    # a non-contiguous view
+
+
 @case("PReLUKernel")
 def prelu_cases(rng):
     yield (normal(rng, (2, 3, 4, 5)), normal(rng, (3,))), {}

@@ -174,27 +174,38 @@ def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_
         prepared = np.empty(words, dtype=np.uint64)
         bgemm_prepare_b(&bt[0, 0], &prepared[0], k, npad)
         b = &prepared[0]
-    # Work items: tiles of 64 rows x a block of columns (a multiple of 16).  Columns are cut only when there are
-    # too few row chunks to keep every thread busy (the last layers of a network: few pixels, many channels).
-    cdef Py_ssize_t chunk = 64, nchunks = (m + chunk - 1) // chunk
-    cdef Py_ssize_t cols = npad if nchunks >= 4 * threads else max(16, (npad // (4 * threads)) // 16 * 16)
+    # Work items: row blocks x column blocks.  The kernel steps through 8 rows at a time, so rows are dealt out in
+    # groups of 8, every block getting the same number of groups (± 1), and the blocks are a multiple of the
+    # thread count: static scheduling then gives each thread the same work (64-row tiles dealt out in order
+    # would give one thread twice the other's rows at 14 x 14).  Columns are cut only when there are too few
+    # row groups to keep every thread busy (the last layers of a network: few pixels, many channels).
+    cdef Py_ssize_t groups = (m + 7) // 8
+    cdef Py_ssize_t rblocks, cols
+    if groups >= 4 * threads:
+        rblocks = threads * ((groups + 8 * threads - 1) // (8 * threads))      # ~64 rows each
+        cols = npad
+    else:
+        rblocks = 1
+        cols = max(16, (npad // (4 * threads)) // 16 * 16)
     cdef Py_ssize_t nblocks = (n + cols - 1) // cols
-    cdef Py_ssize_t i, m0, m1, n0, n1
+    cdef Py_ssize_t i, m0, m1, n0, n1, rb
     cdef int failed = 0
     if threads <= 1:
         with nogil:
             failed = bgemm_rows(&a[0, 0], b, &c[0], 0, m, 0, n, n, npad, k, nbits, &t)
     else:
-        for i in prange(nchunks * nblocks, nogil=True, num_threads=threads, schedule="static"):
-            m0 = (i // nblocks) * chunk
-            m1 = m0 + chunk
+        for i in prange(rblocks * nblocks, nogil=True, num_threads=threads, schedule="static"):
+            rb = i // nblocks
+            m0 = (rb * groups) // rblocks * 8
+            m1 = ((rb + 1) * groups) // rblocks * 8
             if m1 > m:
                 m1 = m
             n0 = (i % nblocks) * cols
             n1 = n0 + cols
             if n1 > n:
                 n1 = n
-            failed += bgemm_rows(&a[0, 0], b, &c[0], m0, m1, n0, n1, n, npad, k, nbits, &t) != 0   # a reduction
+            if m0 < m1:
+                failed += bgemm_rows(&a[0, 0], b, &c[0], m0, m1, n0, n1, n, npad, k, nbits, &t) != 0   # a reduction
     if failed:
         raise MemoryError("bgemm: no memory for the popcount kernel's scratch rows")
     return out

@@ -8,6 +8,33 @@ cdef extern from "depthwise.h" nogil:
                               int64_t oh, int64_t ow, int64_t sh, int64_t sw)
 
 
+def pad_planes(const float[:, :, :, ::1] x, int ph, int pw, float value=0.0, int threads=1):
+    """(N, C, H, W) -> (N, C, H + 2ph, W + 2pw) with `value` around each plane: ops.conv.pad_input's result, in one
+    pass over the output with planes split over `threads`."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
+    cdef Py_ssize_t hp = h + 2 * ph, wp = wd + 2 * pw
+    out = np.empty((n, c, hp, wp), dtype=np.float32)
+    if out.size == 0:
+        return out
+    cdef float[:, :, :, ::1] y = out
+    cdef Py_ssize_t item, b, ch, i, j
+    cdef float *row
+    for item in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        b = item // c
+        ch = item % c
+        for i in range(hp):
+            row = &y[b, ch, i, 0]
+            if i < ph or i >= ph + h:
+                for j in range(wp):
+                    row[j] = value
+            else:
+                for j in range(pw):
+                    row[j] = value
+                    row[pw + wd + j] = value
+                memcpy(row + pw, &x[b, ch, i - ph, 0], wd * sizeof(float))
+    return out
+
+
 def depthwise3x3_forward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1] w, int sh, int sw, int oh, int ow,
                          int threads=1, bias=None):
     """y[n, c*m + k, i, j] = b[c*m + k] + sum_{u,v} w[c*m + k, 0, u, v] * xp[n, c, i*sh + u, j*sw + v]."""

@@ -3,6 +3,7 @@
 
 
 cdef extern from "train_ops.h" nogil:
+    void relu_f32(const float *x, float *y, int64_t n)
     void sign_ste_f32(const float *x, float *y, uint8_t *mask, int64_t n, float clip)
     int all_plus_minus_one(const float *x, int64_t n)
     int rows_plus_minus_alpha(const float *w, int64_t rows, int64_t cols)
@@ -378,6 +379,22 @@ def adam_update(float[::1] w, const float[::1] g, float[::1] m, float[::1] v, fl
         start = blk * BLOCK
         adam_update_f32(&w[start], &g[start], &m[start], &v[start], min(BLOCK, n - start), b1, one_minus_b1, b2,
                         one_minus_b2, bias1, bias2, lr, eps, clip)
+
+
+def relu_forward(x, int threads=1):
+    """y = max(x, 0) of a float32 array of any shape (NaN stays NaN, as with np.maximum), in blocks split over
+    `threads`."""
+    src = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty(src.shape, dtype=np.float32)
+    if out.size == 0:
+        return out
+    cdef const float[::1] xs = src.reshape(-1)
+    cdef float[::1] y = out.reshape(-1)
+    cdef Py_ssize_t n = xs.shape[0], BLOCK = 16384, blk, start
+    for blk in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=max(threads, 1), schedule="static"):
+        start = blk * BLOCK
+        relu_f32(&xs[start], &y[start], min(BLOCK, n - start))
+    return out
 
 
 def prelu_forward(const float[:, :, :, ::1] x, const float[::1] slope):

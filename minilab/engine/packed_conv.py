@@ -74,14 +74,20 @@ class PackedBinaryConv2d(Module):
             self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
             self._lab_kernels = np.ascontiguousarray(a["lab_weight"], np.float32).reshape(2 * c, 9)
             self._lab_bias = np.ascontiguousarray(a["lab_bias"], np.float32)
+            self._lab_beta = float(a["lab_beta"])
+        # what every forward passes to the kernels, made once: a batch-1 forward is many small calls, and the
+        # Python work around each one does not shrink with the threads
+        from ..fast.packed import popcount_conv
+        self._ext, self._popcount_conv = ext, popcount_conv
+        self._transform = {key: None if a.get(key) is None else np.ascontiguousarray(a[key], np.float32).reshape(-1)
+                           for key in ("alpha", "mean", "invstd", "gamma", "beta")}
 
     def _timed(self, category, start):
         if self.profiler is not None:
             self.profiler(category, time.perf_counter() - start)
 
     def binarize_and_pack(self, x):
-        from .. import _kernels as ext  # the engine runs on the kernels even inside config.use(kernels=False)
-
+        ext = self._ext    # the engine runs on the kernels even inside config.use(kernels=False)
         s, a = self.spec, self.arrays
         p = s["padding"]
         kind = s["binarizer"]
@@ -96,7 +102,7 @@ class PackedBinaryConv2d(Module):
             return packed
         if kind == "lab":
             start = time.perf_counter()
-            packed = ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, float(a["lab_beta"]), self._idx0,
+            packed = ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, self._lab_beta, self._idx0,
                                            self._idx1, p, self.threads)
             self._timed("LAB binarize + pack", start)
             return packed
@@ -113,7 +119,7 @@ class PackedBinaryConv2d(Module):
     def forward_fused(self, x, residual=None, prelu=None):
         """The conv's float32 output (N, O, OH, OW) as an array; `residual` (same shape) is added after the
         folded BatchNorm and `prelu` (O,) slopes applied last, inside the popcount kernel's output transform."""
-        s, a = self.spec, self.arrays
+        s = self.spec
         xd = np.ascontiguousarray(x.data, dtype=np.float32)
         if xd.ndim != 4 or xd.shape[1] != s["in_channels"]:
             raise ValueError(f"packed binary conv expects (N, {s['in_channels']}, H, W), got {xd.shape}")
@@ -121,20 +127,19 @@ class PackedBinaryConv2d(Module):
         packed = self.binarize_and_pack(xd)
         if self.capture is not None:
             self.capture.append(unpack_channels_last(packed, s["in_channels"], (p, p)))
-        from ..fast.packed import popcount_conv
-
         start = time.perf_counter()
         hw = xd.shape[2:]
         if s["pad_value"] == 0 and p > 0 and hw not in self._corrections:
             self._corrections[hw] = zero_padding_correction(self._tap_sums, hw, (k, k), (st, st), (p, p))
         if residual is not None:    # as in the training graph, a smaller shortcut (odd input sizes) broadcasts
             oh, ow = ((size + 2 * p - k) // st + 1 for size in hw)
-            residual = np.ascontiguousarray(np.broadcast_to(residual, (xd.shape[0], s["out_channels"], oh, ow)),
-                                            np.float32).reshape(xd.shape[0], s["out_channels"], oh * ow)
-        out = popcount_conv(packed, self._bt, self._tap_sums, s["in_channels"], s["out_channels"], (k, k), (st, st),
-                            (p, p), s["pad_value"], hw, self.threads, self._corrections.get(hw), alpha=a["alpha"],
-                            relu=int(s.get("relu", False)), mean=a.get("mean"), invstd=a.get("invstd"),
-                            gamma=a.get("gamma"), beta=a.get("beta"), prelu=prelu, residual=residual)
+            shape = (xd.shape[0], s["out_channels"], oh, ow)
+            if residual.shape != shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
+                residual = np.ascontiguousarray(np.broadcast_to(residual, shape), np.float32)
+            residual = residual.reshape(xd.shape[0], s["out_channels"], oh * ow)
+        out = self._popcount_conv(packed, self._bt, self._tap_sums, s["in_channels"], s["out_channels"], (k, k),
+                                  (st, st), (p, p), s["pad_value"], hw, self.threads, self._corrections.get(hw),
+                                  relu=int(s.get("relu", False)), prelu=prelu, residual=residual, **self._transform)
         self._timed("binary conv", start)
         self.last_shapes = (xd.shape, out.shape, packed.nbytes)
         return out

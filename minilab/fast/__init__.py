@@ -6,7 +6,7 @@ imports this package when the compiled kernels load, which registers every twin.
 
     binarize.py      sign STE and the magnitude-aware weight sign            (bit for bit)
     lab.py           LAB's ArgMax for the paper's channel pairing             (bit for bit)
-    activation.py    PReLU's forward                                          (bit for bit)
+    activation.py    ReLU's and PReLU's forwards                              (bit for bit)
     pool.py          max and average pooling                                  (bit for bit / forward)
     norm.py          BatchNorm, one fused pass per direction                  (float32 tolerance)
     conv.py          float32 convs: chunked im2col + GEMM, Winograd backward, depthwise 3×3, and the

@@ -14,7 +14,7 @@ import numpy as np
 from .. import _kernels as ext
 from .. import config
 from ..dispatch import twin_of
-from ..ops.conv import Convolution, DepthwiseConvolution, check_conv_shapes, check_fits, pad_input, unpad
+from ..ops.conv import Convolution, DepthwiseConvolution, check_conv_shapes, check_fits, unpad
 from . import conv_chunked, conv_winograd
 from .packed import binary_conv2d_packed
 
@@ -107,7 +107,9 @@ class DepthwiseConvKernel:
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0):
         check_conv_shapes(x, w, groups)
         oh, ow = check_fits(x, w, stride, padding)
-        xp, w = np.ascontiguousarray(pad_input(x, padding, pad_value)), np.ascontiguousarray(w)
+        x, w = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w)
+        # the padded copy on the kernels' threads (pad_input's result: a batch-1 stem spends longer in a NumPy copy)
+        xp = ext.pad_planes(x, padding[0], padding[1], pad_value, config.threads) if padding[0] or padding[1] else x
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, b is not None
         ctx.save(xp, w)
         bias = None if b is None else np.ascontiguousarray(b)

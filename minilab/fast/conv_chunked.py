@@ -72,6 +72,9 @@ def conv_forward(x, w, stride, padding, pad_value, out_hw):
         images = stop - start
         cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
                             out=chunks.matrix(buffer, images), threads=config.threads)
+        if images == 1:     # one image's (O, OH·OW) product is its NCHW output: written in place, no copy
+            matmul(wmat, cols_t, out=out[start].reshape(o, chunks.pixels))
+            continue
         y = matmul(wmat, cols_t)                                             # (O, images·OH·OW)
         out[start:stop] = y.reshape(o, images, *out_hw).transpose(1, 0, 2, 3)
     return out

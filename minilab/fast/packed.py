@@ -20,7 +20,8 @@ def popcount_conv(xpk, bt, tap_sums, in_channels, out_channels, kernel, stride, 
     pattern = corr = None
     if pad_value == 0 and tuple(padding) != (0, 0):
         corr, pattern = correction or zero_padding_correction(tap_sums, in_hw, kernel, stride, padding)
-        pattern = np.tile(pattern, n)
+        if n > 1:
+            pattern = np.tile(pattern, n)
     out = ext.bgemm(rows, bt, out_channels, in_channels * kh * kw, row_pattern=pattern, pattern_corr=corr,
                     pixels=oh * ow, threads=threads, **transform)
     return out.reshape(n, out_channels, oh, ow)
