@@ -1,5 +1,6 @@
-"""`python -m minilab.bench kernels|train|model`: speed measured as ratios against a reference run in the same
-process (NumPy float32 BLAS, or the pure-NumPy path), never as absolute pass/fail timings.
+"""`python -m minilab.bench kernels|train|model|scaling|decode`: speed measured as ratios against a reference run
+in the same sitting (NumPy float32 BLAS, the pure-NumPy path, or another configuration), never as absolute
+pass/fail timings.
 
   kernels  the Bi-Real-18 3×3 layer shapes at 224 px: packed XNOR-popcount conv vs float32 im2col + BLAS GEMM,
            and the LAB depthwise kernel vs its NumPy reference
