@@ -11,7 +11,7 @@ import numpy as np
 from .analysis import capture, layer_dissimilarity, layer_uniqueness, plus_one_fraction
 from .analysis.figures import feature_figure
 from .analysis.similarity import ENCODINGS
-from .data.folder import IMAGE_EXTENSIONS, DataError
+from .data.folder import DataError, find_images_under
 from .plotting import COLOURS, bar_chart, draw, outside_legend
 
 
@@ -22,10 +22,7 @@ def load_images(folder, size, limit):
 
     if not os.path.isdir(folder):
         raise DataError(f"image folder {folder!r} does not exist")
-    paths = sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
-                   if f.lower().endswith(IMAGE_EXTENSIONS)
-                   and not any(part.startswith(".") for part in os.path.relpath(os.path.join(root, f), folder)
-                               .split(os.sep)))   # hidden files and folders (._x.jpg twins, .ipynb_checkpoints)
+    paths = find_images_under(folder)
     images = []
     for path in paths:
         if len(images) == limit:

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from .data.folder import IMAGE_EXTENSIONS, _visible
+from .data.folder import IMAGE_EXTENSIONS, find_images_under
 
 
 def find_images(specs):
@@ -23,11 +23,7 @@ def find_images(specs):
     paths, missing = [], []
     for spec in specs:
         if os.path.isdir(spec):
-            found = []
-            for root, folders, files in os.walk(spec):
-                folders[:] = [d for d in folders if _visible(d)]   # prunes the walk: .ipynb_checkpoints, .git …
-                found += [os.path.join(root, f) for f in files if _visible(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
-            found.sort()
+            found = find_images_under(spec)
             reason = f"no {'/'.join(IMAGE_EXTENSIONS)} files in this folder"
         elif os.path.exists(spec):
             found, reason = [spec], ""

@@ -372,7 +372,6 @@ def save(session):
     """Checkpointing: the weights, the optimizer state and the run's position, written atomically by rank 0.
     Every rank calls it at the same step: per-rank BatchNorm running statistics are first averaged over the ranks
     (so that evaluation and the checkpoint describe the whole data), and --check-replicas compares the ranks."""
-    from .checkpoint import save_checkpoint
     from .distributed import check_replicas
 
     args, world = session.args, session.world

@@ -1,8 +1,8 @@
 import importlib.util
+
 import numpy as np
 import pytest
 from hypothesis import given
-from PIL import Image
 from hypothesis import strategies as st
 
 from minilab import F, config

@@ -1,6 +1,5 @@
 """Bad data and a hostile environment for the preprocessing cache: stale caches, odd images, hidden and
 non-regular files, decompression bombs, full disks, concurrent builds, datasets training cannot use."""
-import io
 import json
 import os
 import struct

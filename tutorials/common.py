@@ -1,7 +1,6 @@
 """Shared by the tutorials: smoke mode, where the real data is, where figures go.  The figures themselves are
 drawn with matplotlib in minilab's style (minilab.plotting)."""
 import os
-import platform
 import time
 
 import numpy as np
@@ -29,7 +28,9 @@ def imagenette_root():
 
 
 def machine():
-    return f"{platform.machine()}, {os.cpu_count()} cores"
+    """The CPU the numbers were measured on (the same caption the figures carry)."""
+    from minilab.plotting import cpu_name
+    return cpu_name()
 
 
 class Timer:

@@ -40,6 +40,16 @@ def list_images(folder):
                   if _visible(f) and f.lower().endswith(IMAGE_EXTENSIONS) and is_regular_file(os.path.join(folder, f)))
 
 
+def find_images_under(folder):
+    """Sorted paths of the images anywhere below `folder`; hidden files and folders (`._x.jpg` twins,
+    `.ipynb_checkpoints/`, `.git/`) are not searched."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = [d for d in folders if _visible(d)]   # prunes the walk
+        found += [os.path.join(root, f) for f in files if _visible(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found)
+
+
 def scan_image_folder(root, split, classes=None):
     """Sorted (paths, labels, classes).  `classes` fixes the label order (use the train split's for val)."""
     path = find_split(root, split)
