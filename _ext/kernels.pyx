@@ -16,6 +16,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport uint64_t, int64_t, int32_t, int16_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
+from libc.math cimport INFINITY
 
 cnp.import_array()
 

@@ -309,6 +309,101 @@ def test_fused_lab_binarize_pack_equals_the_training_graph(n, c, h, w, pairing, 
     np.testing.assert_array_equal(got, training_graph())
     with config.use(kernels=False):
         np.testing.assert_array_equal(got, training_graph())
+    assert_short_way_gives_the_exact_bits(x, k, b, beta, pairing, p, threads)
+
+
+def assert_short_way_gives_the_exact_bits(x, k, b, beta, pairing, p=1, threads=1):
+    """lab_binarize_pack with lab_short_way's numbers gives exactly the words of the exact responses."""
+    from minilab.engine.packed_conv import lab_pair_indices
+
+    c = x.shape[1]
+    i0, i1 = lab_pair_indices(c, pairing)
+    kernels = np.ascontiguousarray(k.reshape(2 * c, 9), np.float32)
+    exact = EXT.lab_binarize_pack(x, kernels, b, beta, i0, i1, p, threads)
+    short = EXT.lab_binarize_pack(x, kernels, b, beta, i0, i1, p, threads, EXT.lab_short_way(kernels, b, i0, i1))
+    np.testing.assert_array_equal(short, exact)
+
+
+LAB_REGIMES = ("gaussian", "near ties", "relu", "tiny", "huge", "spread", "nan and inf", "all zero")
+
+
+def lab_regime(rng, regime, shape, c):
+    """An input, kernels and biases of one numeric regime the short way's certificate must survive."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    k = rng.standard_normal((2 * c, 1, 3, 3)).astype(np.float32)
+    b = (rng.standard_normal(2 * c) * 0.1).astype(np.float32)
+    if regime == "near ties":         # the two kernels of a channel differ in the last bits: r1 - r0 ~ rounding
+        k[1::2] = np.nextafter(k[0::2], np.float32(np.inf)) if rng.random() < 0.5 else k[0::2]
+        b[1::2] = b[0::2]
+    elif regime == "relu":            # large zero regions: windows of nine zeros, where only the biases speak
+        x = np.maximum(x - 0.8, 0).astype(np.float32)
+        b[rng.random(2 * c) < 0.5] = 0
+    elif regime == "tiny":            # subnormal products
+        x = (x * 1e-36).astype(np.float32)
+        k = (k * 1e-5).astype(np.float32)
+    elif regime == "huge":            # sums near float32's range
+        x = (x * 1e30).astype(np.float32)
+        k = (k * 1e7).astype(np.float32)
+    elif regime == "spread":          # one outlier per plane makes the bound loose everywhere else
+        x.reshape(shape[0], c, -1)[:, :, 0] = 1e6
+    elif regime == "nan and inf":
+        flat = x.reshape(-1)
+        flat[rng.integers(0, flat.size, 3)] = [np.nan, np.inf, -np.inf]
+    elif regime == "all zero":
+        x[:] = 0
+    return x, k, b
+
+
+@needs_ext
+@given(st.sampled_from(LAB_REGIMES), st.integers(1, 2), st.sampled_from([1, 3, 64, 70]), st.integers(1, 19),
+       st.sampled_from([1, 5, 11, 12, 16, 17, 30, 33]), st.sampled_from(["channel", "official"]), st.integers(0, 1),
+       st.sampled_from([1, 2]), st.sampled_from([1.0, -0.7, 3e-38, 1e-30, 2e30, 0.0, -0.0, np.inf]),
+       st.integers(0, 2**31))
+def test_short_way_bits_equal_the_training_graph(regime, n, c, h, w, pairing, p, threads, beta, seed):
+    """The one-kernel difference decides a block only where lab_bound certifies its sign (or the window is all
+    zeros); every regime that pushes r1 - r0 towards rounding, underflow or overflow still gives the training
+    graph's bits: near ties, ReLU zeros, subnormal and near-overflow values, a NaN or an infinity, β tiny, huge,
+    zero or infinite.  Widths from 1 to 33 cover the tiled and the flat kernels, full and partial segments."""
+    if pairing == "official" and c % 2:
+        c += 1
+    rng = np.random.default_rng(seed)
+    x, k, b = lab_regime(rng, regime, (n, c, h, w), c)
+    beta = np.float32(beta)
+    assert_short_way_gives_the_exact_bits(x, k, b, beta, pairing, p, threads)
+    if c > 1:    # one channel is a plain conv to the training graph, not the depthwise kernel
+        from minilab.engine.packed_conv import lab_pair_indices, unpack_channels_last
+
+        i0, i1 = lab_pair_indices(c, pairing)
+        kernels = np.ascontiguousarray(k.reshape(2 * c, 9))
+        got = EXT.lab_binarize_pack(x, kernels, b, beta, i0, i1, p, threads, EXT.lab_short_way(kernels, b, i0, i1))
+        with ml.no_grad(), np.errstate(all="ignore"):
+            want = F.lab(ml.Tensor(x), ml.Tensor(k), ml.Tensor(b), ml.Tensor(beta), pairing).data
+        np.testing.assert_array_equal(unpack_channels_last(got, c, (p, p)), want)
+
+
+@needs_ext
+def test_short_way_is_taken_and_its_certificate_is_needed():
+    """On ordinary data the short way decides almost every block; on near ties its plain sign would be wrong
+    somewhere, so the certificate is what keeps the bits exact (not the luck of the data)."""
+    from minilab.engine.packed_conv import lab_pair_indices
+
+    rng = np.random.default_rng(3)
+    c, h, w = 64, 20, 20
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    k = rng.standard_normal((2 * c, 9)).astype(np.float32)
+    k[1::2] = np.nextafter(k[0::2], np.float32(np.inf))
+    b = np.zeros(2 * c, np.float32)
+    i0, i1 = lab_pair_indices(c, "channel")
+    numbers = EXT.lab_short_way(k, b, i0, i1)
+    np.testing.assert_array_equal(numbers[:, :9], k[1::2] - k[0::2])
+    # the short difference's own sign, as a kernel without the certificate would use it
+    xp = np.pad(x[0], ((0, 0), (1, 1), (1, 1)))
+    d = sum(numbers[:, 3 * u + v, None, None] * xp[:, u:u + h, v:v + w] for u in range(3) for v in range(3))
+    with ml.no_grad():
+        exact = F.lab(ml.Tensor(x), ml.Tensor(k.reshape(2 * c, 1, 3, 3)), ml.Tensor(b), ml.Tensor(np.float32(1)),
+                      "channel").data[0]
+    assert np.any(np.where(d > 0, 1, -1) != exact)      # the uncertified sign flips some bits here
+    assert_short_way_gives_the_exact_bits(x, k.reshape(2 * c, 1, 3, 3), b, np.float32(1), "channel")
 
 
 @needs_ext

@@ -3,7 +3,9 @@
  * pixels as four q-registers of 4 floats.  The comparison gives all-ones 32-bit lanes; for the -1 pixels
  * (its complement) the lanes are widened to 64 bits and the channel's bit is ORed into eight q-registers of
  * 2 words.  When both maps of a pair read the same input channel (the paper's pairing), the nine windows are
- * loaded once for both responses. */
+ * loaded once for both responses.  The short way of portable.h (lab_bound) is nine fused multiply-adds of the
+ * loaded windows with delta = k1 - k0; a block whose 16 differences all clear the channel's bound (or come from
+ * windows of zeros) takes its bits from them, any other computes both responses exactly. */
 #ifndef MINILAB_LAB_PACK_NEON_H
 #define MINILAB_LAB_PACK_NEON_H
 #include <arm_neon.h>
@@ -19,6 +21,24 @@ static inline void lab_response_neon(float32x4_t t[9][4], const float *k, float 
     }
 }
 
+/* the short difference sum_u delta[u] * t[u] + delta[9] with fused multiply-adds (only its sign is used, where
+ * lab_bound allows): d[4]; returns whether all 16 clear `bound` or come from windows of zeros */
+static inline int lab_difference_neon(float32x4_t t[9][4], const float *delta, float bound, float32x4_t d[4]) {
+    uint32x4_t sure = vdupq_n_u32(~0u);
+    for (int g = 0; g < 4; g++) {
+        float32x4_t s = vdupq_n_f32(delta[9]);
+        uint32x4_t any = vdupq_n_u32(0);
+        for (int u = 0; u < 9; u++) {
+            s = vfmaq_f32(s, vdupq_n_f32(delta[u]), t[u][g]);
+            any = vorrq_u32(any, vreinterpretq_u32_f32(t[u][g]));
+        }
+        d[g] = s;
+        const uint32x4_t zero_window = vceqq_u32(vandq_u32(any, vdupq_n_u32(0x7FFFFFFFu)), vdupq_n_u32(0));
+        sure = vandq_u32(sure, vorrq_u32(vcgtq_f32(vabsq_f32(s), vdupq_n_f32(bound)), zero_window));
+    }
+    return vminvq_u32(sure) == ~0u;
+}
+
 static inline void lab_windows_neon(const float *xp, int64_t pitch, float32x4_t t[9][4]) {
     for (int u = 0; u < 3; u++)
         for (int v = 0; v < 3; v++)
@@ -28,7 +48,8 @@ static inline void lab_windows_neon(const float *xp, int64_t pitch, float32x4_t 
 static void lab_pack_blocks(const float *restrict xp, int64_t plane, int64_t c, int64_t h, int64_t w,
                             const float *restrict kernels, const float *restrict bias, float beta,
                             const int32_t *restrict map0, const int32_t *restrict map1, int64_t b0, int64_t b1,
-                            uint64_t *restrict out, int64_t p) {
+                            uint64_t *restrict out, int64_t p, const float *restrict delta,
+                            const float *restrict bound) {
     const int64_t cw = (c + 63) / 64, pitch = w + 2;
     const float32x4_t vbeta = vdupq_n_f32(beta), zero = vdupq_n_f32(0.0f);
     uint64_t word[LAB_PIXELS];
@@ -42,10 +63,13 @@ static void lab_pack_blocks(const float *restrict xp, int64_t plane, int64_t c, 
                 const int32_t a0 = map0[ch], a1 = map1[ch];
                 float32x4_t t0[9][4], t1[9][4], r0[4], r1[4];
                 lab_windows_neon(xp + (a0 / 2) * plane + f0, pitch, t0);
-                lab_response_neon(t0, kernels + 9 * a0, bias[a0], r0);
-                if (a1 / 2 == a0 / 2) {
+                if (bound != NULL && a1 / 2 == a0 / 2 && lab_difference_neon(t0, delta + LAB_SHORT * ch, bound[ch], r1)) {
+                    for (int g = 0; g < 4; g++) r0[g] = zero;       /* r1 - r0 is then the short difference */
+                } else if (a1 / 2 == a0 / 2) {
+                    lab_response_neon(t0, kernels + 9 * a0, bias[a0], r0);
                     lab_response_neon(t0, kernels + 9 * a1, bias[a1], r1);
                 } else {
+                    lab_response_neon(t0, kernels + 9 * a0, bias[a0], r0);
                     lab_windows_neon(xp + (a1 / 2) * plane + f0, pitch, t1);
                     lab_response_neon(t1, kernels + 9 * a1, bias[a1], r1);
                 }

@@ -6,39 +6,91 @@ cdef extern from "lab_pack.h" nogil:
     const int LAB_PLANE_SLACK
     const int LAB_PACK_PADDED
     int64_t lab_blocks(int64_t h, int64_t w)
+    int lab_short_way_pays(int64_t h, int64_t w)
     void lab_pack_blocks(const float *xp, int64_t plane, int64_t c, int64_t h, int64_t w, const float *kernels,
                          const float *bias, float beta, const int32_t *map0, const int32_t *map1, int64_t b0,
-                         int64_t b1, uint64_t *out, int64_t p)
+                         int64_t b1, uint64_t *out, int64_t p, const float *delta, const float *bound)
+    float lab_plane_max_abs(const float *x, int64_t n)
+    const int LAB_SHORT
+    float lab_bound(float m, const float *delta, float beta)
+    void lab_differences(int64_t c, const float *kernels, const float *bias, const int32_t *map0,
+                         const int32_t *map1, float *delta)
+
+
+def lab_short_way(const float[:, ::1] kernels, const float[::1] bias, const int32_t[::1] map0,
+                  const int32_t[::1] map1):
+    """The numbers lab_binarize_pack's short way needs, (C, LAB_SHORT) float32: per output channel the difference
+    kernel k[map1] - k[map0], the bias difference, and the sums of |k| and |bias| its bound uses (lab_pack.h's
+    lab_differences).  A channel whose two maps read different input channels never takes the short way."""
+    cdef Py_ssize_t c = map0.shape[0], ch
+    _check_lab_arguments("lab_short_way", c, kernels, bias, map0, map1)
+    out = np.empty((c, LAB_SHORT), dtype=np.float32)
+    cdef float[:, ::1] numbers = out
+    if c:
+        lab_differences(c, &kernels[0, 0], &bias[0], &map0[0], &map1[0], &numbers[0, 0])
+    for ch in range(c):
+        if map0[ch] // 2 != map1[ch] // 2:
+            numbers[ch, 10] = np.inf
+    return out
+
+
+cdef int _check_lab_arguments(str name, Py_ssize_t c, const float[:, ::1] kernels, const float[::1] bias,
+                              const int32_t[::1] map0, const int32_t[::1] map1) except -1:
+    if kernels.shape[0] != 2 * c or kernels.shape[1] != 9 or bias.shape[0] != 2 * c:
+        raise ValueError(f"{name}: {c} input channels need kernels (2C, 9) = ({2 * c}, 9) and bias "
+                         f"({2 * c},); got ({kernels.shape[0]}, {kernels.shape[1]}) and ({bias.shape[0]},)")
+    if map0.shape[0] != c or map1.shape[0] != c:
+        raise ValueError(f"{name}: map0 / map1 must name a pair of maps for each of the {c} channels")
+    cdef Py_ssize_t ch
+    for ch in range(c):
+        if not (0 <= map0[ch] < 2 * c and 0 <= map1[ch] < 2 * c):
+            raise ValueError(f"{name}: channel {ch} pairs maps {map0[ch]} and {map1[ch]}, outside 0..{2 * c - 1}")
+    return 0
 
 
 def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, const float[::1] bias, float beta,
-                      const int32_t[::1] map0, const int32_t[::1] map1, int p, int threads=1):
+                      const int32_t[::1] map0, const int32_t[::1] map1, int p, int threads=1, short_way=None):
     """LAB's whole eval forward in one pass, into packed words (lab_pack.h): for output channel c and pixel
     (i, j), bit c is 0 (+1) iff beta * (r[map1[c]] - r[map0[c]]) > 0, r being the 2C zero-padded 3x3 depthwise
     responses of x (N, C, H, W) with kernels (2C, 9) and bias (2C,); map a reads input channel a // 2.
     Returns (N, H + 2p, W + 2p, ceil(C/64)) uint64 with zero words (+1) in the padding, like pack_channels_last.
-    Blocks of pixels of all images are split over `threads`."""
+    Blocks of pixels of all images are split over `threads`.  short_way: lab_short_way(kernels, bias, map0, map1)
+    to let each block take its bits from the one-kernel difference where lab_bound certifies their sign (the
+    bits are the same); None computes every response exactly."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
-    if kernels.shape[0] != 2 * c or kernels.shape[1] != 9 or bias.shape[0] != 2 * c:
-        raise ValueError(f"lab_binarize_pack: {c} input channels need kernels (2C, 9) = ({2 * c}, 9) and bias "
-                         f"({2 * c},); got ({kernels.shape[0]}, {kernels.shape[1]}) and ({bias.shape[0]},)")
-    if map0.shape[0] != c or map1.shape[0] != c:
-        raise ValueError(f"lab_binarize_pack: map0 / map1 must name a pair of maps for each of the {c} channels")
-    cdef Py_ssize_t ch
-    for ch in range(c):
-        if not (0 <= map0[ch] < 2 * c and 0 <= map1[ch] < 2 * c):
-            raise ValueError(f"lab_binarize_pack: channel {ch} pairs maps {map0[ch]} and {map1[ch]}, "
-                             f"outside 0..{2 * c - 1}")
+    _check_lab_arguments("lab_binarize_pack", c, kernels, bias, map0, map1)
+    cdef const float[:, ::1] numbers
+    if short_way is not None:
+        numbers = short_way
+        if numbers.shape[0] != c or numbers.shape[1] != LAB_SHORT:
+            raise ValueError(f"lab_binarize_pack: short_way must be lab_short_way's ({c}, {LAB_SHORT}) array, got "
+                             f"({numbers.shape[0]}, {numbers.shape[1]})")
     cdef Py_ssize_t cw = (c + 63) // 64
     out = np.zeros((n, h + 2 * p, wd + 2 * p, cw), dtype=np.uint64)
     if n == 0 or c == 0 or h == 0 or wd == 0:
         return out
     cdef uint64_t[:, :, :, ::1] o = out
-    cdef Py_ssize_t blocks = lab_blocks(h, wd), item, b, i
+    cdef Py_ssize_t blocks = lab_blocks(h, wd), item, b, i, ch
     cdef Py_ssize_t plane = h * wd
     cdef const float *src = &x[0, 0, 0, 0]
-    cdef float[:, :, ::1] xp
     threads = max(threads, 1)
+    # per image and channel, how far from zero the short difference must be for its sign to be the bit's
+    cdef float[:, ::1] bound
+    cdef const float *bound_ptr = NULL
+    cdef const float *numbers_ptr = NULL
+    if short_way is not None and lab_short_way_pays(h, wd):
+        bound = np.empty((n, c), dtype=np.float32)
+        for item in prange(n * c, nogil=True, num_threads=threads, schedule="static"):
+            b = item // c
+            ch = item % c
+            if numbers[ch, 10] == INFINITY:
+                bound[b, ch] = INFINITY
+            else:
+                bound[b, ch] = lab_bound(lab_plane_max_abs(&x[b, map0[ch] // 2, 0, 0], h * wd), &numbers[ch, 0],
+                                         beta)
+        bound_ptr = &bound[0, 0]
+        numbers_ptr = &numbers[0, 0]
+    cdef float[:, :, ::1] xp
     if LAB_PACK_PADDED:
         # the zero-padded copy this build's kernel reads: planes of (H + 2) x (W + 2) floats and some slack
         plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
@@ -57,7 +109,8 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, 
     for item in prange(n * blocks, nogil=True, num_threads=threads, schedule="static"):
         b = item // blocks
         lab_pack_blocks(src + b * c * plane, plane, c, h, wd, &kernels[0, 0], &bias[0], beta, &map0[0], &map1[0],
-                        item % blocks, item % blocks + 1, &o[b, 0, 0, 0], p)
+                        item % blocks, item % blocks + 1, &o[b, 0, 0, 0], p, numbers_ptr,
+                        bound_ptr + b * c if bound_ptr != NULL else NULL)
     return out
 
 

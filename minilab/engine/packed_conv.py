@@ -75,10 +75,13 @@ class PackedBinaryConv2d(Module):
             self._lab_kernels = np.ascontiguousarray(a["lab_weight"], np.float32).reshape(2 * c, 9)
             self._lab_bias = np.ascontiguousarray(a["lab_bias"], np.float32)
             self._lab_beta = float(a["lab_beta"])
+            self._lab_short = None
         # what every forward passes to the kernels, made once: a batch-1 forward is many small calls, and the
         # Python work around each one does not shrink with the threads
         from ..fast.packed import popcount_conv
         self._ext, self._popcount_conv = ext, popcount_conv
+        if s["binarizer"] == "lab":    # the short way's difference kernels (the bits stay the training graph's)
+            self._lab_short = ext.lab_short_way(self._lab_kernels, self._lab_bias, self._idx0, self._idx1)
         self._transform = {key: None if a.get(key) is None else np.ascontiguousarray(a[key], np.float32).reshape(-1)
                            for key in ("alpha", "mean", "invstd", "gamma", "beta")}
 
@@ -103,7 +106,7 @@ class PackedBinaryConv2d(Module):
         if kind == "lab":
             start = time.perf_counter()
             packed = ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, self._lab_beta, self._idx0,
-                                           self._idx1, p, self.threads)
+                                           self._idx1, p, self.threads, self._lab_short)
             self._timed("LAB binarize + pack", start)
             return packed
         start = time.perf_counter()
