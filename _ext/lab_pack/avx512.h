@@ -193,8 +193,8 @@ static void lab_pack_flat(const float *restrict x, int64_t plane, int64_t c, int
  * the 2 after them, zeros outside the row) and serves, shifted, all three taps of every output row it touches:
  * (R + 2) / R loads per row of output instead of 3, no wrapped lanes, and the difference kernel's nine
  * broadcasts shared by the R rows. */
-#define LAB_TILE_ROWS 4
-#define LAB_TILE_MIN_WIDTH 12
+#define LAB_TILE_ROWS 7
+#define LAB_TILE_MIN_WIDTH 4
 
 /* the three windows (taps v = 0, 1, 2) of input row r at columns j0 - 1 + v + lane; zeros outside the image */
 static inline __attribute__((always_inline)) void lab_row_windows(const float *x, int64_t r, int64_t h, int64_t w,
@@ -274,8 +274,8 @@ static inline __attribute__((always_inline)) void lab_tile_minus(
     }
 }
 
-/* Tiles [b0, b1) of one image: tile b covers rows (b / S) * R .. + R - 1 and columns (b % S) * 16 .. + 15,
- * S = ceil(W / 16). */
+/* Units [b0, b1) of one image: unit b is word q = b % CW of tile t = b / CW, which covers rows (t / S) * R ..
+ * + R - 1 and columns (t % S) * 16 .. + 15, S = ceil(W / 16). */
 static void lab_pack_tiles(const float *restrict x, int64_t plane, int64_t c, int64_t h, int64_t w,
                            const float *restrict kernels, const float *restrict bias, __m512 vbeta,
                            const int32_t *restrict map0, const int32_t *restrict map1, int64_t b0, int64_t b1,
@@ -283,7 +283,8 @@ static void lab_pack_tiles(const float *restrict x, int64_t plane, int64_t c, in
                            const float *restrict bound) {
     const int64_t cw = (c + 63) / 64, segments = (w + LAB_PIXELS - 1) / LAB_PIXELS;
     uint64_t word[LAB_TILE_ROWS][LAB_PIXELS];
-    for (int64_t tile = b0; tile < b1; tile++) {
+    for (int64_t unit = b0; unit < b1; unit++) {
+        const int64_t tile = unit / cw, q = unit % cw;
         const int64_t i0 = tile / segments * LAB_TILE_ROWS, j0 = tile % segments * LAB_PIXELS;
         const int64_t cols = w - j0 < LAB_PIXELS ? w - j0 : LAB_PIXELS;          /* output columns in the tile */
         const __mmask16 valid = (__mmask16)((1u << cols) - 1);
@@ -292,35 +293,34 @@ static void lab_pack_tiles(const float *restrict x, int64_t plane, int64_t c, in
         const __mmask16 ma = (__mmask16)(((1u << last_a) - 1) & ~((1u << first) - 1));
         const int64_t last_b = w - j0 - 15 < 0 ? 0 : (w - j0 - 15 < 2 ? w - j0 - 15 : 2);
         const __mmask16 mb = (__mmask16)((1u << last_b) - 1);
-        for (int64_t q = 0; q < cw; q++) {
-            __m512i lo[LAB_TILE_ROWS], hi[LAB_TILE_ROWS];
-            for (int o = 0; o < LAB_TILE_ROWS; o++) lo[o] = hi[o] = _mm512_setzero_si512();
-            const int64_t c1 = (q + 1) * 64 < c ? (q + 1) * 64 : c;
-            for (int64_t ch = q * 64; ch < c1; ch++) {
-                __mmask16 minus[LAB_TILE_ROWS];
-                lab_tile_minus(x, h, w, kernels, bias, vbeta, map0[ch], map1[ch], plane, i0, j0, ma, mb, valid,
-                               delta ? delta + LAB_SHORT * ch : NULL, bound ? bound + ch : NULL, minus);
-                const __m512i bit = _mm512_set1_epi64((long long)(1ULL << (ch & 63)));
-                _Pragma("GCC unroll 16")
-                for (int o = 0; o < LAB_TILE_ROWS; o++) {
-                    lo[o] = _mm512_mask_or_epi64(lo[o], (__mmask8)minus[o], lo[o], bit);
-                    hi[o] = _mm512_mask_or_epi64(hi[o], (__mmask8)(minus[o] >> 8), hi[o], bit);
-                }
+        __m512i lo[LAB_TILE_ROWS], hi[LAB_TILE_ROWS];
+        for (int o = 0; o < LAB_TILE_ROWS; o++) lo[o] = hi[o] = _mm512_setzero_si512();
+        const int64_t c1 = (q + 1) * 64 < c ? (q + 1) * 64 : c;
+        for (int64_t ch = q * 64; ch < c1; ch++) {
+            __mmask16 minus[LAB_TILE_ROWS];
+            lab_tile_minus(x, h, w, kernels, bias, vbeta, map0[ch], map1[ch], plane, i0, j0, ma, mb, valid,
+                           delta ? delta + LAB_SHORT * ch : NULL, bound ? bound + ch : NULL, minus);
+            const __m512i bit = _mm512_set1_epi64((long long)(1ULL << (ch & 63)));
+            _Pragma("GCC unroll 16")
+            for (int o = 0; o < LAB_TILE_ROWS; o++) {
+                lo[o] = _mm512_mask_or_epi64(lo[o], (__mmask8)minus[o], lo[o], bit);
+                hi[o] = _mm512_mask_or_epi64(hi[o], (__mmask8)(minus[o] >> 8), hi[o], bit);
             }
-            for (int o = 0; o < LAB_TILE_ROWS && i0 + o < h; o++) {
-                _mm512_storeu_si512((void *)word[o], lo[o]);
-                _mm512_storeu_si512((void *)(word[o] + 8), hi[o]);
-                uint64_t *dst = out + ((i0 + o + p) * (w + 2 * p) + j0 + p) * cw + q;
-                for (int l = 0; l < cols; l++) dst[l * cw] = word[o][l];
-            }
+        }
+        for (int o = 0; o < LAB_TILE_ROWS && i0 + o < h; o++) {
+            _mm512_storeu_si512((void *)word[o], lo[o]);
+            _mm512_storeu_si512((void *)(word[o] + 8), hi[o]);
+            uint64_t *dst = out + ((i0 + o + p) * (w + 2 * p) + j0 + p) * cw + q;
+            for (int l = 0; l < cols; l++) dst[l * cw] = word[o][l];
         }
     }
 }
 
-/* How many units of work (tiles, or flat blocks on narrow maps) cover an image. */
-static inline int64_t lab_blocks(int64_t h, int64_t w) {
+/* How many units of work cover an image of c channels: (tile, packed word) pairs, so that even a 7 x 7 map
+ * (one tile) splits over threads by its words of 64 channels; flat blocks on maps narrower than tiles. */
+static inline int64_t lab_blocks(int64_t c, int64_t h, int64_t w) {
     if (w >= LAB_TILE_MIN_WIDTH)
-        return (h + LAB_TILE_ROWS - 1) / LAB_TILE_ROWS * ((w + LAB_PIXELS - 1) / LAB_PIXELS);
+        return (h + LAB_TILE_ROWS - 1) / LAB_TILE_ROWS * ((w + LAB_PIXELS - 1) / LAB_PIXELS) * ((c + 63) / 64);
     return (h * w + LAB_PIXELS - 1) / LAB_PIXELS;
 }
 

@@ -93,23 +93,28 @@ static inline void lab_differences(int64_t c, const float *restrict kernels, con
 }
 
 /* How far from zero the short difference d = sum_t delta[t] * x_t + (b1 - b0) of one plane must be to have the
- * training graph's sign, with M = lab_plane_max_abs(plane) and K, B from lab_differences; INFINITY when no
- * distance is safe (a NaN or an infinity in the plane, beta 0 or not finite, values near float32's range).
+ * training graph's sign, with M = lab_plane_max_abs(plane), K and B from lab_differences, and A = lab_floor(beta);
+ * INFINITY when no distance is safe (a NaN or an infinity in the plane, values near float32's range).
  *
  * Why.  Any float32 evaluation of a 9-tap response plus its bias (any order of the sums, products rounded or
  * fused) lies within g10 * T_a of the real value, T_a = sum_t |k_a[t]| |x_t| + |b_a| and g10 = 10u / (1 - 10u),
  * u = 2^-24 [Higham, Accuracy and Stability of Numerical Algorithms, sec. 3.1]; so the training graph's
  * r1 - r0 is within g10 * T of the real difference D, T = T_0 + T_1.  d, with delta and b1 - b0 rounded once
  * more, is within about 11u * T of D.  Hence |d - (r1 - r0)| < 32u * T, and |d| > 64u * T + A leaves
- * r1 - r0 nonzero, of d's sign and larger than A.  A = max(2^-100 / |beta|, 1e-37) keeps beta * (r1 - r0) clear
- * of underflow to 0, and 1e-37 is far above the absolute error of products in the subnormal range.  T itself
- * is at most K * M + B.  Computed in double. */
-static inline float lab_bound(float m, const float *restrict delta, float beta) {
-    if (!(fabsf(beta) > 0.0f) || !(fabsf(beta) <= FLT_MAX)) return INFINITY;
+ * r1 - r0 nonzero, of d's sign and larger than A.  T itself is at most K * M + B.  Computed in double. */
+static inline float lab_bound(float m, const float *restrict delta, double floor) {
     const double total = (double)delta[10] * (double)m + (double)delta[11];
     if (!(total < 1e37)) return INFINITY;   /* also keeps every partial sum away from overflow */
-    const double floor = fmax(ldexp(1.0, -100) / fabs((double)beta), 1e-37);
-    return (float)((64.0 * ldexp(1.0, -24) * total + floor) * (1.0 + 1e-6));   /* rounded up, not to nearest */
+    return (float)((0x1p-18 * total + floor) * (1.0 + 1e-6));      /* 64u = 2^-18; rounded up, not to nearest */
+}
+
+/* A = max(2^-100 / |beta|, 1e-37): beta * (r1 - r0) stays clear of underflow to 0 when |r1 - r0| > A, and 1e-37
+ * is far above the absolute error of products in the subnormal range.  INFINITY (never the short way) for beta
+ * 0, NaN or infinite. */
+static inline double lab_floor(float beta) {
+    if (!(fabsf(beta) > 0.0f) || !(fabsf(beta) <= FLT_MAX)) return INFINITY;
+    const double a = 0x1p-100 / fabs((double)beta);
+    return a > 1e-37 ? a : 1e-37;
 }
 
 /* Stores the words of positions f0 .. f0 + LAB_PIXELS - 1 that are output pixels (not padding, not past the
@@ -175,7 +180,10 @@ static inline int lab_short_way_pays(int64_t h, int64_t w) { (void)h; (void)w; r
 #ifndef LAB_PACK_PADDED   /* avx512.h reads the input as it is, with masked loads */
 #define LAB_PACK_PADDED 1     /* lab_pack_blocks reads the zero-padded copy described above */
 /* How many blocks cover an image's output positions. */
-static inline int64_t lab_blocks(int64_t h, int64_t w) { return (h * (w + 2) + LAB_PIXELS - 1) / LAB_PIXELS; }
+static inline int64_t lab_blocks(int64_t c, int64_t h, int64_t w) {
+    (void)c;
+    return (h * (w + 2) + LAB_PIXELS - 1) / LAB_PIXELS;
+}
 #endif
 
 #endif

@@ -5,14 +5,15 @@
 cdef extern from "lab_pack.h" nogil:
     const int LAB_PLANE_SLACK
     const int LAB_PACK_PADDED
-    int64_t lab_blocks(int64_t h, int64_t w)
+    int64_t lab_blocks(int64_t c, int64_t h, int64_t w)
     int lab_short_way_pays(int64_t h, int64_t w)
     void lab_pack_blocks(const float *xp, int64_t plane, int64_t c, int64_t h, int64_t w, const float *kernels,
                          const float *bias, float beta, const int32_t *map0, const int32_t *map1, int64_t b0,
                          int64_t b1, uint64_t *out, int64_t p, const float *delta, const float *bound)
     float lab_plane_max_abs(const float *x, int64_t n)
     const int LAB_SHORT
-    float lab_bound(float m, const float *delta, float beta)
+    float lab_bound(float m, const float *delta, double floor)
+    double lab_floor(float beta)
     void lab_differences(int64_t c, const float *kernels, const float *bias, const int32_t *map0,
                          const int32_t *map1, float *delta)
 
@@ -70,7 +71,7 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, 
     if n == 0 or c == 0 or h == 0 or wd == 0:
         return out
     cdef uint64_t[:, :, :, ::1] o = out
-    cdef Py_ssize_t blocks = lab_blocks(h, wd), item, b, i, ch
+    cdef Py_ssize_t blocks = lab_blocks(c, h, wd), item, b, i, ch
     cdef Py_ssize_t plane = h * wd
     cdef const float *src = &x[0, 0, 0, 0]
     threads = max(threads, 1)
@@ -78,7 +79,8 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, 
     cdef float[:, ::1] bound
     cdef const float *bound_ptr = NULL
     cdef const float *numbers_ptr = NULL
-    if short_way is not None and lab_short_way_pays(h, wd):
+    cdef double floor = lab_floor(beta)
+    if short_way is not None and lab_short_way_pays(h, wd) and floor != INFINITY:
         bound = np.empty((n, c), dtype=np.float32)
         for item in prange(n * c, nogil=True, num_threads=threads, schedule="static"):
             b = item // c
@@ -87,7 +89,7 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, 
                 bound[b, ch] = INFINITY
             else:
                 bound[b, ch] = lab_bound(lab_plane_max_abs(&x[b, map0[ch] // 2, 0, 0], h * wd), &numbers[ch, 0],
-                                         beta)
+                                         floor)
         bound_ptr = &bound[0, 0]
         numbers_ptr = &numbers[0, 0]
     cdef float[:, :, ::1] xp
