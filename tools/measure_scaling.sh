@@ -10,20 +10,22 @@
 #
 # Usage: tools/measure_scaling.sh [OUTDIR]        (default ./scaling-out)
 #
-# It builds the compiled kernels in place first and names the CPU at the top of OUTDIR/log.txt.  Each
-# configuration runs ROUNDS times, the rounds in alternating order, so a slow minute shows as a spread between
-# rounds rather than as a difference between configurations.  Every run's raw output is kept in OUTDIR (NAME.json,
-# and NAME.err when it wrote to stderr); OUTDIR/runs.tsv lists every run with its exit status and seconds, and
-# OUTDIR/summary.md has the tables (tools/summarize_scaling.py), ready to paste into docs/performance.md.
+# It first builds the compiled kernels in place and names the CPU, compiler, Python and MPI library (top of
+# OUTDIR/log.txt, and OUTDIR/setting.txt).  Each configuration runs ROUNDS times, the rounds in alternating
+# order, so a slow minute shows as a spread between rounds rather than as a difference between configurations.
+# Every run's raw output is kept in OUTDIR (NAME.json, and NAME.err when it wrote to stderr); OUTDIR/runs.tsv
+# lists every run with its exit status and seconds, and OUTDIR/summary.md has the tables
+# (tools/summarize_scaling.py), ready to paste into docs/performance.md.  Each run has a time limit and a failed
+# run does not stop the others; the script exits 1 when any run failed or was skipped, after the summary.
 #
 # How to read summary.md: "speed-up" is a ratio to the 1-thread (engine) or 1-process × 1-thread (training) run
-# of the same sitting; efficiency = speed-up / cores.  A range a–b is the spread of the per-round medians.
-# Runs that failed or timed out are listed at its end and in log.txt; the others are still reported.
+# of the same round; efficiency = speed-up / cores.  A range a–b is the spread of the per-round medians.
+# Runs that failed, timed out or were skipped are listed at its end and in log.txt.
 #
 # Environment (defaults in brackets):
 #   PYTHON [python3]  MPIEXEC [mpiexec on PATH]  MPIEXEC_FLAGS [none; e.g. "-bind-to core"]
 #   CORES [16]  ROUNDS [2]  ENGINE_RUNS [40]  MPI_BATCH [128, the global batch]  MPI_STEPS [6]
-#   RUN_TIMEOUT_S [60, per run]  BUDGET_S [270: no run starts after this many seconds]
+#   RUN_TIMEOUT_S [60, per run]  BUDGET_S [240: no run starts after this many seconds]
 #   QUICK=1   a dry run of the logic with few forwards and steps (for checking the script, not for numbers)
 set -uo pipefail
 
@@ -41,7 +43,7 @@ ENGINE_RUNS="${ENGINE_RUNS:-40}"
 MPI_BATCH="${MPI_BATCH:-128}"
 MPI_STEPS="${MPI_STEPS:-6}"
 RUN_TIMEOUT_S="${RUN_TIMEOUT_S:-60}"
-BUDGET_S="${BUDGET_S:-270}"
+BUDGET_S="${BUDGET_S:-240}"
 if [ "${QUICK:-0}" = 1 ]; then
   ENGINE_RUNS=4; MPI_STEPS=1; MPI_BATCH=$((2 * CORES))
 fi
@@ -52,13 +54,20 @@ elapsed() { echo $(( $(date +%s) - start )); }
 runs="$out/runs.tsv"
 printf 'name\tkind\tbinarizer\tbatch\tranks\tthreads\tround\trc\tseconds\n' > "$runs"
 failed=()
+: > "$out/problems.txt"
+# problem TEXT: a failure that is not one run's (summary.md lists these too)
+problem() { echo "FAILED: $1"; echo "$1" >> "$out/problems.txt"; failed+=("$1"); }
 
 # powers of two up to CORES, and CORES itself
 counts() { local n=1; while [ "$n" -lt "$CORES" ]; do echo "$n"; n=$((n * 2)); done; echo "$CORES"; }
 
-echo "== minilab scaling measurement, $(date -u '+%Y-%m-%d %H:%M UTC')"
+# note KEY VALUE: one line of the setting, in the log and in setting.txt (summary.md lists them)
+note() { echo "$1: $2"; echo "$1: $2" >> "$out/setting.txt"; }
+: > "$out/setting.txt"
+echo "== minilab scaling measurement"
 {
   model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
+  [ -n "$model" ] || model=$(sed -n 's/^model name\s*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)
   sockets=$(lscpu 2>/dev/null | sed -n 's/^Socket(s): *//p' | head -n 1)
   per_socket=$(lscpu 2>/dev/null | sed -n 's/^Core(s) per socket: *//p' | head -n 1)
   per_core=$(lscpu 2>/dev/null | sed -n 's/^Thread(s) per core: *//p' | head -n 1)
@@ -67,13 +76,16 @@ echo "== minilab scaling measurement, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "${model:-unknown} (family ${family:-?} model ${cpumodel:-?}), $(nproc) logical CPUs usable," \
        "${sockets:-?} socket(s) × ${per_socket:-?} cores × ${per_core:-?} thread(s) per core"
 } > "$out/cpu.txt"
-echo "cpu: $(cat "$out/cpu.txt")"
-echo "python: $("$PYTHON" -c 'import sys, numpy; print(sys.version.split()[0], "numpy", numpy.__version__)' 2>&1)"
-echo "commit: $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout')"
-echo "/dev/shm: $(df -h /dev/shm 2>/dev/null | awk 'NR == 2 {print $2 " total, " $4 " free"}')"
-echo "settings: CORES=$CORES ROUNDS=$ROUNDS ENGINE_RUNS=$ENGINE_RUNS MPI_BATCH=$MPI_BATCH MPI_STEPS=$MPI_STEPS" \
-     "RUN_TIMEOUT_S=$RUN_TIMEOUT_S BUDGET_S=$BUDGET_S QUICK=${QUICK:-0}"
-[ "$(nproc)" -lt "$CORES" ] && echo "warning: CORES=$CORES but only $(nproc) CPUs are usable: threads will share cores"
+note date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+note cpu "$(cat "$out/cpu.txt")"
+note python "$("$PYTHON" -c 'import sys, numpy; print(sys.version.split()[0], "with NumPy", numpy.__version__)' 2>&1)"
+note compiler "$(gcc --version 2>/dev/null | head -n 1 || echo unknown)"
+note commit "$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout')"
+[ -r /sys/fs/cgroup/cpu.max ] && note "cgroup cpu.max" "$(cat /sys/fs/cgroup/cpu.max)"
+note "/dev/shm" "$(df -h /dev/shm 2>/dev/null | awk 'NR == 2 {print $2 " total, " $4 " free"}')"
+note settings "CORES=$CORES ROUNDS=$ROUNDS ENGINE_RUNS=$ENGINE_RUNS MPI_BATCH=$MPI_BATCH MPI_STEPS=$MPI_STEPS \
+RUN_TIMEOUT_S=$RUN_TIMEOUT_S BUDGET_S=$BUDGET_S QUICK=${QUICK:-0}"
+[ "$(nproc)" -lt "$CORES" ] && note warning "CORES=$CORES but only $(nproc) CPUs are usable: threads share cores"
 
 echo "== build the compiled kernels in place"
 jobs=()
@@ -85,8 +97,7 @@ if ! timeout -k 10 300 "$PYTHON" setup.py build_ext --inplace -q "${jobs[@]}" > 
 fi
 isa=$("$PYTHON" -c 'import minilab._kernels as k; print(k.isa())' 2>&1) || {
   echo "FAILED: minilab._kernels does not import after the build: $isa"; exit 1; }
-echo "kernels: $isa ($(elapsed) s)"
-echo "$isa" > "$out/isa.txt"
+note kernels "$isa, the default native build (built in $(elapsed) s)"
 
 # run NAME KIND BINARIZER BATCH RANKS THREADS ROUND -- COMMAND...: stdout to NAME.json, one line in runs.tsv
 run() {
@@ -116,37 +127,14 @@ run() {
   fi
 }
 
-# the engine configurations, one per line: binarizer batch threads runs
-engine_configs() {
-  local t
-  for t in $(counts); do
-    echo "lab 1 $t $ENGINE_RUNS"; echo "sign 1 $t $ENGINE_RUNS"
-  done
-  for t in $(printf '%s\n' 1 4 "$CORES" | awk -v c="$CORES" '$1 <= c' | sort -nu); do
-    echo "lab 8 $t $(( (ENGINE_RUNS + 1) / 2 ))"; echo "sign 8 $t $(( (ENGINE_RUNS + 1) / 2 ))"
-  done
-}
-
-ordered() { if [ $(($1 % 2)) -eq 1 ]; then cat; else tac; fi; }   # odd rounds forward, even rounds reversed
-
-echo "== engine: bench model, labbnn 224 px ($ROUNDS rounds)"
-for round in $(seq 1 "$ROUNDS"); do
-  while read -r binarizer batch threads n; do
-    run "engine-$binarizer-b$batch-t$threads-r$round" engine "$binarizer" "$batch" 1 "$threads" "$round" -- \
-      "$PYTHON" -m minilab.bench model --arch labbnn --image-size 224 --binarizer "$binarizer" \
-      --batch-size "$batch" --threads "$threads" --runs "$n" --float-runs 1 --json
-  done < <(engine_configs | ordered "$round")
-done
-
-echo "== training: bench scaling, birealnet18 64 px, global batch $MPI_BATCH, $MPI_STEPS timed steps"
+echo "== MPI launcher"
 launcher=()
 check_mpi() {   # the launcher starts 2 ranks that see each other
-  timeout -k 5 60 "$MPIEXEC" "$@" -n 2 "$PYTHON" < /dev/null -c \
-    "from mpi4py import MPI; c = MPI.COMM_WORLD; print(c.allreduce(1), c.size)" 2>&1 | tail -n 3
+  timeout -k 5 30 "$MPIEXEC" "$@" -n 2 "$PYTHON" < /dev/null -c \
+    "from mpi4py import MPI; c = MPI.COMM_WORLD; n = c.allreduce(1); c.rank or print(n, c.size)" 2>&1 | tail -n 3
 }
 if ! command -v "$MPIEXEC" > /dev/null; then
-  echo "FAILED: no MPI launcher ($MPIEXEC not found; set MPIEXEC): only the one-process reference runs"
-  failed+=("mpiexec not found: $MPIEXEC")
+  problem "no MPI launcher ($MPIEXEC not found; set MPIEXEC): only the one-process training reference ran"
 else
   for flags in "$MPIEXEC_FLAGS" "$MPIEXEC_FLAGS -launcher fork"; do
     # shellcheck disable=SC2086  # the flags are words
@@ -158,38 +146,58 @@ else
     echo "mpiexec ${flags:-without flags} did not start 2 ranks: $answer"
   done
   if [ ${#launcher[@]} -eq 0 ]; then
-    echo "FAILED: $MPIEXEC cannot start 2 ranks (above): only the one-process reference runs"
-    failed+=("mpiexec cannot start ranks")
+    problem "$MPIEXEC cannot start 2 ranks (see log.txt): only the one-process training reference ran"
   else
-    echo "launcher: ${launcher[*]} ($("$PYTHON" -c 'from mpi4py import MPI; print(MPI.Get_library_version().splitlines()[0])' 2>&1))"
+    note mpi "${launcher[*]}; $("$PYTHON" -c 'import mpi4py; from mpi4py import MPI
+print(" ".join(MPI.Get_library_version().splitlines()[0].replace("Version:", "").split()), "and mpi4py", mpi4py.__version__)' 2>&1)"
   fi
 fi
 
+# every run of one round, one per line:  engine BINARIZER BATCH THREADS RUNS  |  train RANKS THREADS
+# (train 1 1 is the plain process, no launcher)
+rank_counts=()
+for r in $(counts); do
+  [ $((CORES % r)) -eq 0 ] || continue
+  if [ $((MPI_BATCH % r)) -ne 0 ] || [ $((MPI_BATCH / r)) -lt 2 ]; then
+    problem "$r ranks × $((CORES / r)) threads left out: the global batch $MPI_BATCH does not split into ≥ 2 images per rank"
+    continue
+  fi
+  rank_counts+=("$r")
+done
+round_runs() {
+  local t r
+  for t in $(counts); do
+    echo "engine lab 1 $t $ENGINE_RUNS"; echo "engine sign 1 $t $ENGINE_RUNS"
+  done
+  for t in $(printf '%s\n' 1 4 "$CORES" | awk -v c="$CORES" '$1 <= c' | sort -nu); do
+    echo "engine lab 8 $t $(( (ENGINE_RUNS + 1) / 2 ))"; echo "engine sign 8 $t $(( (ENGINE_RUNS + 1) / 2 ))"
+  done
+  echo "train 1 1"
+  if [ ${#launcher[@]} -gt 0 ]; then
+    for r in "${rank_counts[@]}"; do echo "train $r $((CORES / r))"; done
+  fi
+}
+ordered() { if [ $(($1 % 2)) -eq 1 ]; then cat; else tac; fi; }   # odd rounds forward, even rounds reversed
+
 scaling_args=(-m minilab.bench scaling --arch birealnet18 --image-size 64 --batch-size "$MPI_BATCH"
               --steps "$MPI_STEPS" --ranks 1 --json)
-mpi_configs() {   # ranks threads; "ref" is the plain process × 1 thread
-  echo "ref 1"
-  local r
-  for r in $(counts); do
-    [ $((CORES % r)) -eq 0 ] || continue
-    if [ $((MPI_BATCH % r)) -ne 0 ] || [ $((MPI_BATCH / r)) -lt 2 ]; then
-      echo "note: $r ranks skipped: the global batch $MPI_BATCH does not split into ≥ 2 images per rank" >&2
-      continue
-    fi
-    [ ${#launcher[@]} -gt 0 ] && echo "$r $((CORES / r))"
-  done
-}
+echo "== $ROUNDS round(s): engine (bench model, labbnn 224 px) and training (bench scaling, birealnet18 64 px," \
+     "global batch $MPI_BATCH, $MPI_STEPS timed steps)"
 for round in $(seq 1 "$ROUNDS"); do
-  while read -r ranks threads; do
-    if [ "$ranks" = ref ]; then
+  while read -r kind a b c d; do
+    if [ "$kind" = engine ]; then       # a binarizer, b batch, c threads, d runs
+      run "engine-$a-b$b-t$c-r$round" engine "$a" "$b" 1 "$c" "$round" -- \
+        "$PYTHON" -m minilab.bench model --arch labbnn --image-size 224 --binarizer "$a" \
+        --batch-size "$b" --threads "$c" --runs "$d" --float-runs 1 --json
+    elif [ "$a" = 1 ] && [ "$b" = 1 ]; then   # a ranks, b threads
       run "train-plain-1x1-r$round" train - "$MPI_BATCH" 1 1 "$round" -- \
         env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$PYTHON" "${scaling_args[@]}" --threads 1
     else
-      run "train-mpi-${ranks}x$threads-r$round" train - "$MPI_BATCH" "$ranks" "$threads" "$round" -- \
-        env OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" \
-        "${launcher[@]}" -n "$ranks" "$PYTHON" "${scaling_args[@]}" --threads "$threads"
+      run "train-mpi-${a}x$b-r$round" train - "$MPI_BATCH" "$a" "$b" "$round" -- \
+        env OMP_NUM_THREADS="$b" OPENBLAS_NUM_THREADS="$b" \
+        "${launcher[@]}" -n "$a" "$PYTHON" "${scaling_args[@]}" --threads "$b"
     fi
-  done < <(mpi_configs | ordered "$round")
+  done < <(round_runs | ordered "$round")
 done
 
 echo "== summary"

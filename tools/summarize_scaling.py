@@ -137,8 +137,9 @@ def main(out):
     threads_list = sorted({k[4] for k in ok if k[0] == "engine"})
     rounds = max([r for recs in ok.values() for r in recs] or [0])
     print(f"# Scaling on {read('cpu.txt')}\n")
-    print(f"Kernels: `{read('isa.txt')}`. {rounds} round(s) per configuration; a–b is the spread over rounds, "
-          "speed-ups are ratios within a round.\n")
+    print("\n".join(f"- {line}" for line in read("setting.txt").splitlines()) + "\n")
+    print(f"{rounds} round(s) per configuration, in alternating order; a–b is the spread over the rounds, and "
+          "every speed-up is a ratio of two runs of the same round.\n")
     if threads_list:
         runs = next(iter(next(r for k, r in ok.items() if k[0] == "engine").values()))["packed"]["runs"]
         print("## Packed inference engine: LAB-BNN, 224 px, random weights\n")
@@ -162,11 +163,15 @@ def main(out):
               "timed steps averaged over the ranks; speed-up = img/s / img/s of the plain 1 × 1 run of the same "
               "round; efficiency = speed-up / cores.\n")
         print("\n".join(lines) + "\n")
-    if failed:
-        print("## Runs that did not finish\n")
+    problems = [line for line in read("problems.txt").splitlines() if line and line != "unknown"]
+    if failed or problems:
+        print("## What did not run\n")
+        for line in problems:
+            print(f"- {line}")
         for row in failed:
             status = {"124": "timed out", "137": "killed after the time-out", "skipped": "skipped (time budget)"}
-            print(f"- {row['name']}: {status.get(row['rc'], 'exit status ' + row['rc'])} after {row['seconds']} s")
+            after = "" if row["rc"] == "skipped" else f" after {row['seconds']} s"
+            print(f"- {row['name']}: {status.get(row['rc'], 'exit status ' + row['rc'])}{after}")
     return 0
 
 
