@@ -24,6 +24,7 @@
 #
 # Environment (defaults in brackets):
 #   PYTHON [python3]  MPIEXEC [mpiexec on PATH]  MPIEXEC_FLAGS [none; e.g. "-bind-to core"]
+#   COMMIT [git rev-parse HEAD; name it where the copy has no .git]
 #   CORES [16]  ROUNDS [2]  ENGINE_RUNS [40]  MPI_BATCH [128, the global batch]  MPI_STEPS [6]
 #   RUN_TIMEOUT_S [60, per run]  BUDGET_S [240: no run starts after this many seconds]
 #   QUICK=1   a dry run of the logic with few forwards and steps (for checking the script, not for numbers)
@@ -80,7 +81,7 @@ note date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 note cpu "$(cat "$out/cpu.txt")"
 note python "$("$PYTHON" -c 'import sys, numpy; print(sys.version.split()[0], "with NumPy", numpy.__version__)' 2>&1)"
 note compiler "$(gcc --version 2>/dev/null | head -n 1 || echo unknown)"
-note commit "$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout')"
+note commit "${COMMIT:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout (set COMMIT)')}"
 [ -r /sys/fs/cgroup/cpu.max ] && note "cgroup cpu.max" "$(cat /sys/fs/cgroup/cpu.max)"
 note "/dev/shm" "$(df -h /dev/shm 2>/dev/null | awk 'NR == 2 {print $2 " total, " $4 " free"}')"
 note settings "CORES=$CORES ROUNDS=$ROUNDS ENGINE_RUNS=$ENGINE_RUNS MPI_BATCH=$MPI_BATCH MPI_STEPS=$MPI_STEPS \

@@ -13,17 +13,15 @@ import sys
 
 
 def load_json(path):
-    """The record a run printed: the whole output, or its last line that is a JSON object (`bench scaling` under
-    mpiexec prints one line per world; run plain with --json it prints {"rows": [...]})."""
+    """The record a run printed: its last JSON object that starts a line (`bench model --json` prints one
+    indented object; `bench scaling` one line per world under mpiexec, {"rows": [...]} as a plain process), so
+    that anything printed before it does not matter."""
     with open(path) as f:
         text = f.read()
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError:
-        lines = [line for line in text.splitlines() if line.startswith("{")]
-        if not lines:
-            return None
-        record = json.loads(lines[-1])
+    starts = [i for i in range(len(text)) if text[i] == "{" and (i == 0 or text[i - 1] == "\n")]
+    if not starts:
+        return None
+    record, _ = json.JSONDecoder().raw_decode(text[starts[-1]:])
     return record["rows"][0] if "rows" in record else record
 
 
@@ -68,7 +66,7 @@ def engine_latency(ok, threads_list):
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for t in threads_list:
         lab, sign = ms["lab"][t], ms["sign"][t]
-        up_lab, up_sign = ratios(ms["lab"][1], lab), ratios(ms["sign"][1], sign)
+        up_lab, up_sign = ratios(ms["lab"].get(1, {}), lab), ratios(ms["sign"].get(1, {}), sign)
         lines.append(f"| {t} | {spread(list(lab.values()))} | {spread(list(sign.values()))} | "
                      f"{spread(ratios(lab, sign))} | {spread(up_lab, '{:.2f}×')} | {spread(up_sign, '{:.2f}×')} | "
                      f"{spread([u / t for u in up_lab], '{:.0%}')} |")
@@ -82,8 +80,8 @@ def engine_throughput(ok, threads_list):
     for t in threads_list:
         lab, sign = rate["lab"][t], rate["sign"][t]
         lines.append(f"| {t} | {spread(list(lab.values()), '{:.0f}')} | {spread(list(sign.values()), '{:.0f}')} | "
-                     f"{spread(ratios(lab, rate['lab'][1]), '{:.2f}×')} | "
-                     f"{spread(ratios(sign, rate['sign'][1]), '{:.2f}×')} |")
+                     f"{spread(ratios(lab, rate['lab'].get(1, {})), '{:.2f}×')} | "
+                     f"{spread(ratios(sign, rate['sign'].get(1, {})), '{:.2f}×')} |")
     return lines
 
 
@@ -132,16 +130,21 @@ def training(ok):
 
 def main(out):
     ok, failed = read_runs(out)
-    read = lambda name: open(os.path.join(out, name)).read().strip() if os.path.exists(os.path.join(out, name)) \
-        else "unknown"
+
+    def read(name):
+        path = os.path.join(out, name)
+        return open(path).read().strip() if os.path.exists(path) else ""
+
     threads_list = sorted({k[4] for k in ok if k[0] == "engine"})
     rounds = max([r for recs in ok.values() for r in recs] or [0])
-    print(f"# Scaling on {read('cpu.txt')}\n")
-    print("\n".join(f"- {line}" for line in read("setting.txt").splitlines()) + "\n")
+    print(f"# Scaling on {read('cpu.txt') or 'an unnamed CPU'}\n")
+    setting = read("setting.txt").splitlines()
+    if setting:
+        print("\n".join(f"- {line}" for line in setting) + "\n")
     print(f"{rounds} round(s) per configuration, in alternating order; a–b is the spread over the rounds, and "
           "every speed-up is a ratio of two runs of the same round.\n")
     if threads_list:
-        runs = next(iter(next(r for k, r in ok.items() if k[0] == "engine").values()))["packed"]["runs"]
+        runs = max(rec["packed"]["runs"] for k, recs in ok.items() if k[0] == "engine" for rec in recs.values())
         print("## Packed inference engine: LAB-BNN, 224 px, random weights\n")
         print(f"`python -m minilab.bench model --arch labbnn --image-size 224 --binarizer lab|sign --threads T "
               f"--runs {runs} --float-runs 1 --json` (batch 8: `--batch-size 8`, half the runs); median ms of the "
@@ -163,7 +166,7 @@ def main(out):
               "timed steps averaged over the ranks; speed-up = img/s / img/s of the plain 1 × 1 run of the same "
               "round; efficiency = speed-up / cores.\n")
         print("\n".join(lines) + "\n")
-    problems = [line for line in read("problems.txt").splitlines() if line and line != "unknown"]
+    problems = [line for line in read("problems.txt").splitlines() if line]
     if failed or problems:
         print("## What did not run\n")
         for line in problems:
