@@ -282,7 +282,6 @@ static void lab_pack_tiles(const float *restrict x, int64_t plane, int64_t c, in
                            uint64_t *restrict out, int64_t p, const float *restrict delta,
                            const float *restrict bound) {
     const int64_t cw = (c + 63) / 64, segments = (w + LAB_PIXELS - 1) / LAB_PIXELS;
-    uint64_t word[LAB_TILE_ROWS][LAB_PIXELS];
     for (int64_t unit = b0; unit < b1; unit++) {
         const int64_t tile = unit / cw, q = unit % cw;
         const int64_t i0 = tile / segments * LAB_TILE_ROWS, j0 = tile % segments * LAB_PIXELS;
@@ -293,25 +292,28 @@ static void lab_pack_tiles(const float *restrict x, int64_t plane, int64_t c, in
         const __mmask16 ma = (__mmask16)(((1u << last_a) - 1) & ~((1u << first) - 1));
         const int64_t last_b = w - j0 - 15 < 0 ? 0 : (w - j0 - 15 < 2 ? w - j0 - 15 : 2);
         const __mmask16 mb = (__mmask16)((1u << last_b) - 1);
-        __m512i lo[LAB_TILE_ROWS], hi[LAB_TILE_ROWS];
-        for (int o = 0; o < LAB_TILE_ROWS; o++) lo[o] = hi[o] = _mm512_setzero_si512();
-        const int64_t c1 = (q + 1) * 64 < c ? (q + 1) * 64 : c;
-        for (int64_t ch = q * 64; ch < c1; ch++) {
-            __mmask16 minus[LAB_TILE_ROWS];
-            lab_tile_minus(x, h, w, kernels, bias, vbeta, map0[ch], map1[ch], plane, i0, j0, ma, mb, valid,
-                           delta ? delta + LAB_SHORT * ch : NULL, bound ? bound + ch : NULL, minus);
-            const __m512i bit = _mm512_set1_epi64((long long)(1ULL << (ch & 63)));
-            _Pragma("GCC unroll 16")
-            for (int o = 0; o < LAB_TILE_ROWS; o++) {
-                lo[o] = _mm512_mask_or_epi64(lo[o], (__mmask8)minus[o], lo[o], bit);
-                hi[o] = _mm512_mask_or_epi64(hi[o], (__mmask8)(minus[o] >> 8), hi[o], bit);
+        /* channel ch's bit goes to bit ch % 32 of 32-bit lanes: channels q*64 .. +31 in half[0], the next 32 in
+         * half[1] (one masked OR per row and channel); the two halves make each pixel's 64-bit word at the end */
+        __m512i half[2][LAB_TILE_ROWS];
+        for (int o = 0; o < LAB_TILE_ROWS; o++) half[0][o] = half[1][o] = _mm512_setzero_si512();
+        for (int part = 0; part < 2; part++) {
+            const int64_t c0 = q * 64 + 32 * part, c1 = c0 + 32 < c ? c0 + 32 : c;
+            for (int64_t ch = c0; ch < c1; ch++) {
+                __mmask16 minus[LAB_TILE_ROWS];
+                lab_tile_minus(x, h, w, kernels, bias, vbeta, map0[ch], map1[ch], plane, i0, j0, ma, mb, valid,
+                               delta ? delta + LAB_SHORT * ch : NULL, bound ? bound + ch : NULL, minus);
+                const __m512i bit = _mm512_set1_epi32((int)(1u << (ch & 31)));
+                _Pragma("GCC unroll 16")
+                for (int o = 0; o < LAB_TILE_ROWS; o++)
+                    half[part][o] = _mm512_mask_or_epi32(half[part][o], minus[o], half[part][o], bit);
             }
         }
         for (int o = 0; o < LAB_TILE_ROWS && i0 + o < h; o++) {
-            _mm512_storeu_si512((void *)word[o], lo[o]);
-            _mm512_storeu_si512((void *)(word[o] + 8), hi[o]);
+            uint32_t low[LAB_PIXELS], high[LAB_PIXELS];
+            _mm512_storeu_si512((void *)low, half[0][o]);
+            _mm512_storeu_si512((void *)high, half[1][o]);
             uint64_t *dst = out + ((i0 + o + p) * (w + 2 * p) + j0 + p) * cw + q;
-            for (int l = 0; l < cols; l++) dst[l * cw] = word[o][l];
+            for (int l = 0; l < cols; l++) dst[l * cw] = (uint64_t)high[l] << 32 | low[l];
         }
     }
 }
