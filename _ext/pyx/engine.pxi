@@ -80,16 +80,9 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, 
     cdef const float *bound_ptr = NULL
     cdef const float *numbers_ptr = NULL
     cdef double floor = lab_floor(beta)
-    if short_way is not None and lab_short_way_pays(h, wd) and floor != INFINITY:
+    cdef bint bounded = short_way is not None and lab_short_way_pays(h, wd) and floor != INFINITY
+    if bounded:
         bound = np.empty((n, c), dtype=np.float32)
-        for item in prange(n * c, nogil=True, num_threads=threads, schedule="static"):
-            b = item // c
-            ch = item % c
-            if numbers[ch, 10] == INFINITY:
-                bound[b, ch] = INFINITY
-            else:
-                bound[b, ch] = lab_bound(lab_plane_max_abs(&x[b, map0[ch] // 2, 0, 0], h * wd), &numbers[ch, 0],
-                                         floor)
         bound_ptr = &bound[0, 0]
         numbers_ptr = &numbers[0, 0]
     cdef float[:, :, ::1] xp
@@ -98,21 +91,35 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, 
         plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
         padded = np.empty((n, c, plane), dtype=np.float32)
         xp = padded
-        for item in prange(n * c, nogil=True, num_threads=threads, schedule="static"):
-            b = item // c
-            ch = item % c
-            memset(&xp[b, ch, 0], 0, (wd + 3) * sizeof(float))
-            for i in range(h):
-                memcpy(&xp[b, ch, (i + 1) * (wd + 2) + 1], &x[b, ch, i, 0], wd * sizeof(float))
-                xp[b, ch, (i + 1) * (wd + 2) + wd + 1] = 0
-                xp[b, ch, (i + 2) * (wd + 2)] = 0
-            memset(&xp[b, ch, (h + 1) * (wd + 2) + 1], 0, (plane - (h + 1) * (wd + 2) - 1) * sizeof(float))
         src = &xp[0, 0, 0]
-    for item in prange(n * blocks, nogil=True, num_threads=threads, schedule="static"):
-        b = item // blocks
-        lab_pack_blocks(src + b * c * plane, plane, c, h, wd, &kernels[0, 0], &bias[0], beta, &map0[0], &map1[0],
-                        item % blocks, item % blocks + 1, &o[b, 0, 0, 0], p, numbers_ptr,
-                        bound_ptr + b * c if bound_ptr != NULL else NULL)
+    # one team of threads for the three steps (each loop ends with a barrier): a batch-1 forward makes many
+    # such calls, and starting the threads once per call instead of three times shows
+    with nogil, parallel(num_threads=threads):
+        if bounded:
+            for item in prange(n * c, schedule="static"):
+                b = item // c
+                ch = item % c
+                if numbers[ch, 10] == INFINITY:
+                    bound[b, ch] = INFINITY
+                else:
+                    bound[b, ch] = lab_bound(lab_plane_max_abs(&x[b, map0[ch] // 2, 0, 0], h * wd),
+                                             &numbers[ch, 0], floor)
+        if LAB_PACK_PADDED:
+            for item in prange(n * c, schedule="static"):
+                b = item // c
+                ch = item % c
+                memset(&xp[b, ch, 0], 0, (wd + 3) * sizeof(float))
+                for i in range(h):
+                    memcpy(&xp[b, ch, (i + 1) * (wd + 2) + 1], &x[b, ch, i, 0], wd * sizeof(float))
+                    xp[b, ch, (i + 1) * (wd + 2) + wd + 1] = 0
+                    xp[b, ch, (i + 2) * (wd + 2)] = 0
+                memset(&xp[b, ch, (h + 1) * (wd + 2) + 1], 0,
+                       (plane - (h + 1) * (wd + 2) - 1) * sizeof(float))
+        for item in prange(n * blocks, schedule="static"):
+            b = item // blocks
+            lab_pack_blocks(src + b * c * plane, plane, c, h, wd, &kernels[0, 0], &bias[0], beta, &map0[0],
+                            &map1[0], item % blocks, item % blocks + 1, &o[b, 0, 0, 0], p, numbers_ptr,
+                            bound_ptr + b * c if bound_ptr != NULL else NULL)
     return out
 
 
