@@ -55,7 +55,7 @@ def engine_maps(packed, x):
     return logits, maps
 
 
-CASES = [("labbnn", "lab", {}), ("labbnn", "lab", {"pad_value": 1}), ("labbnn", "sign", {}),
+CASES = [("labbnn", "lab", {}), ("labbnn", "lab", {"size": 96}), ("labbnn", "lab", {"pad_value": 1}), ("labbnn", "sign", {}),
          ("birealnet18", "sign", {}), ("birealnet18", "lab", {"lab_blocks": "0110"}),
          ("birealnet18", "niblack", {}), ("quicknet", "sign", {}), ("quicknet", "lab", {}),
          ("reactnet_a", "sign", {}), ("reactnet_a", "lab", {}), ("xnornet", "sign", {"size": 64}),

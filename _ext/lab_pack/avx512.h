@@ -1,19 +1,20 @@
 /* The fused LAB binarize-and-pack with AVX-512 (lab_pack/portable.h explains the maths): the same float32
- * operations in the same order, 16 pixels per zmm, and the bits gathered without leaving the registers: the
- * comparison gives a 16-bit mask, whose complement (the -1 pixels) ORs the channel's bit into two zmm of 8
- * words with one masked OR each.  When both maps of a pair read the same input channel (the paper's pairing),
- * the nine windows are loaded once for both responses.
+ * operations in the same order for the exact responses, 16 pixels per zmm, and the bits gathered without
+ * leaving the registers: the comparison gives a 16-bit mask, whose complement (the -1 pixels) ORs the
+ * channel's bit into the pixels' words with one masked OR.
  *
- * Unlike portable.h this path needs no zero-padded copy of the input: a block is 16 consecutive pixels of the
- * image itself (flat index f = i*W + j, across row ends), and each tap's window is one masked load whose
- * lanes outside the image (the padding, or the wrong row at a row's end) read as 0.0f — the same zeros the
- * training graph pads with, so the arithmetic is unchanged.  The nine masks depend only on the block, not on
- * the channel.
+ * Tiles (maps at least LAB_TILE_MIN_WIDTH wide, all of LAB-BNN's): a unit of work is 16 columns of
+ * LAB_TILE_ROWS rows and one packed word (64 channels).  Each input row is one load of 16 floats plus one of
+ * the 2 after them, masked to zero outside the image — the same zeros the training graph pads with — and the
+ * windows one and two pixels to the right are lane shifts of it (valignd); each loaded row feeds every output
+ * row of the tile it touches.  Per channel the short way (portable.h, lab_bound) is nine fused multiply-adds
+ * per output row with delta = k1 - k0; a row of 16 pixels whose differences all clear the channel's bound (or
+ * come from windows of zeros) takes its bits from them, any other computes both responses exactly.  The
+ * kernel is limited by the instructions around the arithmetic (loads, shifts, comparisons, bit gathering)
+ * more than by the multiply-adds, which is what the tiles, the shifts and the 32-bit bit lanes save.
  *
- * The short way (portable.h, lab_bound) is nine fused multiply-adds of the loaded windows with delta = k1 - k0:
- * a quarter of the exact path's operations.  A block whose 16 differences all clear the channel's bound (or
- * come from windows of zeros) takes its bits from them; any other block computes both responses exactly, from
- * the same loaded windows. */
+ * Narrower maps use flat blocks of 16 consecutive pixels (flat index f = i*W + j, across row ends), each
+ * tap's window one masked load whose lanes outside the image read as 0.0f. */
 #ifndef MINILAB_LAB_PACK_AVX512_H
 #define MINILAB_LAB_PACK_AVX512_H
 #include <immintrin.h>

@@ -75,8 +75,8 @@ def operator_work(packed, x):
         (n, c, h, w), (_, o, oh, ow), packed_bytes = conv.last_shapes
         k = conv.spec["kernel"]
         add("binary conv", "binary MAC", n * o * oh * ow * c * k * k)
-        if conv.spec["binarizer"] == "lab":
-            add("LAB binarize + pack", "float MAC", n * h * w * 2 * c * 9)
+        if conv.spec["binarizer"] == "lab":   # LAB's arithmetic as defined: two 3x3 responses per channel (the
+            add("LAB binarize + pack", "float MAC", n * h * w * 2 * c * 9)   # kernel does about half of it)
         else:
             add("binarize + pack", "byte", 4 * n * c * h * w + packed_bytes)
     return work
