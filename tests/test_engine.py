@@ -196,6 +196,21 @@ def test_bench_model_cli_runs(tmp_path, capsys):
     assert load_packed(tmp_path / "m.npz")(x).shape == (1, 10)
 
 
+def test_bench_model_compares_binarizers_and_threads_interleaved(capsys):
+    import json
+
+    from minilab.bench import main
+    assert main(["model", "--arch", "labbnn", "--image-size", "32", "--num-classes", "10", "--width", "0.25",
+                 "--runs", "3", "--float-runs", "1", "--threads", "2", "--compare-binarizer", "sign",
+                 "--compare-threads", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["comparisons"]
+    assert [row["what"] for row in rows] == ["latency lab / sign", "speed-up of 2 thread(s) over 1"]
+    for row in rows:
+        assert row["this"]["runs"] == row["other"]["runs"] == 3
+        want = row["this"]["median_ms"] / row["other"]["median_ms"]
+        assert row["ratio"] == pytest.approx(want if "latency" in row["what"] else 1 / want)
+
+
 def test_operator_work_counts_every_binary_mac():
     """bench model's fractions of peak divide these counts by time: the binary MACs are Σ N·O·OH·OW·C·k² over the
     binary convs of the float model, and LAB's float MACs Σ N·H·W·2C·9 over its LAB layers."""

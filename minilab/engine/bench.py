@@ -11,7 +11,7 @@ from ..autograd import Tensor, no_grad
 from ..config import use
 from .convert import convert
 from .peak import fractions, machine_peaks, operator_work
-from .profile import breakdown, time_runs
+from .profile import breakdown, time_interleaved, time_runs
 from .storage import save_packed
 
 
@@ -33,6 +33,12 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, default=1,
                    help="cores to use: every layer splits its rows, pixel blocks or channel blocks over this many "
                         "OpenMP threads, so a single image uses them all")
+    p.add_argument("--compare-binarizer", default=None, choices=ALL_BINARIZERS, metavar="BINARIZER",
+                   help="also time the same architecture with this binarizer, the two forwards interleaved, and "
+                        "print their ratio (e.g. LAB-BNN with sign: LAB's cost)")
+    p.add_argument("--compare-threads", type=int, default=None, metavar="N",
+                   help="also time the same packed model on N threads, interleaved, and print the speed-up of "
+                        "--threads over N (e.g. --threads 2 --compare-threads 1)")
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--float-runs", type=int, default=5, help="runs of the (slow) float reference")
     p.add_argument("--plot", default=None, help="write the per-operator breakdown as a PNG bar chart")
@@ -54,6 +60,35 @@ def build(args):
     config = {"arch": args.arch, "num_classes": args.num_classes, "image_size": args.image_size,
               "width": args.width, "binarizer": binarizer, "lab_blocks": args.lab_blocks, "lab_bits": args.lab_bits}
     return create_model(**config), config
+
+
+def compare(args, packed, config, x):
+    """The interleaved comparisons --compare-binarizer and --compare-threads ask for: [{what, this, other, ratio}]
+    with ratio = this one's median / the other's for a binarizer (LAB's cost over sign) and the other's / this
+    one's for threads (the speed-up of --threads)."""
+    from ..models import create_model
+
+    rows = []
+    if args.compare_binarizer:
+        other_config = dict(config, binarizer=args.compare_binarizer)
+        other_model = create_model(**other_config)
+        other_model.eval()
+        other = convert(other_model, other_config, threads=args.threads)
+        mine, theirs = time_interleaved([lambda: packed(x), lambda: other(x)], runs=args.runs)
+        rows.append({"what": f"latency {config['binarizer']} / {args.compare_binarizer}",
+                     "this": mine, "other": theirs, "ratio": mine["median_ms"] / theirs["median_ms"]})
+    if args.compare_threads:
+        def on(threads):
+            def forward():
+                packed.set_threads(threads)
+                packed(x)
+            return forward
+
+        mine, theirs = time_interleaved([on(args.threads), on(args.compare_threads)], runs=args.runs)
+        packed.set_threads(args.threads)
+        rows.append({"what": f"speed-up of {args.threads} thread(s) over {args.compare_threads}",
+                     "this": mine, "other": theirs, "ratio": theirs["median_ms"] / mine["median_ms"]})
+    return rows
 
 
 def checkpoint_classes(path):
@@ -85,6 +120,7 @@ def run_model_bench(args):
     float_time = time_runs(float_forward, runs=args.float_runs, warmup=1)
     packed = convert(copy.deepcopy(model), config, threads=args.threads)
     packed_time = time_runs(lambda: packed(x), runs=args.runs)
+    comparisons = compare(args, packed, config, x)
     parts, profiled_total = breakdown(packed, x, runs=max(3, args.runs // 4))
     peaks = machine_peaks(args.threads)
     rates = fractions(parts, operator_work(packed, x), peaks)
@@ -96,7 +132,7 @@ def run_model_bench(args):
     result = {"config": config, "batch_size": args.batch_size, "threads": args.threads, "packed": packed_time,
               "float": float_time, "speedup": float_time["median_ms"] / packed_time["median_ms"],
               "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "profiled_total_ms": profiled_total,
-              "peaks_per_s": peaks,
+              "peaks_per_s": peaks, "comparisons": comparisons,
               "rates": {k: {"per_s": r, "unit": u, "fraction_of_peak": f} for k, (r, u, f) in rates.items()}}
     print(json.dumps(result, indent=1)) if args.json else print_model_bench(result)
     if args.plot:
@@ -119,6 +155,10 @@ def print_model_bench(result):
     print(f"float forward: median {ft['median_ms']:.2f} ms ({ft['runs']} runs)   speed-up {result['speedup']:.1f}x")
     print(f"throughput: {1e3 * result['batch_size'] / pt['median_ms']:.1f} images/s (median)")
     print(f"packed model size on disk: {result['size_mb']:.3f} MB")
+    for row in result.get("comparisons", []):
+        print(f"{row['what']}: {row['ratio']:.3f}  (interleaved, {row['this']['runs']} runs each; medians "
+              f"{row['this']['median_ms']:.2f} and {row['other']['median_ms']:.2f} ms, p10 {row['this']['p10_ms']:.2f} "
+              f"and {row['other']['p10_ms']:.2f} ms)")
     peaks, rates = result["peaks_per_s"], result["rates"]
     print(f"this CPU's peaks on {result['threads']} thread(s) (micro-benchmarks): "
           f"{peaks['binary MAC'] / 1e9:.0f} G binary MAC/s, {peaks['float MAC'] / 1e9:.1f} G float32 MAC/s, "

@@ -40,6 +40,26 @@ def time_runs(fn, runs=20, warmup=3):
             "p10_ms": float(np.percentile(times, 10)), "p90_ms": float(np.percentile(times, 90)), "runs": runs}
 
 
+def time_interleaved(fns, runs=20, warmup=3):
+    """time_runs for several functions called in turn (a, b, a, b, …), so that a slow minute on a shared machine
+    slows all of them alike and their ratio stays fair.  Returns one time_runs record per function."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, record in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            record.append(time.perf_counter() - start)
+    out = []
+    for record in times:
+        t = np.array(record) * 1e3
+        out.append({"median_ms": float(np.median(t)), "min_ms": float(t.min()), "max_ms": float(t.max()),
+                    "p10_ms": float(np.percentile(t, 10)), "p90_ms": float(np.percentile(t, 90)), "runs": runs})
+    return out
+
+
 def install_profiler(model, record):
     """Time every forward of `model`'s categorised leaf modules, and the steps inside each packed conv, with one
     hook: record(category, seconds).  Returns a function that removes everything it installed."""
