@@ -422,7 +422,7 @@ def test_packed_conv_plan_equals_im2col_then_bgemm(case):
 def test_packed_conv_plan_rejects_inputs_of_another_shape():
     bt = EXT.pack_weights(np.ones((8, 64, 3, 3), np.float32))
     plan = EXT.PackedConvPlan(bt, 8, 64 * 9, (1, 64, 6, 6), (3, 3), (1, 1), (1, 1))
-    with pytest.raises(ValueError, match=r"expected packed input \(1, 8, 8, 1\)"):
+    with pytest.raises(ValueError, match=r"uint64 of shape \(1, 8, 8, 1\)"):
         plan.run(np.zeros((1, 9, 9, 1), np.uint64))
     with pytest.raises(ValueError, match="residual must be"):
         plan.run(np.zeros((1, 8, 8, 1), np.uint64), residual=np.zeros((1, 8, 6, 5), np.float32))

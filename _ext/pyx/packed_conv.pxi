@@ -21,6 +21,18 @@ cdef inline void _gather_rows(const uint64_t *xpk, Py_ssize_t hp, Py_ssize_t wp,
             dst += span
 
 
+cdef inline bint _c_array(object a, int typenum, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2,
+                          Py_ssize_t d3):
+    """a is a C-contiguous ndarray of this dtype and 4-D shape (d0, d1, d2, d3)."""
+    if not isinstance(a, cnp.ndarray):
+        return False
+    cdef cnp.ndarray arr = a
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_NDIM(arr) != 4:
+        return False
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    return dims[0] == d0 and dims[1] == d1 and dims[2] == d2 and dims[3] == d3
+
+
 cdef class PackedConvPlan:
     """One packed binary conv at one input shape (N, C, H, W), ready to run many times:
 
@@ -101,40 +113,39 @@ cdef class PackedConvPlan:
             keep.append(prepared)
             self.b = &prepared[0]
 
-    def run(self, const uint64_t[:, :, :, ::1] xpk, residual=None, prelu=None, int threads=1):
-        """The conv's float32 output (N, O, OH, OW) for packed input xpk (N, H + 2ph, W + 2pw, CW).  residual:
-        C-contiguous float32 of the output's shape, added after BatchNorm; prelu (O,): slopes applied last."""
-        if (xpk.shape[0] != self.batch or xpk.shape[1] != self.hp or xpk.shape[2] != self.wp
-                or xpk.shape[3] != self.cw):
-            raise ValueError(f"PackedConvPlan: expected packed input ({self.batch}, {self.hp}, {self.wp}, "
-                             f"{self.cw}), got ({xpk.shape[0]}, {xpk.shape[1]}, {xpk.shape[2]}, {xpk.shape[3]})")
+    def run(self, xpk, residual=None, prelu=None, int threads=1):
+        """The conv's float32 output (N, O, OH, OW) for packed input xpk (N, H + 2ph, W + 2pw, CW) uint64.
+        residual: C-contiguous float32 of the output's shape, added after BatchNorm; prelu (O,): slopes applied
+        last.  (The arrays are checked and read through their data pointers: cheaper than typed memoryviews.)"""
+        if not _c_array(xpk, cnp.NPY_UINT64, self.batch, self.hp, self.wp, self.cw):
+            raise ValueError(f"PackedConvPlan: expected packed input: C-contiguous uint64 of shape ({self.batch}, "
+                             f"{self.hp}, {self.wp}, {self.cw}), got {getattr(xpk, 'dtype', type(xpk))} "
+                             f"{getattr(xpk, 'shape', '')}")
         cdef Py_ssize_t m = self.batch * self.t.pixels, n = self.out_channels
-        out = np.empty((self.batch, n, self.out_h, self.out_w), dtype=np.float32)
+        cdef cnp.npy_intp dims[4]
+        dims[0], dims[1], dims[2], dims[3] = self.batch, n, self.out_h, self.out_w
+        out = cnp.PyArray_EMPTY(4, dims, cnp.NPY_FLOAT32, 0)
         cdef transform_t t = self.t
-        cdef const float[::1] res
         if residual is not None:
-            if residual.shape != out.shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
+            if not _c_array(residual, cnp.NPY_FLOAT32, self.batch, n, self.out_h, self.out_w):
                 raise ValueError(f"PackedConvPlan: residual must be C-contiguous float32 of the output's shape "
-                                 f"{out.shape}, got {residual.dtype} {residual.shape}")
-            res = residual.reshape(-1)
-            t.residual = &res[0]
-        cdef const float[::1] slopes
+                                 f"{out.shape}, got {getattr(residual, 'dtype', type(residual))} "
+                                 f"{getattr(residual, 'shape', '')}")
+            t.residual = <const float *>cnp.PyArray_DATA(residual)
         if prelu is not None:
             if prelu is not self.prelu_seen:      # a block passes the same slopes every time
-                self.prelu_kept = np.ascontiguousarray(prelu, dtype=np.float32).reshape(-1)
-                if self.prelu_kept.shape[0] != n:
-                    raise ValueError(f"PackedConvPlan: prelu has {self.prelu_kept.shape[0]} slopes, expected {n}")
-                self.prelu_seen = prelu
-            slopes = self.prelu_kept
-            t.prelu = &slopes[0]
+                kept = np.ascontiguousarray(prelu, dtype=np.float32).reshape(-1)
+                if kept.shape[0] != n:
+                    raise ValueError(f"PackedConvPlan: prelu has {kept.shape[0]} slopes, expected {n}")
+                self.prelu_seen, self.prelu_kept = prelu, kept
+            t.prelu = <const float *>cnp.PyArray_DATA(self.prelu_kept)
         if m == 0 or n == 0:
             return out
-        rows_array = np.empty((m, self.k), dtype=np.uint64)
-        cdef uint64_t[:, ::1] rows = rows_array
-        cdef float[:, :, :, ::1] c = out
-        cdef const uint64_t *x = &xpk[0, 0, 0, 0]
-        cdef uint64_t *a = &rows[0, 0]
-        cdef float *cp = &c[0, 0, 0, 0]
+        cdef uint64_t *a = <uint64_t *>malloc(m * self.k * sizeof(uint64_t))      # the gathered rows
+        if a == NULL:
+            raise MemoryError(f"PackedConvPlan: no memory for {m} x {self.k} gathered words")
+        cdef const uint64_t *x = <const uint64_t *>cnp.PyArray_DATA(xpk)
+        cdef float *cp = <float *>cnp.PyArray_DATA(out)
         cdef Py_ssize_t hp = self.hp, wp = self.wp, cw = self.cw, kh = self.kh, kw = self.kw, sh = self.sh
         cdef Py_ssize_t sw = self.sw, oh = self.out_h, ow = self.out_w, k = self.k, npad = self.npad
         cdef Py_ssize_t nbits = self.nbits
@@ -172,6 +183,7 @@ cdef class PackedConvPlan:
                         if by_rows:
                             _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, m0, m1, a)
                         failed += bgemm_rows(a, b, cp, m0, m1, n0, n1, n, npad, k, nbits, &t) != 0   # a reduction
+        free(a)
         if failed:
             raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
         return out
