@@ -69,7 +69,6 @@ class PackedBinaryConv2d(Module):
         bt[:, :o] = words.reshape(o, -1).T
         self._bt = bt
         self._tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)      # Σ_c sign(w)[o, c, u, v]
-        self._corrections = {}                                          # zero-padding correction per input size
         if s["binarizer"] == "lab":
             self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
             self._lab_kernels = np.ascontiguousarray(a["lab_weight"], np.float32).reshape(2 * c, 9)
