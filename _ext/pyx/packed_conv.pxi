@@ -141,17 +141,20 @@ cdef class PackedConvPlan:
             t.prelu = <const float *>cnp.PyArray_DATA(self.prelu_kept)
         if m == 0 or n == 0:
             return out
-        cdef uint64_t *a = <uint64_t *>malloc(m * self.k * sizeof(uint64_t))      # the gathered rows
-        if a == NULL:
-            raise MemoryError(f"PackedConvPlan: no memory for {m} x {self.k} gathered words")
-        cdef const uint64_t *x = <const uint64_t *>cnp.PyArray_DATA(xpk)
-        cdef float *cp = <float *>cnp.PyArray_DATA(out)
+        if self._gather_and_multiply(<const uint64_t *>cnp.PyArray_DATA(xpk), <float *>cnp.PyArray_DATA(out), &t,
+                                     max(threads, 1)):
+            raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
+        return out
+
+    cdef int _gather_and_multiply(self, const uint64_t *x, float *cp, const transform_t *t, int threads) except -1:
+        """run's work, in one parallel region; returns nonzero when bgemm_rows found no memory.  Work items as
+        in bgemm: row blocks of whole 8-row groups, as many per thread (each gathers its own rows, then
+        multiplies them); with few rows, the rows are gathered first and the threads take column blocks."""
+        cdef Py_ssize_t m = self.batch * self.t.pixels, n = self.out_channels
         cdef Py_ssize_t hp = self.hp, wp = self.wp, cw = self.cw, kh = self.kh, kw = self.kw, sh = self.sh
         cdef Py_ssize_t sw = self.sw, oh = self.out_h, ow = self.out_w, k = self.k, npad = self.npad
         cdef Py_ssize_t nbits = self.nbits
         cdef const uint64_t *b = self.b
-        # work items as in bgemm: row blocks of whole 8-row groups, as many per thread; few rows: column blocks
-        threads = max(threads, 1)
         cdef Py_ssize_t groups = (m + 7) // 8
         cdef Py_ssize_t rblocks = 1, cols = npad
         cdef bint by_rows = groups >= 4 * threads
@@ -162,10 +165,13 @@ cdef class PackedConvPlan:
         cdef Py_ssize_t nblocks = (n + cols - 1) // cols
         cdef Py_ssize_t i, m0, m1, n0, n1, rb
         cdef int failed = 0
+        cdef uint64_t *a = <uint64_t *>malloc(m * k * sizeof(uint64_t))      # the gathered rows
+        if a == NULL:
+            raise MemoryError(f"PackedConvPlan: no memory for {m} x {k} gathered words")
         with nogil:
             if threads == 1:
                 _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, 0, m, a)
-                failed = bgemm_rows(a, b, cp, 0, m, 0, n, n, npad, k, nbits, &t)
+                failed = bgemm_rows(a, b, cp, 0, m, 0, n, n, npad, k, nbits, t) != 0
             else:
                 if not by_rows:
                     _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, 0, m, a)
@@ -182,8 +188,6 @@ cdef class PackedConvPlan:
                     if m0 < m1:
                         if by_rows:
                             _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, m0, m1, a)
-                        failed += bgemm_rows(a, b, cp, m0, m1, n0, n1, n, npad, k, nbits, &t) != 0   # a reduction
+                        failed += bgemm_rows(a, b, cp, m0, m1, n0, n1, n, npad, k, nbits, t) != 0   # a reduction
         free(a)
-        if failed:
-            raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
-        return out
+        return failed
