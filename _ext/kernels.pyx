@@ -8,6 +8,7 @@ The Cython wrappers live in one file per concern, included below; the C they cal
                   magnitude-aware weight quantizer, BatchNorm, PReLU, pooling, Adam         train_ops.h
   pyx/sgemm.pxi   float32 GEMM on the kernels' own threads, Winograd F(2x2, 3x3)         sgemm.h, winograd.h
   pyx/engine.pxi  the packed inference engine's fused kernels (LAB straight into bits, …)
+  pyx/packed_conv.pxi  the engine's binary conv: receptive-field gather + popcount GEMM in one call
 bgemm.h only selects the popcount GEMM for this CPU: bgemm/portable.h is the reference loop, and avx512.h,
 avx2.h and neon.h compute the same integers with wider registers."""
 import numpy as np
@@ -27,3 +28,4 @@ include "pyx/lab.pxi"
 include "pyx/train.pxi"
 include "pyx/sgemm.pxi"
 include "pyx/engine.pxi"
+include "pyx/packed_conv.pxi"

@@ -94,6 +94,13 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options) -> "Tensor":
+        if not _grad_enabled and not _surrogate and all(isinstance(x, Tensor) for x in inputs):
+            # inference: nothing will run backward, so there is no graph, dtype promotion or gradient flag to
+            # record (a batch-1 forward is many small ops, and that bookkeeping costs as much as some of them)
+            ctx, arrays = Context(), [x.data for x in inputs]
+            ctx.needs_input_grad = (False,) * len(arrays)
+            op = dispatch.choose(cls, arrays, options) or cls
+            return Tensor(op.forward(ctx, *arrays, **options), _keep_dtype=True)
         # Python numbers take the dtype of the tensors they meet (like NumPy's weak scalars): x32 + 1e-9 stays float32
         dtype = next((x.dtype for x in inputs if isinstance(x, (Tensor, np.ndarray)) and x.dtype.kind == "f"),
                      np.float32)

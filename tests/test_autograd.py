@@ -58,6 +58,25 @@ def test_no_grad_records_nothing():
         y.sum().backward()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_no_grad_gives_the_values_of_the_recorded_graph(dtype):
+    """Under no_grad, Function.apply skips the graph bookkeeping; the values and dtypes must not change."""
+    rng = np.random.default_rng(0)
+    x, w = t(rng.standard_normal((2, 3, 6, 6)), dtype=dtype), t(rng.standard_normal((4, 3, 3, 3)), dtype=dtype)
+    scale = t(rng.standard_normal((1, 4, 1, 1)), dtype=dtype)
+
+    def forward():
+        y = F.max_pool2d(F.relu(F.conv2d(x, w, padding=1) * scale), 2)
+        return y * 0.5 + y                  # a Python number: the general path, with dtype promotion
+
+    recorded = forward()
+    with ml.no_grad():
+        plain = forward()
+    assert recorded.requires_grad and not plain.requires_grad and plain._parents == []
+    assert plain.dtype == recorded.dtype == dtype
+    np.testing.assert_array_equal(plain.data, recorded.data)
+
+
 def test_non_scalar_backward_needs_grad():
     x = t([1.0, 2.0])
     with pytest.raises(RuntimeError, match="non-scalar"):

@@ -464,3 +464,64 @@ def test_peak_rates_are_positive_and_threads_add_work():
     binary, flt = EXT.peak_rates(0.01, 1)
     assert binary > 1e8 and flt > 1e7
     assert all(r > 0 for r in EXT.peak_rates(0.01, 2))
+
+
+@st.composite
+def packed_conv_plans(draw):
+    """A packed binary conv at one input shape, with a random output transform (each step on or off)."""
+    c, o, k = draw(CHANNELS), draw(st.sampled_from([1, 5, 16, 17, 33, 70])), draw(st.sampled_from([1, 3]))
+    n, h, w = draw(st.sampled_from([1, 2, 3])), draw(st.integers(k, 12)), draw(st.integers(k, 12))
+    stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, k // 2))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    vec = (lambda: rng.uniform(-1, 2, o).astype(np.float32) if draw(st.booleans()) else None)
+    transform = {"alpha": vec(), "gamma": vec(), "beta": vec(), "relu": int(draw(st.booleans()))}
+    if draw(st.booleans()):
+        transform.update(mean=rng.normal(0, 3, o).astype(np.float32), invstd=rng.uniform(0.5, 2, o).astype(np.float32))
+    x = np.where(rng.random((n, c, h, w)) < 0.5, -1.0, 1.0).astype(np.float32)
+    wq = np.where(rng.random((o, c, k, k)) < 0.5, -1.0, 1.0).astype(np.float32)
+    return x, wq, stride, padding, transform, draw(st.booleans()), draw(st.sampled_from([1, 2, 3])), rng
+
+
+@needs_ext
+@given(packed_conv_plans())
+def test_packed_conv_plan_equals_im2col_then_bgemm(case):
+    """The engine's one-call conv (gather + popcount GEMM in one parallel region) against the two calls it
+    replaces, bit for bit: every transform step, the zero-padding correction, residual and PReLU, any threads."""
+    x, wq, stride, padding, transform, fused, threads, rng = case
+    n, c, h, w = x.shape
+    o, k = wq.shape[0], wq.shape[2]
+    xpk = EXT.pack_channels_last(x, padding, padding)
+    bt = EXT.pack_weights(wq)
+    oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    pattern = corr = None
+    if padding:
+        corr, pattern = packed.zero_padding_correction(packed.tap_sums_from_packed(bt, c, o, k * k), (h, w), (k, k),
+                                                       (stride, stride), (padding, padding))
+    extra = {}
+    if fused:
+        extra = {"residual": rng.standard_normal((n, o, oh, ow)).astype(np.float32),
+                 "prelu": rng.uniform(-1, 1, o).astype(np.float32)}
+    rows = EXT.packed_im2col(xpk, k, k, stride, stride, oh, ow)
+    want = EXT.bgemm(rows, bt, o, c * k * k, row_pattern=None if pattern is None else np.tile(pattern, n),
+                     pattern_corr=corr, pixels=oh * ow, **transform,
+                     **{key: None if v is None else v.reshape(n, o, -1) if key == "residual" else v
+                        for key, v in extra.items()}).reshape(n, o, oh, ow)
+    plan = EXT.PackedConvPlan(bt, o, c * k * k, x.shape, (k, k), (stride, stride), (padding, padding),
+                              row_pattern=pattern, pattern_corr=corr, **transform)
+    assert (plan.batch, plan.out_channels, plan.out_h, plan.out_w) == (n, o, oh, ow)
+    for _ in range(2):    # a plan is reused: the second call sees the same cached slopes
+        np.testing.assert_array_equal(plan.run(xpk, threads=threads, **extra), want)
+
+
+@needs_ext
+def test_packed_conv_plan_rejects_inputs_of_another_shape():
+    bt = EXT.pack_weights(np.ones((8, 64, 3, 3), np.float32))
+    plan = EXT.PackedConvPlan(bt, 8, 64 * 9, (1, 64, 6, 6), (3, 3), (1, 1), (1, 1))
+    with pytest.raises(ValueError, match=r"uint64 of shape \(1, 8, 8, 1\)"):
+        plan.run(np.zeros((1, 9, 9, 1), np.uint64))
+    with pytest.raises(ValueError, match="residual must be"):
+        plan.run(np.zeros((1, 8, 8, 1), np.uint64), residual=np.zeros((1, 8, 6, 5), np.float32))
+    with pytest.raises(ValueError, match="prelu has 3 slopes"):
+        plan.run(np.zeros((1, 8, 8, 1), np.uint64), prelu=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="words per column"):
+        EXT.PackedConvPlan(bt, 8, 64 * 9, (1, 65, 6, 6), (3, 3), (1, 1), (1, 1))

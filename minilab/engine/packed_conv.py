@@ -69,25 +69,32 @@ class PackedBinaryConv2d(Module):
         bt[:, :o] = words.reshape(o, -1).T
         self._bt = bt
         self._tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)      # Σ_c sign(w)[o, c, u, v]
-        self._corrections = {}                                          # zero-padding correction per input size
         if s["binarizer"] == "lab":
             self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
             self._lab_kernels = np.ascontiguousarray(a["lab_weight"], np.float32).reshape(2 * c, 9)
             self._lab_bias = np.ascontiguousarray(a["lab_bias"], np.float32)
             self._lab_beta = float(a["lab_beta"])
-            self._lab_short = None
-        # what every forward passes to the kernels, made once: a batch-1 forward is many small calls, and the
-        # Python work around each one does not shrink with the threads
-        from ..fast.packed import popcount_conv
-        self._ext, self._popcount_conv = ext, popcount_conv
-        if s["binarizer"] == "lab":    # the short way's difference kernels (the bits stay the training graph's)
             self._lab_short = ext.lab_short_way(self._lab_kernels, self._lab_bias, self._idx0, self._idx1)
+        self._ext = ext
         self._transform = {key: None if a.get(key) is None else np.ascontiguousarray(a[key], np.float32).reshape(-1)
                            for key in ("alpha", "mean", "invstd", "gamma", "beta")}
+        self._plans = {}                                                # input shape -> ext.PackedConvPlan
 
-    def _timed(self, category, start):
-        if self.profiler is not None:
-            self.profiler(category, time.perf_counter() - start)
+    def _plan(self, shape):
+        """The compiled conv for inputs of `shape` (N, C, H, W): output size, zero-padding correction, its row
+        pattern tiled over the batch and the transform's vectors, all made once.  A batch-1 forward is dozens of
+        small convs, and the Python work around each one does not shrink with more threads."""
+        plan = self._plans.get(shape)
+        if plan is None:
+            s = self.spec
+            k, st, p = s["kernel"], s["stride"], s["padding"]
+            pattern = corr = None
+            if s["pad_value"] == 0 and p > 0:
+                corr, pattern = zero_padding_correction(self._tap_sums, shape[2:], (k, k), (st, st), (p, p))
+            plan = self._plans[shape] = self._ext.PackedConvPlan(
+                self._bt, s["out_channels"], s["in_channels"] * k * k, shape, (k, k), (st, st), (p, p),
+                relu=int(s.get("relu", False)), row_pattern=pattern, pattern_corr=corr, **self._transform)
+        return plan
 
     def binarize_and_pack(self, x):
         ext = self._ext    # the engine runs on the kernels even inside config.use(kernels=False)
@@ -97,24 +104,15 @@ class PackedBinaryConv2d(Module):
         if kind == "lab" and x.shape[1] == 1:
             # one channel: the training graph's LAB conv is a plain conv on the GEMM, not the depthwise kernel,
             # and only the same float ops give the same bits
-            start = time.perf_counter()
             y = lab(Tensor(x), Tensor(a["lab_weight"]), Tensor(a["lab_bias"]), Tensor(np.float32(a["lab_beta"])),
                     s["lab_pairing"]).data
-            packed = ext.pack_channels_last(np.ascontiguousarray(y, np.float32), p, p, self.threads)
-            self._timed("LAB binarize + pack", start)
-            return packed
+            return ext.pack_channels_last(np.ascontiguousarray(y, np.float32), p, p, self.threads)
         if kind == "lab":
-            start = time.perf_counter()
-            packed = ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, self._lab_beta, self._idx0,
-                                           self._idx1, p, self.threads, self._lab_short)
-            self._timed("LAB binarize + pack", start)
-            return packed
-        start = time.perf_counter()
+            return ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, self._lab_beta, self._idx0,
+                                         self._idx1, p, self.threads, self._lab_short)
         if kind == "float":
             x = np.ascontiguousarray(self.float_binarizer(Tensor(x)).data, dtype=np.float32)
-        packed = ext.pack_channels_last(x, p, p, self.threads)
-        self._timed("binarize + pack", start)
-        return packed
+        return ext.pack_channels_last(x, p, p, self.threads)
 
     def forward(self, x):
         return Tensor(self.forward_fused(x))
@@ -123,27 +121,28 @@ class PackedBinaryConv2d(Module):
         """The conv's float32 output (N, O, OH, OW) as an array; `residual` (same shape) is added after the
         folded BatchNorm and `prelu` (O,) slopes applied last, inside the popcount kernel's output transform."""
         s = self.spec
-        xd = np.ascontiguousarray(x.data, dtype=np.float32)
+        xd = x.data if isinstance(x, Tensor) else x
+        if xd.dtype != np.float32 or not xd.flags.c_contiguous:
+            xd = np.ascontiguousarray(xd, dtype=np.float32)
         if xd.ndim != 4 or xd.shape[1] != s["in_channels"]:
             raise ValueError(f"packed binary conv expects (N, {s['in_channels']}, H, W), got {xd.shape}")
-        k, st, p = s["kernel"], s["stride"], s["padding"]
+        plan = self._plan(xd.shape)
+        timed = self.profiler is not None     # the clock is read only while a profiler listens
+        start = time.perf_counter() if timed else 0.0
         packed = self.binarize_and_pack(xd)
+        if timed:
+            self.profiler("LAB binarize + pack" if s["binarizer"] == "lab" else "binarize + pack",
+                          time.perf_counter() - start)
+            start = time.perf_counter()
         if self.capture is not None:
-            self.capture.append(unpack_channels_last(packed, s["in_channels"], (p, p)))
-        start = time.perf_counter()
-        hw = xd.shape[2:]
-        if s["pad_value"] == 0 and p > 0 and hw not in self._corrections:
-            self._corrections[hw] = zero_padding_correction(self._tap_sums, hw, (k, k), (st, st), (p, p))
+            self.capture.append(unpack_channels_last(packed, s["in_channels"], (s["padding"],) * 2))
         if residual is not None:    # as in the training graph, a smaller shortcut (odd input sizes) broadcasts
-            oh, ow = ((size + 2 * p - k) // st + 1 for size in hw)
-            shape = (xd.shape[0], s["out_channels"], oh, ow)
+            shape = (xd.shape[0], s["out_channels"], plan.out_h, plan.out_w)
             if residual.shape != shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
                 residual = np.ascontiguousarray(np.broadcast_to(residual, shape), np.float32)
-            residual = residual.reshape(xd.shape[0], s["out_channels"], oh * ow)
-        out = self._popcount_conv(packed, self._bt, self._tap_sums, s["in_channels"], s["out_channels"], (k, k),
-                                  (st, st), (p, p), s["pad_value"], hw, self.threads, self._corrections.get(hw),
-                                  relu=int(s.get("relu", False)), prelu=prelu, residual=residual, **self._transform)
-        self._timed("binary conv", start)
+        out = plan.run(packed, residual, prelu, self.threads)
+        if timed:
+            self.profiler("binary conv", time.perf_counter() - start)
         self.last_shapes = (xd.shape, out.shape, packed.nbytes)
         return out
 

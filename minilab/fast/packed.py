@@ -1,5 +1,6 @@
-"""The bit-packed binary convolution on the compiled XNOR-popcount kernel (training forward and the inference
-engine).  The arithmetic and its NumPy reference are in `minilab.ops.packed`; this equals it bit for bit."""
+"""The bit-packed binary convolution on the compiled XNOR-popcount kernel (the training forward's; the inference
+engine runs the same two steps as one compiled call, `PackedConvPlan`).  The arithmetic and its NumPy reference
+are in `minilab.ops.packed`; this equals it bit for bit."""
 import numpy as np
 
 from .. import _kernels as ext
@@ -8,18 +9,17 @@ from ..ops.packed import channel_scales, tap_sums_from_packed, zero_padding_corr
 
 
 def popcount_conv(xpk, bt, tap_sums, in_channels, out_channels, kernel, stride, padding, pad_value, in_hw,
-                  threads=1, correction=None, **transform):
+                  threads=1, **transform):
     """The conv on already packed operands: xpk (N, H+2p, W+2p, CW) from pack_channels_last, bt from pack_weights,
     tap_sums (O, kh·kw) = Σ_c sign(w).  `transform` is bgemm's fused output transform (alpha, relu, BatchNorm, …);
-    the zero-padding correction is added here (`correction`: a precomputed zero_padding_correction result, which
-    the engine keeps per input size).  Returns (N, O, OH, OW) float32."""
+    the zero-padding correction is added here.  Returns (N, O, OH, OW) float32."""
     kh, kw = kernel
     n = xpk.shape[0]
     oh, ow = output_size(in_hw[0], kh, stride[0], padding[0]), output_size(in_hw[1], kw, stride[1], padding[1])
     rows = ext.packed_im2col(xpk, kh, kw, stride[0], stride[1], oh, ow, threads)
     pattern = corr = None
     if pad_value == 0 and tuple(padding) != (0, 0):
-        corr, pattern = correction or zero_padding_correction(tap_sums, in_hw, kernel, stride, padding)
+        corr, pattern = zero_padding_correction(tap_sums, in_hw, kernel, stride, padding)
         if n > 1:
             pattern = np.tile(pattern, n)
     out = ext.bgemm(rows, bt, out_channels, in_channels * kh * kw, row_pattern=pattern, pattern_corr=corr,

@@ -1,0 +1,193 @@
+# The packed inference engine's binary conv as one call: gathering each output pixel's receptive field (what
+# packed_im2col does) and the XNOR-popcount GEMM with its output transform (what bgemm does), in one parallel
+# region, with everything that depends only on the weights and the input size checked and resolved once.
+
+
+cdef inline void _gather_rows(const uint64_t *xpk, Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t cw, Py_ssize_t kh,
+                              Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t oh, Py_ssize_t ow,
+                              Py_ssize_t m0, Py_ssize_t m1, uint64_t *rows) noexcept nogil:
+    """Rows m0 .. m1 - 1 of packed_im2col's result: row m = image b, pixel (i, j) holds words
+    xpk[b, i·sh + u, j·sw + v, q] in (u, v, q) order; for one u the kw·CW words are already contiguous."""
+    cdef Py_ssize_t m, b, pix, i, j, u
+    cdef Py_ssize_t span = kw * cw
+    cdef uint64_t *dst = rows + m0 * kh * span
+    for m in range(m0, m1):
+        b = m // (oh * ow)
+        pix = m - b * oh * ow
+        i = pix // ow
+        j = pix - i * ow
+        for u in range(kh):
+            memcpy(dst, xpk + ((b * hp + i * sh + u) * wp + j * sw) * cw, span * sizeof(uint64_t))
+            dst += span
+
+
+cdef inline bint _c_array(object a, int typenum, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2,
+                          Py_ssize_t d3):
+    """a is a C-contiguous ndarray of this dtype and 4-D shape (d0, d1, d2, d3)."""
+    if not isinstance(a, cnp.ndarray):
+        return False
+    cdef cnp.ndarray arr = a
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_NDIM(arr) != 4:
+        return False
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    return dims[0] == d0 and dims[1] == d1 and dims[2] == d2 and dims[3] == d3
+
+
+cdef class PackedConvPlan:
+    """One packed binary conv at one input shape (N, C, H, W), ready to run many times:
+
+        plan.run(xpk, residual=None, prelu=None, threads=1)  ==  bgemm(packed_im2col(xpk, …), bt, …, transform)
+
+    bit for bit, with xpk from pack_channels_last (or lab_binarize_pack).  Made once per input shape, it holds
+    the weights (and AVX2's prepared copy of them), the zero-padding pattern tiled over the batch and pointers to
+    the transform's vectors, so a call only checks its input and output arrays: a batch-1 forward is dozens of
+    small convs, and the work around each one does not shrink with more threads.
+
+    The threads share one parallel region: with enough output rows each takes a block of rows, gathers exactly
+    those rows' receptive fields and multiplies them (no wait between the two steps); with few rows (the last
+    layers: few pixels, many channels) the rows are gathered first and the threads split the channels."""
+    cdef object keep                     # the arrays the pointers below point into
+    cdef object prelu_seen, prelu_kept   # the last PReLU slopes passed to run, and their float32 copy
+    cdef transform_t t
+    cdef const uint64_t *b
+    cdef readonly Py_ssize_t batch, out_channels, out_h, out_w
+    cdef Py_ssize_t npad, k, nbits, kh, kw, sh, sw, hp, wp, cw
+
+    def __init__(self, const uint64_t[:, ::1] bt, Py_ssize_t out_channels, Py_ssize_t nbits, in_shape,
+                 kernel, stride, padding, alpha=None, int relu=0, mean=None, invstd=None, gamma=None, beta=None,
+                 row_pattern=None, pattern_corr=None):
+        """bt, out_channels, nbits and the transform as for bgemm; in_shape (N, C, H, W) of the float input,
+        kernel / stride / padding (h, w) pairs; row_pattern (OH·OW,) for ONE image (tiled here over N)."""
+        cdef Py_ssize_t n = in_shape[0], c = in_shape[1]
+        self.kh, self.kw = kernel
+        self.sh, self.sw = stride
+        self.hp, self.wp = in_shape[2] + 2 * padding[0], in_shape[3] + 2 * padding[1]
+        self.out_h, self.out_w = (self.hp - self.kh) // self.sh + 1, (self.wp - self.kw) // self.sw + 1
+        self.cw = (c + 63) // 64
+        self.k, self.npad = bt.shape[0], bt.shape[1]
+        if self.k != self.kh * self.kw * self.cw:
+            raise ValueError(f"PackedConvPlan: B has {self.k} words per column; {c} channels and a "
+                             f"{self.kh}x{self.kw} kernel need {self.kh * self.kw * self.cw}")
+        if out_channels > self.npad:
+            raise ValueError(f"PackedConvPlan: {out_channels} channels but B is padded to {self.npad}")
+        if self.out_h <= 0 or self.out_w <= 0:
+            raise ValueError(f"PackedConvPlan: a {self.kh}x{self.kw} kernel does not fit the padded "
+                             f"{self.hp}x{self.wp} input")
+        self.batch, self.out_channels, self.nbits = n, out_channels, nbits
+        self.keep = [bt]
+        cdef list keep = self.keep
+        self.t.alpha = _vec(alpha, out_channels, "alpha", keep)
+        self.t.mean = _vec(mean, out_channels, "mean", keep)
+        self.t.invstd = _vec(invstd, out_channels, "invstd", keep)
+        self.t.gamma = _vec(gamma, out_channels, "gamma", keep)
+        self.t.beta = _vec(beta, out_channels, "beta", keep)
+        if (self.t.mean == NULL) != (self.t.invstd == NULL):
+            raise ValueError("PackedConvPlan: mean and invstd go together")
+        self.t.relu = relu
+        self.t.pixels = self.out_h * self.out_w
+        self.t.residual = NULL
+        self.t.prelu = NULL
+        self.t.row_pattern = NULL
+        self.t.pattern_corr = NULL
+        cdef int32_t[::1] pat
+        if row_pattern is not None:
+            one = np.ascontiguousarray(row_pattern, dtype=np.int32).reshape(-1)
+            corr = np.ascontiguousarray(pattern_corr, dtype=np.float32)
+            if one.shape[0] != self.t.pixels:
+                raise ValueError(f"PackedConvPlan: row_pattern has {one.shape[0]} entries for "
+                                 f"{self.t.pixels} output pixels")
+            if corr.ndim != 2 or corr.shape[1] != out_channels or (one.size and one.max() >= corr.shape[0]):
+                raise ValueError("PackedConvPlan: pattern_corr must be (patterns, out_channels) and cover "
+                                 "every row pattern")
+            pat = np.tile(one, n) if n > 1 else one
+            keep.append(pat)
+            self.t.row_pattern = &pat[0]
+            self.t.pattern_corr = _vec(corr, corr.size, "pattern_corr", keep)
+        # B in the layout this build's popcount loop reads (a copy split into nibbles for AVX2, else B itself)
+        self.b = &bt[0, 0]
+        cdef uint64_t[::1] prepared
+        cdef Py_ssize_t words = bgemm_prepared_words(self.k, self.npad)
+        if words:
+            prepared = np.empty(words, dtype=np.uint64)
+            bgemm_prepare_b(&bt[0, 0], &prepared[0], self.k, self.npad)
+            keep.append(prepared)
+            self.b = &prepared[0]
+
+    def run(self, xpk, residual=None, prelu=None, int threads=1):
+        """The conv's float32 output (N, O, OH, OW) for packed input xpk (N, H + 2ph, W + 2pw, CW) uint64.
+        residual: C-contiguous float32 of the output's shape, added after BatchNorm; prelu (O,): slopes applied
+        last.  (The arrays are checked and read through their data pointers: cheaper than typed memoryviews.)"""
+        if not _c_array(xpk, cnp.NPY_UINT64, self.batch, self.hp, self.wp, self.cw):
+            raise ValueError(f"PackedConvPlan: expected packed input: C-contiguous uint64 of shape ({self.batch}, "
+                             f"{self.hp}, {self.wp}, {self.cw}), got {getattr(xpk, 'dtype', type(xpk))} "
+                             f"{getattr(xpk, 'shape', '')}")
+        cdef Py_ssize_t m = self.batch * self.t.pixels, n = self.out_channels
+        cdef cnp.npy_intp dims[4]
+        dims[0], dims[1], dims[2], dims[3] = self.batch, n, self.out_h, self.out_w
+        out = cnp.PyArray_EMPTY(4, dims, cnp.NPY_FLOAT32, 0)
+        cdef transform_t t = self.t
+        if residual is not None:
+            if not _c_array(residual, cnp.NPY_FLOAT32, self.batch, n, self.out_h, self.out_w):
+                raise ValueError(f"PackedConvPlan: residual must be C-contiguous float32 of the output's shape "
+                                 f"{out.shape}, got {getattr(residual, 'dtype', type(residual))} "
+                                 f"{getattr(residual, 'shape', '')}")
+            t.residual = <const float *>cnp.PyArray_DATA(residual)
+        if prelu is not None:
+            if prelu is not self.prelu_seen:      # a block passes the same slopes every time
+                kept = np.ascontiguousarray(prelu, dtype=np.float32).reshape(-1)
+                if kept.shape[0] != n:
+                    raise ValueError(f"PackedConvPlan: prelu has {kept.shape[0]} slopes, expected {n}")
+                self.prelu_seen, self.prelu_kept = prelu, kept
+            t.prelu = <const float *>cnp.PyArray_DATA(self.prelu_kept)
+        if m == 0 or n == 0:
+            return out
+        if self._gather_and_multiply(<const uint64_t *>cnp.PyArray_DATA(xpk), <float *>cnp.PyArray_DATA(out), &t,
+                                     max(threads, 1)):
+            raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
+        return out
+
+    cdef int _gather_and_multiply(self, const uint64_t *x, float *cp, const transform_t *t, int threads) except -1:
+        """run's work, in one parallel region; returns nonzero when bgemm_rows found no memory.  Work items as
+        in bgemm: row blocks of whole 8-row groups, as many per thread (each gathers its own rows, then
+        multiplies them); with few rows, the rows are gathered first and the threads take column blocks."""
+        cdef Py_ssize_t m = self.batch * self.t.pixels, n = self.out_channels
+        cdef Py_ssize_t hp = self.hp, wp = self.wp, cw = self.cw, kh = self.kh, kw = self.kw, sh = self.sh
+        cdef Py_ssize_t sw = self.sw, oh = self.out_h, ow = self.out_w, k = self.k, npad = self.npad
+        cdef Py_ssize_t nbits = self.nbits
+        cdef const uint64_t *b = self.b
+        cdef Py_ssize_t groups = (m + 7) // 8
+        cdef Py_ssize_t rblocks = 1, cols = npad
+        cdef bint by_rows = groups >= 4 * threads
+        if by_rows:
+            rblocks = threads * ((groups + 8 * threads - 1) // (8 * threads))
+        elif threads > 1:
+            cols = max(16, (npad // (4 * threads)) // 16 * 16)
+        cdef Py_ssize_t nblocks = (n + cols - 1) // cols
+        cdef Py_ssize_t i, m0, m1, n0, n1, rb
+        cdef int failed = 0
+        cdef uint64_t *a = <uint64_t *>malloc(m * k * sizeof(uint64_t))      # the gathered rows
+        if a == NULL:
+            raise MemoryError(f"PackedConvPlan: no memory for {m} x {k} gathered words")
+        with nogil:
+            if threads == 1:
+                _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, 0, m, a)
+                failed = bgemm_rows(a, b, cp, 0, m, 0, n, n, npad, k, nbits, t) != 0
+            else:
+                if not by_rows:
+                    _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, 0, m, a)
+                for i in prange(rblocks * nblocks, num_threads=threads, schedule="static"):
+                    rb = i // nblocks
+                    m0 = (rb * groups) // rblocks * 8
+                    m1 = ((rb + 1) * groups) // rblocks * 8
+                    if m1 > m:
+                        m1 = m
+                    n0 = (i % nblocks) * cols
+                    n1 = n0 + cols
+                    if n1 > n:
+                        n1 = n
+                    if m0 < m1:
+                        if by_rows:
+                            _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, m0, m1, a)
+                        failed += bgemm_rows(a, b, cp, m0, m1, n0, n1, n, npad, k, nbits, t) != 0   # a reduction
+        free(a)
+        return failed
