@@ -49,78 +49,142 @@ cdef int _check_lab_arguments(str name, Py_ssize_t c, const float[:, ::1] kernel
     return 0
 
 
-def lab_binarize_pack(const float[:, :, :, ::1] x, const float[:, ::1] kernels, const float[::1] bias, float beta,
-                      const int32_t[::1] map0, const int32_t[::1] map1, int p, int threads=1, short_way=None):
+def lab_binarize_pack(const float[:, :, :, ::1] x, kernels, bias, float beta, map0, map1, int p, int threads=1,
+                      bint short_way=False):
     """LAB's whole eval forward in one pass, into packed words (lab_pack.h): for output channel c and pixel
     (i, j), bit c is 0 (+1) iff beta * (r[map1[c]] - r[map0[c]]) > 0, r being the 2C zero-padded 3x3 depthwise
     responses of x (N, C, H, W) with kernels (2C, 9) and bias (2C,); map a reads input channel a // 2.
     Returns (N, H + 2p, W + 2p, ceil(C/64)) uint64 with zero words (+1) in the padding, like pack_channels_last.
-    Blocks of pixels of all images are split over `threads`.  short_way: lab_short_way(kernels, bias, map0, map1)
-    to let each block take its bits from the one-kernel difference where lab_bound certifies their sign (the
-    bits are the same); None computes every response exactly."""
-    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
-    _check_lab_arguments("lab_binarize_pack", c, kernels, bias, map0, map1)
-    cdef const float[:, ::1] numbers
-    if short_way is not None:
-        numbers = short_way
-        if numbers.shape[0] != c or numbers.shape[1] != LAB_SHORT:
-            raise ValueError(f"lab_binarize_pack: short_way must be lab_short_way's ({c}, {LAB_SHORT}) array, got "
-                             f"({numbers.shape[0]}, {numbers.shape[1]})")
-    cdef Py_ssize_t cw = (c + 63) // 64
-    out = np.zeros((n, h + 2 * p, wd + 2 * p, cw), dtype=np.uint64)
-    if n == 0 or c == 0 or h == 0 or wd == 0:
-        return out
-    cdef uint64_t[:, :, :, ::1] o = out
-    cdef Py_ssize_t blocks = lab_blocks(c, h, wd), item, b, i, ch
-    cdef Py_ssize_t plane = h * wd
-    cdef const float *src = &x[0, 0, 0, 0]
-    threads = max(threads, 1)
-    # per image and channel, how far from zero the short difference must be for its sign to be the bit's
-    cdef float[:, ::1] bound
-    cdef const float *bound_ptr = NULL
-    cdef const float *numbers_ptr = NULL
-    cdef double floor = lab_floor(beta)
-    cdef bint bounded = short_way is not None and lab_short_way_pays(h, wd) and floor != INFINITY
-    if bounded:
-        bound = np.empty((n, c), dtype=np.float32)
-        bound_ptr = &bound[0, 0]
-        numbers_ptr = &numbers[0, 0]
-    cdef float[:, :, ::1] xp
-    if LAB_PACK_PADDED:
-        # the zero-padded copy this build's kernel reads: planes of (H + 2) x (W + 2) floats and some slack
-        plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
-        padded = np.empty((n, c, plane), dtype=np.float32)
-        xp = padded
-        src = &xp[0, 0, 0]
-    # one team of threads for the three steps (each loop ends with a barrier): a batch-1 forward makes many
-    # such calls, and starting the threads once per call instead of three times shows
-    with nogil, parallel(num_threads=threads):
+    Blocks of pixels of all images are split over `threads`.  short_way: let each block take its bits from the
+    one-kernel difference where lab_bound certifies their sign (the bits are the same); False computes every
+    response exactly.  (LabPackPlan is the same, made once for a layer.)"""
+    return LabPackPlan(kernels, bias, beta, map0, map1, short_way).run(np.asarray(x), p, threads)
+
+
+cdef class LabPackPlan:
+    """One LAB layer's binarize-and-pack, ready to run many times: plan.run(x, p, threads) equals
+    lab_binarize_pack(x, kernels, bias, beta, map0, map1, p, threads, short_way) bit for bit.  Made once per
+    layer, it checks and keeps the kernels, biases, pairs and the short way's numbers, so a call only checks its
+    input: a batch-1 forward makes sixteen such calls, and the work around each does not shrink with threads."""
+    cdef object keep
+    cdef const float *kernels
+    cdef const float *bias
+    cdef const int32_t *map0
+    cdef const int32_t *map1
+    cdef const float *numbers             # lab_short_way's (C, LAB_SHORT) array, or NULL: always exact
+    cdef float beta
+    cdef double floor
+    cdef readonly Py_ssize_t channels
+
+    def __init__(self, kernels, bias, float beta, map0, map1, bint short_way=True):
+        k = np.ascontiguousarray(kernels, dtype=np.float32)
+        b = np.ascontiguousarray(bias, dtype=np.float32)
+        m0 = np.ascontiguousarray(map0, dtype=np.int32)
+        m1 = np.ascontiguousarray(map1, dtype=np.int32)
+        cdef Py_ssize_t c = m0.shape[0] if m0.ndim == 1 else -1
+        if k.ndim != 2 or b.ndim != 1:
+            raise ValueError(f"LabPackPlan: kernels must be (2C, 9) and bias (2C,), got {k.shape} and {b.shape}")
+        _check_lab_arguments("LabPackPlan", c, k, b, m0, m1)
+        self.channels, self.beta, self.floor = c, beta, lab_floor(beta)
+        self.keep = [k, b, m0, m1]
+        cdef const float[:, ::1] kv = k
+        cdef const float[::1] bv = b
+        cdef const int32_t[::1] m0v = m0, m1v = m1
+        self.kernels = self.bias = NULL
+        self.map0 = self.map1 = NULL
+        if c:
+            self.kernels = &kv[0, 0]
+            self.bias = &bv[0]
+            self.map0 = &m0v[0]
+            self.map1 = &m1v[0]
+        self.numbers = NULL
+        cdef const float[:, ::1] nv
+        if short_way and c and self.floor != INFINITY:
+            numbers = lab_short_way(k, b, m0, m1)
+            self.keep.append(numbers)
+            nv = numbers
+            self.numbers = &nv[0, 0]
+
+    def run(self, x, int p, int threads=1):
+        """The packed words (N, H + 2p, W + 2p, ceil(C/64)) for x (N, C, H, W), C-contiguous float32."""
+        if not (isinstance(x, cnp.ndarray) and cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32 and
+                cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_NDIM(x) == 4 and
+                cnp.PyArray_DIMS(x)[1] == self.channels):
+            raise ValueError(f"LabPackPlan: expected C-contiguous float32 (N, {self.channels}, H, W), got "
+                             f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
+        if p < 0:
+            raise ValueError(f"LabPackPlan: padding must be >= 0, got {p}")
+        cdef cnp.npy_intp *d = cnp.PyArray_DIMS(x)
+        cdef Py_ssize_t n = d[0], c = d[1], h = d[2], wd = d[3], cw = (c + 63) // 64
+        cdef cnp.npy_intp dims[4]
+        dims[0], dims[1], dims[2], dims[3] = n, h + 2 * p, wd + 2 * p, cw
+        out = cnp.PyArray_ZEROS(4, dims, cnp.NPY_UINT64, 0)
+        if n == 0 or c == 0 or h == 0 or wd == 0:
+            return out
+        cdef const float *src = <const float *>cnp.PyArray_DATA(x)
+        cdef uint64_t *o = <uint64_t *>cnp.PyArray_DATA(out)
+        cdef float *bound = NULL
+        cdef bint bounded = self.numbers != NULL and lab_short_way_pays(h, wd)
         if bounded:
-            for item in prange(n * c, schedule="static"):
-                b = item // c
-                ch = item % c
-                if numbers[ch, 10] == INFINITY:
-                    bound[b, ch] = INFINITY
-                else:
-                    bound[b, ch] = lab_bound(lab_plane_max_abs(&x[b, map0[ch] // 2, 0, 0], h * wd),
-                                             &numbers[ch, 0], floor)
-        if LAB_PACK_PADDED:
-            for item in prange(n * c, schedule="static"):
-                b = item // c
-                ch = item % c
-                memset(&xp[b, ch, 0], 0, (wd + 3) * sizeof(float))
-                for i in range(h):
-                    memcpy(&xp[b, ch, (i + 1) * (wd + 2) + 1], &x[b, ch, i, 0], wd * sizeof(float))
-                    xp[b, ch, (i + 1) * (wd + 2) + wd + 1] = 0
-                    xp[b, ch, (i + 2) * (wd + 2)] = 0
-                memset(&xp[b, ch, (h + 1) * (wd + 2) + 1], 0,
-                       (plane - (h + 1) * (wd + 2) - 1) * sizeof(float))
-        for item in prange(n * blocks, schedule="static"):
-            b = item // blocks
-            lab_pack_blocks(src + b * c * plane, plane, c, h, wd, &kernels[0, 0], &bias[0], beta, &map0[0],
-                            &map1[0], item % blocks, item % blocks + 1, &o[b, 0, 0, 0], p, numbers_ptr,
-                            bound_ptr + b * c if bound_ptr != NULL else NULL)
-    return out
+            bound = <float *>malloc(n * c * sizeof(float))
+            if bound == NULL:
+                raise MemoryError("LabPackPlan: no memory for the short way's bounds")
+        cdef float[:, :, ::1] xp
+        cdef Py_ssize_t plane = h * wd
+        if LAB_PACK_PADDED:     # the zero-padded copy this build's kernel reads
+            plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
+            xp = np.empty((n, c, plane), dtype=np.float32)
+        try:
+            self._pack(src, &xp[0, 0, 0] if LAB_PACK_PADDED else NULL, o, bound, n, h, wd, p, plane,
+                       max(threads, 1))
+        finally:
+            free(bound)
+        return out
+
+    cdef void _pack(self, const float *x, float *xp, uint64_t *o, float *bound, Py_ssize_t n, Py_ssize_t h,
+                    Py_ssize_t wd, Py_ssize_t p, Py_ssize_t plane, int threads) noexcept:
+        """run's work: the bounds (when bound is not NULL), the padded copy (when xp is not NULL), the packing;
+        in one team of threads (each loop ends with a barrier), or directly on one thread."""
+        cdef Py_ssize_t c = self.channels, cw = (c + 63) // 64, blocks = lab_blocks(c, h, wd)
+        cdef Py_ssize_t item
+        cdef Py_ssize_t out_image = (h + 2 * p) * (wd + 2 * p) * cw
+        cdef const float *src = xp if xp != NULL else x
+        with nogil:
+            if threads == 1:
+                for item in range(n * c):
+                    self._prepare_plane(x, xp, bound, item, h, wd, plane)
+                for item in range(n):
+                    lab_pack_blocks(src + item * c * plane, plane, c, h, wd, self.kernels, self.bias, self.beta,
+                                    self.map0, self.map1, 0, blocks, o + item * out_image, p, self.numbers,
+                                    bound + item * c if bound != NULL else NULL)
+            else:
+                with parallel(num_threads=threads):
+                    for item in prange(n * c, schedule="static"):
+                        self._prepare_plane(x, xp, bound, item, h, wd, plane)
+                    for item in prange(n * blocks, schedule="static"):
+                        lab_pack_blocks(src + (item // blocks) * c * plane, plane, c, h, wd, self.kernels,
+                                        self.bias, self.beta, self.map0, self.map1, item % blocks,
+                                        item % blocks + 1, o + (item // blocks) * out_image, p, self.numbers,
+                                        bound + (item // blocks) * c if bound != NULL else NULL)
+
+    cdef inline void _prepare_plane(self, const float *x, float *xp, float *bound, Py_ssize_t item, Py_ssize_t h,
+                                    Py_ssize_t wd, Py_ssize_t plane) noexcept nogil:
+        """For plane `item` (image item // C, channel item % C): its certified bound and its padded copy."""
+        cdef Py_ssize_t c = self.channels, ch = item % c, b = item // c, i
+        if bound != NULL:
+            if self.numbers[ch * LAB_SHORT + 10] == INFINITY:
+                bound[item] = INFINITY
+            else:
+                bound[item] = lab_bound(lab_plane_max_abs(x + (b * c + self.map0[ch] // 2) * h * wd, h * wd),
+                                        self.numbers + ch * LAB_SHORT, self.floor)
+        if xp != NULL:
+            xp += item * plane
+            memset(xp, 0, (wd + 3) * sizeof(float))
+            for i in range(h):
+                memcpy(xp + (i + 1) * (wd + 2) + 1, x + (item * h + i) * wd, wd * sizeof(float))
+                xp[(i + 1) * (wd + 2) + wd + 1] = 0
+                xp[(i + 2) * (wd + 2)] = 0
+            memset(xp + (h + 1) * (wd + 2) + 1, 0, (plane - (h + 1) * (wd + 2) - 1) * sizeof(float))
 
 
 cdef extern from "peak.h" nogil:

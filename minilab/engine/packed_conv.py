@@ -74,7 +74,8 @@ class PackedBinaryConv2d(Module):
             self._lab_kernels = np.ascontiguousarray(a["lab_weight"], np.float32).reshape(2 * c, 9)
             self._lab_bias = np.ascontiguousarray(a["lab_bias"], np.float32)
             self._lab_beta = float(a["lab_beta"])
-            self._lab_short = ext.lab_short_way(self._lab_kernels, self._lab_bias, self._idx0, self._idx1)
+            self._lab_plan = ext.LabPackPlan(self._lab_kernels, self._lab_bias, self._lab_beta, self._idx0,
+                                             self._idx1)
         self._ext = ext
         self._transform = {key: None if a.get(key) is None else np.ascontiguousarray(a[key], np.float32).reshape(-1)
                            for key in ("alpha", "mean", "invstd", "gamma", "beta")}
@@ -108,8 +109,7 @@ class PackedBinaryConv2d(Module):
                     s["lab_pairing"]).data
             return ext.pack_channels_last(np.ascontiguousarray(y, np.float32), p, p, self.threads)
         if kind == "lab":
-            return ext.lab_binarize_pack(x, self._lab_kernels, self._lab_bias, self._lab_beta, self._idx0,
-                                         self._idx1, p, self.threads, self._lab_short)
+            return self._lab_plan.run(x, p, self.threads)
         if kind == "float":
             x = np.ascontiguousarray(self.float_binarizer(Tensor(x)).data, dtype=np.float32)
         return ext.pack_channels_last(x, p, p, self.threads)
