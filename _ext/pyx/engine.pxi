@@ -125,9 +125,13 @@ cdef class LabPackPlan:
         cdef uint64_t *o = <uint64_t *>cnp.PyArray_DATA(out)
         cdef float *bound = NULL
         cdef bint bounded = self.numbers != NULL and lab_short_way_pays(h, wd)
+        cdef float *part = NULL          # per thread, the row maxima each bound is made of
         if bounded:
             bound = <float *>malloc(n * c * sizeof(float))
-            if bound == NULL:
+            part = <float *>malloc(max(threads, 1) * n * c * sizeof(float))
+            if bound == NULL or part == NULL:
+                free(bound)
+                free(part)
                 raise MemoryError("LabPackPlan: no memory for the short way's bounds")
         cdef float[:, :, ::1] xp
         cdef Py_ssize_t plane = h * wd
@@ -135,16 +139,18 @@ cdef class LabPackPlan:
             plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
             xp = np.empty((n, c, plane), dtype=np.float32)
         try:
-            self._pack(src, &xp[0, 0, 0] if LAB_PACK_PADDED else NULL, o, bound, n, h, wd, p, plane,
+            self._pack(src, &xp[0, 0, 0] if LAB_PACK_PADDED else NULL, o, bound, part, n, h, wd, p, plane,
                        max(threads, 1))
         finally:
             free(bound)
+            free(part)
         return out
 
-    cdef void _pack(self, const float *x, float *xp, uint64_t *o, float *bound, Py_ssize_t n, Py_ssize_t h,
-                    Py_ssize_t wd, Py_ssize_t p, Py_ssize_t plane, int threads) noexcept:
-        """run's work: the bounds (when bound is not NULL), the padded copy (when xp is not NULL), the packing;
-        in one team of threads (each loop ends with a barrier), or directly on one thread."""
+    cdef void _pack(self, const float *x, float *xp, uint64_t *o, float *bound, float *part, Py_ssize_t n,
+                    Py_ssize_t h, Py_ssize_t wd, Py_ssize_t p, Py_ssize_t plane, int threads) noexcept:
+        """run's work: the bounds (when bound is not NULL; `part` holds each thread's row maxima), the padded
+        copy (when xp is not NULL), the packing; in one team of threads (each loop ends with a barrier), or
+        directly on one thread."""
         cdef Py_ssize_t c = self.channels, cw = (c + 63) // 64, blocks = lab_blocks(c, h, wd)
         cdef Py_ssize_t item
         cdef Py_ssize_t out_image = (h + 2 * p) * (wd + 2 * p) * cw
@@ -159,13 +165,43 @@ cdef class LabPackPlan:
                                     bound + item * c if bound != NULL else NULL)
             else:
                 with parallel(num_threads=threads):
-                    for item in prange(n * c, schedule="static"):
-                        self._prepare_plane(x, xp, bound, item, h, wd, plane)
+                    if bound != NULL:
+                        # each thread takes the maxima of the rows it will pack (the rows the previous layer
+                        # wrote from the same core, most likely), then the bounds from all threads' maxima
+                        for item in prange(threads, schedule="static", chunksize=1):
+                            self._row_maxima(x, part + item * n * c, n, h, wd, (item * h) // threads,
+                                             ((item + 1) * h) // threads)
+                        for item in prange(n * c, schedule="static"):
+                            self._bound_from_parts(part, bound, item, n, threads)
+                    if xp != NULL:
+                        for item in prange(n * c, schedule="static"):
+                            self._prepare_plane(x, xp, NULL, item, h, wd, plane)
                     for item in prange(n * blocks, schedule="static"):
                         lab_pack_blocks(src + (item // blocks) * c * plane, plane, c, h, wd, self.kernels,
                                         self.bias, self.beta, self.map0, self.map1, item % blocks,
                                         item % blocks + 1, o + (item // blocks) * out_image, p, self.numbers,
                                         bound + (item // blocks) * c if bound != NULL else NULL)
+
+    cdef inline void _row_maxima(self, const float *x, float *part, Py_ssize_t n, Py_ssize_t h, Py_ssize_t wd,
+                                 Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+        """part[b * C + ch]: the largest |x| in rows r0 .. r1 - 1 of the plane channel ch reads (0 if none)."""
+        cdef Py_ssize_t c = self.channels, b, ch
+        for b in range(n):
+            for ch in range(c):
+                part[b * c + ch] = lab_plane_max_abs(x + (b * c + self.map0[ch] // 2) * h * wd + r0 * wd,
+                                                     (r1 - r0) * wd)
+
+    cdef inline void _bound_from_parts(self, const float *part, float *bound, Py_ssize_t item, Py_ssize_t n,
+                                       int threads) noexcept nogil:
+        cdef Py_ssize_t c = self.channels, t
+        cdef float m = 0
+        if self.numbers[(item % c) * LAB_SHORT + 10] == INFINITY:
+            bound[item] = INFINITY
+            return
+        for t in range(threads):
+            if not (part[t * n * c + item] <= m):      # INFINITY (a NaN or an infinity) wins too
+                m = part[t * n * c + item]
+        bound[item] = lab_bound(m, self.numbers + (item % c) * LAB_SHORT, self.floor)
 
     cdef inline void _prepare_plane(self, const float *x, float *xp, float *bound, Py_ssize_t item, Py_ssize_t h,
                                     Py_ssize_t wd, Py_ssize_t plane) noexcept nogil:
