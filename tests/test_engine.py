@@ -211,6 +211,26 @@ def test_bench_model_compares_binarizers_and_threads_interleaved(capsys):
         assert row["ratio"] == pytest.approx(want if "latency" in row["what"] else 1 / want)
 
 
+def test_float_layers_are_bound_to_their_kernels_and_give_the_same_logits(tmp_path):
+    """convert and load_packed bind the eval BatchNorms, ReLUs and unpadded AvgPools to direct kernel calls;
+    the logits equal those of the same modules run through their usual forward."""
+    from minilab.engine.storage import save_packed
+
+    model, config = build("labbnn", "lab", 32)
+    x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    for packed in (convert(copy.deepcopy(model), config), None):
+        if packed is None:
+            save_packed(convert(copy.deepcopy(model), config), tmp_path / "m.npz")
+            packed = load_packed(tmp_path / "m.npz")
+        bound = [m for m in packed.model.modules() if "forward" in m.__dict__]
+        kinds = {type(m).__name__ for m in bound}
+        assert {"BatchNorm2d", "ReLU", "AvgPool2d"} <= kinds
+        got = packed(x)
+        for m in bound:
+            del m.__dict__["forward"]     # back to the module's own forward: Function.apply and the twins
+        np.testing.assert_array_equal(packed(x), got)
+
+
 def test_operator_work_counts_every_binary_mac():
     """bench model's fractions of peak divide these counts by time: the binary MACs are Σ N·O·OH·OW·C·k² over the
     binary convs of the float model, and LAB's float MACs Σ N·H·W·2C·9 over its LAB layers."""

@@ -14,6 +14,7 @@ from ..config import kernels, reason, use
 from ..ops.weight_quantizers import WEIGHT_QUANTIZERS
 from ..ops.norm import inverse_std
 from ..ops.quant import dequantize, quantize_symmetric
+from .frozen import bind_float_layers
 from .fused_block import fuse_residual_blocks
 from .packed_conv import PackedBinaryConv2d
 
@@ -168,4 +169,5 @@ def convert(model, config, threads=1):
             set_submodule(model, folded, nn.Identity())
     fuse_residual_blocks(model)
     model.eval()
+    bind_float_layers(model)
     return PackedModel(model, config, threads)

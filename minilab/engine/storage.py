@@ -13,6 +13,7 @@ from ..nn import Identity
 from ..nn.module import load_npz, save_npz_atomic
 from ..ops.quant import dequantize, pack_int4, unpack_int4
 from .convert import PackedModel, set_submodule
+from .frozen import bind_float_layers
 from .fused_block import fuse_residual_blocks
 from .packed_conv import PackedBinaryConv2d
 
@@ -86,4 +87,5 @@ def load_packed(path, threads=1):
     fuse_residual_blocks(model)
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("float/")})
     model.eval()
+    bind_float_layers(model)       # after the statistics are loaded: it reads them once
     return PackedModel(model, config, threads)

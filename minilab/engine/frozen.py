@@ -1,0 +1,70 @@
+"""The eval-mode float layers of a packed model as direct kernel calls.
+
+In the training graph an eval BatchNorm2d runs Module.__call__ → BatchNorm2d.forward → ops.batch_norm →
+Function.apply → the dispatcher → its compiled twin, which recomputes 1/√(σ² + ε) and converts its vectors
+before the one kernel call that does the work.  At batch 1 those steps cost more than the kernel on most
+layers, and they do not shrink with more threads.  A packed model never trains, so each such layer can be bound
+once to its kernel call, with its constants made the way the twin makes them: the same kernel on the same
+arrays, so the values are the twin's bit for bit (the engine's tests compare the logits with the training graph).
+
+Only the layers whose twin is one kernel call are bound: BatchNorm2d with γ and β, ReLU, and AvgPool2d without
+padding.  The modules themselves stay (their parameters, buffers and names, hence the packed file's layout and
+the profiler's categories, are unchanged); only their `forward` becomes the direct call.  Bind again after
+changing a packed model's BatchNorm statistics: the constants are read once, here."""
+import numpy as np
+
+from .. import _kernels as ext
+from .. import config, nn
+from ..autograd import Tensor
+from ..ops.conv import pair
+from ..ops.norm import inverse_std
+
+
+def batchnorm_call(bn):
+    """bn's eval forward as one ext.batchnorm_forward call: y = ((x − μ)·(1/σ))·γ + β per channel."""
+    mean = np.ascontiguousarray(bn.running_mean, dtype=np.float32)
+    invstd = inverse_std(bn.running_var, bn.eps, np.float32)
+    gamma = np.ascontiguousarray(bn.weight.data, dtype=np.float32)
+    beta = np.ascontiguousarray(bn.bias.data, dtype=np.float32)
+
+    def forward(x):
+        data = x.data
+        out = ext.batchnorm_forward(data.reshape(data.shape[0], data.shape[1], -1), mean, invstd, gamma, beta,
+                                    config.threads)
+        return Tensor(out.reshape(data.shape), _keep_dtype=True)
+    return forward
+
+
+def relu_call(x):
+    """ReLU's eval forward as one ext.relu_forward call."""
+    return Tensor(ext.relu_forward(x.data, config.threads), _keep_dtype=True)
+
+
+def avgpool_call(pool):
+    """An unpadded AvgPool2d's forward as one ext.avgpool2d_forward call."""
+    kernel = pair(pool.kernel_size)
+    stride = kernel if pool.stride is None else pair(pool.stride)
+
+    def forward(x):
+        return Tensor(ext.avgpool2d_forward(np.ascontiguousarray(x.data), *kernel, *stride, config.threads),
+                      _keep_dtype=True)
+    return forward
+
+
+def bind_float_layers(model):
+    """Bind, in place, every eval BatchNorm2d (with γ and β, float32 statistics), ReLU and unpadded AvgPool2d
+    of `model` to its kernel call.  Returns how many layers were bound."""
+    bound = 0
+    for module in model.modules():
+        forward = None
+        if (type(module) is nn.BatchNorm2d and module.weight is not None and module.bias is not None
+                and module.weight.data.dtype == np.float32):
+            forward = batchnorm_call(module)
+        elif type(module) is nn.ReLU:
+            forward = relu_call
+        elif type(module) is nn.AvgPool2d and pair(module.padding) == (0, 0):
+            forward = avgpool_call(module)
+        if forward is not None:
+            object.__setattr__(module, "forward", forward)   # Module.__call__ calls self.forward
+            bound += 1
+    return bound
