@@ -13,14 +13,13 @@ the profiler's categories, are unchanged); only their `forward` becomes the dire
 changing a packed model's BatchNorm statistics: the constants are read once, here."""
 import numpy as np
 
-from .. import _kernels as ext
 from .. import config, nn
 from ..autograd import Tensor
 from ..ops.conv import pair
 from ..ops.norm import inverse_std
 
 
-def batchnorm_call(bn):
+def batchnorm_call(bn, ext):
     """bn's eval forward as one ext.batchnorm_forward call: y = ((x − μ)·(1/σ))·γ + β per channel."""
     mean = np.ascontiguousarray(bn.running_mean, dtype=np.float32)
     invstd = inverse_std(bn.running_var, bn.eps, np.float32)
@@ -35,12 +34,14 @@ def batchnorm_call(bn):
     return forward
 
 
-def relu_call(x):
+def relu_call(ext):
     """ReLU's eval forward as one ext.relu_forward call."""
-    return Tensor(ext.relu_forward(x.data, config.threads), _keep_dtype=True)
+    def forward(x):
+        return Tensor(ext.relu_forward(x.data, config.threads), _keep_dtype=True)
+    return forward
 
 
-def avgpool_call(pool):
+def avgpool_call(pool, ext):
     """An unpadded AvgPool2d's forward as one ext.avgpool2d_forward call."""
     kernel = pair(pool.kernel_size)
     stride = kernel if pool.stride is None else pair(pool.stride)
@@ -54,16 +55,19 @@ def avgpool_call(pool):
 def bind_float_layers(model):
     """Bind, in place, every eval BatchNorm2d (with γ and β, float32 statistics), ReLU and unpadded AvgPool2d
     of `model` to its kernel call.  Returns how many layers were bound."""
+    ext = config.kernels()
+    if ext is None:
+        raise RuntimeError(f"binding the float layers needs the compiled extension ({config.reason()})")
     bound = 0
     for module in model.modules():
         forward = None
         if (type(module) is nn.BatchNorm2d and module.weight is not None and module.bias is not None
                 and module.weight.data.dtype == np.float32):
-            forward = batchnorm_call(module)
+            forward = batchnorm_call(module, ext)
         elif type(module) is nn.ReLU:
-            forward = relu_call
+            forward = relu_call(ext)
         elif type(module) is nn.AvgPool2d and pair(module.padding) == (0, 0):
-            forward = avgpool_call(module)
+            forward = avgpool_call(module, ext)
         if forward is not None:
             object.__setattr__(module, "forward", forward)   # Module.__call__ calls self.forward
             bound += 1
