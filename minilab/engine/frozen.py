@@ -7,15 +7,17 @@ layers, and they do not shrink with more threads.  A packed model never trains, 
 once to its kernel call, with its constants made the way the twin makes them: the same kernel on the same
 arrays, so the values are the twin's bit for bit (the engine's tests compare the logits with the training graph).
 
-Only the layers whose twin is one kernel call are bound: BatchNorm2d with γ and β, ReLU, and AvgPool2d without
-padding.  The modules themselves stay (their parameters, buffers and names, hence the packed file's layout and
+The layers bound are BatchNorm2d with γ and β, ReLU and AvgPool2d without padding (each one kernel call), the
+float convolutions (the implementation the dispatcher picks, called as Function.apply would call it, without the
+layers of checks around it) and the global average pool (NumPy's mean, as the reference computes it).  The modules themselves stay (their parameters, buffers and names, hence the packed file's layout and
 the profiler's categories, are unchanged); only their `forward` becomes the direct call.  Bind again after
 changing a packed model's BatchNorm statistics: the constants are read once, here."""
 import numpy as np
 
 from .. import config, nn
-from ..autograd import Tensor
-from ..ops.conv import pair
+from ..autograd import Context, Tensor
+from ..dispatch import choose
+from ..ops.conv import Convolution, DepthwiseConvolution, pair
 from ..ops.norm import inverse_std
 
 
@@ -52,9 +54,32 @@ def avgpool_call(pool, ext):
     return forward
 
 
+def conv_call(conv):
+    """A float Conv2d's forward as Function.apply runs it under no_grad: the implementation the dispatcher picks
+    for these arrays (a compiled twin, or the reference), called directly."""
+    weight = conv.kernel.data
+    arrays = (weight,) if conv.bias is None else (weight, conv.bias.data)
+    groups = conv.groups
+    op = DepthwiseConvolution if groups > 1 and weight.shape[1] == 1 else Convolution   # ops.conv.is_depthwise
+    options = {"stride": pair(conv.stride), "padding": pair(conv.padding), "groups": groups, "pad_value": 0.0}
+
+    def forward(x):
+        inputs = (x.data,) + arrays
+        implementation = choose(op, inputs, options) or op
+        return Tensor(implementation.forward(Context(), *inputs, **options), _keep_dtype=True)
+    return forward
+
+
+def global_average_call(x):
+    """GlobalAvgPool's forward: the mean over each map, as ops.mean computes it, flattened to (N, C)."""
+    data = x.data
+    return Tensor(np.asarray(data.mean(axis=(2, 3), keepdims=True)).reshape(data.shape[0], data.shape[1]),
+                  _keep_dtype=True)
+
+
 def bind_float_layers(model):
-    """Bind, in place, every eval BatchNorm2d (with γ and β, float32 statistics), ReLU and unpadded AvgPool2d
-    of `model` to its kernel call.  Returns how many layers were bound."""
+    """Bind, in place, every eval BatchNorm2d (with γ and β, float32 statistics), ReLU, unpadded AvgPool2d, float
+    Conv2d and GlobalAvgPool of `model` to its direct call.  Returns how many layers were bound."""
     ext = config.kernels()
     if ext is None:
         raise RuntimeError(f"binding the float layers needs the compiled extension ({config.reason()})")
@@ -68,6 +93,10 @@ def bind_float_layers(model):
             forward = relu_call(ext)
         elif type(module) is nn.AvgPool2d and pair(module.padding) == (0, 0):
             forward = avgpool_call(module, ext)
+        elif type(module) is nn.Conv2d and module.kernel.data.dtype == np.float32:
+            forward = conv_call(module)
+        elif type(module) is nn.GlobalAvgPool:
+            forward = global_average_call
         if forward is not None:
             object.__setattr__(module, "forward", forward)   # Module.__call__ calls self.forward
             bound += 1
