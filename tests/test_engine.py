@@ -212,7 +212,7 @@ def test_bench_model_compares_binarizers_and_threads_interleaved(capsys):
 
 
 def test_float_layers_are_bound_to_their_kernels_and_give_the_same_logits(tmp_path):
-    """convert and load_packed bind the eval BatchNorms, ReLUs and unpadded AvgPools to direct kernel calls;
+    """convert and load_packed bind the float layers (BatchNorm, ReLU, AvgPool, convs, pooling head, classifier);
     the logits equal those of the same modules run through their usual forward."""
     from minilab.engine.storage import save_packed
 
@@ -224,7 +224,7 @@ def test_float_layers_are_bound_to_their_kernels_and_give_the_same_logits(tmp_pa
             packed = load_packed(tmp_path / "m.npz")
         bound = [m for m in packed.model.modules() if "forward" in m.__dict__]
         kinds = {type(m).__name__ for m in bound}
-        assert {"BatchNorm2d", "ReLU", "AvgPool2d"} <= kinds
+        assert {"BatchNorm2d", "ReLU", "AvgPool2d", "Conv2d", "GlobalAvgPool", "Linear"} <= kinds
         got = packed(x)
         for m in bound:
             del m.__dict__["forward"]     # back to the module's own forward: Function.apply and the twins

@@ -77,9 +77,20 @@ def global_average_call(x):
                   _keep_dtype=True)
 
 
+def linear_call(linear):
+    """Linear's forward as ops.linear computes it: x @ Wᵀ (the transposed view) + b, NumPy's own operators."""
+    weight_t = np.transpose(linear.weight.data)
+    bias = None if linear.bias is None else linear.bias.data
+
+    def forward(x):
+        y = x.data @ weight_t
+        return Tensor(y if bias is None else y + bias, _keep_dtype=True)
+    return forward
+
+
 def bind_float_layers(model):
     """Bind, in place, every eval BatchNorm2d (with γ and β, float32 statistics), ReLU, unpadded AvgPool2d, float
-    Conv2d and GlobalAvgPool of `model` to its direct call.  Returns how many layers were bound."""
+    Conv2d, GlobalAvgPool and float Linear of `model` to its direct call.  Returns how many were bound."""
     ext = config.kernels()
     if ext is None:
         raise RuntimeError(f"binding the float layers needs the compiled extension ({config.reason()})")
@@ -97,6 +108,8 @@ def bind_float_layers(model):
             forward = conv_call(module)
         elif type(module) is nn.GlobalAvgPool:
             forward = global_average_call
+        elif type(module) is nn.Linear and module.weight.data.dtype == np.float32:
+            forward = linear_call(module)
         if forward is not None:
             object.__setattr__(module, "forward", forward)   # Module.__call__ calls self.forward
             bound += 1
