@@ -147,17 +147,20 @@ class Tensor:
     __array_priority__ = 1000  # so that `ndarray * Tensor` calls Tensor.__rmul__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, _keep_dtype: bool = False):
-        if isinstance(data, Tensor):
-            data = data.data
-        if _keep_dtype and dtype is None and isinstance(data, (np.ndarray, np.generic)) and \
-                data.dtype in (np.float32, np.float64):
-            self.data = np.asarray(data)  # op results (0-d results come back as NumPy scalars) keep their dtype
-        elif _keep_dtype and dtype is None and isinstance(data, numbers.Number):
-            self.data = np.asarray(data, dtype=np.float32)
+        if _keep_dtype and type(data) is np.ndarray and data.dtype.char in "fd" and dtype is None:
+            self.data = data  # an op's float32 / float64 result, the most common case by far: no checks needed
         else:
-            self.data = _as_float_array(data, dtype)
-        if self.data.dtype not in (np.float32, np.float64):
-            raise TypeError(f"minilab tensors are float32 or float64, got {self.data.dtype}")
+            if isinstance(data, Tensor):
+                data = data.data
+            if _keep_dtype and dtype is None and isinstance(data, (np.ndarray, np.generic)) and \
+                    data.dtype in (np.float32, np.float64):
+                self.data = np.asarray(data)  # op results (0-d results come back as NumPy scalars) keep their dtype
+            elif _keep_dtype and dtype is None and isinstance(data, numbers.Number):
+                self.data = np.asarray(data, dtype=np.float32)
+            else:
+                self.data = _as_float_array(data, dtype)
+            if self.data.dtype not in (np.float32, np.float64):
+                raise TypeError(f"minilab tensors are float32 or float64, got {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
         self.grad: np.ndarray | None = None
         self._op = None
