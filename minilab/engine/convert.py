@@ -149,7 +149,7 @@ class PackedModel:
             raise ValueError(f"this packed {self.config['arch']} expects images of shape (N, 3, {size}, {size}), "
                              f"got {x.shape}")
         with no_grad(), use(threads=self.threads):      # the float layers' kernels split work too
-            return self.model(Tensor(x)).data
+            return self.model(Tensor(x, _keep_dtype=True)).data
 
 
 def convert(model, config, threads=1):

@@ -27,7 +27,7 @@ class PackedResidualBlock(Module):
     def forward(self, x):
         shortcut = self.shortcut_bn(self.shortcut_conv(self.pool(x))) if self.downsample else x
         slopes = None if self.prelu is None else self.prelu.weight.data
-        return Tensor(self.conv.forward_fused(x, residual=shortcut.data, prelu=slopes))
+        return Tensor(self.conv.forward_fused(x, residual=shortcut.data, prelu=slopes), _keep_dtype=True)
 
 
 def fuse_residual_blocks(model):

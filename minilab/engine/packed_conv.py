@@ -115,7 +115,7 @@ class PackedBinaryConv2d(Module):
         return ext.pack_channels_last(x, p, p, self.threads)
 
     def forward(self, x):
-        return Tensor(self.forward_fused(x))
+        return Tensor(self.forward_fused(x), _keep_dtype=True)
 
     def forward_fused(self, x, residual=None, prelu=None):
         """The conv's float32 output (N, O, OH, OW) as an array; `residual` (same shape) is added after the
