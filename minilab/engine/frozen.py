@@ -9,8 +9,9 @@ arrays, so the values are the twin's bit for bit (the engine's tests compare the
 
 The layers bound are BatchNorm2d with γ and β, ReLU and AvgPool2d without padding (each one kernel call), the
 float convolutions (the implementation the dispatcher picks, called as Function.apply would call it, without the
-layers of checks around it) and the global average pool (NumPy's mean, as the reference computes it).  The modules themselves stay (their parameters, buffers and names, hence the packed file's layout and
-the profiler's categories, are unchanged); only their `forward` becomes the direct call.  Bind again after
+layers of checks around it), the global average pool and the classifier (NumPy's operators, as the reference ops
+compute them).  The modules themselves stay (their parameters, buffers and names, hence the packed file's layout
+and the profiler's categories, are unchanged); only their `forward` becomes the direct call.  Bind again after
 changing a packed model's BatchNorm statistics: the constants are read once, here."""
 import numpy as np
 
@@ -29,7 +30,7 @@ def batchnorm_call(bn, ext):
     beta = np.ascontiguousarray(bn.bias.data, dtype=np.float32)
 
     def forward(x):
-        data = x.data
+        data = np.ascontiguousarray(x.data)        # as the twin's channels_view
         out = ext.batchnorm_forward(data.reshape(data.shape[0], data.shape[1], -1), mean, invstd, gamma, beta,
                                     config.threads)
         return Tensor(out.reshape(data.shape), _keep_dtype=True)
