@@ -157,8 +157,13 @@ cdef class LabPackPlan:
         cdef const float *src = xp if xp != NULL else x
         with nogil:
             if threads == 1:
-                for item in range(n * c):
-                    self._prepare_plane(x, xp, bound, item, h, wd, plane)
+                if bound != NULL:
+                    self._row_maxima(x, part, n, h, wd, 0, h)
+                    for item in range(n * c):
+                        self._bound_from_parts(part, bound, item, n, 1)
+                if xp != NULL:
+                    for item in range(n * c):
+                        self._pad_plane(x, xp, item, h, wd, plane)
                 for item in range(n):
                     lab_pack_blocks(src + item * c * plane, plane, c, h, wd, self.kernels, self.bias, self.beta,
                                     self.map0, self.map1, 0, blocks, o + item * out_image, p, self.numbers,
@@ -175,7 +180,7 @@ cdef class LabPackPlan:
                             self._bound_from_parts(part, bound, item, n, threads)
                     if xp != NULL:
                         for item in prange(n * c, schedule="static"):
-                            self._prepare_plane(x, xp, NULL, item, h, wd, plane)
+                            self._pad_plane(x, xp, item, h, wd, plane)
                     for item in prange(n * blocks, schedule="static"):
                         lab_pack_blocks(src + (item // blocks) * c * plane, plane, c, h, wd, self.kernels,
                                         self.bias, self.beta, self.map0, self.map1, item % blocks,
@@ -203,24 +208,18 @@ cdef class LabPackPlan:
                 m = part[t * n * c + item]
         bound[item] = lab_bound(m, self.numbers + (item % c) * LAB_SHORT, self.floor)
 
-    cdef inline void _prepare_plane(self, const float *x, float *xp, float *bound, Py_ssize_t item, Py_ssize_t h,
-                                    Py_ssize_t wd, Py_ssize_t plane) noexcept nogil:
-        """For plane `item` (image item // C, channel item % C): its certified bound and its padded copy."""
-        cdef Py_ssize_t c = self.channels, ch = item % c, b = item // c, i
-        if bound != NULL:
-            if self.numbers[ch * LAB_SHORT + 10] == INFINITY:
-                bound[item] = INFINITY
-            else:
-                bound[item] = lab_bound(lab_plane_max_abs(x + (b * c + self.map0[ch] // 2) * h * wd, h * wd),
-                                        self.numbers + ch * LAB_SHORT, self.floor)
-        if xp != NULL:
-            xp += item * plane
-            memset(xp, 0, (wd + 3) * sizeof(float))
-            for i in range(h):
-                memcpy(xp + (i + 1) * (wd + 2) + 1, x + (item * h + i) * wd, wd * sizeof(float))
-                xp[(i + 1) * (wd + 2) + wd + 1] = 0
-                xp[(i + 2) * (wd + 2)] = 0
-            memset(xp + (h + 1) * (wd + 2) + 1, 0, (plane - (h + 1) * (wd + 2) - 1) * sizeof(float))
+    cdef inline void _pad_plane(self, const float *x, float *xp, Py_ssize_t item, Py_ssize_t h, Py_ssize_t wd,
+                                Py_ssize_t plane) noexcept nogil:
+        """Plane `item` (image item // C, channel item % C) zero-padded into xp, as lab_pack.h's portable loop
+        reads it."""
+        cdef Py_ssize_t i
+        xp += item * plane
+        memset(xp, 0, (wd + 3) * sizeof(float))
+        for i in range(h):
+            memcpy(xp + (i + 1) * (wd + 2) + 1, x + (item * h + i) * wd, wd * sizeof(float))
+            xp[(i + 1) * (wd + 2) + wd + 1] = 0
+            xp[(i + 2) * (wd + 2)] = 0
+        memset(xp + (h + 1) * (wd + 2) + 1, 0, (plane - (h + 1) * (wd + 2) - 1) * sizeof(float))
 
 
 cdef extern from "peak.h" nogil:

@@ -70,12 +70,9 @@ class PackedBinaryConv2d(Module):
         self._bt = bt
         self._tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)      # Σ_c sign(w)[o, c, u, v]
         if s["binarizer"] == "lab":
-            self._idx0, self._idx1 = lab_pair_indices(c, s["lab_pairing"])
-            self._lab_kernels = np.ascontiguousarray(a["lab_weight"], np.float32).reshape(2 * c, 9)
-            self._lab_bias = np.ascontiguousarray(a["lab_bias"], np.float32)
-            self._lab_beta = float(a["lab_beta"])
-            self._lab_plan = ext.LabPackPlan(self._lab_kernels, self._lab_bias, self._lab_beta, self._idx0,
-                                             self._idx1)
+            map0, map1 = lab_pair_indices(c, s["lab_pairing"])
+            self._lab_plan = ext.LabPackPlan(np.asarray(a["lab_weight"], np.float32).reshape(2 * c, 9),
+                                             a["lab_bias"], float(a["lab_beta"]), map0, map1)
         self._ext = ext
         self._transform = {key: None if a.get(key) is None else np.ascontiguousarray(a[key], np.float32).reshape(-1)
                            for key in ("alpha", "mean", "invstd", "gamma", "beta")}

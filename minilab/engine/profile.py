@@ -28,16 +28,8 @@ def _category(name, module):
 
 
 def time_runs(fn, runs=20, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    times = np.array(times) * 1e3
-    return {"median_ms": float(np.median(times)), "min_ms": float(times.min()), "max_ms": float(times.max()),
-            "p10_ms": float(np.percentile(times, 10)), "p90_ms": float(np.percentile(times, 90)), "runs": runs}
+    """Median, spread and extremes (ms) of `runs` timed calls of fn after `warmup` untimed ones."""
+    return time_interleaved([fn], runs, warmup)[0]
 
 
 def time_interleaved(fns, runs=20, warmup=3):
