@@ -8,16 +8,15 @@ once to its kernel call, with its constants made the way the twin makes them: th
 arrays, so the values are the twin's bit for bit (the engine's tests compare the logits with the training graph).
 
 The layers bound are BatchNorm2d with γ and β, ReLU and AvgPool2d without padding (each one kernel call), the
-float convolutions (the implementation the dispatcher picks, called as Function.apply would call it, without the
-layers of checks around it), the global average pool and the classifier (NumPy's operators, as the reference ops
-compute them).  The modules themselves stay (their parameters, buffers and names, hence the packed file's layout
-and the profiler's categories, are unchanged); only their `forward` becomes the direct call.  Bind again after
-changing a packed model's BatchNorm statistics: the constants are read once, here."""
+float convolutions (their Function's apply, without the layers of option checks around it), the global average
+pool and the classifier (NumPy's operators, as the reference ops compute them).  The modules themselves stay
+(their parameters, buffers and names, hence the packed file's layout and the profiler's categories, are
+unchanged); only their `forward` becomes the direct call.  Bind again after changing a packed model's
+BatchNorm statistics: the constants are read once, here."""
 import numpy as np
 
 from .. import config, nn
-from ..autograd import Context, Tensor
-from ..dispatch import choose
+from ..autograd import Tensor
 from ..ops.conv import Convolution, DepthwiseConvolution, pair
 from ..ops.norm import inverse_std
 
@@ -56,18 +55,16 @@ def avgpool_call(pool, ext):
 
 
 def conv_call(conv):
-    """A float Conv2d's forward as Function.apply runs it under no_grad: the implementation the dispatcher picks
-    for these arrays (a compiled twin, or the reference), called directly."""
-    weight = conv.kernel.data
-    arrays = (weight,) if conv.bias is None else (weight, conv.bias.data)
+    """A float Conv2d's forward as its Function's apply, with the options normalised and checked once (the
+    dispatcher still picks the implementation for each input, as in the training graph)."""
+    weight = conv.kernel
+    params = (weight,) if conv.bias is None else (weight, conv.bias)
     groups = conv.groups
     op = DepthwiseConvolution if groups > 1 and weight.shape[1] == 1 else Convolution   # ops.conv.is_depthwise
     options = {"stride": pair(conv.stride), "padding": pair(conv.padding), "groups": groups, "pad_value": 0.0}
 
     def forward(x):
-        inputs = (x.data,) + arrays
-        implementation = choose(op, inputs, options) or op
-        return Tensor(implementation.forward(Context(), *inputs, **options), _keep_dtype=True)
+        return op.apply(x, *params, **options)
     return forward
 
 
