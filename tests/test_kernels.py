@@ -382,9 +382,10 @@ def test_short_way_bits_equal_the_training_graph(regime, n, c, h, w, pairing, p,
 
 
 @needs_ext
-def test_short_way_is_taken_and_its_certificate_is_needed():
-    """On ordinary data the short way decides almost every block; on near ties its plain sign would be wrong
-    somewhere, so the certificate is what keeps the bits exact (not the luck of the data)."""
+def test_short_way_certificate_is_needed_on_near_ties():
+    """lab_short_way's numbers are the kernel differences; on near ties the plain sign of the short difference
+    would be wrong somewhere, so the certificate is what keeps the kernel's bits exact (not the luck of the
+    data)."""
     from minilab.engine.packed_conv import lab_pair_indices
 
     rng = np.random.default_rng(3)
