@@ -24,7 +24,7 @@ from .autograd import Tensor
 from .gradcheck import GradcheckError, gradcheck
 
 __all__ = ["arrays", "binary_maps", "conv_configs", "assert_gradcheck", "assert_matches_reference", "tensor_of",
-           "GradcheckError"]
+           "rounding_tolerance", "assert_close_in_rounding", "GradcheckError"]
 
 
 @st.composite
@@ -97,3 +97,47 @@ def assert_matches_reference(fn, reference, *inputs, atol=1e-6, rtol=1e-5, seed=
         if b is None:
             continue
         np.testing.assert_allclose(a, b, atol=atol, rtol=rtol, err_msg=f"gradient of input {i} differs")
+
+
+def rounding_tolerance(magnitude, terms=1, dtype=np.float32):
+    """How far apart two correct floating-point evaluations of the same quantity may lie.
+
+    A sum of n terms computed in any order is within γₙ·Σ|tᵢ| of the exact sum, with γₙ = n·u / (1 − n·u) and
+    u = eps/2 the unit roundoff of `dtype` (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1).  Two
+    evaluations (two orders, two thread counts, two ranks) may each err by that much in opposite directions, so
+    they agree to within
+
+        2·γₙ·magnitude
+
+    where `magnitude` bounds Σ|tᵢ| (for a product or a single rounding, |value| with terms=1).  `terms` is the
+    length of the longest reduction that made the value.  Both may be arrays (broadcast).  The bound follows the
+    data: it never hides an error larger than float arithmetic can make, and no NumPy or CPU change can cross it.
+    """
+    u = np.finfo(dtype).eps / 2
+    n = np.asarray(terms, dtype=np.float64)
+    if np.any(n * u >= 1):
+        raise ValueError(f"{int(np.max(n))} terms is too long a sum for {np.dtype(dtype).name} to bound")
+    return 2 * (n * u / (1 - n * u)) * np.abs(np.asarray(magnitude, dtype=np.float64))
+
+
+def assert_close_in_rounding(actual, expected, terms=1, magnitude=None, dtype=None, err_msg=""):
+    """Assert |actual − expected| ≤ rounding_tolerance(magnitude, terms) elementwise.
+
+    `magnitude` defaults to max(|actual|, |expected|) entry by entry, right when the value is itself the size of
+    the terms it was summed from; pass Σ|tᵢ| (or a bound of it) when terms cancel.  `dtype` defaults to the
+    lower precision of the two arrays."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if dtype is None:
+        floats = [a.dtype for a in (actual, expected) if a.dtype.kind == "f"]
+        dtype = min(floats, key=lambda d: d.itemsize, default=np.dtype(np.float64))
+    if magnitude is None:
+        magnitude = np.maximum(np.abs(actual), np.abs(expected))
+    bound = rounding_tolerance(magnitude, terms, dtype)
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    bad = ~(diff <= bound)
+    if np.any(bad):
+        i = np.unravel_index(np.argmax(np.where(bad, diff - bound, -np.inf)), diff.shape) if diff.ndim else ()
+        raise AssertionError(f"{err_msg + ': ' if err_msg else ''}{int(bad.sum())} of {bad.size} entries differ by "
+                             f"more than float rounding allows ({np.dtype(dtype).name}, {int(np.max(terms))} terms); "
+                             f"worst at {tuple(int(k) for k in i)}: {actual[i]!r} vs {expected[i]!r}, difference "
+                             f"{diff[i]:.3g} > bound {np.broadcast_to(bound, diff.shape)[i]:.3g}")
