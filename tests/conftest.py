@@ -5,7 +5,11 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile("minilab", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile("minilab")
+# CI: the same examples, and a failure prints the blob that replays it (@reproduce_failure) — a red run on a new
+# NumPy or CPU can then be rerun exactly.  Neither profile has a per-example deadline: a shared machine's pauses
+# are not failures.
+settings.register_profile("ci", parent=settings.get_profile("minilab"), print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "minilab")
 
 IMAGENETTE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "imagenette2-224")
 
