@@ -12,7 +12,7 @@ from .analysis import capture, layer_dissimilarity, layer_uniqueness, plus_one_f
 from .analysis.figures import feature_figure
 from .analysis.similarity import ENCODINGS
 from .data.folder import DataError, find_images_under
-from .plotting import COLOURS, bar_chart, draw, outside_legend
+from .analysis.plotting import COLOURS, bar_chart, draw, outside_legend
 
 
 def load_images(folder, size, limit):
@@ -166,7 +166,7 @@ def main(argv=None):
     p.add_argument("--max-channels", type=int, default=None, help="limit channels per layer (speed)")
     p.add_argument("--window", default="gaussian", choices=("gaussian", "uniform"))
     args = p.parse_args(argv)
-    from .checkpoint import load_model_from_checkpoint
+    from .training.checkpoint import load_model_from_checkpoint
     from .analysis.capture import binary_layers
 
     try:

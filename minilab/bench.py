@@ -7,8 +7,8 @@ pass/fail timings.
   train    images/s of forward + backward + Adam step with the compiled twins vs the NumPy reference ops
            (config.use(kernels=False), the same as MINILAB_NO_EXT=1), and peak memory
   model    packed inference engine vs minilab's float forward (see minilab.engine)
-  scaling  data-parallel training over MPI: step costs for 1 process and N ranks, and a projection (minilab.scaling)
-  decode   the streaming loader's JPEG decode rate per worker (minilab.scaling)
+  scaling  data-parallel training over MPI: step costs for 1 process and N ranks, and a projection (minilab.benchmarks.scaling)
+  decode   the streaming loader's JPEG decode rate per worker (minilab.benchmarks.scaling)
 """
 import argparse
 import json
@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from .engine.profile import time_runs
+from .benchmarks.profile import time_runs
 
 BIREAL_LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7)]
 
@@ -29,7 +29,7 @@ def timeit(fn, repeat=20, warmup=2):
 
 
 def bench_kernels(threads=1, repeat=20):
-    from . import config
+    from .core import config
     from .ops.conv import depthwise_backward, depthwise_forward
 
     ext = config.kernels()
@@ -81,21 +81,21 @@ def print_kernels(result):
 
 
 def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads, steps, no_ext):
-    from . import config
+    from .core import config
 
     with config.use(kernels=not no_ext):
         queue.put(_train_run(arch, image_size, batch_size, width, binarizer, threads, steps))
 
 
 def _train_run(arch, image_size, batch_size, width, binarizer, threads, steps):
-    from . import config
-    from .memory import keep_freed_memory
-    from .threads import set_threads
+    from .core import config
+    from .training.memory import keep_freed_memory
+    from .core.threads import set_threads
 
     set_threads(threads)
     keep_freed_memory()   # as minilab.train does, for both paths
     from . import ops as F
-    from .autograd import Tensor
+    from .core.autograd import Tensor
     from .models import create_model
     from .optim import Adam
 
@@ -183,13 +183,13 @@ def main(argv=None):
     t.add_argument("--binarizer", nargs="+", default=["sign", "lab"])
     t.add_argument("--json", action="store_true")
     m = sub.add_parser("model", help="packed inference engine latency vs the float forward")
-    from .engine.bench import add_arguments
+    from .benchmarks.inference import add_arguments
     add_arguments(m)
-    from . import scaling
+    from .benchmarks import scaling
     scaling.add_arguments(sub)
     args = p.parse_args(argv)
     if args.what == "kernels":
-        from .threads import set_threads
+        from .core.threads import set_threads
         set_threads(1)
         result = bench_kernels(args.threads, args.repeat)
         print(json.dumps(result, indent=1)) if args.json else print_kernels(result)
@@ -202,7 +202,7 @@ def main(argv=None):
     elif args.what == "decode":
         return scaling.run_decode(args)
     else:
-        from .engine.bench import run_model_bench
+        from .benchmarks.inference import run_model_bench
         return run_model_bench(args)
     return 0
 

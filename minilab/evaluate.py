@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from .autograd import no_grad
+from .core.autograd import no_grad
 
 
 def topk_correct(logits, labels, k):
@@ -101,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--confusion", default=None, metavar="OUT.png",
                         help="also draw the confusion matrix, with the class names, as a PNG (needs matplotlib)")
     args = parser.parse_args(argv)
-    from .checkpoint import load_model_from_checkpoint
+    from .training.checkpoint import load_model_from_checkpoint
     from .data import DataError, Loader, load_datasets
     from .data.classnames import human_names
 
@@ -122,7 +122,7 @@ def main(argv=None):
     names = human_names(val.classes)
     print_per_class(counts, val.classes, names)
     if args.confusion:
-        from .plotting import confusion_figure
+        from .analysis.plotting import confusion_figure
 
         title = f"{record['model']['arch']} ({record['model']['binarizer']}): top-1 {100 * result['top1']:.1f} %"
         if confusion_figure(counts, names, args.confusion, title):

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from . import plotting
+from .analysis import plotting
 
 CURVES_FILE = "curves.png"
 _missing_said = False

@@ -38,7 +38,7 @@ def find_images(specs):
 
 def load_model(path, use_float=False, threads=1):
     """(forward: float32 batch → logits, model config, class ids, class names, engine description, notes)."""
-    from .checkpoint import load_model_from_checkpoint, model_classes
+    from .training.checkpoint import load_model_from_checkpoint, model_classes
     from .data.classnames import classes_of
     from .engine.storage import load_packed, packed_record
     from .nn.module import load_npz
@@ -81,7 +81,7 @@ def is_packed_file(arrays):
 
 
 def float_forward(model):
-    from .autograd import Tensor, no_grad
+    from .core.autograd import Tensor, no_grad
 
     model.eval()
 
@@ -171,7 +171,7 @@ def main(argv=None):
         print("error: --top, --batch-size and --threads must be at least 1", file=sys.stderr)
         return 2
     if args.threads is not None:
-        from .threads import set_threads
+        from .core.threads import set_threads
         set_threads(args.threads)   # before the first kernel runs (see set_threads)
     try:
         forward, config, classes, names, engine, notes = load_model(args.model, args.float, args.threads or 1)

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from . import nn
-from .autograd import Tensor, no_grad
+from .core.autograd import Tensor, no_grad
 
 
 def _numel(shape):

@@ -17,7 +17,7 @@ from .models import MODELS, create_model, default_binarizer
 from .ops.binarizers import ALL_BINARIZERS
 from .data.loader import WorkerDied
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
-from .run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
+from .training.run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
 
 STREAM_FROM_SIZE = 160   # --input auto: a cache of S×S×3 bytes per image grows with S², decoding barely does
 PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_small": 120, "quicknet_large": 120,
@@ -229,7 +229,7 @@ def restore_options(args):
     """With --resume: read the run's checkpoint, put the options that define the run back into `args` (a given
     one must match), keep the changeable ones given on the command line and say which changed.
     Returns (model state, optimizer state, record), or None for a fresh run.  Rank 0 alone calls it."""
-    from .checkpoint import check_resumable, read_checkpoint
+    from .training.checkpoint import check_resumable, read_checkpoint
 
     if not args.resume:
         return None
@@ -318,7 +318,7 @@ def set_up(args, world):
     """Set-up and resume: threads, data, model, optimizer, loaders and schedule; with --resume, the saved weights,
     optimizer state and position, and the metrics of the epochs already finished."""
     from .data import load_datasets
-    from .memory import keep_freed_memory
+    from .training.memory import keep_freed_memory
     from .nn import init
 
     run_lock = open_run_dir(args.out, args.resume) if world.is_root else None   # rank 0 alone writes --out
@@ -328,7 +328,7 @@ def set_up(args, world):
         args.cache_dir = os.path.abspath(args.cache_dir)
     resumed = resume_everywhere(args, world)
     if args.threads:   # first: the thread pools are set up before anything loads the compiled kernels
-        from .threads import set_threads
+        from .core.threads import set_threads
         set_threads(args.threads)
     from .models.image_sizes import check_image_size
     check_image_size(args.arch, args.image_size)
@@ -372,7 +372,7 @@ def save(session):
     """Checkpointing: the weights, the optimizer state and the run's position, written atomically by rank 0.
     Every rank calls it at the same step: per-rank BatchNorm running statistics are first averaged over the ranks
     (so that evaluation and the checkpoint describe the whole data), and --check-replicas compares the ranks."""
-    from .distributed import check_replicas
+    from .distributed.world import check_replicas
 
     args, world = session.args, session.world
     if world.size > 1:
@@ -387,7 +387,7 @@ def save(session):
 
 def write_checkpoint(session):
     """Rank 0's part of `save`: the checkpoint file, with a clear error when it cannot be written."""
-    from .checkpoint import save_checkpoint
+    from .training.checkpoint import save_checkpoint
     from .data.classnames import class_record
 
     data = {"classes": list(session.train_set.classes), "train_images": len(session.train_set),
@@ -483,7 +483,7 @@ def finish_epoch(session, stats):
 
 def run(args, world=None):
     """Train until --epochs (or --max-steps); SIGINT/SIGTERM save a checkpoint and return 130."""
-    from .distributed import SingleProcess
+    from .distributed.world import SingleProcess
 
     world = world or SingleProcess()
     session = set_up(args, world)
@@ -542,7 +542,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.given = sorted(options_on_command_line(argv))
     from .data import DataError
-    from .distributed import connect
+    from .distributed.world import connect
 
     try:
         check_options(args)

@@ -7,7 +7,7 @@ import numpy as np
 
 import minilab as ml
 from minilab import F
-from minilab.distributed import check_replicas, connect
+from minilab.distributed.world import check_replicas, connect
 from minilab.models import create_model
 from minilab.nn import init
 from minilab.optim import Adam

@@ -111,7 +111,7 @@ def test_analyze_cli_writes_a_report(tmp_path):
     from PIL import Image
 
     from minilab.analyze import main
-    from minilab.checkpoint import save_checkpoint
+    from minilab.training.checkpoint import save_checkpoint
     from minilab.models import create_model
 
     for binarizer in ("lab", "sign"):

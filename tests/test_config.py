@@ -1,4 +1,4 @@
-"""minilab.config: one parser for every MINILAB_* switch, `use` for a block, and an import that changes nothing."""
+"""minilab.core.config: one parser for every MINILAB_* switch, `use` for a block, and an import that changes nothing."""
 import json
 import os
 import subprocess

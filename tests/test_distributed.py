@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from minilab import config
-from minilab.checkpoint import read_checkpoint
+from minilab.training.checkpoint import read_checkpoint
 from minilab.data.loader import ArrayDataset, Loader, make_batch, shard_batches
 from minilab.data.synthetic import make_synthetic
-from minilab.distributed import launched_ranks
+from minilab.distributed.world import launched_ranks
 from minilab.testing import rounding_tolerance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,8 +101,8 @@ def test_fewer_than_two_images_per_rank_is_refused_unless_batchnorm_is_synchroni
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gradient_buckets_are_counted_in_bytes(dtype):
     """Each parameter holds a whole bucket's bytes in float64 (a bucket each), half of them in float32 (pairs)."""
-    from minilab.autograd import Tensor
-    from minilab.distributed import BUCKET_BYTES, GradientBuckets
+    from minilab.core.autograd import Tensor
+    from minilab.distributed.world import BUCKET_BYTES, GradientBuckets
 
     params = [Tensor(np.zeros(BUCKET_BYTES // 8, dtype)) for _ in range(4)]
     buckets = GradientBuckets(world=None, params=params, share=0.5)
@@ -124,8 +124,8 @@ def test_augmentation_does_not_depend_on_the_split():
 
 def test_sync_batch_norm_on_one_rank_is_batch_norm_and_passes_gradcheck():
     import minilab as ml
-    from minilab.distributed import SingleProcess
-    from minilab.gradcheck import gradcheck
+    from minilab.distributed.world import SingleProcess
+    from minilab.core.gradcheck import gradcheck
     from minilab.ops.norm import batch_norm
     from minilab.ops.sync_norm import sync_batch_norm
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from minilab import nn
-from minilab.config import available, use
-from minilab.autograd import Tensor, no_grad
+from minilab.core.config import available, use
+from minilab.core.autograd import Tensor, no_grad
 from minilab.engine import convert, load_packed, save_packed
 from minilab.models import create_model
 
@@ -133,7 +133,7 @@ def test_lab_int4_file_is_smaller_than_fp32(tmp_path):
 
 def test_trained_checkpoint_converts_exactly(tmp_path):
     from minilab import ops as F
-    from minilab.checkpoint import load_model_from_checkpoint, save_checkpoint
+    from minilab.training.checkpoint import load_model_from_checkpoint, save_checkpoint
     from minilab.data import make_synthetic
     from minilab.data.augment import normalize
     from minilab.optim import Adam
@@ -172,7 +172,7 @@ def test_bad_inputs(tmp_path):
 
 def test_bench_model_cli_rejects_a_checkpoint_of_another_architecture(tmp_path, capsys):
     from minilab.bench import main
-    from minilab.checkpoint import save_checkpoint
+    from minilab.training.checkpoint import save_checkpoint
 
     model, config = build("birealnet18", "sign", 32)
     save_checkpoint(tmp_path / "c.npz", model, None, {"model": config})
@@ -234,7 +234,7 @@ def test_float_layers_are_bound_to_their_kernels_and_give_the_same_logits(tmp_pa
 def test_operator_work_counts_every_binary_mac():
     """bench model's fractions of peak divide these counts by time: the binary MACs are Σ N·O·OH·OW·C·k² over the
     binary convs of the float model, and LAB's float MACs Σ N·H·W·2C·9 over its LAB layers."""
-    from minilab.engine.peak import fractions, operator_work
+    from minilab.benchmarks.peak import fractions, operator_work
 
     model, config = build("labbnn", "lab", 32)
     x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -260,7 +260,7 @@ def test_operator_work_counts_every_binary_mac():
 
 
 def test_profiler_hook_times_every_category_and_removes_itself():
-    from minilab.engine.profile import breakdown, install_profiler
+    from minilab.benchmarks.profile import breakdown, install_profiler
 
     model, config = build("labbnn", "lab")
     packed = convert(copy.deepcopy(model), config)

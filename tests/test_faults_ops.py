@@ -6,7 +6,7 @@ import pytest
 
 from minilab import config, nn
 from minilab import ops as F
-from minilab.autograd import Tensor
+from minilab.core.autograd import Tensor
 
 PATHS = [pytest.param(False, id="numpy"), pytest.param(True, id="kernels")]
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from minilab import evaluate, train
-from minilab.checkpoint import read_checkpoint
+from minilab.training.checkpoint import read_checkpoint
 from minilab.nn.module import load_npz, save_npz_atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,7 +75,7 @@ def test_out_that_is_a_file_is_one_clear_line(tmp_path, capsys):
 
 
 def test_two_trainings_in_one_folder_at_once_are_refused(tmp_path, capsys):
-    from minilab.run_dir import open_run_dir
+    from minilab.training.run_dir import open_run_dir
 
     lock = open_run_dir(str(tmp_path / "run"), resume=False)   # as a running training holds it
     try:

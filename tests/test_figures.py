@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minilab import plot, plotting
+from minilab import plot
+from minilab.analysis import plotting
 from minilab.analysis.figures import feature_figure, to_gray
 from minilab.plot import curves_figure, write_run_curves
 from minilab.plot import main as plot_main
@@ -159,7 +160,7 @@ def test_without_matplotlib_training_and_evaluate_still_run(tmp_path, capsys, no
 def test_bench_model_draws_its_breakdown_with_matplotlib_and_saves_the_class_names(tmp_path, capsys):
     from minilab import config
     from minilab.bench import main
-    from minilab.checkpoint import save_checkpoint
+    from minilab.training.checkpoint import save_checkpoint
     from minilab.data.classnames import class_record
     from minilab.engine.storage import load_npz, packed_record
     from minilab.models import create_model

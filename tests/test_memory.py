@@ -1,4 +1,4 @@
-"""minilab.memory: freed arrays stay in the process, so reallocating them costs no page faults."""
+"""minilab.training.memory: freed arrays stay in the process, so reallocating them costs no page faults."""
 import os
 import platform
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 
 ROUNDS = """
 import resource, numpy as np
-from minilab.memory import keep_freed_memory
+from minilab.training.memory import keep_freed_memory
 kept = keep_freed_memory()
 def step():   # frees and reallocates arrays of a training step's sizes, touching every page
     for mb in (1, 3, 7, 15, 31, 2, 5, 11, 23):

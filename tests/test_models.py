@@ -108,7 +108,7 @@ def test_a_model_runs_on_an_empty_batch():
     """Convolutions, BatchNorm in eval mode, pooling and flatten all pass 0 images through, with the compiled
     kernels (where built) and on the NumPy reference ops."""
     from minilab import config
-    from minilab.autograd import Tensor, no_grad
+    from minilab.core.autograd import Tensor, no_grad
     from minilab.models import create_model
 
     model = create_model("labbnn", num_classes=10, image_size=32, width=0.25)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from minilab import config
-from minilab.checkpoint import load_model_from_checkpoint, model_classes, read_checkpoint, save_checkpoint
+from minilab.training.checkpoint import load_model_from_checkpoint, model_classes, read_checkpoint, save_checkpoint
 from minilab.data import Loader, load_datasets, scan_image_folder
 from minilab.data.classnames import class_record, classes_of, human_names, imagenet_names
 from minilab.evaluate import evaluate
@@ -105,7 +105,7 @@ def stream_run(tmp_path_factory):
 def test_predict_equals_evaluate_on_the_same_images(request, source, engine, capsys):
     """predict's probabilities are the softmax of the logits `evaluate` computes on the run's own validation
     data (--input cache or stream, as the run was trained), image for image."""
-    from minilab.autograd import no_grad
+    from minilab.core.autograd import no_grad
     from minilab.predict import softmax
 
     if engine == "packed" and config.kernels() is None:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from minilab.checkpoint import read_checkpoint
+from minilab.training.checkpoint import read_checkpoint
 
 TINY = ["--arch", "labbnn", "--data", "synthetic", "--synthetic-size", "384", "64", "--image-size", "24",
         "--width", "0.25", "--batch-size", "16", "--epochs", "2", "--threads", "1", "--no-progress",

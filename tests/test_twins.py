@@ -9,8 +9,9 @@ import copy
 import numpy as np
 import pytest
 
-from minilab import config, dispatch
-from minilab.autograd import Context
+from minilab import config
+from minilab.core import dispatch
+from minilab.core.autograd import Context
 
 EXT = config.kernels()          # loading the kernels registers their twins
 pytestmark = pytest.mark.skipif(EXT is None, reason=f"extension not built: {config.reason()}")

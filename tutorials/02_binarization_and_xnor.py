@@ -14,7 +14,8 @@ import numpy as np
 from common import SMOKE, OUT, Timer, machine, shows
 
 import minilab as ml
-from minilab import F, config, plotting
+from minilab import F, config
+from minilab.analysis import plotting
 from minilab.ops import packed
 
 if config.kernels() is not None:            # the compiled XNOR-popcount kernel, else its NumPy reference

@@ -16,7 +16,8 @@ import numpy as np
 from common import OUT, SMOKE, Timer, imagenette_root, machine, shows
 
 import minilab as ml
-from minilab import F, nn, plotting
+from minilab import F, nn
+from minilab.analysis import plotting
 from minilab.analysis import uniqueness_ratio
 from minilab.analysis.figures import feature_figure
 
@@ -70,7 +71,7 @@ shows(feature_figure([(name, images[0], m[0]) for name, m in maps.items()], f"{O
 import shutil
 
 from minilab.analysis import capture, layer_uniqueness
-from minilab.checkpoint import load_model_from_checkpoint
+from minilab.training.checkpoint import load_model_from_checkpoint
 from minilab.train import main as train
 
 data = root if (root and not SMOKE) else "synthetic"

@@ -15,7 +15,8 @@ from common import OUT, SMOKE, shows
 from hypothesis import given, settings
 
 import minilab as ml
-from minilab import F, nn, plotting
+from minilab import F, nn
+from minilab.analysis import plotting
 from minilab.testing import arrays, assert_gradcheck, tensor_of
 
 rng = np.random.default_rng(0)

@@ -12,9 +12,9 @@ import tempfile
 import numpy as np
 from common import OUT, SMOKE, machine, shows
 
-from minilab import plotting
+from minilab.analysis import plotting
 from minilab.engine import convert, save_packed
-from minilab.engine.profile import breakdown, time_runs
+from minilab.benchmarks.profile import breakdown, time_runs
 from minilab.models import create_model
 
 size = 64 if SMOKE else 224

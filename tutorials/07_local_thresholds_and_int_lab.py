@@ -13,7 +13,8 @@ import numpy as np
 from common import OUT, SMOKE, imagenette_root, shows
 
 import minilab as ml
-from minilab import F, nn, plotting
+from minilab import F, nn
+from minilab.analysis import plotting
 from minilab.analysis import layer_dissimilarity, plus_one_fraction
 from minilab.analysis.figures import feature_figure
 from minilab.ops.quant import dequantize, quantize_symmetric

@@ -30,8 +30,8 @@ from minilab import F
 from minilab.data.imagenet import scan_imagenet, write_sample_tree
 from minilab.models import create_model
 from minilab.optim import Adam
-from minilab.scaling import decode_rates, projection, print_projection
-from minilab.threads import set_threads
+from minilab.benchmarks.scaling import decode_rates, projection, print_projection
+from minilab.core.threads import set_threads
 
 root = write_sample_tree(os.path.join(OUT, "imagenet-sample"), classes=("n02102040", "n01440764", "n03000684"),
                          per_class=4 if SMOKE else 16, val_per_class=2 if SMOKE else 4, val_layout="csv")

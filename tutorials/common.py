@@ -1,5 +1,5 @@
 """Shared by the tutorials: smoke mode, where the real data is, where figures go.  The figures themselves are
-drawn with matplotlib in minilab's style (minilab.plotting)."""
+drawn with matplotlib in minilab's style (minilab.analysis.plotting)."""
 import os
 import time
 
@@ -29,7 +29,7 @@ def imagenette_root():
 
 def machine():
     """The CPU the numbers were measured on (the same caption the figures carry)."""
-    from minilab.plotting import cpu_name
+    from minilab.analysis.plotting import cpu_name
     return cpu_name()
 
 

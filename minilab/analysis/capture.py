@@ -3,7 +3,7 @@ map the binarizer produced — by forward hooks on the binarizer modules, withou
 import numpy as np
 
 from .. import nn
-from ..autograd import Tensor, no_grad
+from ..core.autograd import Tensor, no_grad
 
 
 def binary_layers(model):

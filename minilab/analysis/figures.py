@@ -2,7 +2,7 @@
 built with NumPy and Pillow, matplotlib draws the titles and labels around them."""
 import numpy as np
 
-from .. import plotting
+from . import plotting
 
 
 def to_gray(m):

@@ -12,8 +12,8 @@ import itertools
 
 import numpy as np
 
-from .. import config
-from ..autograd import Tensor, no_grad
+from ..core import config
+from ..core.autograd import Tensor, no_grad
 from ..ops.lab import lab
 from ..ops.packed import binary_conv2d_reference
 

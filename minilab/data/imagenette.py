@@ -25,7 +25,7 @@ VARIANTS = {  # variant → (archive, MD5 published with the dataset)
 
 
 def default_cache_dir():
-    from .. import config
+    from ..core import config
     return config.cache_dir
 
 

@@ -9,8 +9,8 @@ counts), not assumed per architecture."""
 import numpy as np
 
 from .. import nn
-from ..autograd import Tensor, _topological_order, no_grad
-from ..config import kernels, reason, use
+from ..core.autograd import Tensor, _topological_order, no_grad
+from ..core.config import kernels, reason, use
 from ..ops.weight_quantizers import WEIGHT_QUANTIZERS
 from ..ops.norm import inverse_std
 from ..ops.quant import dequantize, quantize_symmetric

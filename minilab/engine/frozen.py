@@ -15,8 +15,9 @@ unchanged); only their `forward` becomes the direct call.  Bind again after chan
 BatchNorm statistics: the constants are read once, here."""
 import numpy as np
 
-from .. import config, nn
-from ..autograd import Tensor
+from ..core import config
+from .. import nn
+from ..core.autograd import Tensor
 from ..ops.conv import Convolution, DepthwiseConvolution, pair
 from ..ops.norm import inverse_std
 

@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 
-from .. import config
-from ..autograd import Tensor
+from ..core import config
+from ..core.autograd import Tensor
 from ..nn.module import Module
 from ..ops.lab import lab, split_pairs
 from ..ops.packed import tap_sums_from_packed, zero_padding_correction
@@ -53,7 +53,7 @@ class PackedBinaryConv2d(Module):
         self.threads = 1
         self.capture = None            # set to a list to collect the packed input maps (equivalence tests)
         self.last_shapes = None        # (input shape, output shape, packed input bytes) of the last forward
-        self.profiler = None           # fn(category, seconds), set by minilab.engine.profile while it times
+        self.profiler = None           # fn(category, seconds), set by minilab.benchmarks.profile while it times
         self._prepare()
 
     def _prepare(self):

@@ -1,7 +1,7 @@
 """The compiled twins of the reference ops: the same answers as `minilab.ops`, on the Cython/C kernels.
 
 One module per op family.  Each twin is bound to the reference it must match (`@twin_of(...)`, see
-`minilab.dispatch`) and says which inputs it accepts; anything else runs on the reference.  `minilab.config`
+`minilab.core.dispatch`) and says which inputs it accepts; anything else runs on the reference.  `minilab.config`
 imports this package when the compiled kernels load, which registers every twin.
 
     binarize.py      sign STE and the magnitude-aware weight sign            (bit for bit)

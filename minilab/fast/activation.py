@@ -2,8 +2,8 @@
 import numpy as np
 
 from .. import _kernels as ext
-from ..dispatch import twin_of
-from .. import config
+from ..core.dispatch import twin_of
+from ..core import config
 from ..ops.activation import ParametricRectifier, Rectifier
 
 

@@ -12,8 +12,8 @@ The first two save the unpadded input and recompute the columns in their backwar
 import numpy as np
 
 from .. import _kernels as ext
-from .. import config
-from ..dispatch import twin_of
+from ..core import config
+from ..core.dispatch import twin_of
 from ..ops.conv import Convolution, DepthwiseConvolution, check_conv_shapes, check_fits, unpad
 from . import conv_chunked, conv_winograd
 from .packed import binary_conv2d_packed

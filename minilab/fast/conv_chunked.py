@@ -17,7 +17,7 @@ groups = 1 (`fast.conv.ChunkedConvKernel`)."""
 import numpy as np
 
 from .. import _kernels as ext
-from .. import config
+from ..core import config
 
 CHUNK_BYTES = 4 << 20  # im2col columns per chunk: well inside a desktop or server L3, big enough for good GEMMs
 
@@ -32,7 +32,7 @@ def image_chunks(n, bytes_per_image, budget=None):
 
 def matmul(a, b, out=None, accumulate=False):
     """out = a @ b (or out += a @ b), float32, for matrices or stacks of them: on the kernels' threads when they
-    have the BLAS GEMM (`ext.has_sgemm()`, see `minilab.config.load`; a stack's threads take whole products), else NumPy's matmul
+    have the BLAS GEMM (`ext.has_sgemm()`, see `minilab.core.config.load`; a stack's threads take whole products), else NumPy's matmul
     on BLAS' own threads."""
     if ext.has_sgemm():
         gemm = ext.sgemm_batch if a.ndim == 3 else ext.sgemm

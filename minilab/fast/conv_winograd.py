@@ -29,7 +29,7 @@ the GEMMs, as in `conv_chunked.py`."""
 import numpy as np
 
 from .. import _kernels as ext
-from .. import config
+from ..core import config
 from .conv_chunked import image_chunks, matmul
 
 CHUNK_BYTES = 32 << 20  # V, Z and N of one chunk of images together: big GEMMs, still cache-resident

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _kernels as ext
-from ..dispatch import twin_of
+from ..core.dispatch import twin_of
 from ..ops.lab import LabArgMax
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 
 from .. import _kernels as ext
-from .. import config
-from ..dispatch import twin_of
+from ..core import config
+from ..core.dispatch import twin_of
 from ..ops.conv import output_size
 from ..ops.pool import AveragePooling, MaxPooling
 

@@ -7,7 +7,7 @@ architecture and follows no one-line rule (LAB-BNN runs at 48 and 64 px but not 
 computed: a forward pass of the architecture at a small width (the shapes do not depend on the width) on one
 S×S image, in evaluation mode, remembered per (architecture, size).  The probe runs on the NumPy reference ops:
 the shapes are the same on every implementation, and a probe that loaded the compiled kernels would do so before
-`set_threads` could choose how their threads wait (`minilab.config.load`)."""
+`set_threads` could choose how their threads wait (`minilab.core.config.load`)."""
 import functools
 
 import numpy as np
@@ -19,8 +19,8 @@ SIZE_RANGE = (16, 512)
 @functools.lru_cache(maxsize=None)
 def image_size_problem(arch, size):
     """None when `arch` runs on size×size images, else the error it raises."""
-    from .. import config
-    from ..autograd import Tensor, no_grad
+    from ..core import config
+    from ..core.autograd import Tensor, no_grad
     from . import create_model
 
     try:

@@ -51,7 +51,7 @@ class Conv2d(Module):
         if trainable:
             self.weight = Parameter(weight)
         else:  # a fixed kernel (QuickNet's blur pool): a plain tensor, invisible to the optimizer
-            from ..autograd import Tensor
+            from ..core.autograd import Tensor
             self.fixed_weight = Tensor(weight)
         self.bias = Parameter(np.zeros(out_channels)) if bias else None
 

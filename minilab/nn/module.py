@@ -8,7 +8,7 @@ import tempfile
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..core.autograd import Tensor
 
 
 class Parameter(Tensor):

@@ -1,7 +1,7 @@
 """The functional API: every differentiable op, PyTorch-like names, NCHW layout.
 
 Each op is a NumPy reference: a `Function` with a hand-written forward and backward, its maths in the
-docstring.  Compiled twins of some of them live in `minilab.fast`; `minilab.dispatch` picks one when it applies."""
+docstring.  Compiled twins of some of them live in `minilab.fast`; `minilab.core.dispatch` picks one when it applies."""
 from .activation import hardtanh, linear, prelu, relu
 from .arith import abs, add, amax, div, matmul, mean, mul, neg, pow, sqrt, sub, sum
 from .binarizers import approx_sign, get_binarizer, niblack, sauvola, sign, sign_ste

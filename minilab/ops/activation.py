@@ -1,7 +1,7 @@
 """Float activations: ReLU, hardtanh, PReLU (one slope per channel, shared over H and W)."""
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 from .arith import add, matmul
 from .shape import transpose
 

@@ -4,7 +4,7 @@ Broadcasting: NumPy broadcasts the forward; the backward of a broadcast input su
 that were expanded (`unbroadcast`)."""
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:

@@ -21,7 +21,7 @@ from functools import partial
 
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 from .arith import add, amax, div, mul, sqrt, sub
 from .pool import avg_pool2d
 

@@ -1,5 +1,5 @@
 """The binary convolution: binarized activations times quantized weights, padded after binarization."""
-from ..autograd import in_surrogate_mode
+from ..core.autograd import in_surrogate_mode
 from .binarizers import get_binarizer, sign_ste
 from .conv import Convolution, check_conv_options, pair
 from .weight_quantizers import get_weight_quantizer, magnitude_aware_sign

@@ -17,7 +17,7 @@ reference they are tested against.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..autograd import Function
+from ..core.autograd import Function
 
 
 def pair(v):

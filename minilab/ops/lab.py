@@ -15,7 +15,7 @@ A per-pixel learned "segmentation" of every channel into ±1.  For an input x wi
 """
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 from .conv import conv2d
 
 PAIRINGS = ("channel", "official")

@@ -5,7 +5,7 @@
 """
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:

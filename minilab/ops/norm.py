@@ -9,7 +9,7 @@ Backward (training), with M values per channel and ĝ = g·γ:
 """
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 
 
 def inverse_std(var, eps, dtype):

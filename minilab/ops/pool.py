@@ -2,7 +2,7 @@
 convention); max pooling pads with −inf so padding never wins."""
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 from .arith import mean
 from .conv import output_size, pad_input, pair, unpad
 

@@ -9,7 +9,7 @@
 --lab-bits 8 or 4 computes exactly what the packed engine's integer storage gives."""
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 
 SUPPORTED_BITS = (32, 8, 4)
 

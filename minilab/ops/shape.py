@@ -2,7 +2,7 @@
 Their backward moves the gradient back the same way."""
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 
 
 class Reshape(Function):

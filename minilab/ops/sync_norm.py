@@ -21,7 +21,7 @@ With one rank (s = 1) this is exactly BatchNorm's backward.  The running statist
 unbiased global variance σ²·M/(M − 1), so they are the same on every rank."""
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 from .norm import check_input, inverse_std, update_running
 
 

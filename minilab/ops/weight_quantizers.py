@@ -4,7 +4,7 @@ Weights are (C_out, ...); α_o is one scale per output channel.  As for the acti
 (`binarizers.py`), every quantizer states its forward and the pseudo-gradient its backward uses."""
 import numpy as np
 
-from ..autograd import Function
+from ..core.autograd import Function
 from .activation import hardtanh
 from .arith import abs as abs_, mean, mul
 from .binarizers import sign, sign_ste

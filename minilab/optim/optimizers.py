@@ -8,7 +8,7 @@ clip (Parameter.clip, Larq's WeightClip) — the one place where binary-conv con
 """
 import numpy as np
 
-from .. import dispatch
+from ..core import dispatch
 
 
 class Optimizer:

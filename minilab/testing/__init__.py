@@ -6,7 +6,7 @@ signature of `minilab.F.lab`):
     import numpy as np
     from hypothesis import given
     import minilab
-    from minilab.testing import arrays, assert_gradcheck, assert_matches_reference, tensor_of
+    from . import arrays, assert_gradcheck, assert_matches_reference, tensor_of
 
     @given(arrays(shape=(2, 3, 5, 5)))
     def test_student_lab(x):
@@ -20,8 +20,8 @@ import numpy as np
 from hypothesis import assume  # noqa: F401  (re-exported for courses)
 from hypothesis import strategies as st
 
-from .autograd import Tensor
-from .gradcheck import GradcheckError, gradcheck
+from ..core.autograd import Tensor
+from ..core.gradcheck import GradcheckError, gradcheck
 
 __all__ = ["arrays", "binary_maps", "conv_configs", "assert_gradcheck", "assert_matches_reference", "tensor_of",
            "rounding_tolerance", "assert_close_in_rounding", "GradcheckError"]

@@ -19,7 +19,7 @@ and at its default when unset.  The variables are read once, when this module is
         ...   # the NumPy reference ops, 2 threads
 
 Importing minilab changes nothing in the process.  The compiled kernels are loaded on first use, and the thread
-pools are set up by `minilab.threads.set_threads` (the command-line tools call it first when given --threads)."""
+pools are set up by `minilab.core.threads.set_threads` (the command-line tools call it first when given --threads)."""
 import contextlib
 import os
 import warnings
@@ -95,14 +95,14 @@ def load(quiet_threads: bool = False):
         if sgemm is None and quiet_threads:
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
-            from . import _kernels
+            from .. import _kernels
         except ImportError as error:  # a plain checkout that was not built
             _reason = f"the compiled extension is missing ({error}); run `pip install -e .` to build it"
         else:
             if sgemm is not None:
                 _kernels.use_blas_sgemm(*sgemm)
             _ext = _kernels
-            from . import fast  # noqa: F401  (registers the compiled twins with the dispatcher)
+            from .. import fast  # noqa: F401  (registers the compiled twins with the dispatcher)
     if _ext is None:
         warnings.warn(f"minilab: using the pure-NumPy reference ops because {_reason}", RuntimeWarning,
                       stacklevel=3)

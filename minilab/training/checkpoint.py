@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from .nn.module import load_npz, save_npz_atomic
+from ..nn.module import load_npz, save_npz_atomic
 
 
 def save_checkpoint(path, model, optimizer, record: dict):
@@ -58,7 +58,7 @@ def check_resumable(path, record):
 
 def load_model_from_checkpoint(path):
     """Rebuild the model a checkpoint was trained with and load its weights; returns (model, record)."""
-    from .models import create_model
+    from ..models import create_model
 
     state, _, record = read_checkpoint(path)
     config = record["model"]
@@ -73,6 +73,6 @@ def load_model_from_checkpoint(path):
 def model_classes(record, path):
     """(class ids, human names, note) of a checkpoint's record; `note` (else None) says that the file does not
     name its classes, in which case they are shown as indices."""
-    from .data.classnames import classes_of
+    from ..data.classnames import classes_of
 
     return classes_of(record, record["model"]["num_classes"], path)

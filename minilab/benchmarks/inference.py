@@ -7,12 +7,12 @@ import tempfile
 
 import numpy as np
 
-from ..autograd import Tensor, no_grad
-from ..config import use
-from .convert import convert
+from ..core.autograd import Tensor, no_grad
+from ..core.config import use
+from ..engine.convert import convert
 from .peak import fractions, machine_peaks, operator_work
 from .profile import breakdown, time_interleaved, time_runs
-from .storage import save_packed
+from ..engine.storage import save_packed
 
 
 def add_arguments(p):
@@ -47,7 +47,7 @@ def add_arguments(p):
 
 
 def build(args):
-    from ..checkpoint import load_model_from_checkpoint
+    from ..training.checkpoint import load_model_from_checkpoint
     from ..models import create_model, default_binarizer
 
     if args.checkpoint:
@@ -93,7 +93,7 @@ def compare(args, packed, config, x):
 
 def checkpoint_classes(path):
     """The class ids a training checkpoint names (stored with a packed model saved from it), else None."""
-    from ..checkpoint import read_checkpoint
+    from ..training.checkpoint import read_checkpoint
 
     return read_checkpoint(path)[2].get("classes") if path else None
 
@@ -101,7 +101,7 @@ def checkpoint_classes(path):
 def run_model_bench(args):
     import sys
 
-    from ..threads import set_threads
+    from ..core.threads import set_threads
 
     set_threads(args.threads)
     try:
@@ -136,7 +136,7 @@ def run_model_bench(args):
               "rates": {k: {"per_s": r, "unit": u, "fraction_of_peak": f} for k, (r, u, f) in rates.items()}}
     print(json.dumps(result, indent=1)) if args.json else print_model_bench(result)
     if args.plot:
-        from ..plotting import breakdown_figure, cpu_name
+        from ..analysis.plotting import breakdown_figure, cpu_name
 
         if breakdown_figure(parts, args.plot, f"{config['arch']} ({config['binarizer']}) at {size} px, batch "
                                               f"{args.batch_size}, {args.threads} thread(s): "

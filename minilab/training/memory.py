@@ -25,7 +25,7 @@ TRIM_THRESHOLD = 1 << 30
 
 def keep_freed_memory():
     """Set glibc's mmap and trim thresholds as above.  Returns True when they were set."""
-    from . import config
+    from ..core import config
 
     if not config.keep_freed_memory:
         return False

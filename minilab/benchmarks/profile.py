@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from .. import nn
-from .packed_conv import PackedBinaryConv2d
+from ..engine.packed_conv import PackedBinaryConv2d
 
 CATEGORIES = ("first conv", "binary conv", "binarize + pack", "LAB binarize + pack", "float conv",
               "pooling", "BN / activation", "classifier", "other")

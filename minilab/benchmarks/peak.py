@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from .. import nn
-from .packed_conv import PackedBinaryConv2d
+from ..engine.packed_conv import PackedBinaryConv2d
 from .profile import _category
 
 UNITS = {"binary conv": "binary MAC", "LAB binarize + pack": "float MAC", "first conv": "float MAC",

@@ -27,15 +27,15 @@ LATENCY_S = 20e-6   # per ring hop on a cluster network (Ethernet with a kernel 
 def step_timings(world, arch, image_size, batch_size, width, steps, warmup=2, sync_bn=False):
     """Median per-step timings (seconds) of `steps` training steps on this rank's share of the global batch."""
     import minilab as ml
-    from minilab import F
-    from minilab.models import create_model
-    from minilab.nn import init
-    from minilab.optim import Adam
+    from .. import F
+    from ..models import create_model
+    from ..nn import init
+    from ..optim import Adam
 
     init.seed(0)
     model = create_model(arch, num_classes=1000, image_size=image_size, width=width)
     if sync_bn and world.size > 1:
-        from .nn.sync import convert_sync_batchnorm
+        from ..nn.sync import convert_sync_batchnorm
         convert_sync_batchnorm(model, world)
     opt = Adam(model.parameters())
     local = batch_size // world.size
@@ -80,8 +80,8 @@ def blocking_allreduce_s(world, nbytes, repeat=5):
 
 def measure_world(args):
     """This world's row: each timing averaged over the ranks."""
-    from .distributed import connect
-    from .threads import set_threads
+    from ..distributed.world import connect
+    from ..core.threads import set_threads
 
     world = connect("auto")
     set_threads(args.threads)
@@ -203,9 +203,9 @@ def decode_rates(count=48, sizes=(64, 128, 224), seconds=2.0, drafts=(True,)):
     """{(mode, S[, 'full'])): images/s} of one process decoding 500×375 quality-90 JPEGs (one loader worker);
     keys ending in 'full' are training crops decoded at full size (no draft).  Validation ('none') always
     decodes at full size: it is the cache's preprocessing, pixel for pixel."""
-    from .data.imagenet import write_sample_tree
-    from .data.loader import image_rng
-    from .data.stream import open_stream_datasets
+    from ..data.imagenet import write_sample_tree
+    from ..data.loader import image_rng
+    from ..data.stream import open_stream_datasets
 
     rates = {}
     with tempfile.TemporaryDirectory() as root:
@@ -238,7 +238,7 @@ def run_decode(args):
 
 
 def add_arguments(sub):
-    from .models import MODELS
+    from ..models import MODELS
 
     s = sub.add_parser("scaling", help="data-parallel step costs for 1 and N ranks, and a projection to N nodes "
                                        "(run plain, or under mpiexec)",

@@ -13,7 +13,7 @@ derivative their backward implements.  Under `surrogate_mode()` the forward retu
 `gradcheck` can verify an STE backward against central differences of its declared surrogate.
 
 Every Function in `minilab.ops` is a NumPy reference.  Some have compiled twins (`minilab.fast`) that give the same
-answer faster; `apply` asks `minilab.dispatch` whether one accepts the inputs, and the reference runs otherwise.
+answer faster; `apply` asks `minilab.core.dispatch` whether one accepts the inputs, and the reference runs otherwise.
 
 What a second backward does (micrograd gets this wrong): gradients of leaves *accumulate* across calls, as in
 PyTorch (call `zero_grad()` between steps).  By default `backward()` frees the graph's saved arrays; a second
@@ -250,71 +250,71 @@ class Tensor:
 
     # ---- operator sugar (the ops themselves live in minilab.ops) -----------
     def __add__(self, other):
-        from .ops import arith
+        from ..ops import arith
         return arith.add(self, other)
 
     __radd__ = __add__
 
     def __sub__(self, other):
-        from .ops import arith
+        from ..ops import arith
         return arith.sub(self, other)
 
     def __rsub__(self, other):
-        from .ops import arith
+        from ..ops import arith
         return arith.sub(other, self)
 
     def __mul__(self, other):
-        from .ops import arith
+        from ..ops import arith
         return arith.mul(self, other)
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        from .ops import arith
+        from ..ops import arith
         return arith.div(self, other)
 
     def __rtruediv__(self, other):
-        from .ops import arith
+        from ..ops import arith
         return arith.div(other, self)
 
     def __neg__(self):
-        from .ops import arith
+        from ..ops import arith
         return arith.neg(self)
 
     def __pow__(self, exponent):
-        from .ops import arith
+        from ..ops import arith
         return arith.pow(self, exponent)
 
     def __matmul__(self, other):
-        from .ops import arith
+        from ..ops import arith
         return arith.matmul(self, other)
 
     def __getitem__(self, index):
-        from .ops import shape
+        from ..ops import shape
         return shape.getitem(self, index)
 
     def sum(self, axis=None, keepdims=False):
-        from .ops import arith
+        from ..ops import arith
         return arith.sum(self, axis, keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        from .ops import arith
+        from ..ops import arith
         return arith.mean(self, axis, keepdims)
 
     def reshape(self, *shape):
-        from .ops import shape as shape_ops
+        from ..ops import shape as shape_ops
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return shape_ops.reshape(self, shape)
 
     def transpose(self, *axes):
-        from .ops import shape as shape_ops
+        from ..ops import shape as shape_ops
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return shape_ops.transpose(self, axes or None)
 
     def flatten(self, start_dim=1):
-        from .ops import shape as shape_ops
+        from ..ops import shape as shape_ops
         return shape_ops.flatten(self, start_dim)
 
 
