@@ -11,7 +11,7 @@ from minilab.distributed.world import check_replicas, connect
 from minilab.models import create_model
 from minilab.nn import init
 from minilab.optim import Adam
-from minilab.train import train_step
+from minilab.training.loop import train_step
 
 BATCH, SIZE, STEPS = 16, 24, 3
 
@@ -104,7 +104,7 @@ def evaluation():
     """Validation split across 2 ranks gives exactly one process's top-1/top-5 (float32, kernels if built)."""
     from minilab.data import Loader, make_synthetic
     from minilab.data.loader import ArrayDataset
-    from minilab.evaluate import evaluate
+    from minilab.training.evaluation import evaluate
 
     world = connect("on")
     init.seed(0)

@@ -82,7 +82,8 @@ def test_fewer_than_two_images_per_rank_is_refused_unless_batchnorm_is_synchroni
     """Per-rank BatchNorm needs two images per rank: a global batch of 2 on 2 ranks would leave out every batch."""
     from types import SimpleNamespace
 
-    from minilab.train import build_parser, make_loaders
+    from minilab.train import build_parser
+    from minilab.training.loop import make_loaders
 
     images, labels = make_synthetic(40, 8, seed=0)
     data = ArrayDataset(images, labels, list(range(10)))

@@ -202,7 +202,7 @@ def test_zero_synthetic_validation_images_is_refused():
 
 
 def test_analysis_images_skip_hidden_entries(tmp_path):
-    from minilab.analyze import load_images
+    from minilab.analysis.report import load_images
 
     os.makedirs(tmp_path / "imgs" / ".ipynb_checkpoints")
     solid((9, 9, 9)).save(tmp_path / "imgs" / ".ipynb_checkpoints" / "a.png")

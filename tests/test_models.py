@@ -4,7 +4,7 @@ import pytest
 import minilab as ml
 from minilab import F, nn
 from minilab.models import MODELS, create_model
-from minilab.summary import summarize
+from minilab.analysis.summary import summarize
 
 # parameter counts of the authors' released models (Larq zoo, 1000 classes, 224 px), which minilab must match
 COUNTS = {

@@ -9,7 +9,7 @@ from minilab import config
 from minilab.training.checkpoint import load_model_from_checkpoint, model_classes, read_checkpoint, save_checkpoint
 from minilab.data import Loader, load_datasets, scan_image_folder
 from minilab.data.classnames import class_record, classes_of, human_names, imagenet_names
-from minilab.evaluate import evaluate
+from minilab.training.evaluation import evaluate
 from minilab.evaluate import main as evaluate_main
 from minilab.models import create_model
 from minilab.predict import main as predict_main

@@ -5,10 +5,10 @@ import pytest
 
 from minilab import nn
 from minilab.data import Loader, load_datasets
-from minilab.evaluate import evaluate
+from minilab.training.evaluation import evaluate
 from minilab.models import create_model
 from minilab.optim import Adam
-from minilab.train import train_step
+from minilab.training.loop import train_step
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,7 @@ if root is None:
     images = normalize(make_synthetic(count, size)[0])
     print("Imagenette not found: using generated images (set MINILAB_IMAGENETTE to the real split)")
 else:
-    from minilab.analyze import load_images
+    from minilab.analysis.report import load_images
     images = load_images(f"{root}/val", size, count)
     print(f"{len(images)} validation images from {root} at {size}px")
 

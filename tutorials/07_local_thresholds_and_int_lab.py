@@ -25,7 +25,7 @@ if root is None or SMOKE:
     from minilab.data.augment import normalize
     images = normalize(make_synthetic(4, 32)[0])
 else:
-    from minilab.analyze import load_images
+    from minilab.analysis.report import load_images
     images = load_images(f"{root}/val", 64, 10)
 x = ml.tensor(images)
 nn.init.seed(0)
