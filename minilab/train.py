@@ -158,7 +158,7 @@ def main(argv=None):
         return world.fail(f"error: {error.strerror or error}{where}; checkpoints already in {args.out} were kept",
                           2)
     except BaseException as error:
-        if world.size == 1:
+        if world.acts_alone:
             raise
         world.fail("".join(traceback.format_exception(error)).rstrip(), 1)
 

@@ -82,12 +82,14 @@ def test_fewer_than_two_images_per_rank_is_refused_unless_batchnorm_is_synchroni
     """Per-rank BatchNorm needs two images per rank: a global batch of 2 on 2 ranks would leave out every batch."""
     from types import SimpleNamespace
 
+    from minilab.distributed.world import MPIWorld
     from minilab.train import build_parser
     from minilab.training.loop import make_loaders
 
     images, labels = make_synthetic(40, 8, seed=0)
     data = ArrayDataset(images, labels, list(range(10)))
-    rank0 = SimpleNamespace(size=2, rank=0)
+    # rank 0 of two, as the loaders see it (no collective is called)
+    rank0 = MPIWorld(SimpleNamespace(COMM_WORLD=SimpleNamespace(Get_rank=lambda: 0, Get_size=lambda: 2)))
     args = build_parser().parse_args(["--batch-size", "2", "--workers", "0"])
     with pytest.raises(ValueError, match=r"--batch-size 2 over 2 ranks gives each rank 1 image .* at least 2: use "
                                          r"--batch-size 4 or more, or --sync-bn"):
@@ -103,7 +105,7 @@ def test_fewer_than_two_images_per_rank_is_refused_unless_batchnorm_is_synchroni
 def test_gradient_buckets_are_counted_in_bytes(dtype):
     """Each parameter holds a whole bucket's bytes in float64 (a bucket each), half of them in float32 (pairs)."""
     from minilab.core.autograd import Tensor
-    from minilab.distributed.world import BUCKET_BYTES, GradientBuckets
+    from minilab.distributed.buckets import BUCKET_BYTES, GradientBuckets
 
     params = [Tensor(np.zeros(BUCKET_BYTES // 8, dtype)) for _ in range(4)]
     buckets = GradientBuckets(world=None, params=params, share=0.5)

@@ -13,7 +13,11 @@ without ever being sent after the start.
     failure     an exception on one rank would leave the others waiting forever in the next collective, so any
                 error ends the whole job with `Abort` after printing the failing rank's message.
 
-`SingleProcess` is the one-rank stand-in with the same methods, used when no launcher is present."""
+Every run has a world: `SingleProcess` (a world of one rank, every collective the identity) or `MPIWorld`.  The
+training loop calls the same methods on either — the gradient average, BatchNorm statistics, the actions rank 0
+alone takes, barriers, each rank's shard of the data — and never asks how many ranks there are: that is this
+module's business."""
+import contextlib
 import hashlib
 import os
 import sys
@@ -21,10 +25,11 @@ import time
 
 import numpy as np
 
+from .buckets import GradientBuckets
+
 # Set by the launchers for every rank: MPICH/Intel MPI (Hydra), Open MPI, MVAPICH, Slurm's srun.
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
 ABORT_GRACE_S = 0.5
-BUCKET_BYTES = 16 << 20   # a few buckets for an 11.7 M-parameter model; the first starts after its last layers
 
 
 def launched_ranks(environ=None) -> int:
@@ -52,8 +57,9 @@ def connect(mode="auto"):
 
 
 class SingleProcess:
-    """One rank: every collective is the identity."""
+    """One rank: every collective is the identity, and the loop's steps are the single-machine ones."""
     rank, size, is_root = 0, 1, True
+    acts_alone = True   # an error met here may still save a checkpoint: no other rank waits in a collective
 
     def broadcast(self, obj):
         return obj
@@ -76,12 +82,56 @@ class SingleProcess:
     def gather_digests(self, digest):
         return [digest]
 
-    def gradient_buckets(self, params, share):
-        return None
-
     def fail(self, message, code):
         print(message, file=sys.stderr, flush=True)
         return code
+
+    # ---- what the training loop asks of its world
+    def describe(self, batch_size=None, sync_bn=False):
+        """Words for the log lines: '' in one process."""
+        return ""
+
+    def shard(self):
+        """This rank's part of the data, as the loader's (rank, ranks) options."""
+        return {"rank": 0, "ranks": 1}
+
+    def min_batch(self, batch_size, sync_bn):
+        """The fewest images of a batch BatchNorm can train on (2); --batch-size is checked at parse time."""
+        return 2
+
+    def batch_totals(self, loss, hits, count):
+        """(mean loss, top-1 hits) of the global batch, and this rank's share of it."""
+        return loss, hits, 1.0
+
+    def backward(self, loss, params, share):
+        """The gradients of the global loss in every `params`' .grad."""
+        loss.backward()
+
+    def prepare_model(self, model, sync_bn):
+        """The model as this world trains it (--sync-bn is a no-op in one process)."""
+        return model
+
+    def average_running_statistics(self, model, sync_bn):
+        """BatchNorm's running statistics of every rank made one (nothing to do in one process)."""
+
+    def share_state(self, model, optimizer, position):
+        """Rank 0's weights, buffers, optimizer state and position on every rank; returns the position."""
+        return position
+
+    def check_replicas(self, model, optimizer, where):
+        """--check-replicas: every rank holds the same weights (one process always does)."""
+
+    @contextlib.contextmanager
+    def root_first(self):
+        """A block rank 0 runs before the others (building the data they then find complete)."""
+        yield
+
+    def on_root(self, action, *args, **kwargs):
+        """action(*args, **kwargs) on rank 0 (here: this process); None on the other ranks."""
+        return action(*args, **kwargs)
+
+
+ONE_PROCESS = SingleProcess()
 
 
 class MPIWorld:
@@ -122,9 +172,6 @@ class MPIWorld:
     def gather_digests(self, digest):
         return self.comm.allgather(digest)
 
-    def gradient_buckets(self, params, share):
-        return GradientBuckets(self, params, share)
-
     def fail(self, message, code):
         """Print this rank's message and end every rank of the job now (never returns)."""
         print(f"[rank {self.rank}/{self.size}] {message}", file=sys.stderr, flush=True)
@@ -134,60 +181,80 @@ class MPIWorld:
         self.comm.Abort(code)
 
 
-class GradientBuckets:
-    """Averaging one step's gradients: `on_leaf` (given to `Tensor.backward`) copies each parameter's gradient,
-    scaled by this rank's share n_r/n, into its slot of a contiguous float32 bucket and starts the bucket's
-    in-place `Iallreduce` when its last gradient arrived; `finish()` waits for them and points every `p.grad` at
-    its averaged slot.  Parameters are bucketed in reverse order (the backward meets the last layers first)."""
+    # ---- what the training loop asks of its world
+    acts_alone = False   # an error met on one rank ends the job: the other ranks cannot join its collectives
 
-    def __init__(self, world, params, share):
-        self.world, self.dtype = world, params[0].data.dtype   # float32 in training; float64 in the tests
-        self.share = self.dtype.type(share)
-        self.slots, self.buckets, self.requests, self.waiting = {}, [], [], []
-        group, size = [], 0
-        for p in reversed(params):
-            group.append(p)
-            size += p.data.size
-            if size * self.dtype.itemsize >= BUCKET_BYTES:
-                self._add_bucket(group, size)
-                group, size = [], 0
-        if group:
-            self._add_bucket(group, size)
+    def describe(self, batch_size=None, sync_bn=False):
+        """' on N ranks', with each rank's share of `batch_size` and the BatchNorm mode when it is given."""
+        if batch_size is None:
+            return f" on {self.size} ranks"
+        return f" on {self.size} ranks ({batch_size // self.size} images each per step" \
+               f"{', synchronised BatchNorm' if sync_bn else ''})"
 
-    def _add_bucket(self, group, size):
-        buffer, offset = np.zeros(size, self.dtype), 0
-        for p in group:
-            self.slots[id(p)] = (len(self.buckets), buffer[offset:offset + p.data.size].reshape(p.data.shape))
-            offset += p.data.size
-        self.buckets.append(buffer)
-        self.waiting.append(len(group))
-        self.requests.append(None)
+    def shard(self):
+        return {"rank": self.rank, "ranks": self.size}
 
-    def on_leaf(self, p):
-        slot = self.slots.get(id(p))
-        if slot is None:   # an input that requires grad, not a parameter
-            return
-        index, view = slot
-        np.multiply(p.grad, self.share, out=view)
-        self.waiting[index] -= 1
-        if self.waiting[index] == 0:
-            self._start(index)
-        self.world.MPI.Request.Testall([r for r in self.requests if r is not None])   # let MPI make progress
+    def min_batch(self, batch_size, sync_bn):
+        """The fewest images per rank a batch may have; ValueError when the global --batch-size cannot be split
+        into such shares."""
+        if batch_size % self.size:
+            raise ValueError(f"--batch-size {batch_size} is the global batch: it must be divisible by the "
+                             f"{self.size} ranks (each takes batch-size / ranks images)")
+        # BatchNorm needs two images: per rank with per-rank statistics, in all with --sync-bn.  An epoch leaves
+        # out a last batch with fewer, so a smaller global batch would leave out every batch
+        min_batch = 1 if sync_bn else 2
+        if batch_size // self.size < min_batch:
+            raise ValueError(f"--batch-size {batch_size} over {self.size} ranks gives each rank "
+                             f"{batch_size // self.size} image per step, and BatchNorm with per-rank statistics "
+                             f"needs at least 2: use --batch-size {2 * self.size} or more, or --sync-bn "
+                             "(statistics over the whole global batch)")
+        return min_batch
 
-    def _start(self, index):
-        self.requests[index] = self.world.comm.Iallreduce(self.world.MPI.IN_PLACE, self.buckets[index],
-                                                         op=self.world.MPI.SUM)
+    def batch_totals(self, loss, hits, count):
+        """The global mean loss and hits summed over the ranks; this rank's share n_r/n of the batch."""
+        loss_sum, hits, total = self.sum([loss * count, hits, count])
+        return loss_sum / total, int(hits), count / total
 
-    def finish(self, params):
-        """Start the buckets some of whose parameters got no gradient this step (the same ones on every rank),
-        wait for all sums, and make each `p.grad` a view of its summed slot."""
-        for index, request in enumerate(self.requests):
-            if request is None:
-                self._start(index)
-        self.world.MPI.Request.Waitall(self.requests)
-        for p in params:
-            if p.grad is not None:
-                p.grad = self.slots[id(p)][1]
+    def backward(self, loss, params, share):
+        """The backward, with each gradient scaled by `share` and summed over the ranks in buckets that start as
+        soon as their gradients are final (see GradientBuckets)."""
+        buckets = GradientBuckets(self, params, share)
+        loss.backward(on_leaf=buckets.on_leaf)
+        buckets.finish(params)
+
+    def prepare_model(self, model, sync_bn):
+        """With --sync-bn, BatchNorm layers whose statistics span the global batch."""
+        if sync_bn:
+            from ..nn.sync import convert_sync_batchnorm
+            convert_sync_batchnorm(model, self)
+        return model
+
+    def average_running_statistics(self, model, sync_bn):
+        """Per-rank BatchNorm running statistics replaced by their mean over the ranks, so that evaluation and the
+        checkpoint describe the whole data (with --sync-bn they are equal already)."""
+        if not sync_bn:
+            self.average_arrays([b for _, b in model.named_buffers()])
+
+    def share_state(self, model, optimizer, position):
+        self.broadcast_arrays([p.data for p in model.parameters()] + [b for _, b in model.named_buffers()])
+        state = self.broadcast(optimizer.state_dict())
+        if not self.is_root:
+            optimizer.load_state_dict(state)
+        return self.broadcast(position)
+
+    def check_replicas(self, model, optimizer, where):
+        check_replicas(self, model, optimizer, where)
+
+    @contextlib.contextmanager
+    def root_first(self):
+        if not self.is_root:
+            self.barrier()
+        yield
+        if self.is_root:
+            self.barrier()
+
+    def on_root(self, action, *args, **kwargs):
+        return action(*args, **kwargs) if self.is_root else None
 
 
 def parameter_digest(model, optimizer=None):

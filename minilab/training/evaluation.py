@@ -3,6 +3,7 @@ dataset's classes are the ones a checkpoint was trained on."""
 import numpy as np
 
 from ..core.autograd import no_grad
+from ..distributed.world import ONE_PROCESS
 
 
 def topk_correct(logits, labels, k):
@@ -11,7 +12,7 @@ def topk_correct(logits, labels, k):
     return int((top == labels[:, None]).any(axis=1).sum())
 
 
-def evaluate(model, loader, progress=False, world=None):
+def evaluate(model, loader, progress=False, world=ONE_PROCESS):
     """{'top1', 'top5', 'loss', 'predictions', 'labels'} of `model` (switched to eval mode, then back) over
     one pass of `loader`; 'predictions' are the top-1 class of every image, in the loader's order.
     With a data-parallel `world`, each rank evaluates its batches and the counts are summed: the same top-1/top-5
@@ -37,8 +38,7 @@ def evaluate(model, loader, progress=False, world=None):
                 labels.append(np.asarray(y))
     finally:
         model.train(was_training)
-    if world is not None and world.size > 1:
-        n, top1, top5, loss = world.sum([n, top1, top5, loss])
+    n, top1, top5, loss = (float(v) for v in world.sum([n, top1, top5, loss]))
     return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "loss": loss / max(n, 1),
             "predictions": np.concatenate(predictions) if predictions else np.zeros(0, np.int64),
             "labels": np.concatenate(labels) if labels else np.zeros(0, np.int64)}

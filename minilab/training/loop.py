@@ -1,7 +1,9 @@
 """The training loop: set-up and resume, one step, one epoch, the end-of-epoch record and checkpoints.
 
-Data parallelism touches three places, kept apart: `train_step` (the gradients are averaged between backward and
-step), the loaders (each rank prepares its slice of every global batch), and `save` (rank 0 alone writes)."""
+Every run has a world (`minilab.distributed.world`): one process, or the ranks of an MPI job.  The loop calls the
+world's methods at the few places data parallelism touches — the gradient average in `train_step`, each rank's
+shard of the data in the loaders, BatchNorm statistics before evaluation and checkpoints, what rank 0 alone
+writes — and reads the same as a single-machine loop."""
 import math
 import os
 import signal
@@ -9,6 +11,7 @@ import time
 
 from .. import ops as F
 from ..data.loader import WorkerDied
+from ..distributed.world import ONE_PROCESS
 from ..models import create_model, default_binarizer
 from ..optim import OPTIMIZERS, make_schedule
 from .metrics import _read_metrics, _write_metrics
@@ -22,28 +25,20 @@ PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_sm
                 "reactnet_a": 75, "xnornet": 60}
 
 
-def train_step(model, optimizer, x, y, world=None):
-    """One gradient step; returns (loss, number of correct top-1 predictions), over the global batch when `world`
-    has several ranks: the loss is then the global mean, and the gradients are averaged (each rank's weighed by
-    its share of the batch) while the backward runs, so every rank takes the same step."""
+def train_step(model, optimizer, x, y, world=ONE_PROCESS):
+    """One gradient step; returns (loss, number of correct top-1 predictions) of the global batch.
+
+    In one process the world changes nothing.  Under MPI `batch_totals` makes the loss the global batch's mean,
+    and `backward` averages the gradients (each rank's weighed by its share of the batch) while the backward runs,
+    so every rank takes the same step."""
     logits = model(x)
     loss = F.cross_entropy(logits, y)
     hits = int((logits.data.argmax(axis=1) == y).sum())
-    if world is None or world.size == 1:
-        value = loss.item()
-        count = len(y)
-    else:
-        loss_sum, hits, count = world.sum([loss.item() * len(y), hits, len(y)])
-        value, hits = loss_sum / count, int(hits)
+    value, hits, share = world.batch_totals(loss.item(), hits, len(y))
     if not math.isfinite(value):
         raise FloatingPointError(f"the loss became {value}")
     optimizer.zero_grad()
-    if world is None or world.size == 1:
-        loss.backward()
-    else:
-        buckets = world.gradient_buckets(optimizer.params, len(y) / count)
-        loss.backward(on_leaf=buckets.on_leaf)
-        buckets.finish(optimizer.params)
+    world.backward(loss, optimizer.params, share)
     optimizer.step()
     return value, hits
 
@@ -63,6 +58,7 @@ class Session:
         self.train_set, self.val_set, self.train_loader, self.val_loader = train_set, val_set, train_loader, val_loader
         self.schedule = schedule
         self.epoch = self.batch = self.step = 0
+        self.statistics_step = None   # the step at which the ranks' BatchNorm statistics were last made one
         self.metrics = []
         self.ckpt_path = os.path.join(args.out, "checkpoint.npz")
         self.metrics_path = os.path.join(args.out, "metrics.jsonl")
@@ -108,10 +104,8 @@ def restore_options(args):
 def resume_everywhere(args, world):
     """Rank 0 reads the checkpoint (only rank 0 needs to see --out) and sends the restored options to every rank;
     returns what `restore_options` returned on rank 0 (None elsewhere: the weights follow by broadcast)."""
-    resumed = restore_options(args) if world.is_root else None
-    if world.size > 1:
-        restored = world.broadcast(vars(args) if world.is_root else None)
-        vars(args).update(restored)
+    resumed = world.on_root(restore_options, args)
+    vars(args).update(world.broadcast(vars(args)))
     return resumed
 
 
@@ -120,20 +114,10 @@ def make_loaders(args, world, train_set, val_set):
     100, split across ranks)."""
     from ..data import Loader
 
-    if args.batch_size % world.size:
-        raise ValueError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the "
-                         f"{world.size} ranks (each takes batch-size / ranks images)")
-    # BatchNorm needs two images: per rank with per-rank statistics, in all with --sync-bn.  An epoch leaves out a
-    # last batch with fewer, so a smaller global batch would leave out every batch
-    min_batch = 1 if args.sync_bn and world.size > 1 else 2
-    if args.batch_size // world.size < min_batch:
-        raise ValueError(f"--batch-size {args.batch_size} over {world.size} ranks gives each rank "
-                         f"{args.batch_size // world.size} image per step, and BatchNorm with per-rank statistics "
-                         f"needs at least 2: use --batch-size {2 * world.size} or more, or --sync-bn (statistics "
-                         "over the whole global batch)")
+    min_batch = world.min_batch(args.batch_size, args.sync_bn)
     train_loader = Loader(train_set, args.batch_size, shuffle=True, augmentation=args.augment, seed=args.seed,
-                          workers=args.workers, min_batch=min_batch, rank=world.rank, ranks=world.size)
-    val_loader = Loader(val_set, 100, shuffle=False, rank=world.rank, ranks=world.size, split_batches=False)
+                          workers=args.workers, min_batch=min_batch, **world.shard())
+    val_loader = Loader(val_set, 100, shuffle=False, split_batches=False, **world.shard())
     return train_loader, val_loader
 
 
@@ -150,17 +134,13 @@ def share_initial_state(session, resumed):
                              f"model ({str(error).strip(chr(39))}); the file is damaged or from another run") \
                 from None
         session.epoch, session.batch, session.step = record["epoch"], record["batch"], record["step"]
-    if world.size > 1:
-        world.broadcast_arrays([p.data for p in model.parameters()] + [b for _, b in model.named_buffers()])
-        state = world.broadcast(optimizer.state_dict())
-        if not world.is_root:
-            optimizer.load_state_dict(state)
-        session.epoch, session.batch, session.step = world.broadcast((session.epoch, session.batch, session.step))
+    session.epoch, session.batch, session.step = world.share_state(model, optimizer,
+                                                                   (session.epoch, session.batch, session.step))
     if session.args.resume:   # (on every rank: the options were broadcast)
         args = session.args
         session.saved_step = session.step
         session.say(f"resuming {args.out} at epoch {session.epoch + 1}, batch {session.batch} (step {session.step})"
-                    f"{f' on {world.size} ranks' if world.size > 1 else ''}; data {args.data}, epochs {args.epochs}, "
+                    f"{world.describe()}; data {args.data}, epochs {args.epochs}, "
                     f"checkpoint every {args.checkpoint_every or 'epoch'}{' steps' if args.checkpoint_every else ''}, "
                     f"threads {args.threads or 'default'}, workers {args.workers}")
 
@@ -172,7 +152,7 @@ def set_up(args, world):
     from .memory import keep_freed_memory
     from ..nn import init
 
-    run_lock = open_run_dir(args.out, args.resume) if world.is_root else None   # rank 0 alone writes --out
+    run_lock = world.on_root(open_run_dir, args.out, args.resume)   # rank 0 alone writes --out
     if is_folder_spec(args.data):   # a relative path would break a resume from another directory
         args.data = os.path.abspath(args.data)
     if args.cache_dir is not None:
@@ -189,22 +169,16 @@ def set_up(args, world):
 
     if args.input == "auto":
         args.input = "stream" if args.image_size >= STREAM_FROM_SIZE else "cache"
-    if not world.is_root:
-        world.barrier()   # rank 0 builds (or downloads) the data first; the others then find it complete
-    train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
-                                       args.seed, world.is_root and not args.no_progress, args.input)
-    if world.is_root:
-        world.barrier()
+    with world.root_first():   # rank 0 builds (or downloads) the data first; the others then find it complete
+        train_set, val_set = load_datasets(args.data, args.image_size, args.cache_dir, tuple(args.synthetic_size),
+                                           args.seed, world.is_root and not args.no_progress, args.input)
     if resumed is not None:
         check_same_data(resumed[2], train_set, val_set, args.data)
     model_config = {"arch": args.arch, "num_classes": len(train_set.classes), "image_size": args.image_size,
                     "width": args.width, "binarizer": args.binarizer, "lab_blocks": args.lab_blocks,
                     "lab_bits": args.lab_bits, "binarizer_k": args.binarizer_k}
     init.seed(args.seed)
-    model = create_model(**model_config)
-    if args.sync_bn and world.size > 1:
-        from ..nn.sync import convert_sync_batchnorm
-        convert_sync_batchnorm(model, world)
+    model = world.prepare_model(create_model(**model_config), args.sync_bn)
     optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     train_loader, val_loader = make_loaders(args, world, train_set, val_set)
     steps = len(train_loader)
@@ -213,27 +187,34 @@ def set_up(args, world):
                       schedule)
     session.run_lock, session.saved_step = run_lock, None
     share_initial_state(session, resumed)
-    if world.is_root:
-        session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
-        _write_metrics(session.metrics_path, session.metrics)
+    world.on_root(restore_metrics, session)
     return session
+
+
+def restore_metrics(session):
+    """Rank 0's metrics rows of the epochs already finished (a resumed run's later rows are dropped)."""
+    session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
+    _write_metrics(session.metrics_path, session.metrics)
 
 
 def save(session):
     """Checkpointing: the weights, the optimizer state and the run's position, written atomically by rank 0.
-    Every rank calls it at the same step: per-rank BatchNorm running statistics are first averaged over the ranks
-    (so that evaluation and the checkpoint describe the whole data), and --check-replicas compares the ranks."""
-    from ..distributed.world import check_replicas
-
+    Every rank calls it at the same step: the ranks' BatchNorm running statistics are first made one (so that the
+    checkpoint describes the whole data), and --check-replicas compares the ranks."""
     args, world = session.args, session.world
-    if world.size > 1:
-        if not args.sync_bn:
-            world.average_arrays([b for _, b in session.model.named_buffers()])
-        if args.check_replicas:
-            check_replicas(world, session.model, session.optimizer, f"at step {session.step}")
-    if world.is_root:
-        write_checkpoint(session)
+    average_running_statistics(session)
+    if args.check_replicas:
+        world.check_replicas(session.model, session.optimizer, f"at step {session.step}")
+    world.on_root(write_checkpoint, session)
     session.saved_step = session.step
+
+
+def average_running_statistics(session):
+    """The ranks' BatchNorm running statistics made one, once per step (evaluation and the checkpoint that
+    follows it at the end of an epoch share them)."""
+    if session.statistics_step != session.step:
+        session.world.average_running_statistics(session.model, session.args.sync_bn)
+        session.statistics_step = session.step
 
 
 def write_checkpoint(session):
@@ -276,7 +257,7 @@ def train_epoch(session, stop):
     try:
         # one process: a signal may end a wait on the loader; under MPI every rank must stop at the same step,
         # which the per-step vote below decides
-        waiting_stops = None if session.world.size > 1 else (lambda: stop["signal"] is not None)
+        waiting_stops = (lambda: stop["signal"] is not None) if session.world.acts_alone else None
         for x, y in session.train_loader.batches(session.epoch, session.batch, stop=waiting_stops):
             optimizer.lr = session.schedule(session.step)
             try:
@@ -286,7 +267,7 @@ def train_epoch(session, stop):
                     if session.saved_step is not None else "No checkpoint had been saved yet"
                 raise FloatingPointError(f"{error} at epoch {session.epoch + 1}, step {session.step}; stopping. "
                                          f"{kept} — try a lower --lr") from None
-            images = len(y) if session.world.size == 1 else global_batch_size(session)
+            images = global_batch_size(session)
             session.batch, session.step = session.batch + 1, session.step + 1
             seen, correct, loss_sum = seen + images, correct + hits, loss_sum + loss * images
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
@@ -311,8 +292,7 @@ def finish_epoch(session, stats):
     from .evaluation import evaluate
     from ..analysis.curves import write_run_curves
 
-    if session.world.size > 1 and not session.args.sync_bn:
-        session.world.average_arrays([b for _, b in session.model.named_buffers()])
+    average_running_statistics(session)
     result = evaluate(session.model, session.val_loader, session.world.is_root and not session.args.no_progress,
                       session.world)
     session.epoch, session.batch = session.epoch + 1, 0
@@ -322,11 +302,9 @@ def finish_epoch(session, stats):
            "val_top5": result["top5"], "val_loss": result["loss"],
            "images_per_s": stats["seen"] / max(stats["seconds"], 1e-9), "epoch_seconds": time.time() - stats["started"]}
     session.metrics.append(row)
-    if session.world.is_root:
-        _write_metrics(session.metrics_path, session.metrics)
+    session.world.on_root(_write_metrics, session.metrics_path, session.metrics)
     save(session)
-    if session.world.is_root:
-        write_run_curves(session.args.out)   # the run's own curves.png (skipped, said once, without matplotlib)
+    session.world.on_root(write_run_curves, session.args.out)   # curves.png (without matplotlib: skipped, said once)
     session.say(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "
           f"{100 * row['train_acc']:.1f}% val top-1 {100 * row['val_top1']:.2f}% top-5 {100 * row['val_top5']:.2f}% "
           f"({row['images_per_s']:.0f} img/s)")
@@ -334,9 +312,7 @@ def finish_epoch(session, stats):
 
 def run(args, world=None):
     """Train until --epochs (or --max-steps); SIGINT/SIGTERM save a checkpoint and return 130."""
-    from ..distributed.world import SingleProcess
-
-    world = world or SingleProcess()
+    world = world or ONE_PROCESS
     session = set_up(args, world)
     stop = {"signal": None}
 
@@ -345,8 +321,7 @@ def run(args, world=None):
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     start_time = time.time()
-    ranks = f" on {world.size} ranks ({args.batch_size // world.size} images each per step" \
-            f"{', synchronised BatchNorm' if args.sync_bn else ''})" if world.size > 1 else ""
+    ranks = world.describe(args.batch_size, args.sync_bn)
     session.say(f"training {args.arch} ({args.binarizer}, lab_blocks {args.lab_blocks}, width {args.width}) on "
                 f"{session.train_set.name}: {len(session.train_set)} train / {len(session.val_set)} val images at "
                 f"{args.image_size}px, {session.model.num_parameters():,} parameters, {args.epochs} epochs × "
@@ -367,7 +342,7 @@ def run(args, world=None):
                     f"continue with `python -m minilab.train --resume --out {args.out}`")
         return 130
     except WorkerDied as error:
-        if world.size > 1:   # the other ranks are not saving: the job ends (Abort), the last checkpoint stays
+        if not world.acts_alone:   # the other ranks are not saving: the job ends (Abort), the last checkpoint stays
             raise
         save(session)
         raise WorkerDied(f"{error}. Progress was saved in {session.ckpt_path} (epoch {session.epoch + 1}, batch "
