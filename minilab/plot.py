@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .analysis.curves import curves_figure
-from .training.metrics import read_metrics
+from .training.metrics import read_run
 
 
 def unique_names(names):
@@ -40,7 +40,7 @@ def main(argv=None):
     p.add_argument("--title", default=None, help="a title above both panels")
     args = p.parse_args(argv)
     try:
-        loaded = [read_metrics(path) for path in args.runs]
+        loaded = [read_run(path) for path in args.runs]
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

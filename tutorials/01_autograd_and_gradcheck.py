@@ -86,4 +86,4 @@ print("conv2d(stride 2, padding 1, groups 2) passes:",
 # ## Exercises
 # 1. Write `Swish` (y = x·σ(x)) as a Function and gradcheck it.
 # 2. Make `WrongSoftsign` pass by fixing only its backward; then break `forward` instead — what does gradcheck say?
-# 3. Read `minilab/core/autograd.py::_topological_order`: why does an explicit stack avoid Python's recursion limit?
+# 3. Read `minilab/core/autograd.py::topological_order`: why does an explicit stack avoid Python's recursion limit?

@@ -41,7 +41,7 @@ def curves_figure(runs: dict, path, title=None):
 def write_run_curves(out_dir):
     """Draw <out_dir>/curves.png from <out_dir>/metrics.jsonl (the training CLI calls this after every epoch);
     returns its path, or None when there is nothing to draw yet or matplotlib is missing."""
-    _, rows = read_metrics(out_dir) if os.path.exists(os.path.join(out_dir, "metrics.jsonl")) else ("", [])
+    rows = read_metrics(os.path.join(out_dir, "metrics.jsonl"))
     global _missing_said
     if not rows or _missing_said:    # without matplotlib: said once per process, not after every epoch
         return None

@@ -4,7 +4,8 @@ For one binary single-channel map A (H × W, ±1): convolve it with every one of
 ('same' size, padding with `pad_value`: 0 as Larq's default, or +1), binarize every result with sign (sign(0) =
 +1), and count how many *distinct* binary maps come out:   η(A) = distinct / 512.
 A rich map keeps the 512 outputs apart (η near 1); a flat one collapses them (a constant map gives only a few).
-η of a layer = mean over its channels and over images.  The 512 convolutions run on the XNOR-popcount kernel.
+η of a layer = mean over its channels and over images.  The 512 convolutions are one binary conv, which runs on
+the XNOR-popcount kernel when the compiled kernels are there.
 
 "LAB view": the sign after each convolution is replaced by a trained LAB (the next layer's, channel `c`'s
 kernels, bias and β), counting the distinct maps LAB would produce instead."""
@@ -12,10 +13,9 @@ import itertools
 
 import numpy as np
 
-from ..core import config
 from ..core.autograd import Tensor, no_grad
+from ..ops.conv import Convolution
 from ..ops.lab import lab
-from ..ops.packed import binary_conv2d_reference
 
 
 def all_binary_kernels():
@@ -36,10 +36,12 @@ def count_distinct(maps: np.ndarray) -> int:
 def responses(binary_map: np.ndarray, pad_value=0) -> np.ndarray:
     """(512, H, W): the 512 binary convolutions of one ±1 map (exact integers)."""
     x = np.ascontiguousarray(binary_map, dtype=np.float32)[None, None]
-    if config.kernels() is None:
-        return binary_conv2d_reference(x, KERNELS, 1, 1, pad_value)[0]
-    from ..fast.packed import binary_conv2d_packed
-    return binary_conv2d_packed(x, KERNELS, 1, 1, pad_value)[0]
+    # a binary conv as the training graph runs it: the dispatcher picks the XNOR-popcount twin when the kernels
+    # are there; every implementation gives the same integers (sums of nine ±1 products)
+    with no_grad():
+        out = Convolution.apply(Tensor(x), Tensor(KERNELS), stride=(1, 1), padding=(1, 1), groups=1,
+                                pad_value=float(pad_value), binary=True)
+    return out.data[0]
 
 
 def uniqueness_ratio(binary_map: np.ndarray, pad_value=0) -> float:

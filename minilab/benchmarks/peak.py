@@ -14,8 +14,9 @@ import time
 import numpy as np
 
 from .. import nn
+from ..core.config import compiled
 from ..engine.packed_conv import PackedBinaryConv2d
-from .profile import _category
+from .profile import category_of
 
 UNITS = {"binary conv": "binary MAC", "LAB binarize + pack": "float MAC", "first conv": "float MAC",
          "float conv": "float MAC", "classifier": "float MAC"}
@@ -35,9 +36,7 @@ def memory_rate(megabytes=4, rounds=5):
 
 def machine_peaks(threads=1, seconds=0.05):
     """{"binary MAC": per s, "float MAC": per s, "byte": per s} on `threads` cores."""
-    from .. import _kernels
-
-    binary, flt = _kernels.peak_rates(seconds, threads)
+    binary, flt = compiled.peak_rates(seconds, threads)
     return {"binary MAC": binary, "float MAC": flt, "byte": memory_rate()}
 
 
@@ -50,7 +49,7 @@ def operator_work(packed, x):
         work[category] = (unit, work.get(category, (unit, 0))[1] + amount)
 
     def hook(module, inputs, out):
-        category = _category(names.get(id(module), ""), module)
+        category = category_of(names.get(id(module), ""), module)
         if category is None:
             return
         if isinstance(module, nn.Conv2d):

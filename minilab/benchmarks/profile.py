@@ -11,7 +11,7 @@ CATEGORIES = ("first conv", "binary conv", "binarize + pack", "LAB binarize + pa
               "pooling", "BN / activation", "classifier", "other")
 
 
-def _category(name, module):
+def category_of(name, module):
     if isinstance(module, PackedBinaryConv2d) or module.__dict__.get("_buffers") is None:
         return None
     if list(module.named_children()):
@@ -61,7 +61,7 @@ def install_profiler(model, record):
             module.profiler = record
             removers.append(lambda m=module: setattr(m, "profiler", None))
             continue
-        category = _category(name, module)
+        category = category_of(name, module)
         if category is None:
             continue
         starts = []

@@ -142,7 +142,10 @@ def _as_float_array(data, dtype):
 
 
 class Tensor:
-    """A NumPy array plus the graph that produced it.  float32 unless you ask for float64."""
+    """A NumPy array plus the graph that produced it.  float32 unless you ask for float64.
+
+    Its operators — `a + b`, `a * b`, `a @ b`, `x[i]`, `x.sum()`, `x.reshape(...)` … — are ops, and ops stand on
+    this file, so `minilab/ops/operators.py` attaches them to the class (importing minilab imports minilab.ops)."""
 
     __array_priority__ = 1000  # so that `ndarray * Tensor` calls Tensor.__rmul__
 
@@ -217,7 +220,7 @@ class Tensor:
         if not np.all(np.isfinite(self.data)) and self.data.size == 1:
             raise FloatingPointError(f"backward() from a non-finite value ({self.item()}): the loss is NaN or inf")
 
-        order = _topological_order(self)
+        order = topological_order(self)
         grads: dict[int, np.ndarray] = {id(self): grad}
         for node in order:  # outputs first
             g = grads.pop(id(node), None)
@@ -248,77 +251,8 @@ class Tensor:
                 ctx.saved_arrays = ()
                 ctx.freed = True
 
-    # ---- operator sugar (the ops themselves live in minilab.ops) -----------
-    def __add__(self, other):
-        from ..ops import arith
-        return arith.add(self, other)
 
-    __radd__ = __add__
-
-    def __sub__(self, other):
-        from ..ops import arith
-        return arith.sub(self, other)
-
-    def __rsub__(self, other):
-        from ..ops import arith
-        return arith.sub(other, self)
-
-    def __mul__(self, other):
-        from ..ops import arith
-        return arith.mul(self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        from ..ops import arith
-        return arith.div(self, other)
-
-    def __rtruediv__(self, other):
-        from ..ops import arith
-        return arith.div(other, self)
-
-    def __neg__(self):
-        from ..ops import arith
-        return arith.neg(self)
-
-    def __pow__(self, exponent):
-        from ..ops import arith
-        return arith.pow(self, exponent)
-
-    def __matmul__(self, other):
-        from ..ops import arith
-        return arith.matmul(self, other)
-
-    def __getitem__(self, index):
-        from ..ops import shape
-        return shape.getitem(self, index)
-
-    def sum(self, axis=None, keepdims=False):
-        from ..ops import arith
-        return arith.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        from ..ops import arith
-        return arith.mean(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        from ..ops import shape as shape_ops
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return shape_ops.reshape(self, shape)
-
-    def transpose(self, *axes):
-        from ..ops import shape as shape_ops
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return shape_ops.transpose(self, axes or None)
-
-    def flatten(self, start_dim=1):
-        from ..ops import shape as shape_ops
-        return shape_ops.flatten(self, start_dim)
-
-
-def _topological_order(root: Tensor) -> list[Tensor]:
+def topological_order(root: Tensor) -> list[Tensor]:
     """Nodes reachable from `root`, every node before its parents (iterative DFS, no recursion).
 
     Parents are visited first to last, so an op's later inputs (a layer's weights, after its activation input)

@@ -21,6 +21,7 @@ and at its default when unset.  The variables are read once, when this module is
 Importing minilab changes nothing in the process.  The compiled kernels are loaded on first use, and the thread
 pools are set up by `minilab.core.threads.set_threads` (the command-line tools call it first when given --threads)."""
 import contextlib
+import importlib
 import os
 import warnings
 
@@ -77,7 +78,8 @@ def available() -> bool:
 
 
 def load(quiet_threads: bool = False):
-    """Load the compiled kernels once, and register their twins of the reference ops (`minilab.fast`).
+    """Load the compiled kernels once.  (Their twins of the reference ops are registered with the dispatcher
+    when the package root imports `minilab.fast`, which loads no kernel.)
 
     With the kernels' GEMM (the OpenBLAS NumPy loaded, MINILAB_KERNEL_GEMM on) one pool of threads runs
     everything.  Without it, OpenMP's pool and OpenBLAS' take turns on the cores, and OpenMP threads must sleep
@@ -90,22 +92,35 @@ def load(quiet_threads: bool = False):
     if no_ext:
         _reason = "MINILAB_NO_EXT is set"
     else:
-        from .threads import find_blas_sgemm
+        from .blas import find_blas_sgemm
         sgemm = find_blas_sgemm() if kernel_gemm else None
         if sgemm is None and quiet_threads:
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
-            from .. import _kernels
+        try:   # the compiled extension module, built next to this package (not one of its Python modules)
+            _kernels = importlib.import_module("minilab._kernels")
         except ImportError as error:  # a plain checkout that was not built
             _reason = f"the compiled extension is missing ({error}); run `pip install -e .` to build it"
         else:
             if sgemm is not None:
                 _kernels.use_blas_sgemm(*sgemm)
             _ext = _kernels
-            from .. import fast  # noqa: F401  (registers the compiled twins with the dispatcher)
     if _ext is None:
         warnings.warn(f"minilab: using the pure-NumPy reference ops because {_reason}", RuntimeWarning,
                       stacklevel=3)
+
+
+class CompiledKernels:
+    """`minilab._kernels` for the twins in minilab.fast, which call it as `ext.<kernel>(...)`: importing a twin
+    loads nothing, and the first call loads the kernels (a twin only runs once `choose` found them loaded)."""
+
+    def __getattr__(self, name):
+        load()
+        if _ext is None:
+            raise RuntimeError(f"minilab's compiled kernels are not available: {_reason}")
+        return getattr(_ext, name)
+
+
+compiled = CompiledKernels()
 
 
 def gemm_in_kernels() -> bool:

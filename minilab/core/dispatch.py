@@ -9,8 +9,9 @@ A twin is a small class bound to the reference it must match (`@twin_of(SignSTE)
     exact = True, or rtol = 1e-5           how close it is to the reference: bit for bit, or a float32 tolerance
 
 `Function.apply` asks `choose` once per call (never in surrogate mode, never with the kernels off), and the result
-tensor remembers which implementation ran, so that its backward is the same one's.  This file imports no kernel:
-`minilab.fast` registers the twins when the compiled kernels load."""
+tensor remembers which implementation ran, so that its backward is the same one's.  This file imports no kernel
+and no twin: `minilab.fast` registers the twins when the package root imports it, and they run only once the
+compiled kernels loaded."""
 from . import config
 
 twins: dict = {}   # reference Function (or plain function) -> its twins, in the order they are tried
@@ -29,7 +30,7 @@ def twin_of(reference):
 
 def choose(reference, arrays, options):
     """The first registered twin of `reference` that accepts these inputs, or None (use the reference)."""
-    if config.kernels() is None:   # the first call loads the kernels, which register their twins
+    if config.kernels() is None:   # the first call loads the kernels
         return None
     for twin in twins.get(reference, ()):
         if twin.accepts(*arrays, **options):

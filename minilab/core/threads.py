@@ -1,72 +1,11 @@
 """Set the number of BLAS threads at run time (the CLIs' --threads), by calling OpenBLAS' own setter in the
 library NumPy has loaded.  The compiled kernels take their thread count as an argument instead."""
-import ctypes
 import os
 import threading
 import time
 
-_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-            "openblas_set_num_threads64_")
-
-
-def _loaded_blas_paths():
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and line.strip().endswith(".so")
-                     or "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return []
-    return sorted(p for p in paths if p.startswith("/"))
-
-
-def blas_threads():
-    """How many threads the loaded OpenBLAS uses, or None when there is no OpenBLAS to ask."""
-    import numpy  # noqa: F401
-
-    for path in _loaded_blas_paths():
-        lib = ctypes.CDLL(path)
-        for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
-                     "scipy_openblas_get_num_threads", "openblas_get_num_threads64_"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                return int(fn())
-    return None
-
-
-def set_blas_threads(n: int) -> bool:
-    """Returns True when an OpenBLAS was found and told to use `n` threads."""
-    import numpy  # noqa: F401  (make sure the BLAS is loaded)
-
-    done = False
-    for path in _loaded_blas_paths():
-        lib = ctypes.CDLL(path)
-        for name in _SETTERS:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(int(n))
-                done = True
-                break
-    return done
-
-
-_SGEMMS = (("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64), ("scipy_cblas_sgemm", 32), ("cblas_sgemm", 32))
-
-
-def find_blas_sgemm():
-    """(address, index bits) of cblas_sgemm in the OpenBLAS NumPy loaded, or None.  Only an OpenBLAS whose thread
-    count we can also set qualifies: the compiled kernels call its GEMM from their own threads, one BLAS thread
-    each (`_ext/sgemm.h`)."""
-    import numpy  # noqa: F401  (make sure the BLAS is loaded)
-
-    for path in _loaded_blas_paths():
-        lib = ctypes.CDLL(path)
-        if not any(hasattr(lib, name) for name in _SETTERS):
-            continue
-        for name, bits in _SGEMMS:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                return ctypes.cast(fn, ctypes.c_void_p).value, bits
-    return None
+from . import config
+from .blas import blas_threads, find_blas_sgemm, set_blas_threads  # noqa: F401  (the BLAS' side of the threads)
 
 
 def _thread_cpu_ticks():
@@ -108,8 +47,6 @@ def idle_blas_workers() -> int:
     ordinary thread, while it still runs at full speed inside a GEMM when nothing else wants the core.  The catch:
     other processes' threads also take precedence, so two trainings sharing a machine slow each other's GEMMs
     more; set MINILAB_IDLE_BLAS_WORKERS=0 to keep the default scheduling."""
-    from . import config
-
     if not config.idle_blas_workers or not hasattr(os, "SCHED_IDLE"):
         return 0
     count = 0
@@ -136,8 +73,6 @@ def set_threads(n: int) -> bool:
     SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, each keeps the other off its cores and a training
     step runs several times slower.
     Returns True when the BLAS' thread count could be set."""
-    from . import config
-
     config.load(quiet_threads=True)
     config.threads = max(1, int(n))
     if config.gemm_in_kernels():

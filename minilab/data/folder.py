@@ -22,7 +22,7 @@ def find_split(root, split):
     return path
 
 
-def _visible(name):
+def visible(name):
     return not name.startswith(".")
 
 
@@ -37,7 +37,7 @@ def is_regular_file(path):
 def list_images(folder):
     """Sorted image file names in `folder`: visible, regular files with an image extension."""
     return sorted(f for f in os.listdir(folder)
-                  if _visible(f) and f.lower().endswith(IMAGE_EXTENSIONS) and is_regular_file(os.path.join(folder, f)))
+                  if visible(f) and f.lower().endswith(IMAGE_EXTENSIONS) and is_regular_file(os.path.join(folder, f)))
 
 
 def find_images_under(folder):
@@ -45,15 +45,15 @@ def find_images_under(folder):
     `.ipynb_checkpoints/`, `.git/`) are not searched."""
     found = []
     for root, folders, files in os.walk(folder):
-        folders[:] = [d for d in folders if _visible(d)]   # prunes the walk
-        found += [os.path.join(root, f) for f in files if _visible(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
+        folders[:] = [d for d in folders if visible(d)]   # prunes the walk
+        found += [os.path.join(root, f) for f in files if visible(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(found)
 
 
 def scan_image_folder(root, split, classes=None):
     """Sorted (paths, labels, classes).  `classes` fixes the label order (use the train split's for val)."""
     path = find_split(root, split)
-    found = sorted(d for d in os.listdir(path) if _visible(d) and os.path.isdir(os.path.join(path, d)))
+    found = sorted(d for d in os.listdir(path) if visible(d) and os.path.isdir(os.path.join(path, d)))
     if not found:
         raise DataError(f"{path!r} has no class folders")
     classes = found if classes is None else list(classes)

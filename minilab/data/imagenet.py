@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .folder import DataError, _visible, find_split, list_images, scan_image_folder
+from .folder import DataError, visible, find_split, list_images, scan_image_folder
 
 LABEL_FILES = ("LOC_val_solution.csv", "val_labels.txt")
 
@@ -61,7 +61,7 @@ def scan_imagenet_val(root, classes):
     """(paths, labels) of the validation split in either layout; `classes` are the training wnids."""
     path = find_split(root, "val")
     # hidden entries (.ipynb_checkpoints, .DS_Store) say nothing about the layout, as in scan_image_folder
-    if any(_visible(d) and os.path.isdir(os.path.join(path, d)) for d in os.listdir(path)):
+    if any(visible(d) and os.path.isdir(os.path.join(path, d)) for d in os.listdir(path)):
         paths, labels, _ = scan_image_folder(root, "val", classes)
         return paths, labels
     files = list_images(path)

@@ -9,7 +9,7 @@ counts), not assumed per architecture."""
 import numpy as np
 
 from .. import nn
-from ..core.autograd import Tensor, _topological_order, no_grad
+from ..core.autograd import Tensor, topological_order, no_grad
 from ..core.config import kernels, reason, use
 from ..ops.weight_quantizers import WEIGHT_QUANTIZERS
 from ..ops.norm import inverse_std
@@ -17,22 +17,7 @@ from ..ops.quant import dequantize, quantize_symmetric
 from .frozen import bind_float_layers
 from .fused_block import fuse_residual_blocks
 from .packed_conv import PackedBinaryConv2d
-
-
-def get_submodule(root, name):
-    module = root
-    for part in name.split("."):
-        module = module[int(part)] if isinstance(module, (list, tuple)) else getattr(module, part)
-    return module
-
-
-def set_submodule(root, name, new):
-    parent_name, _, last = name.rpartition(".")
-    parent = get_submodule(root, parent_name) if parent_name else root
-    if isinstance(parent, list):
-        parent[int(last)] = new
-    else:
-        object.__setattr__(parent, last, new)
+from .tree import get_submodule, set_submodule
 
 
 def trace(model, image_size, in_channels=3):
@@ -50,7 +35,7 @@ def trace(model, image_size, in_channels=3):
         for remove in removers:
             remove()
     consumers = {}
-    for node in _topological_order(out):
+    for node in topological_order(out):
         for parent in node._parents:
             consumers[id(parent)] = consumers.get(id(parent), 0) + 1
     return records, consumers

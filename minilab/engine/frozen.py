@@ -1,58 +1,65 @@
-"""The eval-mode float layers of a packed model as direct kernel calls.
+"""The eval-mode float layers of a packed model, each bound once to the function the training graph runs.
 
 In the training graph an eval BatchNorm2d runs Module.__call__ → BatchNorm2d.forward → ops.batch_norm →
 Function.apply → the dispatcher → its compiled twin, which recomputes 1/√(σ² + ε) and converts its vectors
 before the one kernel call that does the work.  At batch 1 those steps cost more than the kernel on most
-layers, and they do not shrink with more threads.  A packed model never trains, so each such layer can be bound
-once to its kernel call, with its constants made the way the twin makes them: the same kernel on the same
-arrays, so the values are the twin's bit for bit (the engine's tests compare the logits with the training graph).
+layers, and they do not shrink with more threads.  A packed model never trains, so each such layer asks the
+dispatcher once which implementation the training graph would run for a float32 input — the compiled twin, or
+the NumPy reference — and binds that implementation's own forward: the same function on the same arrays, so the
+values are the training graph's bit for bit (the engine's tests compare the logits).
 
-The layers bound are BatchNorm2d with γ and β, ReLU and AvgPool2d without padding (each one kernel call), the
-float convolutions (their Function's apply, without the layers of option checks around it), the global average
-pool and the classifier (NumPy's operators, as the reference ops compute them).  The modules themselves stay
-(their parameters, buffers and names, hence the packed file's layout and the profiler's categories, are
-unchanged); only their `forward` becomes the direct call.  Bind again after changing a packed model's
-BatchNorm statistics: the constants are read once, here."""
+The layers bound are BatchNorm2d with γ and β (the implementation's `bind_eval`: its constants made once), ReLU
+and AvgPool2d without padding (the implementation's forward, with a context nothing reads), the float
+convolutions (their Function's apply, without the layers of option checks around it), the global average pool
+and the classifier (NumPy's operators, as the reference ops compute them).  The modules themselves stay (their
+parameters, buffers and names, hence the packed file's layout and the profiler's categories, are unchanged);
+only their `forward` becomes the direct call.  Bind again after changing a packed model's BatchNorm
+statistics: the constants are read once, here."""
 import numpy as np
 
-from ..core import config
 from .. import nn
-from ..core.autograd import Tensor
-from ..ops.conv import Convolution, DepthwiseConvolution, pair
-from ..ops.norm import inverse_std
+from ..core import config, dispatch
+from ..core.autograd import Context, Tensor
+from ..ops.activation import Rectifier
+from ..ops.conv import Convolution, DepthwiseConvolution, is_depthwise, pair
+from ..ops.norm import BatchNorm
+from ..ops.pool import AveragePooling
 
 
-def batchnorm_call(bn, ext):
-    """bn's eval forward as one ext.batchnorm_forward call: y = ((x − μ)·(1/σ))·γ + β per channel."""
-    mean = np.ascontiguousarray(bn.running_mean, dtype=np.float32)
-    invstd = inverse_std(bn.running_var, bn.eps, np.float32)
-    gamma = np.ascontiguousarray(bn.weight.data, dtype=np.float32)
-    beta = np.ascontiguousarray(bn.bias.data, dtype=np.float32)
-
-    def forward(x):
-        data = np.ascontiguousarray(x.data)        # as the twin's channels_view
-        out = ext.batchnorm_forward(data.reshape(data.shape[0], data.shape[1], -1), mean, invstd, gamma, beta,
-                                    config.threads)
-        return Tensor(out.reshape(data.shape), _keep_dtype=True)
-    return forward
+def implementation(reference, arrays, options):
+    """What `Function.apply` runs for these inputs: the compiled twin the dispatcher picks, or the reference."""
+    return dispatch.choose(reference, arrays, options) or reference
 
 
-def relu_call(ext):
-    """ReLU's eval forward as one ext.relu_forward call."""
-    def forward(x):
-        return Tensor(ext.relu_forward(x.data, config.threads), _keep_dtype=True)
-    return forward
+def batchnorm_call(bn):
+    """bn's eval forward: y = ((x − μ)·(1/σ))·γ + β per channel, by the implementation the training graph uses."""
+    gamma, beta = bn.weight.data, bn.bias.data
+    probe = np.zeros((1, len(gamma), 1, 1), np.float32)   # the engine's activations are float32 maps
+    options = {"running_mean": bn.running_mean, "running_var": bn.running_var, "training": False,
+               "momentum": bn.momentum, "eps": bn.eps, "affine": True}
+    forward = implementation(BatchNorm, (probe, gamma, beta), options).bind_eval(
+        gamma, beta, bn.running_mean, bn.running_var, bn.eps)
+    return lambda x: Tensor(forward(x.data), _keep_dtype=True)
 
 
-def avgpool_call(pool, ext):
-    """An unpadded AvgPool2d's forward as one ext.avgpool2d_forward call."""
+def forward_call(reference, probe, **options):
+    """The forward of the implementation the training graph uses for float32 inputs like `probe`, called with a
+    context that nothing reads (a frozen layer has no backward)."""
+    forward = implementation(reference, (probe,), options).forward
+    return lambda x: Tensor(forward(Context(), x.data, **options), _keep_dtype=True)
+
+
+def relu_call():
+    """ReLU's eval forward."""
+    return forward_call(Rectifier, np.zeros(1, np.float32))
+
+
+def avgpool_call(pool):
+    """An unpadded AvgPool2d's forward."""
     kernel = pair(pool.kernel_size)
     stride = kernel if pool.stride is None else pair(pool.stride)
-
-    def forward(x):
-        return Tensor(ext.avgpool2d_forward(np.ascontiguousarray(x.data), *kernel, *stride, config.threads),
-                      _keep_dtype=True)
-    return forward
+    return forward_call(AveragePooling, np.zeros((1, 1) + kernel, np.float32), kernel=kernel, stride=stride,
+                        padding=(0, 0))
 
 
 def conv_call(conv):
@@ -61,10 +68,10 @@ def conv_call(conv):
     weight = conv.kernel
     params = (weight,) if conv.bias is None else (weight, conv.bias)
     groups = conv.groups
-    op = DepthwiseConvolution if groups > 1 and weight.shape[1] == 1 else Convolution   # ops.conv.is_depthwise
     options = {"stride": pair(conv.stride), "padding": pair(conv.padding), "groups": groups, "pad_value": 0.0}
 
     def forward(x):
+        op = DepthwiseConvolution if is_depthwise(x, weight, groups) else Convolution
         return op.apply(x, *params, **options)
     return forward
 
@@ -90,19 +97,18 @@ def linear_call(linear):
 def bind_float_layers(model):
     """Bind, in place, every eval BatchNorm2d (with γ and β, float32 statistics), ReLU, unpadded AvgPool2d, float
     Conv2d, GlobalAvgPool and float Linear of `model` to its direct call.  Returns how many were bound."""
-    ext = config.kernels()
-    if ext is None:
+    if config.kernels() is None:
         raise RuntimeError(f"binding the float layers needs the compiled extension ({config.reason()})")
     bound = 0
     for module in model.modules():
         forward = None
         if (type(module) is nn.BatchNorm2d and module.weight is not None and module.bias is not None
                 and module.weight.data.dtype == np.float32):
-            forward = batchnorm_call(module, ext)
+            forward = batchnorm_call(module)
         elif type(module) is nn.ReLU:
-            forward = relu_call(ext)
+            forward = relu_call()
         elif type(module) is nn.AvgPool2d and pair(module.padding) == (0, 0):
-            forward = avgpool_call(module, ext)
+            forward = avgpool_call(module)
         elif type(module) is nn.Conv2d and module.kernel.data.dtype == np.float32:
             forward = conv_call(module)
         elif type(module) is nn.GlobalAvgPool:

@@ -12,6 +12,7 @@ from ..models.common import ResidualBinaryBlock
 from ..nn import Identity
 from ..nn.module import Module
 from .packed_conv import PackedBinaryConv2d
+from .tree import set_submodule
 
 
 class PackedResidualBlock(Module):
@@ -33,8 +34,6 @@ class PackedResidualBlock(Module):
 def fuse_residual_blocks(model):
     """Replace, in place, every residual block whose binary conv is packed with its BatchNorm folded (bn is an
     Identity) by a PackedResidualBlock.  Returns how many were replaced."""
-    from .convert import set_submodule
-
     targets = [(name, module) for name, module in model.named_modules()
                if isinstance(module, ResidualBinaryBlock) and isinstance(module.conv, PackedBinaryConv2d)
                and isinstance(module.bn, Identity)]

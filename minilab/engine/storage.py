@@ -12,7 +12,8 @@ from ..models import create_model
 from ..nn import Identity
 from ..nn.module import load_npz, save_npz_atomic
 from ..ops.quant import dequantize, pack_int4, unpack_int4
-from .convert import PackedModel, set_submodule
+from .convert import PackedModel
+from .tree import set_submodule
 from .frozen import bind_float_layers
 from .fused_block import fuse_residual_blocks
 from .packed_conv import PackedBinaryConv2d

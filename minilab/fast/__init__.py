@@ -1,8 +1,9 @@
 """The compiled twins of the reference ops: the same answers as `minilab.ops`, on the Cython/C kernels.
 
 One module per op family.  Each twin is bound to the reference it must match (`@twin_of(...)`, see
-`minilab.core.dispatch`) and says which inputs it accepts; anything else runs on the reference.  `minilab.config`
-imports this package when the compiled kernels load, which registers every twin.
+`minilab.core.dispatch`) and says which inputs it accepts; anything else runs on the reference.  The package
+root imports this package, which registers every twin; the twins call the kernels through `config.compiled`,
+so importing them loads nothing.
 
     binarize.py      sign STE and the magnitude-aware weight sign            (bit for bit)
     lab.py           LAB's ArgMax for the paper's channel pairing             (bit for bit)

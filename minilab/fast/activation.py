@@ -1,9 +1,9 @@
 """Compiled twins of ReLU's and PReLU's forwards."""
 import numpy as np
 
-from .. import _kernels as ext
 from ..core.dispatch import twin_of
 from ..core import config
+from ..core.config import compiled as ext
 from ..ops.activation import ParametricRectifier, Rectifier
 
 

@@ -1,8 +1,8 @@
 """Compiled twin of Adam's per-parameter update (`optim.optimizers.adam_update`)."""
 import numpy as np
 
-from .. import _kernels as ext
 from ..core import config
+from ..core.config import compiled as ext
 from ..core.dispatch import twin_of
 from ..optim.optimizers import adam_update
 

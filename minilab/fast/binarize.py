@@ -1,8 +1,8 @@
 """Compiled twins of the sign STE (activations) and the magnitude-aware sign (Bi-Real weights)."""
 import numpy as np
 
-from .. import _kernels as ext
 from ..core import config
+from ..core.config import compiled as ext
 from ..core.dispatch import twin_of
 from ..ops.binarizers import SignSTE
 from ..ops.weight_quantizers import MagnitudeAwareSign

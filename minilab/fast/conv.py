@@ -11,8 +11,8 @@
 The first two save the unpadded input and recompute the columns in their backward, which they share."""
 import numpy as np
 
-from .. import _kernels as ext
 from ..core import config
+from ..core.config import compiled as ext
 from ..core.dispatch import twin_of
 from ..ops.conv import Convolution, DepthwiseConvolution, check_conv_shapes, check_fits, unpad
 from . import conv_chunked, conv_winograd

@@ -16,8 +16,8 @@ implicit in the kernels (`pad_value` fills the border), so no padded copy of x i
 groups = 1 (`fast.conv.ChunkedConvKernel`)."""
 import numpy as np
 
-from .. import _kernels as ext
 from ..core import config
+from ..core.config import compiled as ext
 
 CHUNK_BYTES = 4 << 20  # im2col columns per chunk: well inside a desktop or server L3, big enough for good GEMMs
 

@@ -28,8 +28,8 @@ Images are taken a chunk at a time (tiles of a few MB), so V, Z and N stay in ca
 the GEMMs, as in `conv_chunked.py`."""
 import numpy as np
 
-from .. import _kernels as ext
 from ..core import config
+from ..core.config import compiled as ext
 from .conv_chunked import image_chunks, matmul
 
 CHUNK_BYTES = 32 << 20  # V, Z and N of one chunk of images together: big GEMMs, still cache-resident

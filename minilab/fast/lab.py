@@ -1,7 +1,7 @@
 """Compiled twin of LAB's ArgMax step for the paper's channel pairing."""
 import numpy as np
 
-from .. import _kernels as ext
+from ..core.config import compiled as ext
 from ..core.dispatch import twin_of
 from ..ops.lab import LabArgMax
 

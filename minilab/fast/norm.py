@@ -1,8 +1,8 @@
 """Compiled twin of BatchNorm: one fused pass per direction."""
 import numpy as np
 
-from .. import _kernels as ext
 from ..core import config
+from ..core.config import compiled as ext
 from ..core.dispatch import twin_of
 from ..ops.norm import BatchNorm, check_input, inverse_std, update_running
 
@@ -10,6 +10,11 @@ from ..ops.norm import BatchNorm, check_input, inverse_std, update_running
 def channels_view(x):
     """x as a contiguous float32 (N, C, HW) array (a view when x already is contiguous)."""
     return np.ascontiguousarray(x, dtype=np.float32).reshape(x.shape[0], x.shape[1], -1)
+
+
+def affine_map(xv, mu32, invstd, gamma, beta):
+    """y = ((x − μ)·(1/σ))·γ + β per channel of the (N, C, HW) view, in one kernel pass."""
+    return ext.batchnorm_forward(xv, mu32, invstd, gamma, beta, config.threads)
 
 
 @twin_of(BatchNorm)
@@ -39,8 +44,18 @@ class BatchNormKernel:
         gamma = np.ascontiguousarray(gamma)
         ctx.training = training
         ctx.save(xv, mu32, invstd, gamma)
-        return ext.batchnorm_forward(xv, mu32, invstd, gamma, np.ascontiguousarray(beta),
-                                     config.threads).reshape(x.shape)
+        return affine_map(xv, mu32, invstd, gamma, np.ascontiguousarray(beta)).reshape(x.shape)
+
+    @staticmethod
+    def bind_eval(gamma, beta, running_mean, running_var, eps, dtype=np.float32):
+        """The eval forward with its constants made once (a frozen layer: the packed engine): `forward`'s
+        constants and its one kernel call, so its values bit for bit."""
+        mu32, invstd = np.ascontiguousarray(running_mean, dtype=np.float32), inverse_std(running_var, eps, dtype)
+        gamma, beta = np.ascontiguousarray(gamma, dtype=np.float32), np.ascontiguousarray(beta, dtype=np.float32)
+
+        def forward(x):
+            return affine_map(channels_view(x), mu32, invstd, gamma, beta).reshape(x.shape)
+        return forward
 
     @staticmethod
     def backward(ctx, g):

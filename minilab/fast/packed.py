@@ -3,7 +3,7 @@ engine runs the same two steps as one compiled call, `PackedConvPlan`).  The ari
 are in `minilab.ops.packed`; this equals it bit for bit."""
 import numpy as np
 
-from .. import _kernels as ext
+from ..core.config import compiled as ext
 from ..ops.conv import output_size, pair
 from ..ops.packed import channel_scales, tap_sums_from_packed, zero_padding_correction
 

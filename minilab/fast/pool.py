@@ -1,8 +1,8 @@
 """Compiled twins of max and average pooling."""
 import numpy as np
 
-from .. import _kernels as ext
 from ..core import config
+from ..core.config import compiled as ext
 from ..core.dispatch import twin_of
 from ..ops.conv import output_size
 from ..ops.pool import AveragePooling, MaxPooling

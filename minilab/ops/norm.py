@@ -32,6 +32,11 @@ def update_running(running_mean, running_var, mu, var, count, momentum):
     running_var += (1 - momentum) * var * count / (count - 1)
 
 
+def normalize(x, mu, invstd, shape):
+    """x̂ = (x − μ)·(1/√(σ² + ε)), the per-channel vectors reshaped to broadcast over x."""
+    return (x - mu.reshape(shape).astype(x.dtype)) * invstd.reshape(shape)
+
+
 class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,
@@ -46,9 +51,21 @@ class BatchNorm(Function):
             mu, var = running_mean, running_var
         invstd = inverse_std(var, eps, x.dtype)
         ctx.training, ctx.affine, ctx.axes, ctx.shape = training, affine, axes, shape
-        xhat = (x - mu.reshape(shape).astype(x.dtype)) * invstd.reshape(shape)
+        xhat = normalize(x, mu, invstd, shape)
         ctx.save(xhat, invstd, gamma)
         return xhat * gamma.reshape(shape) + beta.reshape(shape) if affine else xhat
+
+    @staticmethod
+    def bind_eval(gamma, beta, running_mean, running_var, eps, dtype=np.float32):
+        """The eval forward of (N, C, H, W) maps with γ and β, its constants made once (a frozen layer: the packed
+        engine); the same float steps as `forward`, so the same values."""
+        shape = (1, -1, 1, 1)
+        invstd = inverse_std(running_var, eps, dtype)
+        gamma, beta = gamma.reshape(shape), beta.reshape(shape)
+
+        def forward(x):
+            return normalize(x, running_mean, invstd, shape) * gamma + beta
+        return forward
 
     @staticmethod
     def backward(ctx, g):

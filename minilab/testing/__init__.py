@@ -6,7 +6,7 @@ signature of `minilab.F.lab`):
     import numpy as np
     from hypothesis import given
     import minilab
-    from . import arrays, assert_gradcheck, assert_matches_reference, tensor_of
+    from minilab.testing import arrays, assert_gradcheck, assert_matches_reference, tensor_of
 
     @given(arrays(shape=(2, 3, 5, 5)))
     def test_student_lab(x):

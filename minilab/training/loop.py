@@ -14,7 +14,7 @@ from ..data.loader import WorkerDied
 from ..distributed.world import ONE_PROCESS
 from ..models import create_model, default_binarizer
 from ..optim import OPTIMIZERS, make_schedule
-from .metrics import _read_metrics, _write_metrics
+from .metrics import read_metrics, write_metrics
 from .run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
 
 
@@ -193,8 +193,8 @@ def set_up(args, world):
 
 def restore_metrics(session):
     """Rank 0's metrics rows of the epochs already finished (a resumed run's later rows are dropped)."""
-    session.metrics = [m for m in _read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
-    _write_metrics(session.metrics_path, session.metrics)
+    session.metrics = [m for m in read_metrics(session.metrics_path) if m["epoch"] < session.epoch + 1]
+    write_metrics(session.metrics_path, session.metrics)
 
 
 def save(session):
@@ -302,7 +302,7 @@ def finish_epoch(session, stats):
            "val_top5": result["top5"], "val_loss": result["loss"],
            "images_per_s": stats["seen"] / max(stats["seconds"], 1e-9), "epoch_seconds": time.time() - stats["started"]}
     session.metrics.append(row)
-    session.world.on_root(_write_metrics, session.metrics_path, session.metrics)
+    session.world.on_root(write_metrics, session.metrics_path, session.metrics)
     save(session)
     session.world.on_root(write_run_curves, session.args.out)   # curves.png (without matplotlib: skipped, said once)
     session.say(f"epoch {session.epoch}/{session.args.epochs}: loss {row['train_loss']:.3f} train "

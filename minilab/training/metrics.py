@@ -1,11 +1,13 @@
-"""metrics.jsonl: one JSON row per finished epoch of a run, rewritten atomically after every epoch."""
+"""metrics.jsonl: one JSON row per finished epoch of a run, rewritten atomically after every epoch, and read
+back by a resumed run, `python -m minilab.plot` and the run's curves.png."""
 import json
 import os
 
 from .run_dir import RunDirError
 
 
-def _write_metrics(path, rows):
+def write_metrics(path, rows):
+    """All rows, written to a temporary file that then replaces `path` (a crash keeps the previous file)."""
     tmp = path + ".tmp"
     try:
         with open(tmp, "w") as f:
@@ -19,7 +21,9 @@ def _write_metrics(path, rows):
                           " was kept") from None
 
 
-def _read_metrics(path):
+def read_metrics(path):
+    """The rows of the metrics.jsonl file `path` ([] when there is none yet); ValueError naming the line that is
+    not a metrics row."""
     if not os.path.exists(path):
         return []
     rows = []
@@ -37,19 +41,11 @@ def _read_metrics(path):
     return rows
 
 
-def read_metrics(path):
+def read_run(path):
     """(run name, rows) of a run directory or a metrics.jsonl file; the name is the run directory's name."""
     file = os.path.join(path, "metrics.jsonl") if os.path.isdir(path) else path
     if not os.path.isfile(file):
         raise FileNotFoundError(f"{path}: no metrics.jsonl (expected a run directory written by minilab.train "
                                 "or a metrics.jsonl file)")
-    rows = []
-    with open(file) as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{file}, line {number}: not a JSON record ({error.msg})") from None
     name = os.path.basename(os.path.dirname(os.path.abspath(file))) or "run"
-    return name, rows
+    return name, read_metrics(file)

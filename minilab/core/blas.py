@@ -1,0 +1,68 @@
+"""The OpenBLAS NumPy loaded, found among the process' shared libraries: its thread count, its setter, and its
+sgemm for the compiled kernels (`config.load` hands it to them)."""
+import ctypes
+
+
+_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+            "openblas_set_num_threads64_")
+
+
+def loaded_blas_paths():
+    """The paths of the OpenBLAS libraries loaded in this process."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and line.strip().endswith(".so")
+                     or "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return []
+    return sorted(p for p in paths if p.startswith("/"))
+
+
+def blas_threads():
+    """How many threads the loaded OpenBLAS uses, or None when there is no OpenBLAS to ask."""
+    import numpy  # noqa: F401
+
+    for path in loaded_blas_paths():
+        lib = ctypes.CDLL(path)
+        for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
+                     "scipy_openblas_get_num_threads", "openblas_get_num_threads64_"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                return int(fn())
+    return None
+
+
+def set_blas_threads(n: int) -> bool:
+    """Returns True when an OpenBLAS was found and told to use `n` threads."""
+    import numpy  # noqa: F401  (make sure the BLAS is loaded)
+
+    done = False
+    for path in loaded_blas_paths():
+        lib = ctypes.CDLL(path)
+        for name in _SETTERS:
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn(int(n))
+                done = True
+                break
+    return done
+
+
+_SGEMMS = (("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64), ("scipy_cblas_sgemm", 32), ("cblas_sgemm", 32))
+
+
+def find_blas_sgemm():
+    """(address, index bits) of cblas_sgemm in the OpenBLAS NumPy loaded, or None.  Only an OpenBLAS whose thread
+    count we can also set qualifies: the compiled kernels call its GEMM from their own threads, one BLAS thread
+    each (`_ext/sgemm.h`)."""
+    import numpy  # noqa: F401  (make sure the BLAS is loaded)
+
+    for path in loaded_blas_paths():
+        lib = ctypes.CDLL(path)
+        if not any(hasattr(lib, name) for name in _SETTERS):
+            continue
+        for name, bits in _SGEMMS:
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                return ctypes.cast(fn, ctypes.c_void_p).value, bits
+    return None
