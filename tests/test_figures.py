@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minilab.analysis import curves
+from minilab.training import metrics
 from minilab.analysis import plotting
 from minilab.analysis.figures import feature_figure, to_gray
-from minilab.analysis.curves import curves_figure, write_run_curves
+from minilab.analysis.curves import curves_figure
+from minilab.training.metrics import write_run_curves
 from minilab.plot import main as plot_main
 
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
@@ -125,7 +126,7 @@ def no_matplotlib(monkeypatch):
         if name == "matplotlib" or name.startswith("matplotlib."):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setattr(curves, "_missing_said", False)      # restored afterwards: later tests draw again
+    monkeypatch.setattr(metrics, "_missing_said", False)      # restored afterwards: later tests draw again
 
 
 def test_without_matplotlib_figures_are_skipped_with_one_line_and_the_numbers_still_print(tmp_path, capsys,

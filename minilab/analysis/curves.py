@@ -1,15 +1,6 @@
-"""Training curves: loss and validation top-1 / top-5 against epoch, one colour per run (`python -m minilab.plot`),
-and each run's own curves.png, drawn by the training loop after every epoch."""
-import os
-
-from ..training.metrics import read_metrics
+"""Training curves: loss and validation top-1 / top-5 against epoch, one colour per run (`python -m minilab.plot`,
+and each run's own curves.png, which the training loop draws after every epoch)."""
 from . import plotting
-
-
-CURVES_FILE = "curves.png"
-
-
-_missing_said = False
 
 
 def curves_figure(runs: dict, path, title=None):
@@ -37,18 +28,3 @@ def curves_figure(runs: dict, path, title=None):
 
     return plotting.draw(path, fill, "wide", title)
 
-
-def write_run_curves(out_dir):
-    """Draw <out_dir>/curves.png from <out_dir>/metrics.jsonl (the training CLI calls this after every epoch);
-    returns its path, or None when there is nothing to draw yet or matplotlib is missing."""
-    rows = read_metrics(os.path.join(out_dir, "metrics.jsonl"))
-    global _missing_said
-    if not rows or _missing_said:    # without matplotlib: said once per process, not after every epoch
-        return None
-    path = os.path.join(out_dir, CURVES_FILE)
-    try:
-        written = curves_figure({os.path.basename(os.path.abspath(out_dir)): rows}, path)
-    except OSError as error:   # matplotlib's own error may not name the file: the caller's message should
-        raise OSError(error.errno, error.strerror or str(error), path) from None
-    _missing_said = written is None
-    return written

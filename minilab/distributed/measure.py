@@ -10,7 +10,7 @@ from .buckets import GradientBuckets
 
 def step_timings(world, arch, image_size, batch_size, width, steps, warmup=2, sync_bn=False):
     """Median per-step timings (seconds) of `steps` training steps on this rank's share of the global batch."""
-    from .. import F
+    from .. import ops as F
     from ..core.autograd import tensor
     from ..models import create_model
     from ..nn import init

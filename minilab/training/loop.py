@@ -290,7 +290,7 @@ def finish_epoch(session, stats):
     """Evaluation and the end-of-epoch record: validation top-1/top-5, one metrics.jsonl row, a checkpoint at the
     start of the next epoch, one log line."""
     from .evaluation import evaluate
-    from ..analysis.curves import write_run_curves
+    from .metrics import write_run_curves
 
     average_running_statistics(session)
     result = evaluate(session.model, session.val_loader, session.world.is_root and not session.args.no_progress,

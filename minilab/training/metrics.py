@@ -1,8 +1,9 @@
 """metrics.jsonl: one JSON row per finished epoch of a run, rewritten atomically after every epoch, and read
-back by a resumed run, `python -m minilab.plot` and the run's curves.png."""
+back by a resumed run and `python -m minilab.plot`; curves.png, the run's own picture of it."""
 import json
 import os
 
+from ..analysis.curves import curves_figure
 from .run_dir import RunDirError
 
 
@@ -49,3 +50,23 @@ def read_run(path):
                                 "or a metrics.jsonl file)")
     name = os.path.basename(os.path.dirname(os.path.abspath(file))) or "run"
     return name, read_metrics(file)
+
+
+CURVES_FILE = "curves.png"
+_missing_said = False   # without matplotlib: said once per process, not after every epoch
+
+
+def write_run_curves(out_dir):
+    """Draw <out_dir>/curves.png from <out_dir>/metrics.jsonl (the training CLI calls this after every epoch);
+    returns its path, or None when there is nothing to draw yet or matplotlib is missing."""
+    rows = read_metrics(os.path.join(out_dir, "metrics.jsonl"))
+    global _missing_said
+    if not rows or _missing_said:    # without matplotlib: said once per process, not after every epoch
+        return None
+    path = os.path.join(out_dir, CURVES_FILE)
+    try:
+        written = curves_figure({os.path.basename(os.path.abspath(out_dir)): rows}, path)
+    except OSError as error:   # matplotlib's own error may not name the file: the caller's message should
+        raise OSError(error.errno, error.strerror or str(error), path) from None
+    _missing_said = written is None
+    return written
