@@ -39,23 +39,19 @@ def copy_sources(target):
     shutil.copy(os.path.join(ROOT, "pyproject.toml"), target)
 
 
-def test_a_reference_op_importing_the_compiled_path_breaks_the_contracts(tmp_path):
+@pytest.mark.parametrize("module, line, contract", [
+    ("ops/norm.py", "from ..fast.norm import BatchNormKernel", "reference ops never import the compiled path"),
+    ("engine/convert.py", "from ..training.loop import train_step", "inference never imports the training loop"),
+], ids=["reference op imports a twin", "engine imports the training loop"])
+def test_an_import_against_the_contracts_breaks_them(tmp_path, module, line, contract):
     copy_sources(tmp_path)
-    norm = tmp_path / "minilab" / "ops" / "norm.py"
-    norm.write_text(norm.read_text() + "\nfrom ..fast.norm import BatchNormKernel  # noqa: E402,F401\n")
+    path = tmp_path / "minilab" / module
+    path.write_text(path.read_text() + f"\n{line}  # noqa: E402,F401\n")
     code, output = lint_imports(str(tmp_path))
     assert code != 0
-    assert "reference ops never import the compiled path BROKEN" in " ".join(output.split())
-    assert "minilab.ops.norm -> minilab.fast.norm" in output
-
-
-def test_the_engine_importing_the_training_loop_breaks_the_contracts(tmp_path):
-    copy_sources(tmp_path)
-    convert = tmp_path / "minilab" / "engine" / "convert.py"
-    convert.write_text(convert.read_text() + "\nfrom ..training.loop import train_step  # noqa: E402,F401\n")
-    code, output = lint_imports(str(tmp_path))
-    assert code != 0
-    assert "inference never imports the training loop BROKEN" in " ".join(output.split())
+    assert f"{contract} BROKEN" in " ".join(output.split())
+    importer = "minilab." + module[:-3].replace("/", ".")
+    assert importer in output
 
 
 def import_cycles(graph):

@@ -9,6 +9,8 @@ from .. import nn
 from .common import QuickNetStem, check_binarizer, parse_lab_blocks, residual_stages, scaled
 
 
+# The constructor opens as BiRealNet18's does (birealnet.py): LAB-BNN is that network with QuickNet's stem and
+# PReLU, and each model file is meant to be read on its own.
 class LabBNN(nn.Module):
     def __init__(self, num_classes=1000, width=1.0, binarizer="lab", lab_blocks="1111", pad_value=0, in_channels=3):
         super().__init__()

@@ -21,6 +21,8 @@ class Reshape(Function):
         return g.reshape(ctx.shape)
 
 
+# Reshape and Transpose read alike because every op has the same small shape: a forward that remembers what
+# undoes it, and a backward that undoes it.
 class Transpose(Function):
     """y = x with axes permuted;  ∂L/∂x = ∂L/∂y with the inverse permutation."""
 
