@@ -8,7 +8,7 @@ Compiler flags decide the popcount speed:
            wheels that must run on any x86-64.
   aarch64: NEON is baseline; -mcpu=native where the compiler supports it.
 OpenMP (-fopenmp) gives the kernels' optional `threads` argument; MINILAB_NO_OPENMP=1 turns it off.
-These switches follow the rule of minilab/config.py: "", "0", "false", "off" and "no" mean off."""
+These switches follow the rule of minilab/core/config.py: "", "0", "false", "off" and "no" mean off."""
 import glob
 import os
 import platform
@@ -19,7 +19,7 @@ from setuptools import Extension, setup
 
 
 def switch(name):
-    """On unless unset or "", "0", "false", "off", "no" (any case): the rule of minilab/config.py."""
+    """On unless unset or "", "0", "false", "off", "no" (any case): the rule of minilab/core/config.py."""
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "off", "no")
 
 
