@@ -7,8 +7,8 @@ pass/fail timings.
   train    images/s of forward + backward + Adam step with the compiled twins vs the NumPy reference ops
            (config.use(kernels=False), the same as MINILAB_NO_EXT=1), and peak memory
   model    packed inference engine vs minilab's float forward (see minilab.engine)
-  scaling  data-parallel training over MPI: step costs for 1 process and N ranks, and a projection (minilab.benchmarks.scaling)
-  decode   the streaming loader's JPEG decode rate per worker (minilab.benchmarks.scaling)
+  scaling  data-parallel training over MPI: step costs for 1 process and N ranks, and a projection (minilab.benchmarks)
+  decode   the streaming loader's JPEG decode rate per worker (minilab.benchmarks)
 """
 import argparse
 import json

@@ -17,10 +17,7 @@ from ..optim import OPTIMIZERS, make_schedule
 from .metrics import read_metrics, write_metrics
 from .run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
 
-
 STREAM_FROM_SIZE = 160   # --input auto: a cache of S×S×3 bytes per image grows with S², decoding barely does
-
-
 PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_small": 120, "quicknet_large": 120,
                 "reactnet_a": 75, "xnornet": 60}
 
