@@ -21,7 +21,8 @@ import shutil
 import numpy as np
 from common import OUT, SMOKE, Timer, imagenette_root, machine, shows
 
-from minilab.plot import curves_figure, read_metrics
+from minilab.analysis.curves import curves_figure
+from minilab.training.metrics import read_run
 from minilab.train import main as train
 
 root = imagenette_root()
@@ -37,7 +38,7 @@ for binarizer in ("sign", "lab"):
         args += ["--synthetic-size", "128", "32"]
     with Timer() as t:
         assert train(args) == 0
-    _, rows = read_metrics(out)
+    _, rows = read_run(out)
     runs[binarizer] = rows
     times[binarizer] = (t.seconds, np.mean([r["images_per_s"] for r in rows]))
 for b, (sec, ips) in times.items():
