@@ -160,3 +160,13 @@ def test_a_long_function_is_found(tmp_path):
     (tmp_path / "said.py").write_text("# long because: one declarative table\ndef long():\n" + body)
     assert long_functions(str(tmp_path / "long.py")) == [("long", LONGEST_FUNCTION + 1)]
     assert long_functions(str(tmp_path / "said.py")) == []
+
+
+def test_both_worlds_answer_the_same_calls():
+    """The training loop calls a world's methods without asking which world it is: one process and MPI ranks
+    offer the same ones."""
+    from minilab.distributed.world import MPIWorld, SingleProcess
+
+    def calls(cls):
+        return {name for name in dir(cls) if not name.startswith("_")}
+    assert calls(SingleProcess) == calls(MPIWorld) | {"rank", "size", "is_root"}
