@@ -9,6 +9,8 @@ pass/fail timings.
   model    packed inference engine vs minilab's float forward (see minilab.engine)
   scaling  data-parallel training over MPI: step costs for 1 process and N ranks, and a projection (minilab.scaling)
   decode   the streaming loader's JPEG decode rate per worker (minilab.scaling)
+  contention  training img/s with 1 and N threads alone, beside a busy process and two runs at once, with
+           ratios: speed on a shared machine (minilab.contention)
 """
 import argparse
 import json
@@ -185,8 +187,9 @@ def main(argv=None):
     m = sub.add_parser("model", help="packed inference engine latency vs the float forward")
     from .engine.bench import add_arguments
     add_arguments(m)
-    from . import scaling
+    from . import contention, scaling
     scaling.add_arguments(sub)
+    contention.add_arguments(sub)
     args = p.parse_args(argv)
     if args.what == "kernels":
         from .threads import set_threads
@@ -201,6 +204,8 @@ def main(argv=None):
         return scaling.run_scaling(args)
     elif args.what == "decode":
         return scaling.run_decode(args)
+    elif args.what == "contention":
+        return contention.run_contention(args)
     else:
         from .engine.bench import run_model_bench
         return run_model_bench(args)

@@ -79,6 +79,9 @@ class SingleProcess:
     def gradient_buckets(self, params, share):
         return None
 
+    def ranks_on_node(self):
+        return 1
+
     def fail(self, message, code):
         print(message, file=sys.stderr, flush=True)
         return code
@@ -124,6 +127,15 @@ class MPIWorld:
 
     def gradient_buckets(self, params, share):
         return GradientBuckets(self, params, share)
+
+    def ranks_on_node(self):
+        """How many ranks share this machine's cores (this one included): the default thread count divides the
+        cores among them."""
+        node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+        try:
+            return node.Get_size()
+        finally:
+            node.Free()
 
     def fail(self, message, code):
         """Print this rank's message and end every rank of the job now (never returns)."""

@@ -1,5 +1,6 @@
-"""Set the number of BLAS threads at run time (the CLIs' --threads), by calling OpenBLAS' own setter in the
-library NumPy has loaded.  The compiled kernels take their thread count as an argument instead."""
+"""Set the number of BLAS threads at run time (the CLIs' --threads), with threadpoolctl, and find the OpenBLAS
+GEMM the compiled kernels call from their own threads.  The kernels take their thread count as an argument
+instead.  `minilab.machine.default_threads` is the count when --threads is not given."""
 import ctypes
 import os
 import threading
@@ -34,19 +35,15 @@ def blas_threads():
 
 
 def set_blas_threads(n: int) -> bool:
-    """Returns True when an OpenBLAS was found and told to use `n` threads."""
+    """Tell every BLAS NumPy loaded (OpenBLAS, MKL, BLIS, …) to use `n` threads, with threadpoolctl (the
+    ecosystem's tool for it, which knows each library's own setter).  Returns True when a BLAS was found."""
     import numpy  # noqa: F401  (make sure the BLAS is loaded)
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    done = False
-    for path in _loaded_blas_paths():
-        lib = ctypes.CDLL(path)
-        for name in _SETTERS:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(int(n))
-                done = True
-                break
-    return done
+    if not any(pool.get("user_api") == "blas" for pool in threadpool_info()):
+        return False
+    threadpool_limits(limits=int(n), user_api="blas")   # stays set: the limiter is never restored
+    return True
 
 
 _SGEMMS = (("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64), ("scipy_cblas_sgemm", 32), ("cblas_sgemm", 32))
@@ -132,8 +129,8 @@ def set_threads(n: int) -> bool:
     Otherwise (the NumPy path, or no such BLAS) NumPy's BLAS gets `n` threads and the kernels as many OpenMP
     threads, and the two pools take turns — BLAS inside GEMMs, the kernels between them — which only works when
     neither busy-waits while idle: OpenMP threads sleep (`minilab.config.load` sets OMP_WAIT_POLICY=PASSIVE
-    unless you did, which is why this should run before the first op) and OpenBLAS' workers are moved to
-    SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, each keeps the other off its cores and a training
+    unless you chose, before the kernels load) and OpenBLAS' workers are moved to SCHED_IDLE
+    (`idle_blas_workers`).  With both pools spinning, each keeps the other off its cores and a training
     step runs several times slower.
     Returns True when the BLAS' thread count could be set."""
     from . import config

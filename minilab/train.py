@@ -65,8 +65,9 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="how many cores one training process uses: the compiled kernels' threads, which also run "
-                        "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the BLAS "
-                        "library's own default, compiled kernels single-threaded)")
+                        "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the cores "
+                        "this process may use, shared among the MPI ranks on this node and the --workers; the run "
+                        "prints its choice)")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
     p.add_argument("--input", default="auto", choices=("auto", "cache", "stream"),
                    help="cache: decode every image once into a uint8 cache of S×S images (small images); stream: "
@@ -327,9 +328,15 @@ def set_up(args, world):
     if args.cache_dir is not None:
         args.cache_dir = os.path.abspath(args.cache_dir)
     resumed = resume_everywhere(args, world)
-    if args.threads:   # first: the thread pools are set up before anything loads the compiled kernels
-        from .threads import set_threads
+    from .threads import set_threads   # first: the thread pools are set up before anything loads the kernels
+    if args.threads:
         set_threads(args.threads)
+    else:   # the cores this process may use, shared by the ranks on this node and the loader workers
+        from .machine import default_threads
+        threads, why = default_threads(world.ranks_on_node(), args.workers)
+        set_threads(threads)
+        if world.is_root:
+            print(why, flush=True)
     from .models.image_sizes import check_image_size
     check_image_size(args.arch, args.image_size)
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
