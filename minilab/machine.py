@@ -4,11 +4,13 @@
     default_threads()  the kernels' thread count when --threads is not given: the usable cores shared among the
                        MPI ranks on this node and the data loader's worker processes, at least 1, so that a
                        default run never puts two busy threads on one core
+    choose_kernels()   which compiled kernel module to load: the best one built that this CPU runs (cpuid)
     info()             `python -c "import minilab; minilab.info()"`: the CPU, the kernel variant chosen for it,
                        the cores, the OpenMP wait policy and the BLAS, printed (and returned as a dict)
 
 Oversubscription is what makes threads slow on a shared machine: an OpenMP loop waits for its slowest thread, and
 a thread that shares its core with another busy thread is the slowest by a factor of two or more."""
+import importlib.util
 import math
 import os
 import platform
@@ -92,6 +94,60 @@ def default_threads(ranks_on_node=1, workers=0):
     if workers > 0:
         why += f", less {workers} loader worker{'s' if workers != 1 else ''}"
     return threads, f"threads {threads} ({why}; --threads overrides)"
+
+
+KERNEL_VARIANTS = ("native", "avx512", "avx2", "neon", "portable")   # preferred first
+VARIANT_NAMES = {"native": "this machine's own instructions (MINILAB_NATIVE=1 build)",
+                 "avx512": "AVX-512 VPOPCNTDQ (x86-64-v4)", "avx2": "AVX2 (x86-64-v3)", "neon": "NEON (ARM64)",
+                 "portable": "portable C"}
+
+
+def kernels_built():
+    """The variants this installation has, preferred first."""
+    return [v for v in KERNEL_VARIANTS if importlib.util.find_spec(f"minilab._kernels_{v}") is not None]
+
+
+def cpu_runs(variant):
+    """Whether this CPU can run `variant` (the CPU's own report; a native build is trusted to match)."""
+    machine = platform.machine().lower()
+    x86 = machine in ("x86_64", "amd64")
+    if variant == "native":
+        return True
+    if variant == "neon":
+        return machine in ("aarch64", "arm64")
+    if variant == "portable":
+        if not x86:
+            return True
+        from . import _cpu
+        return _cpu.supports()["popcnt"]
+    if not x86:
+        return False
+    from . import _cpu
+    return _cpu.supports()[variant]
+
+
+def choose_kernels(forced=None):
+    """(variant, why, variants built): the compiled kernel module to load (`minilab/_kernels.py` loads it), or
+    (None, one line saying why none can be, …).  `forced` is MINILAB_ISA's value."""
+    have = kernels_built()
+    if not have:
+        return None, "no compiled kernel module is built (run `pip install -e .`)", have
+    if forced:
+        if forced not in KERNEL_VARIANTS:
+            return None, f"MINILAB_ISA={forced} is not one of {', '.join(KERNEL_VARIANTS)}", have
+        if forced not in have:
+            return None, f"MINILAB_ISA={forced}: this build has no such module (built: {', '.join(have)})", have
+        if not cpu_runs(forced):
+            can = [v for v in have if cpu_runs(v)]
+            return None, (f"MINILAB_ISA={forced}: this CPU cannot run {VARIANT_NAMES[forced]} "
+                          f"(it can run: {', '.join(can) or 'none of the built modules'})"), have
+        return forced, "forced by MINILAB_ISA", have
+    for variant in have:
+        if cpu_runs(variant):
+            return variant, ("the best this CPU supports" if variant != "native" else "the native build"), have
+    return None, (f"this CPU can run none of the built kernel modules ({', '.join(have)}); "
+                  "an x86-64 CPU without POPCNT needs a build with MINILAB_NO_POPCNT=1"), have
+
 
 
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
