@@ -23,12 +23,12 @@ def affinity_cores():
     return os.cpu_count() or 1
 
 
-def _cgroup_v2_limit(path):
+def _cgroup_v2_limit(path, root):
     """cores allowed by cpu.max along a cgroup v2 path (the tightest of it and its parents), or None"""
     limit = None
     while True:
         try:
-            with open(os.path.join("/sys/fs/cgroup", path.lstrip("/"), "cpu.max")) as f:
+            with open(os.path.join(root, path.lstrip("/"), "cpu.max")) as f:
                 quota, period = f.read().split()[:2]
             if quota != "max":
                 cores = int(quota) / int(period)
@@ -40,10 +40,10 @@ def _cgroup_v2_limit(path):
         path = os.path.dirname(path.rstrip("/"))
 
 
-def _cgroup_v1_limit(path):
+def _cgroup_v1_limit(path, root):
     """cores allowed by cpu.cfs_quota_us / cpu.cfs_period_us of a cgroup v1 cpu controller, or None"""
-    for root in ("/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"):
-        for folder in (os.path.join(root, path.lstrip("/")), root):
+    for controller in (os.path.join(root, "cpu,cpuacct"), os.path.join(root, "cpu")):
+        for folder in (os.path.join(controller, path.lstrip("/")), controller):
             try:
                 with open(os.path.join(folder, "cpu.cfs_quota_us")) as f:
                     quota = int(f.read())
@@ -55,20 +55,20 @@ def _cgroup_v1_limit(path):
     return None
 
 
-def cgroup_quota(cgroup_file="/proc/self/cgroup"):
+def cgroup_quota(cgroup_file="/proc/self/cgroup", root="/sys/fs/cgroup"):
     """The CPU time this process' control group may use, in cores (a container's --cpus, a systemd CPUQuota=),
-    or None when there is no limit or no cgroup to read."""
+    or None when there is no limit or no cgroup to read.  (The arguments are where Linux keeps them.)"""
     try:
         with open(cgroup_file) as f:
             lines = [line.strip().split(":", 2) for line in f if line.strip()]
     except OSError:
         return None
     for hierarchy, controllers, path in lines:
-        if hierarchy == "0" and controllers == "":
-            return _cgroup_v2_limit(path)
+        if hierarchy == "0" and controllers == "" and _cgroup_v2_limit(path, root) is not None:
+            return _cgroup_v2_limit(path, root)
     for _, controllers, path in lines:
         if "cpu" in controllers.split(","):
-            return _cgroup_v1_limit(path)
+            return _cgroup_v1_limit(path, root)
     return None
 
 

@@ -43,6 +43,19 @@ def conv_magnitudes(x, w, g, bias=None, stride=1, padding=0, pad_value=0.0, grou
 WINOGRAD_GROWTH, WINOGRAD_STEPS = (2 * 1.5 * 3) ** 2, 16
 
 
+def winograd_magnitudes(x, w, g, padding, pad_value):
+    """Bounds of Σ|tᵢ| for the Winograd backward's ∂x (N, C, 1, 1) and ∂w (O, C, 1, 1).  A tile's transforms mix
+    every value of its window, including those a direct convolution multiplies by zero (the padding, and the
+    row and column past an odd output), so each product is bounded by the largest value of its map."""
+    x_max = np.abs(x).max(axis=(2, 3))
+    if padding:
+        x_max = np.maximum(x_max, abs(pad_value))
+    g_abs = np.abs(g.astype(np.float64))
+    size_x = np.einsum("no,oc->nc", g_abs.max(axis=(2, 3)), np.abs(w).sum(axis=(2, 3)))
+    size_w = np.einsum("no,nc->oc", g_abs.sum(axis=(2, 3)), x_max)
+    return WINOGRAD_GROWTH * size_x[:, :, None, None], WINOGRAD_GROWTH * size_w[:, :, None, None]
+
+
 def conv_bounds(x, w, g, y, bias=None, stride=1, padding=0, pad_value=0.0, groups=1):
     """[(Σ|tᵢ|, reduction length)] of conv2d's y, ∂x, ∂w (and ∂b), the gradients allowing for Winograd where
     the compiled path may take it."""
@@ -52,5 +65,5 @@ def conv_bounds(x, w, g, y, bias=None, stride=1, padding=0, pad_value=0.0, group
     sizes = conv_magnitudes(x, w, g, bias, stride, padding, pad_value, groups)
     if groups == 1 and (kh, kw) == (3, 3) and stride == 1 and config.winograd:
         terms[1:3] = [t + WINOGRAD_STEPS for t in terms[1:3]]
-        sizes[1:3] = [WINOGRAD_GROWTH * s for s in sizes[1:3]]
+        sizes[1:3] = winograd_magnitudes(x, w, g, padding, pad_value)
     return list(zip(sizes, terms))

@@ -10,8 +10,7 @@ import minilab as ml
 from minilab import F, config
 from minilab.testing import assert_close_in_rounding
 from minilab.ops.conv import col2im, im2col, output_size, pad_input, unpad
-from kernel_cases import (EXT, WINOGRAD_GROWTH, WINOGRAD_STEPS, conv_bounds, conv_magnitudes, needs_ext, rand,
-                          reference)
+from kernel_cases import EXT, WINOGRAD_STEPS, conv_bounds, needs_ext, rand, reference, winograd_magnitudes
 
 if EXT is not None:
     from minilab.fast import conv_chunked, conv_winograd
@@ -220,10 +219,9 @@ def test_winograd_backward_matches_the_direct_backward(n, c, o, h, w, p, pad_val
     finally:
         conv_winograd.CHUNK_BYTES = saved
     rx, rw = conv_chunked.conv_backward(x, wt, g, (1, 1), (p, p), pad_value, True)
-    _, size_x, size_w = conv_magnitudes(x, wt, g, None, 1, p, pad_value)
-    assert_close_in_rounding(dx, rx, terms=o * 9 + WINOGRAD_STEPS, magnitude=WINOGRAD_GROWTH * size_x)
-    assert_close_in_rounding(dw, rw, terms=g.shape[0] * g.shape[2] * g.shape[3] + WINOGRAD_STEPS,
-                             magnitude=WINOGRAD_GROWTH * size_w)
+    size_x, size_w = winograd_magnitudes(x, wt, g, p, pad_value)
+    assert_close_in_rounding(dx, rx, terms=o * 9 + WINOGRAD_STEPS, magnitude=size_x)
+    assert_close_in_rounding(dw, rw, terms=g.shape[0] * g.shape[2] * g.shape[3] + WINOGRAD_STEPS, magnitude=size_w)
     assert conv_winograd.conv3x3_backward(x, wt, g, (p, p), pad_value, False)[0] is None
 
 

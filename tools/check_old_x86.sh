@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-/tmp/minilab-old-x86}"
 cpu="${CPU:-Haswell}"
-tests="${TESTS:-tests/test_kernels_binary.py::test_bgemm_matches_the_reference tests/test_kernels_lab.py}"
+tests="${TESTS:-tests/test_kernels_binary.py::test_bgemm_against_bitwise_count tests/test_kernels_binary.py::test_packed_kernel_is_bit_exact tests/test_kernels_adam.py}"
 python="$(command -v python3 || command -v python)"
 python="$("$python" -c 'import sys; print(sys.executable)')"
 
