@@ -30,7 +30,7 @@ emulated -c 'import minilab; r = minilab.info(); assert r["kernels"] == "avx2", 
   2> >(grep -v "TCG doesn't support" >&2)
 
 echo "== MINILAB_ISA=avx512 on a CPU without it: one line, no illegal instruction"
-out=$(cd "$work" && MINILAB_ISA=avx512 PYTHONPATH="$work/site" qemu-x86_64 -cpu "$cpu" "$python" -W error::RuntimeWarning \
+out=$(cd "$work" && MINILAB_ISA=avx512 PYTHONPATH="$work/site" qemu-x86_64 -cpu "$cpu" "$python" \
       -c 'import minilab.config as c; c.kernels()' 2>&1 | grep -v "TCG doesn't support" || true)
 echo "$out" | tail -n 1
 echo "$out" | grep -q "MINILAB_ISA=avx512: this CPU cannot run" || { echo "FAILED: no clear refusal" >&2; exit 1; }
