@@ -41,26 +41,12 @@ def worker(spec):
     from .memory import keep_freed_memory
     from .threads import set_threads
 
+    from .bench import training_step
+
     set_threads(spec["threads"])
     keep_freed_memory()
-    from . import ops as F
-    from .autograd import Tensor
-    from .models import create_model
-    from .optim import Adam
-
-    size, batch = spec["image_size"], spec["batch_size"]
-    model = create_model(spec["arch"], num_classes=10, image_size=size, width=spec["width"], binarizer="sign")
-    opt = Adam(model.parameters())
-    rng = np.random.default_rng(0)
-    x = Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
-    y = rng.integers(0, 10, batch)
-
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    batch = spec["batch_size"]
+    step = training_step(spec["arch"], spec["image_size"], batch, spec["width"], "sign")
     step()
     print("ready", flush=True)
     sys.stdin.readline()
