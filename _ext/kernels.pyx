@@ -9,8 +9,9 @@ The Cython wrappers live in one file per concern, included below; the C they cal
   pyx/sgemm.pxi   float32 GEMM on the kernels' own threads, Winograd F(2x2, 3x3)         sgemm.h, winograd.h
   pyx/engine.pxi  the packed inference engine's fused kernels (LAB straight into bits, …)
   pyx/packed_conv.pxi  the engine's binary conv: receptive-field gather + popcount GEMM in one call
-bgemm.h only selects the popcount GEMM for this CPU: bgemm/portable.h is the reference loop, and avx512.h,
-avx2.h and neon.h compute the same integers with wider registers."""
+This file is compiled once per instruction-set level (setup.py; minilab/_kernels.py loads the one the CPU runs).
+bgemm.h only selects the popcount GEMM for the level being compiled: bgemm/portable.h is the reference loop, and
+avx512.h, avx2.h and neon.h compute the same integers with wider registers."""
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport parallel, prange, threadid

@@ -7,8 +7,8 @@
     minilab._kernels_portable  portable C (baseline x86-64 + POPCNT, or any other CPU)
 
 The best one built that the CPU reports it can run is taken (`minilab._cpu` asks cpuid; the choice is
-`minilab.machine.choose_kernels`), so a wheel built on one
-machine runs at full speed on another, and an older CPU gets an older variant instead of an illegal instruction.
+`minilab.machine.choose_kernels`), so a wheel built on one machine runs at full speed on another, and an older
+CPU gets an older variant instead of an illegal instruction.
 MINILAB_ISA=portable|avx2|avx512|neon|native forces one; if this CPU or this build cannot run it, importing this
 module raises ImportError with one line that says why (minilab then falls back to the NumPy reference ops).
 

@@ -29,7 +29,7 @@ def isa():
 
 
 def built_portable():
-    """True when this build was made with MINILAB_PORTABLE=1 (baseline x86-64 / aarch64 flags, portable C)."""
+    """True for the portable module (minilab._kernels_portable: baseline flags, portable C)."""
     return bool(MINILAB_BUILT_PORTABLE)
 
 
