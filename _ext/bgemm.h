@@ -1,7 +1,8 @@
-/* Chooses the XNOR-popcount GEMM this build compiles: one header per instruction set, each defining
+/* Chooses the XNOR-popcount GEMM for the instruction set this module is compiled for (setup.py compiles the
+ * kernels once per level, each with its own flags): one header per instruction set, each defining
  *   MINILAB_BGEMM_ISA, bgemm_rows, and (AVX2 only) bgemm_prepared_words / bgemm_prepare_b,
  * all computing the same integers, so results are bit-identical whichever is chosen.  bgemm/portable.h is the
- * one to read first; a portable build (setup.py with MINILAB_PORTABLE=1) always takes it. */
+ * one to read first; the portable module (MINILAB_PORTABLE defined) always takes it. */
 #ifndef MINILAB_BGEMM_H
 #define MINILAB_BGEMM_H
 

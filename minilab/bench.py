@@ -1,4 +1,4 @@
-"""`python -m minilab.bench kernels|train|model|scaling|decode`: speed measured as ratios against a reference run
+"""`python -m minilab.bench kernels|train|model|scaling|decode|contention`: speed measured as ratios against a reference run
 in the same sitting (NumPy float32 BLAS, the pure-NumPy path, or another configuration), never as absolute
 pass/fail timings.
 
@@ -9,6 +9,8 @@ pass/fail timings.
   model    packed inference engine vs minilab's float forward (see minilab.engine)
   scaling  data-parallel training over MPI: step costs for 1 process and N ranks, and a projection (minilab.benchmarks)
   decode   the streaming loader's JPEG decode rate per worker (minilab.benchmarks)
+  contention  training img/s with 1 and N threads alone, beside a busy process and two runs at once, with
+           ratios: speed on a shared machine (minilab.benchmarks.contention)
 """
 import argparse
 import json
@@ -43,8 +45,9 @@ def main(argv=None):
     m = sub.add_parser("model", help="packed inference engine latency vs the float forward")
     from .benchmarks.inference import add_arguments
     add_arguments(m)
-    from .benchmarks import scaling
+    from .benchmarks import contention, scaling
     scaling.add_arguments(sub)
+    contention.add_arguments(sub)
     args = p.parse_args(argv)
     if args.what == "kernels":
         from .core.threads import set_threads
@@ -59,6 +62,8 @@ def main(argv=None):
         return scaling.run_scaling(args)
     elif args.what == "decode":
         return scaling.run_decode(args)
+    elif args.what == "contention":
+        return contention.run_contention(args)
     else:
         from .benchmarks.inference import run_model_bench
         return run_model_bench(args)

@@ -58,8 +58,9 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="how many cores one training process uses: the compiled kernels' threads, which also run "
-                        "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the BLAS "
-                        "library's own default, compiled kernels single-threaded)")
+                        "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the cores "
+                        "this process may use, shared among the MPI ranks on this node and the --workers; the run "
+                        "prints its choice)")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
     p.add_argument("--input", default="auto", choices=("auto", "cache", "stream"),
                    help="cache: decode every image once into a uint8 cache of S×S images (small images); stream: "

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prove that minilab's kernels compile natively on ARM64 (NEON popcount path) and pass their tests there:
+# Prove that minilab's kernels compile natively on ARM64 (the NEON module, minilab._kernels_neon, chosen at
+# first use) and pass their tests there:
 # an arm64 Debian root filesystem built with debootstrap, run under qemu-user emulation (binfmt_misc), with
 # the project built inside it by its own gcc and tested with pytest. Everything comes from Debian's packages
 # and PyPI. Needs root (debootstrap, chroot, binfmt_misc). Usage: tools/check_arm64.sh [WORKDIR]
@@ -51,7 +52,7 @@ chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root \
   uname -m
   [ -x /venv/bin/python ] || python3 -m venv /venv
   /venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
-  /venv/bin/python -c "import minilab._kernels as k; print(\"kernel ISA:\", k.isa())"
-  /venv/bin/python -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_train_kernels.py tests/test_engine.py
+  /venv/bin/python -c "import minilab; r = minilab.info(); assert r[\"kernels\"] == \"neon\", r[\"kernels\"]"
+  /venv/bin/python -m pytest -q -p no:cacheprovider tests/test_kernels_*.py tests/test_engine.py
 '
 echo "== arm64 check passed in $(( $(date +%s) - start )) s"

@@ -19,7 +19,8 @@ def pad_planes(const float[:, :, :, ::1] x, int ph, int pw, float value=0.0, int
     cdef float[:, :, :, ::1] y = out
     cdef Py_ssize_t item, b, ch, i, j
     cdef float *row
-    for item in prange(n * c, nogil=True, num_threads=max(threads, 1), schedule="static"):
+    for item in prange(n * c, nogil=True, num_threads=max(threads, 1),
+                       schedule="dynamic", chunksize=chunk(n * c, threads)):
         b = item // c
         ch = item % c
         for i in range(hp):
@@ -48,7 +49,8 @@ def depthwise3x3_forward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1]
     if bv.shape[0] != cm:
         raise ValueError(f"depthwise3x3_forward: bias has {bv.shape[0]} entries for {cm} output channels")
     cdef Py_ssize_t plane, b, o
-    for plane in prange(n * cm, nogil=True, num_threads=max(threads, 1), schedule="static"):
+    for plane in prange(n * cm, nogil=True, num_threads=max(threads, 1),
+                        schedule="dynamic", chunksize=chunk(n * cm, threads)):
         b = plane // cm
         o = plane % cm
         dw3x3_forward_plane(&xp[b, o // m, 0, 0], wp, &w[o, 0, 0, 0], bv[o], &y[b, o, 0, 0], oh, ow, sh, sw)

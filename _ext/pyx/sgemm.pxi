@@ -11,6 +11,9 @@ cdef int _sgemm_index_bits = 0
 
 cdef enum:
     SGEMM_SPLIT_MACS = 1 << 18  # smaller products run whole on the calling thread: a split would cost more
+    # blocks per thread of a split product: more let the running threads take over the blocks of a thread whose
+    # core another process took; each block packs the whole of A again, so few
+    SGEMM_PARTS_PER_THREAD = 2
 
 
 def use_blas_sgemm(size_t address, int index_bits):
@@ -104,7 +107,8 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1):
 
     a (m, k) and b (k, n) may be C- or F-ordered (a transposed view costs nothing); other layouts are copied.
     `out` (m, n), C-contiguous, is required when beta != 0.  With threads > 1 the columns of out are cut into
-    `threads` blocks that OpenMP threads multiply at once, each on the BLAS in the calling thread — so the BLAS
+    SGEMM_PARTS_PER_THREAD × `threads` blocks that OpenMP threads take one at a time (a thread whose core is busy
+    with another process leaves its remaining blocks to the others), each on the BLAS in the calling thread — so the BLAS
     must be set to one thread (minilab.threads.set_threads does it), or its own workers would fight over the
     cores.  Each element of out is one BLAS dot product either way, so the result does not depend on `threads`
     unless the BLAS itself picks a different kernel for a narrower block."""
@@ -114,14 +118,13 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1):
     cdef const float *pa = <const float *>cnp.PyArray_DATA(p.a)
     cdef const float *pb = <const float *>cnp.PyArray_DATA(p.b)
     cdef float *pc = <float *>cnp.PyArray_DATA(p.out)
-    cdef int part, parts = max(threads, 1)
-    if p.m * p.n * p.k < SGEMM_SPLIT_MACS:
-        parts = 1
-    if parts == 1:
+    threads = max(threads, 1)
+    cdef int part, parts = SGEMM_PARTS_PER_THREAD * threads
+    if p.m * p.n * p.k < SGEMM_SPLIT_MACS or threads == 1:
         with nogil:
             sgemm_part(0, 1, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
         return p.out
-    for part in prange(parts, nogil=True, num_threads=parts, schedule="static"):
+    for part in prange(parts, nogil=True, num_threads=threads, schedule="dynamic", chunksize=1):
         sgemm_part(part, parts, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
     return p.out
 
@@ -135,8 +138,8 @@ def sgemm_batch(a, b, out=None, float beta=0.0, int threads=1):
     cdef const float *pa = <const float *>cnp.PyArray_DATA(p.a)
     cdef const float *pb = <const float *>cnp.PyArray_DATA(p.b)
     cdef float *pc = <float *>cnp.PyArray_DATA(p.out)
-    cdef Py_ssize_t i
-    for i in prange(p.batch, nogil=True, num_threads=max(threads, 1), schedule="static"):
+    cdef Py_ssize_t i, batch = p.batch
+    for i in prange(batch, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(batch, threads)):
         sgemm_part(0, 1, p.ta, p.tb, p.m, p.n, p.k, pa + i * p.stride_a, p.lda, pb + i * p.stride_b, p.ldb,
                    beta, pc + i * p.stride_c, p.ldc)
     return p.out
@@ -186,7 +189,7 @@ def winograd_filters(const float[:, :, :, ::1] w, int threads=1):
     cdef float[:, :, :] uv = u
     if o * c == 0:
         return u
-    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="static"):
+    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(o, threads)):
         wino_filter_row(&w[f, 0, 0, 0], c, &uv[0, f, 0], _slab(uv))
     return u
 
@@ -200,7 +203,7 @@ def winograd_filter_grads(m_in, int threads=1):
     cdef float[:, :, :, ::1] dv = dw
     if o * c == 0:
         return dw
-    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="static"):
+    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(o, threads)):
         wino_filter_grad_row(&m[0, f, 0], c, _slab(m), &dv[f, 0, 0, 0])
     return dw
 
@@ -229,7 +232,7 @@ def winograd_input_tiles(const float[:, :, :, ::1] x, int p, float pad_value=0.0
     with nogil, parallel(num_threads=max(threads, 1)):
         rows = _scratch(16 * (tw + 1))
         if rows != NULL:
-            for plane in prange(n * c, schedule="static"):
+            for plane in prange(n * c, schedule="dynamic", chunksize=chunk(n * c, threads)):
                 wino_input_plane(&x[plane % n, plane // n, 0, 0], h, w, p, pad_value, th, tw,
                                  &v[0, plane // n, (plane % n) * th * tw], _slab(v), rows)
             free(rows)
@@ -256,7 +259,7 @@ def winograd_grad_tiles(const float[:, :, :, ::1] g, out=None, int threads=1):
     with nogil, parallel(num_threads=max(threads, 1)):
         rows = _scratch(16 * (tw + 1))
         if rows != NULL:
-            for plane in prange(n * o, schedule="static"):
+            for plane in prange(n * o, schedule="dynamic", chunksize=chunk(n * o, threads)):
                 wino_grad_plane(&g[plane % n, plane // n, 0, 0], oh, ow, th, tw,
                                 &z[0, plane // n, (plane % n) * th * tw], _slab(z), rows)
             free(rows)
@@ -284,7 +287,7 @@ def winograd_input_grads(nt_in, out, int p, int threads=1):
     with nogil, parallel(num_threads=max(threads, 1)):
         rows = _scratch(34 * (tw + 1))
         if rows != NULL:
-            for plane in prange(n * c, schedule="static"):
+            for plane in prange(n * c, schedule="dynamic", chunksize=chunk(n * c, threads)):
                 wino_input_grad_plane(&nt[0, plane // n, (plane % n) * th * tw], _slab(nt), th, tw, h, w, p,
                                       &dx[plane % n, plane // n, 0, 0], rows)
             free(rows)

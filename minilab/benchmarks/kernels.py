@@ -75,13 +75,9 @@ def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads
         queue.put(_train_run(arch, image_size, batch_size, width, binarizer, threads, steps))
 
 
-def _train_run(arch, image_size, batch_size, width, binarizer, threads, steps):
-    from ..core import config
-    from ..training.memory import keep_freed_memory
-    from ..core.threads import set_threads
-
-    set_threads(threads)
-    keep_freed_memory()   # as minilab.train does, for both paths
+def training_step(arch, image_size, batch_size, width, binarizer):
+    """A function that runs one training step (forward + backward + Adam) of a fresh model on one fixed batch of
+    random images."""
     from .. import ops as F
     from ..core.autograd import Tensor
     from ..models import create_model
@@ -99,6 +95,17 @@ def _train_run(arch, image_size, batch_size, width, binarizer, threads, steps):
         loss.backward()
         opt.step()
 
+    return step
+
+
+def _train_run(arch, image_size, batch_size, width, binarizer, threads, steps):
+    from ..core import config
+    from ..training.memory import keep_freed_memory
+    from ..core.threads import set_threads
+
+    set_threads(threads)
+    keep_freed_memory()   # as minilab.train does, for both paths
+    step = training_step(arch, image_size, batch_size, width, binarizer)
     median = timeit(step, repeat=steps, warmup=1)
     return {"images_per_s": batch_size / median, "kernel_gemm": config.gemm_in_kernels(),
             "winograd": config.kernels() is not None and config.winograd,

@@ -1,5 +1,5 @@
-"""The OpenBLAS NumPy loaded, found among the process' shared libraries: its thread count, its setter, and its
-sgemm for the compiled kernels (`config.load` hands it to them)."""
+"""The BLAS NumPy loaded: its thread count (set through threadpoolctl), and the OpenBLAS sgemm the compiled
+kernels call from their own threads (`config.load` hands it to them), found among the process' shared libraries."""
 import ctypes
 
 
@@ -33,19 +33,15 @@ def blas_threads():
 
 
 def set_blas_threads(n: int) -> bool:
-    """Returns True when an OpenBLAS was found and told to use `n` threads."""
+    """Tell every BLAS NumPy loaded (OpenBLAS, MKL, BLIS, …) to use `n` threads, with threadpoolctl (the
+    ecosystem's tool for it, which knows each library's own setter).  Returns True when a BLAS was found."""
     import numpy  # noqa: F401  (make sure the BLAS is loaded)
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    done = False
-    for path in loaded_blas_paths():
-        lib = ctypes.CDLL(path)
-        for name in _SETTERS:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(int(n))
-                done = True
-                break
-    return done
+    if not any(pool.get("user_api") == "blas" for pool in threadpool_info()):
+        return False
+    threadpool_limits(limits=int(n), user_api="blas")   # stays set: the limiter is never restored
+    return True
 
 
 _SGEMMS = (("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64), ("scipy_cblas_sgemm", 32), ("cblas_sgemm", 32))

@@ -4,6 +4,8 @@ handle, and the thread count.
     MINILAB_NO_EXT              on: use the pure-NumPy reference ops even when the compiled kernels are built
     MINILAB_KERNEL_GEMM         off: the conv GEMMs run on NumPy's BLAS threads instead of the kernels' threads
     MINILAB_WINOGRAD            off: the 3×3 stride-1 conv backward uses im2col + GEMM instead of Winograd
+    MINILAB_ISA                 portable, avx2, avx512, neon or native: the compiled kernel variant to load
+                                (default: the best this CPU supports; see minilab/_kernels.py)
     MINILAB_IDLE_BLAS_WORKERS   off: leave OpenBLAS' worker threads in the default scheduling class
     MINILAB_KEEP_FREED_MEMORY   off: let glibc hand freed memory back to the system between training steps
     MINILAB_CACHE               where downloaded data sets and their decoded caches go (~/.cache/minilab)
@@ -51,6 +53,7 @@ _enabled = True        # use(kernels=False) turns the kernels off for a block
 _loaded = False
 _ext = None
 _reason = None
+wait_policy_set = False   # load() set OMP_WAIT_POLICY (the user had not)
 
 
 def kernels():
@@ -78,14 +81,15 @@ def available() -> bool:
 
 
 def load(quiet_threads: bool = False):
-    """Load the compiled kernels once.  (Their twins of the reference ops are registered with the dispatcher
-    when the package root imports `minilab.fast`, which loads no kernel.)
+    """Load the compiled kernels once: the variant for this CPU (`minilab/_kernels.py`).  Their twins of the
+    reference ops are registered with the dispatcher when the package root imports `minilab.fast`, which loads
+    no kernel.
 
-    With the kernels' GEMM (the OpenBLAS NumPy loaded, MINILAB_KERNEL_GEMM on) one pool of threads runs
-    everything.  Without it, OpenMP's pool and OpenBLAS' take turns on the cores, and OpenMP threads must sleep
-    when idle instead of spinning; libgomp reads that choice (OMP_WAIT_POLICY) once, when it loads, so
-    `quiet_threads=True` (from set_threads, before any kernel ran) sets it to PASSIVE unless the user chose."""
-    global _loaded, _ext, _reason
+    Before the kernels load, so before their OpenMP runtime reads it, idle OpenMP threads are told to sleep
+    instead of spinning (OMP_WAIT_POLICY=PASSIVE, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set: see
+    `minilab.core.machine.set_wait_policy`).  `quiet_threads` is accepted for the callers that ask for that
+    explicitly; it is what every load does."""
+    global _loaded, _ext, _reason, wait_policy_set
     if _loaded:
         return
     _loaded = True
@@ -93,13 +97,13 @@ def load(quiet_threads: bool = False):
         _reason = "MINILAB_NO_EXT is set"
     else:
         from .blas import find_blas_sgemm
+        from .machine import set_wait_policy
         sgemm = find_blas_sgemm() if kernel_gemm else None
-        if sgemm is None and quiet_threads:
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:   # the compiled extension module, built next to this package (not one of its Python modules)
+        wait_policy_set = set_wait_policy()
+        try:   # the compiled extension modules, built next to the package (not among its Python modules)
             _kernels = importlib.import_module("minilab._kernels")
-        except ImportError as error:  # a plain checkout that was not built
-            _reason = f"the compiled extension is missing ({error}); run `pip install -e .` to build it"
+        except ImportError as error:  # not built, or MINILAB_ISA asks for what this CPU cannot run
+            _reason = f"the compiled kernels cannot be loaded: {error}"
         else:
             if sgemm is not None:
                 _kernels.use_blas_sgemm(*sgemm)

@@ -1,5 +1,5 @@
-"""Set the number of BLAS threads at run time (the CLIs' --threads), by calling OpenBLAS' own setter in the
-library NumPy has loaded.  The compiled kernels take their thread count as an argument instead."""
+"""Set the number of BLAS threads at run time (the CLIs' --threads).  The compiled kernels take their thread
+count as an argument instead.  `minilab.core.machine.default_threads` is the count when --threads is not given."""
 import os
 import threading
 import time
@@ -69,7 +69,7 @@ def set_threads(n: int) -> bool:
     Otherwise (the NumPy path, or no such BLAS) NumPy's BLAS gets `n` threads and the kernels as many OpenMP
     threads, and the two pools take turns — BLAS inside GEMMs, the kernels between them — which only works when
     neither busy-waits while idle: OpenMP threads sleep (`minilab.core.config.load` sets OMP_WAIT_POLICY=PASSIVE
-    unless you did, which is why this should run before the first op) and OpenBLAS' workers are moved to
+    unless you chose, before the kernels load) and OpenBLAS' workers are moved to
     SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, each keeps the other off its cores and a training
     step runs several times slower.
     Returns True when the BLAS' thread count could be set."""

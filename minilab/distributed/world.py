@@ -82,6 +82,9 @@ class SingleProcess:
     def gather_digests(self, digest):
         return [digest]
 
+    def ranks_on_node(self):
+        return 1
+
     def fail(self, message, code):
         print(message, file=sys.stderr, flush=True)
         return code
@@ -171,6 +174,15 @@ class MPIWorld:
 
     def gather_digests(self, digest):
         return self.comm.allgather(digest)
+
+    def ranks_on_node(self):
+        """How many ranks share this machine's cores (this one included): the default thread count divides the
+        cores among them."""
+        node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+        try:
+            return node.Get_size()
+        finally:
+            node.Free()
 
     def fail(self, message, code):
         """Print this rank's message and end every rank of the job now (never returns)."""

@@ -155,9 +155,14 @@ def set_up(args, world):
     if args.cache_dir is not None:
         args.cache_dir = os.path.abspath(args.cache_dir)
     resumed = resume_everywhere(args, world)
-    if args.threads:   # first: the thread pools are set up before anything loads the compiled kernels
-        from ..core.threads import set_threads
+    from ..core.threads import set_threads   # first: the thread pools are set up before the kernels load
+    if args.threads:
         set_threads(args.threads)
+    else:   # the cores this process may use, shared by the ranks on this node and the loader workers
+        from ..core.machine import default_threads
+        threads, why = default_threads(world.ranks_on_node(), args.workers)
+        set_threads(threads)
+        world.on_root(print, why, flush=True)
     from ..models.image_sizes import check_image_size
     check_image_size(args.arch, args.image_size)
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process

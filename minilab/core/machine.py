@@ -1,0 +1,216 @@
+"""What this machine gives a minilab run, and the defaults that follow from it.
+
+    usable_cores()     the cores this process may run on: its CPU affinity, capped by a cgroup CPU quota
+    default_threads()  the kernels' thread count when --threads is not given: the usable cores shared among the
+                       MPI ranks on this node and the data loader's worker processes, at least 1, so that a
+                       default run never puts two busy threads on one core
+    choose_kernels()   which compiled kernel module to load: the best one built that this CPU runs (cpuid)
+    info()             `python -c "import minilab; minilab.info()"`: the CPU, the kernel variant chosen for it,
+                       the cores, the OpenMP wait policy and the BLAS, printed (and returned as a dict)
+
+Oversubscription is what makes threads slow on a shared machine: an OpenMP loop waits for its slowest thread, and
+a thread that shares its core with another busy thread is the slowest by a factor of two or more."""
+import importlib.util
+import math
+import os
+import platform
+
+
+def affinity_cores():
+    """How many CPUs the scheduler lets this process use (taskset, cpuset, a batch system's binding)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _cgroup_v2_limit(path, root):
+    """cores allowed by cpu.max along a cgroup v2 path (the tightest of it and its parents), or None"""
+    limit = None
+    while True:
+        try:
+            with open(os.path.join(root, path.lstrip("/"), "cpu.max")) as f:
+                quota, period = f.read().split()[:2]
+            if quota != "max":
+                cores = int(quota) / int(period)
+                limit = cores if limit is None else min(limit, cores)
+        except (OSError, ValueError):
+            pass
+        if path in ("", "/"):
+            return limit
+        path = os.path.dirname(path.rstrip("/"))
+
+
+def _cgroup_v1_limit(path, root):
+    """cores allowed by cpu.cfs_quota_us / cpu.cfs_period_us of a cgroup v1 cpu controller, or None"""
+    for controller in (os.path.join(root, "cpu,cpuacct"), os.path.join(root, "cpu")):
+        for folder in (os.path.join(controller, path.lstrip("/")), controller):
+            try:
+                with open(os.path.join(folder, "cpu.cfs_quota_us")) as f:
+                    quota = int(f.read())
+                with open(os.path.join(folder, "cpu.cfs_period_us")) as f:
+                    period = int(f.read())
+            except (OSError, ValueError):
+                continue
+            return quota / period if quota > 0 and period > 0 else None
+    return None
+
+
+def cgroup_quota(cgroup_file="/proc/self/cgroup", root="/sys/fs/cgroup"):
+    """The CPU time this process' control group may use, in cores (a container's --cpus, a systemd CPUQuota=),
+    or None when there is no limit or no cgroup to read.  (The arguments are where Linux keeps them.)"""
+    try:
+        with open(cgroup_file) as f:
+            lines = [line.strip().split(":", 2) for line in f if line.strip()]
+    except OSError:
+        return None
+    for hierarchy, controllers, path in lines:
+        if hierarchy == "0" and controllers == "" and _cgroup_v2_limit(path, root) is not None:
+            return _cgroup_v2_limit(path, root)
+    for _, controllers, path in lines:
+        if "cpu" in controllers.split(","):
+            return _cgroup_v1_limit(path, root)
+    return None
+
+
+def usable_cores():
+    """(cores, how they were found): the affinity, capped by a cgroup quota rounded down (at least 1)."""
+    cores = affinity_cores()
+    quota = cgroup_quota()
+    if quota is not None and math.floor(quota) < cores:
+        return max(1, math.floor(quota)), f"cgroup CPU quota {quota:g} of {cores} CPUs in this process' affinity"
+    return cores, f"{cores} CPU{'s' if cores != 1 else ''} in this process' affinity" + \
+        ("" if quota is None else f" (cgroup quota {quota:g})")
+
+
+def default_threads(ranks_on_node=1, workers=0):
+    """(threads, one line saying why): the usable cores divided among the `ranks_on_node` MPI ranks that share
+    this node, less this rank's `workers` loader processes (each may keep a core busy), at least 1."""
+    cores, found = usable_cores()
+    share = cores // max(1, ranks_on_node)
+    threads = max(1, share - max(0, workers))
+    why = f"{found}"
+    if ranks_on_node > 1:
+        why += f", shared by {ranks_on_node} MPI ranks on this node"
+    if workers > 0:
+        why += f", less {workers} loader worker{'s' if workers != 1 else ''}"
+    return threads, f"threads {threads} ({why}; --threads overrides)"
+
+
+KERNEL_VARIANTS = ("native", "avx512", "avx2", "neon", "portable")   # preferred first
+VARIANT_NAMES = {"native": "this machine's own instructions (MINILAB_NATIVE=1 build)",
+                 "avx512": "AVX-512 VPOPCNTDQ (x86-64-v4)", "avx2": "AVX2 (x86-64-v3)", "neon": "NEON (ARM64)",
+                 "portable": "portable C"}
+
+
+def kernels_built():
+    """The variants this installation has, preferred first."""
+    return [v for v in KERNEL_VARIANTS if importlib.util.find_spec(f"minilab._kernels_{v}") is not None]
+
+
+def cpu_runs(variant):
+    """Whether this CPU can run `variant` (the CPU's own report; a native build is trusted to match)."""
+    machine = platform.machine().lower()
+    x86 = machine in ("x86_64", "amd64")
+    if variant == "native":
+        return True
+    if variant == "neon":
+        return machine in ("aarch64", "arm64")
+    if variant == "portable":
+        if not x86:
+            return True
+        from .. import _cpu
+        return _cpu.supports()["popcnt"]
+    if not x86:
+        return False
+    from .. import _cpu
+    return _cpu.supports()[variant]
+
+
+def choose_kernels(forced=None):
+    """(variant, why, variants built): the compiled kernel module to load (`minilab/_kernels.py` loads it), or
+    (None, one line saying why none can be, …).  `forced` is MINILAB_ISA's value."""
+    have = kernels_built()
+    if not have:
+        return None, "no compiled kernel module is built (run `pip install -e .`)", have
+    if forced:
+        if forced not in KERNEL_VARIANTS:
+            return None, f"MINILAB_ISA={forced} is not one of {', '.join(KERNEL_VARIANTS)}", have
+        if forced not in have:
+            return None, f"MINILAB_ISA={forced}: this build has no such module (built: {', '.join(have)})", have
+        if not cpu_runs(forced):
+            can = [v for v in have if cpu_runs(v)]
+            return None, (f"MINILAB_ISA={forced}: this CPU cannot run {VARIANT_NAMES[forced]} "
+                          f"(it can run: {', '.join(can) or 'none of the built modules'})"), have
+        return forced, "forced by MINILAB_ISA", have
+    for variant in have:
+        if cpu_runs(variant):
+            return variant, ("the best this CPU supports" if variant != "native" else "the native build"), have
+    return None, (f"this CPU can run none of the built kernel modules ({', '.join(have)}); "
+                  "an x86-64 CPU without POPCNT needs a build with MINILAB_NO_POPCNT=1"), have
+
+
+
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def set_wait_policy():
+    """Make idle OpenMP threads sleep at once instead of spinning (OMP_WAIT_POLICY=PASSIVE), unless the user
+    chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set).  A spinning thread keeps a core busy for nothing: beside
+    another busy process, or another training, it takes the core that the thread everyone waits for needs.
+    libgomp reads these variables once, when it is loaded, so `config.load` calls this before loading the
+    kernels.  Returns True when it set the policy."""
+    if any(name in os.environ for name in WAIT_VARIABLES):
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
+
+
+def cpu_name():
+    """The CPU's model name (Linux' /proc/cpuinfo; the platform's word for it elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "cpu model", "hardware")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def info(file=None):
+    """Print what minilab uses on this machine, and return it as a dict."""
+    from . import config
+
+    report = {"cpu": cpu_name(), "machine": platform.machine()}
+    ext = config.kernels()
+    if ext is not None:
+        report.update(kernels=ext.variant, kernels_reason=ext.variant_reason, kernels_built=ext.variants_built,
+                      popcount=ext.isa())
+    else:
+        report.update(kernels=None, kernels_reason=config.reason())
+    cores, found = usable_cores()
+    threads, why = default_threads()
+    report.update(cores=cores, cores_found=found, default_threads=threads, threads=config.threads,
+                  wait_policy={name: os.environ.get(name) for name in WAIT_VARIABLES},
+                  wait_policy_by_minilab=config.wait_policy_set)
+    try:
+        from threadpoolctl import threadpool_info
+        report["blas"] = [{k: pool.get(k) for k in ("internal_api", "num_threads", "version")}
+                          for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    except ImportError:
+        report["blas"] = None
+    policy = ", ".join(f"{k}={v}" for k, v in report["wait_policy"].items() if v is not None) or "libgomp's default"
+    lines = [f"CPU:      {report['cpu']} ({report['machine']})",
+             f"kernels:  {report['kernels'] or 'none: ' + report['kernels_reason']}"
+             + (f" — {report['kernels_reason']}; built: {', '.join(report['kernels_built'])};"
+                f" popcount GEMM {report['popcount']}" if ext is not None else ""),
+             f"cores:    {cores} usable ({found})",
+             f"threads:  default {threads} for one process (MPI ranks and loader workers take their share); "
+             f"now {config.threads}",
+             f"OpenMP:   wait policy {policy}" + (" (set by minilab; set OMP_WAIT_POLICY to choose)"
+                                                  if config.wait_policy_set else "")]
+    if report["blas"] is not None:
+        lines.append("BLAS:     " + (", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} threads)"
+                                               for b in report["blas"]) or "none found"))
+    print("\n".join(lines), file=file)
+    return report
