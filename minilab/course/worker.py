@@ -1,0 +1,123 @@
+"""Grade one task of a workspace, in its own process: `python -m minilab.course.worker DIR N EXAMPLES OUT.json`.
+
+The parent (`grade.py`) gives this process a time limit, so an infinite loop or a crash in the student's code
+costs that task only.  Hypothesis runs derandomized (its examples follow from each test alone), with no example
+database and no deadline: the same submission gets the same result every time."""
+import importlib
+import json
+import os
+import sys
+import traceback
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis.reporting import with_reporter
+
+from .tasks import BY_NUMBER
+
+
+class Workspace:
+    """The student's modules as attributes: ws.task1 … ws.task6 (imported on first use)."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def __getattr__(self, name):
+        if name.startswith("task") and name[4:].isdigit() and int(name[4:]) in BY_NUMBER:
+            module = importlib.import_module(f"exercises.{BY_NUMBER[int(name[4:])].module}")
+            setattr(self, name, module)
+            return module
+        raise AttributeError(name)
+
+    def __repr__(self):
+        return "<your workspace>"
+
+
+def grading_settings(examples):
+    return settings(max_examples=examples, derandomize=True, database=None, deadline=None, print_blob=False,
+                    report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
+
+
+def student_frame(exc, root):
+    """'exercises/task3_binary_conv.py, line 52, in binary_conv2d: <code>' for the innermost frame in the
+    student's files, or ''."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename).startswith(root)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"{os.path.relpath(f.filename, root)}, line {f.lineno}, in {f.name}: {f.line}"
+
+
+def counterexample(exc, reports):
+    """Hypothesis's shrunk failing case, without the workspace argument."""
+    lines = []
+    for note in list(getattr(exc, "__notes__", [])) + reports:
+        for line in str(note).splitlines():
+            if "<your workspace>" in line or line.strip().startswith("ws="):
+                continue
+            lines.append(line)
+    return "\n".join(lines).strip()
+
+
+def run_check(test, args, examples, root):
+    """{'status': 'passed' | 'failed' | 'not implemented', 'message', 'example', 'where'}."""
+    reports = []
+    try:
+        with with_reporter(reports.append):
+            grading_settings(examples)(test)(*args)
+        return {"status": "passed"}
+    except NotImplementedError as exc:
+        return {"status": "not implemented", "message": str(exc) or "NotImplementedError",
+                "where": student_frame(exc, root)}
+    except AssertionError as exc:
+        return {"status": "failed", "message": str(exc).strip(), "example": counterexample(exc, reports),
+                "where": student_frame(exc, root)}
+    except Exception as exc:   # the student's code crashed: that is a failure of this check, with its message
+        return {"status": "failed", "message": f"your code raised {type(exc).__name__}: {exc}",
+                "example": counterexample(exc, reports), "where": student_frame(exc, root)}
+
+
+def visible_tests(task):
+    """The workspace's local tests for this task (the package's copy, whatever the student did to theirs)."""
+    module = importlib.import_module(f"minilab.course.visible.test_task{task.number}")
+    return [(name, getattr(module, name)) for name in sorted(vars(module)) if name.startswith("test_")]
+
+
+def grade_task(root, number, examples):
+    task = BY_NUMBER[number]
+    ws = Workspace(root)
+    results = []
+    checks = importlib.import_module(task.checks).CHECKS
+    plan = [(c.name, c.hint, c.test, (ws,)) for c in checks]
+    try:
+        plan += [(f"local test {name}", "run `python -m pytest tests` in your workspace: this local test fails",
+                  test, ()) for name, test in visible_tests(task)]
+    except Exception as exc:   # the student's module does not import: every check would say the same
+        plan.append((f"exercises/{task.module}.py imports", "fix the error above: the module must import",
+                     _raise(exc), ()))
+    for name, hint, test, args in plan:
+        outcome = run_check(test, args, examples, root)
+        outcome.update(name=name, hint=hint)
+        results.append(outcome)
+        if outcome["status"] != "passed":
+            break
+    return {"task": number, "checks": results, "planned": len(plan)}
+
+
+def _raise(exc):
+    def test():
+        raise exc
+    return test
+
+
+def main(argv):
+    root, number, examples, out = os.path.abspath(argv[0]), int(argv[1]), int(argv[2]), argv[3]
+    sys.path.insert(0, root)
+    np.set_printoptions(precision=4, threshold=40, edgeitems=3, linewidth=100, suppress=True)
+    result = grade_task(root, number, examples)
+    with open(out, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
