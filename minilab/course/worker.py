@@ -7,10 +7,11 @@ import importlib
 import json
 import os
 import sys
+import textwrap
 import traceback
 
 import numpy as np
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.reporting import with_reporter
 
 from .tasks import BY_NUMBER
@@ -35,7 +36,9 @@ class Workspace:
 
 def grading_settings(examples):
     return settings(max_examples=examples, derandomize=True, database=None, deadline=None, print_blob=False,
-                    report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
+                    report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])   # no Phase.explain:
+    # its notes name the grader's own lines, which tell a student nothing
 
 
 def student_frame(exc, root):
@@ -49,14 +52,19 @@ def student_frame(exc, root):
 
 
 def counterexample(exc, reports):
-    """Hypothesis's shrunk failing case, without the workspace argument."""
-    lines = []
+    """Hypothesis's shrunk failing case as `name=value` lines: without the test's name, the workspace argument
+    and hypothesis's own comments."""
+    parts = []
     for note in list(getattr(exc, "__notes__", [])) + reports:
+        lines = []
         for line in str(note).splitlines():
-            if "<your workspace>" in line or line.strip().startswith("ws="):
+            stripped = line.strip()
+            if "<your workspace>" in line or stripped.startswith(("ws=", "#", "Failing test case", "Falsifying")) \
+                    or stripped in (")", ""):
                 continue
-            lines.append(line)
-    return "\n".join(lines).strip()
+            lines.append(line.split("  # ")[0].rstrip())
+        parts.append(textwrap.dedent("\n".join(lines)).strip())
+    return "\n".join(part for part in parts if part)
 
 
 def run_check(test, args, examples, root):

@@ -56,12 +56,15 @@ def expect_close(what, got, want, magnitude=None, terms=8, **context):
                              f"{describe(want[i])}, got {describe(got[i])}")
 
 
-def run_op(fn, *arrays, grad_seed=0, requires=None):
+def run_op(fn, *arrays, grad_seed=0, requires=None, backward=True):
     """fn(*Tensors) forward and backward in float64 with a fixed random ∂L/∂y.  Returns (y, ∂L/∂y, [∂L/∂input]);
-    `requires` (booleans) picks which inputs get a gradient (all by default)."""
+    `requires` (booleans) picks which inputs get a gradient (all by default); backward=False runs the forward
+    only (a forward check must not fail on a backward bug)."""
     requires = requires or [True] * len(arrays)
     tensors = [tensor_of(np.asarray(a, dtype=np.float64), requires_grad=r) for a, r in zip(arrays, requires)]
     out = fn(*tensors)
+    if not backward:
+        return out.data, None, None
     g = np.random.default_rng(grad_seed).uniform(0.5, 2.0, out.shape) * \
         np.where(np.random.default_rng(grad_seed + 1).random(out.shape) < 0.5, -1, 1)
     out.backward(g)

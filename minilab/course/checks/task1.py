@@ -43,7 +43,10 @@ def outside(ws, x, clip):
 @given(x=hnp.arrays(np.float64, hnp.array_shapes(max_dims=2, max_side=4), elements=values), clip=clips)
 def inside(ws, x, clip):
     _, g, (dx,) = run_op(lambda t: ws.task1.sign_ste(t, clip=clip), x)
-    expect_close("∂L/∂x", dx, np.where(np.abs(x) <= clip, g, 0.0), x=x, clip=clip, grad=g)
+    expect_shape("∂L/∂x", dx, x.shape)
+    inside = np.abs(x) <= clip
+    expect_close("∂L/∂x where |x| ≤ clip", np.where(inside, dx, 0), np.where(inside, g, 0.0), x=x, clip=clip,
+                 grad=g)
 
 
 @check("SignSTE's backward agrees with central differences of clip(x, −clip, clip)",
