@@ -6,7 +6,9 @@ import json
 import os
 import shutil
 import subprocess
+import stat
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -159,6 +161,26 @@ def test_an_independent_wrong_lab_is_caught_with_a_readable_counterexample(solve
     assert "counterexample (shrunk by hypothesis):" in output and "r=array(" in output, text
     for word in words:
         assert word in " ".join(output.split()), text
+
+
+def test_gradescope_zip_grades_an_upload_of_loose_files(solved, tmp_path):
+    archive = tmp_path / "autograder.zip"
+    subprocess.run([sys.executable, "-m", "minilab.course", "gradescope", str(archive)], check=True,
+                   capture_output=True)
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        assert {"setup.sh", "run_autograder", "minilab/course/tasks.py"} <= set(names)
+        assert not [n for n in names if n.endswith((".so", ".pyc"))]
+        assert all(zf.getinfo(n).external_attr >> 16 & stat.S_IXUSR for n in ("setup.sh", "run_autograder"))
+        zf.extractall(tmp_path / "source")
+    (tmp_path / "submission" / "upload").mkdir(parents=True)
+    shutil.copy(solved / "exercises" / "task1_sign.py", tmp_path / "submission" / "upload")
+    env = dict(os.environ, AUTOGRADER_ROOT=str(tmp_path), PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(tmp_path / "source" / "run_autograder"), "--task", "1", "--task", "2",
+                           "--examples", "5"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert [t["score"] for t in results["tests"]] == [15, 0] and results["score"] == 15, proc.stdout
 
 
 def test_template_and_solution_come_from_one_text():

@@ -12,7 +12,10 @@ binary conv, LAB, PReLU, a Bi-Real block trained with the student's ops), graded
   start DIR --with-solutions   the teacher's version, with every solution written in
   check DIR               grade a workspace: points per task; for a failure the check, hypothesis's shrunk
                           counterexample, the expected and actual values and a hint
-  check DIR --json r.json also write Gradescope's results.json (the autograder runs exactly this)"""
+  check DIR --json r.json also write Gradescope's results.json (the autograder runs exactly this)
+  gradescope OUT.zip      the autograder zip to upload to Gradescope (setup.sh, run_autograder, minilab)
+
+The teacher's guide is docs/course.md."""
 
 
 def main(argv=None):
@@ -31,7 +34,21 @@ def main(argv=None):
                        help="hypothesis examples per check (default 50; more is slower and more thorough)")
     check.add_argument("--timeout", type=float, default=120.0, metavar="S",
                        help="time limit per task in seconds (default 120)")
+    zip_parser = sub.add_parser("gradescope", help="write the Gradescope autograder zip")
+    zip_parser.add_argument("zip", help="the .zip file to write")
     args = parser.parse_args(argv)
+
+    if args.command == "gradescope":
+        from .autograder import build_zip
+        if not args.zip.endswith(".zip"):
+            parser.exit(2, f"minilab.course gradescope: {args.zip}: the output name must end in .zip\n")
+        try:
+            count = build_zip(args.zip)
+        except OSError as exc:
+            parser.exit(2, f"minilab.course gradescope: cannot write {args.zip}: {exc}\n")
+        print(f"wrote {args.zip} ({count} files): upload it as the autograder of a Gradescope programming "
+              "assignment (base image Ubuntu 24.04)")
+        return 0
 
     if args.command == "start":
         from .workspace import start as write

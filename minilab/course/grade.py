@@ -51,14 +51,12 @@ def explain(task, result):
     if status == "passed":
         return f"all {len(checks)} checks passed"
     last = checks[-1]
-    passed = len(checks) - 1
-    lines = [f"{passed} of {result['planned']} checks passed; this one did not:", f"  check: {last['name']}"]
     if status == "not implemented":
         message = last["message"]
-        if not message.startswith(f"task {task.number}:") and message.startswith("task "):
-            message += f"  (task {task.number} runs that code: write it first)"
-        lines.append(f"  not implemented: {message}")
-        return "\n".join(lines)
+        if message.startswith("task ") and not message.startswith(f"task {task.number}:"):
+            return f"  not implemented: {message} — task {task.number} runs that code: write it first"
+        return f"  not implemented: {message} (exercises/{task.module}.py)"
+    lines = [f"{len(checks) - 1} of {result['planned']} checks passed; this one did not:", f"  check: {last['name']}"]
     lines.append(textwrap.indent(last["message"], "  "))
     if last.get("where"):
         lines.append(f"  in {last['where']}")
