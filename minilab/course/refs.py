@@ -2,7 +2,8 @@
 
 Every import of minilab's internals by the course sits in this one file."""
 from minilab import F, dispatch, nn  # noqa: F401  (re-exported for the checks)
-from minilab.autograd import Tensor  # noqa: F401
+from minilab.autograd import Tensor, surrogate_mode  # noqa: F401
+from minilab.gradcheck import numerical_grad  # noqa: F401
 from minilab.models.common import ResidualBinaryBlock  # noqa: F401
 from minilab.ops.activation import ParametricRectifier  # noqa: F401
 from minilab.ops.binarizers import ApproxSign, SignSTE  # noqa: F401

@@ -60,7 +60,7 @@ def counterexample(exc, reports):
         for line in str(note).splitlines():
             stripped = line.strip()
             if "<your workspace>" in line or stripped.startswith(("ws=", "#", "Failing test case", "Falsifying")) \
-                    or stripped in (")", ""):
+                    or stripped in (")", "", "data=data(...),"):
                 continue
             lines.append(line.split("  # ")[0].rstrip())
         parts.append(textwrap.dedent("\n".join(lines)).strip())
