@@ -147,9 +147,9 @@ class LabArgMax(Function):
 '''
 
 
-@pytest.mark.parametrize("wrong, words", [(FORGOT_THE_HALF, ["backward gives", "central differences give",
-                                                             "the /2 inside tanh"]),
-                                          (SIGN_TIES_TO_PLUS, ["expected -1, got 1", "a tie gives −1"])],
+@pytest.mark.parametrize("wrong, words", [(FORGOT_THE_HALF, ["central differences of tanh(β·(r1 − r0)/2) give",
+                                                             "yours gives", "the /2 inside tanh"]),
+                                          (SIGN_TIES_TO_PLUS, ["expected -1, yours gives 1", "r1 = r0 gives −1"])],
                          ids=["tanh without the 1/2", "sign(r1 - r0), ties to +1"])
 def test_an_independent_wrong_lab_is_caught_with_a_readable_counterexample(solved, tmp_path, wrong, words):
     source = (solved / "exercises" / "task4_lab.py").read_text()
