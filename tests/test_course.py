@@ -101,6 +101,13 @@ def test_a_crash_costs_its_task_only(solved, tmp_path):
     assert other["score"] == other["max_score"], text
 
 
+def test_a_module_that_does_not_import_fails_its_task_in_one_line(solved, tmp_path):
+    root = variant(solved, tmp_path, 5, "def prelu(x, a):", "def prelu(x, a:")
+    results, text = run_check(root, [5])
+    assert results["score"] == 0
+    assert "importing exercises/task5_prelu.py raised SyntaxError" in text and "Traceback" not in text
+
+
 def test_the_same_submission_gets_the_same_report(solved, tmp_path):
     root = variant(solved, tmp_path, 4, "s = np.tanh(beta * diff / 2)", "s = np.tanh(beta * diff / 2.5)")
     first, second = run_check(root, [4]), run_check(root, [4])

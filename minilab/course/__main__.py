@@ -61,6 +61,10 @@ def main(argv=None):
               f"python -m minilab.course check {args.dir}")
         return 0
 
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        parser.exit(2, "minilab.course check: grading needs hypothesis: pip install \"minilab[course]\"\n")
     if not os.path.isfile(os.path.join(args.dir, "exercises", "__init__.py")):
         parser.exit(2, f"minilab.course check: {args.dir} is not a course workspace (no exercises/__init__.py); "
                        "write one with: python -m minilab.course start DIR\n")

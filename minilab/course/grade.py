@@ -17,7 +17,8 @@ def run_task(root, task, examples, timeout):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [MINILAB_ROOT, os.environ.get("PYTHONPATH")])),
-                   PYTHONDONTWRITEBYTECODE="1")
+                   PYTHONDONTWRITEBYTECODE="1",
+                   HYPOTHESIS_STORAGE_DIRECTORY=os.path.join(tmp, "hypothesis"))   # nothing left in the workspace
         command = [sys.executable, "-m", "minilab.course.worker", root, str(task.number), str(examples), out]
         try:
             proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
