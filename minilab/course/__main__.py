@@ -1,5 +1,6 @@
 """python -m minilab.course start DIR [--with-solutions] | check DIR [--task N] [--json results.json]"""
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -61,9 +62,7 @@ def main(argv=None):
               f"python -m minilab.course check {args.dir}")
         return 0
 
-    try:
-        import hypothesis  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("hypothesis") is None:
         parser.exit(2, "minilab.course check: grading needs hypothesis: pip install \"minilab[course]\"\n")
     if not os.path.isfile(os.path.join(args.dir, "exercises", "__init__.py")):
         parser.exit(2, f"minilab.course check: {args.dir} is not a course workspace (no exercises/__init__.py); "

@@ -22,7 +22,7 @@ TASKS = [
     Task(3, "task3_binary_conv", "binary conv by XNOR-popcount, with 0- or +1-padding", 20),
     Task(4, "task4_lab", "LAB: ArgMax forward, Soft-ArgMax backward (to r and β)", 20),
     Task(5, "task5_prelu", "PReLU and the gradient of its slope", 15),
-    Task(6, "task6_bireal", "a Bi-Real block trained with your ops", 15, needs=(3, 4, 5)),
+    Task(6, "task6_bireal", "a Bi-Real block trained with your ops", 15, needs=(1, 2, 3, 4, 5)),
 ]
 
 BY_NUMBER = {task.number: task for task in TASKS}

@@ -109,8 +109,15 @@ def grade_task(root, number, examples):
                         f"'import exercises.{module}' in the workspace shows the whole error)"}]}
     checks = importlib.import_module(task.checks).CHECKS
     plan = [(c.name, c.hint, c.test, (ws,)) for c in checks]
+    try:
+        local = visible_tests(task)
+    except Exception as exc:   # the local tests import every module they use: name the one that failed
+        return {"task": task.number, "planned": 1, "checks": [{
+            "name": f"tests/test_task{task.number}.py imports", "status": "failed",
+            "message": f"importing the local tests raised {type(exc).__name__}: {exc}",
+            "where": student_frame(exc, root), "hint": "fix this first: every exercise module must import"}]}
     plan += [(f"local test {name}", "run `python -m pytest tests` in your workspace: this local test fails",
-              test, ()) for name, test in visible_tests(task)]
+              test, ()) for name, test in local]
     for name, hint, test, args in plan:
         outcome = run_check(test, args, examples, root)
         outcome.update(name=name, hint=hint)

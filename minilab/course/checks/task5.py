@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from minilab.testing import arrays, assert_gradcheck, tensor_of
 
-from .common import check, expect_close, expect_shape, run_op
+from .common import check, expect_close, run_op
 
 shapes = st.sampled_from([(2, 3), (2, 3, 4), (1, 2, 3, 3), (3, 1, 2, 2)])
 
