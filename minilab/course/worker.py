@@ -108,7 +108,7 @@ def grade_task(root, number, examples):
                 "hint": "fix this first: a module that does not import cannot be graded (python -c "
                         f"'import exercises.{module}' in the workspace shows the whole error)"}]}
     checks = importlib.import_module(task.checks).CHECKS
-    plan = [(c.name, c.hint, c.test, (ws,)) for c in checks]
+    plan = [(c.name, c.hint, c.test, (ws,), min(examples, c.most or examples)) for c in checks]
     try:
         local = visible_tests(task)
     except Exception as exc:   # the local tests import every module they use: name the one that failed
@@ -117,9 +117,9 @@ def grade_task(root, number, examples):
             "message": f"importing the local tests raised {type(exc).__name__}: {exc}",
             "where": student_frame(exc, root), "hint": "fix this first: every exercise module must import"}]}
     plan += [(f"local test {name}", "run `python -m pytest tests` in your workspace: this local test fails",
-              test, ()) for name, test in local]
-    for name, hint, test, args in plan:
-        outcome = run_check(test, args, examples, root)
+              test, (), examples) for name, test in local]
+    for name, hint, test, args, count in plan:
+        outcome = run_check(test, args, count, root)
         outcome.update(name=name, hint=hint)
         results.append(outcome)
         if outcome["status"] != "passed":

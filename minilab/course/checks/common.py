@@ -16,12 +16,13 @@ class Check:
     name: str             # what is checked, as the student reads it
     hint: str             # the usual mistake behind a failure of this check
     test: Callable        # test(ws), hypothesis-given over its other arguments
+    most: int = 0         # at most this many examples (0: as many as `check --examples` asks), for slow checks
 
 
-def check(name, hint):
+def check(name, hint, most=0):
     """Decorator: turn a hypothesis test `test(ws, **drawn)` into a Check."""
     def make(test):
-        return Check(name, hint, test)
+        return Check(name, hint, test, most)
     return make
 
 

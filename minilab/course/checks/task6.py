@@ -29,7 +29,8 @@ def copy_block(block, reference):
 
 
 @check("BiRealBlock(x) = PReLU(BN(BinaryConv3×3(x)) + x), as minilab's block computes it",
-       "the shortcut x is added after the batch norm and before the PReLU: self.prelu(self.bn(self.conv(x)) + x)")
+       "the shortcut x is added after the batch norm and before the PReLU: self.prelu(self.bn(self.conv(x)) + x)",
+       most=10)
 @given(seed=st.integers(0, 2**16), pad_value=st.sampled_from([0, 1]))
 def block_forward(ws, seed, pad_value):
     refs.nn.init.seed(seed)
@@ -46,7 +47,7 @@ def block_forward(ws, seed, pad_value):
 @check("train() with your tasks 3–5 swapped in: 15 Adam steps on a tiny synthetic set, the loss goes down",
        "every step: clear the gradients (optimizer.zero_grad(): they accumulate), compute the loss, "
        "loss.backward(), then optimizer.step(); return one float per step.  If this fails while tasks 3–5 pass, "
-       "look at the block and the loop")
+       "look at the block and the loop", most=3)
 @given(seed=st.integers(0, 2**16))
 def training(ws, seed):
     images, labels = synthetic_set(seed)
