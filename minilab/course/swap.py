@@ -14,26 +14,17 @@ from . import refs
 calls: Counter = Counter()
 
 
-def _sign_ste(student):
-    class StudentSignSTE:
+def _passing_through(student_class, name):
+    """The student's Function as it is (its forward takes the reference's inputs and options), counted."""
+    class Student:
         @staticmethod
-        def forward(ctx, x, clip=1.0):
-            calls["sign"] += 1
-            return student.SignSTE.forward(ctx, x, clip=clip)
+        def forward(ctx, *arrays, **options):
+            calls[name] += 1
+            return student_class.forward(ctx, *arrays, **options)
 
-        backward = staticmethod(student.SignSTE.backward)
-    return StudentSignSTE
-
-
-def _approx_sign(student):
-    class StudentApproxSign:
-        @staticmethod
-        def forward(ctx, x):
-            calls["approxsign"] += 1
-            return student.ApproxSign.forward(ctx, x)
-
-        backward = staticmethod(student.ApproxSign.backward)
-    return StudentApproxSign
+        backward = staticmethod(student_class.backward)
+    Student.__name__ = f"Student{student_class.__name__}"
+    return Student
 
 
 def _lab(student):
@@ -47,17 +38,6 @@ def _lab(student):
 
         backward = staticmethod(student.LabArgMax.backward)
     return StudentLabArgMax
-
-
-def _prelu(student):
-    class StudentPReLU:
-        @staticmethod
-        def forward(ctx, x, a):
-            calls["prelu"] += 1
-            return student.PReLU.forward(ctx, x, a)
-
-        backward = staticmethod(student.PReLU.backward)
-    return StudentPReLU
 
 
 def _binary_conv(student):
@@ -87,8 +67,9 @@ def student_ops(ws):
     """Inside the block minilab runs the student's tasks 1–5 wherever a model calls sign_ste, approx_sign, a binary
     conv, LAB's ArgMax or PReLU.  `ws` has the student's modules as attributes task1 … task5."""
     with contextlib.ExitStack() as stack:
-        for reference, adapter in ((refs.SignSTE, _sign_ste(ws.task1)), (refs.ApproxSign, _approx_sign(ws.task2)),
+        for reference, adapter in ((refs.SignSTE, _passing_through(ws.task1.SignSTE, "sign")),
+                                   (refs.ApproxSign, _passing_through(ws.task2.ApproxSign, "approxsign")),
                                    (refs.Convolution, _binary_conv(ws.task3)), (refs.LabArgMax, _lab(ws.task4)),
-                                   (refs.ParametricRectifier, _prelu(ws.task5))):
+                                   (refs.ParametricRectifier, _passing_through(ws.task5.PReLU, "prelu"))):
             stack.enter_context(refs.dispatch.replaced(reference, adapter))
         yield calls
