@@ -11,10 +11,32 @@ A twin is a small class bound to the reference it must match (`@twin_of(SignSTE)
 `Function.apply` asks `choose` once per call (never in surrogate mode, never with the kernels off), and the result
 tensor remembers which implementation ran, so that its backward is the same one's.  This file imports no kernel
 and no twin: `minilab.fast` registers the twins when the package root imports it, and they run only once the
-compiled kernels loaded."""
+compiled kernels loaded.
+
+`replaced(reference, implementation)` swaps any implementation in for a reference inside a `with` block, ahead of
+the twins and with or without the kernels: `minilab.course` runs a student's ops inside a real model this way."""
+import contextlib
+
 from . import config
 
 twins: dict = {}   # reference Function (or plain function) -> its twins, in the order they are tried
+replacements: dict = {}   # reference Function -> the implementation `replaced` put in its place
+
+
+@contextlib.contextmanager
+def replaced(reference, implementation):
+    """Within the block every `reference.apply` runs `implementation.forward` / `.backward` (the reference's
+    contract, every option passed through) instead of the reference or any twin.  Blocks nest; leaving one puts
+    back what ran before it."""
+    previous = replacements.get(reference)
+    replacements[reference] = implementation
+    try:
+        yield implementation
+    finally:
+        if previous is None:
+            del replacements[reference]
+        else:
+            replacements[reference] = previous
 
 
 def twin_of(reference):
@@ -30,6 +52,8 @@ def twin_of(reference):
 
 def choose(reference, arrays, options):
     """The first registered twin of `reference` that accepts these inputs, or None (use the reference)."""
+    if replacements and reference in replacements:
+        return replacements[reference]
     if config.kernels() is None:   # the first call loads the kernels
         return None
     for twin in twins.get(reference, ()):

@@ -65,7 +65,7 @@ def gradcheck(fn, *inputs, surrogate=False, eps=1e-6, atol=1e-5, rtol=1e-4, seed
             numeric = numerical_grad(fn, inputs, i, projection, eps)
             if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
                 err = np.abs(analytic - numeric)
-                worst = np.unravel_index(np.argmax(err), err.shape)
+                worst = tuple(int(k) for k in np.unravel_index(np.argmax(err), err.shape))   # plain ints print as (0, 2)
                 message = (f"gradcheck failed for input {i} (shape {inputs[i].shape}): at index {worst} the backward "
                            f"gives {analytic[worst]:.6g}, central differences give {numeric[worst]:.6g} "
                            f"(max abs error {err.max():.3g})")
