@@ -43,10 +43,30 @@ class Timer:
 
 
 def shows(path):
-    """Say where a figure went (figure functions return None when matplotlib is missing: then nothing to say)."""
-    if path is not None:
-        print(f"-> figure written to {os.path.relpath(path)}")
+    """Say where a figure went and show it on the page: the PNG, drawn in minilab's style, opened as a pyplot
+    figure of the same pixel size, which a notebook displays and sphinx-gallery collects (figure functions return
+    None when matplotlib is missing: then nothing to say)."""
+    if path is None:
+        return None
+    print(f"-> figure written to {os.path.relpath(path)}")
+    import matplotlib.pyplot as plt
+
+    from minilab.plotting import DPI
+
+    image = plt.imread(path)
+    height, width = image.shape[:2]
+    fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(image, interpolation="none")
+    ax.set_axis_off()
+    if "agg" not in plt.get_backend().lower():       # a notebook or a window: show it now; Agg shows nothing
+        plt.show()
     return path
 
 
-__all__ = ["SMOKE", "OUT", "imagenette_root", "machine", "Timer", "shows", "np"]
+def seconds(timer, what):
+    """One line with a time measured by this run and the CPU it ran on."""
+    print(f"{what}: {timer.seconds:.2f} s on {machine()}")
+
+
+__all__ = ["SMOKE", "OUT", "imagenette_root", "machine", "Timer", "seconds", "shows", "np"]
