@@ -197,6 +197,7 @@ def lab_on_an_image(fig):
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.spines[:].set_visible(False)
         row[0].set_ylabel(name, fontsize=9)
 
 
