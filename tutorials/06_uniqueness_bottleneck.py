@@ -84,7 +84,11 @@ def eta_figure(fig):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(to_gray(m), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"{name}: η = {eta[name]:.3f}", fontsize=9)
-        ax.set_axis_off()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():          # a frame, so that a white map shows its edges
+            spine.set_visible(True)
+            spine.set_color(plotting.GREY)
     ax = fig.add_subplot(grid[1, :])
     ax.plot(sizes, cap, color="black", ls=":", label="cap: min(1, $2^{HW}$/512)")
     for colour, (name, values) in zip(plotting.COLOURS, by_size.items()):
