@@ -92,11 +92,10 @@ def flip_figure(fig):
     left, right = fig.subplots(1, 2)
     bit_list = list(flips)
     left.semilogy(bit_list, [100 * max(flips[b], 1e-4) for b in bit_list], "o-", color=plotting.COLOURS[0])
-    from matplotlib.ticker import FormatStrFormatter
-    for axis in (left.yaxis,):
-        axis.set_major_formatter(FormatStrFormatter("%g"))
-        axis.set_minor_formatter(FormatStrFormatter("%g"))
-    left.tick_params(axis="y", which="minor", labelsize=7)
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+    left.yaxis.set_major_locator(FixedLocator([0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50]))
+    left.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    left.yaxis.set_minor_formatter(NullFormatter())
     left.set(xlabel="bits per LAB kernel weight", ylabel="LAB outputs that flip (%)",
              title="flips fall with every extra bit")
     edges = np.linspace(0, np.percentile(np.abs(d_float), 99), 40)
