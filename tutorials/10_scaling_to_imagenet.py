@@ -1,22 +1,29 @@
-# %% [markdown]
-# # 08 — Scaling to ImageNet: streaming input, data-parallel training over MPI, and what a cluster buys
-#
-# **What you learn:** ImageNet's folder layouts and why a 224 px ImageNet is streamed rather than cached; what
-# one epoch of Bi-RealNet-18 costs on this CPU (measured, then extrapolated honestly); how `mpiexec -n N python
-# -m minilab.train` splits every global batch over N processes and keeps them in lock-step; and what N machines
-# would buy, from a stated model of the network.
-#
-# **Layouts.**  ImageNet as distributed: `root/train/<wnid>/*.JPEG` (1,281,167 images, 1000 class folders) and
-# `root/val/` either sorted into class folders or flat (50,000 images) with a labels file — Kaggle's
-# `LOC_val_solution.csv` (`ImageId,PredictionString`, the wnid first) or a plain `filename wnid` list.  Classes are
-# the sorted wnids, so label 0 is `n01440764` (tench) in every layout, and Imagenette keeps ImageNet's names.
-#
-# **Cache or stream.**  The preprocessing cache stores N × S × S × 3 bytes per split: at S = 224 that is
-# 1,281,167 × 150,528 B ≈ 193 GB for ImageNet's train split.  `--input stream` (the default from 160 px up)
-# decodes each JPEG when its batch is prepared instead: Pillow's `draft` lets the JPEG decoder scale by ½, ¼ or ⅛
-# while decoding, the random-resized crop and flip happen at decode time, and each rank decodes only its images.
+"""
+10 — Scaling out: ImageNet arithmetic, data-parallel training over MPI, SyncBN
+==============================================================================
+
+**What you will learn:** why a 224 px ImageNet is streamed rather than cached (the arithmetic), what one epoch
+of Bi-RealNet-18 costs on this CPU (measured, then extrapolated), how ``mpiexec -n N python -m minilab.train``
+splits every batch over N processes and keeps them in lock-step, why BatchNorm then needs synchronising
+(SyncBN), and what N machines would buy, from a stated model of the network.
+
+**What you need:** tutorial 07 (the training loop and the command-line tool).
+"""
 
 # %%
+# Layouts, and the arithmetic of caching
+# --------------------------------------
+# ImageNet as distributed: ``root/train/<wnid>/*.JPEG`` (1,281,167 images in 1000 class folders) and
+# ``root/val/`` either sorted into class folders or flat (50,000 images) with a labels file — Kaggle's
+# ``LOC_val_solution.csv`` (``ImageId,PredictionString``, the wnid first) or a plain ``filename wnid`` list.
+# Classes are the sorted wnids, so label 0 is ``n01440764`` (tench) in every layout; Imagenette keeps ImageNet's
+# names.
+#
+# The preprocessing cache of tutorial 07 stores :math:`N \cdot S^2 \cdot 3` bytes per split.  ``--input
+# stream`` (the default from 160 px up) decodes each JPEG when its batch is prepared instead: Pillow's
+# ``draft`` lets the JPEG decoder scale by ½, ¼ or ⅛ while decoding, the random-resized crop and flip happen at
+# decode time, and each process decodes only its own images.  The run builds a small tree in ImageNet's layout
+# and measures how fast one worker decodes.
 import json
 import os
 import shutil
@@ -33,6 +40,9 @@ from minilab.optim import Adam
 from minilab.scaling import decode_rates, projection, print_projection
 from minilab.threads import set_threads
 
+IMAGENET_TRAIN = 1_281_167
+for s in (64, 160, 224):
+    print(f"cache of ImageNet's train split at {s} px: {IMAGENET_TRAIN * s * s * 3 / 1e9:.0f} GB")
 root = write_sample_tree(os.path.join(OUT, "imagenet-sample"), classes=("n02102040", "n01440764", "n03000684"),
                          per_class=4 if SMOKE else 16, val_per_class=2 if SMOKE else 4, val_layout="csv")
 train_paths, train_labels, val_paths, val_labels, classes = scan_imagenet(root)
@@ -42,13 +52,13 @@ rates = decode_rates(count=8 if SMOKE else 48, sizes=(224,), seconds=0.5 if SMOK
 print(f"decode, one worker: {rates[('rrc', 224)]:.0f} img/s for training crops, {rates[('none', 224)]:.0f} img/s "
       f"for validation at 224 px")
 
-# %% [markdown]
-# ## One machine: what an epoch costs
-# Forward + backward + Adam for a batch at 224 px on this machine's two cores (in smoke mode: 32 px, so the
-# numbers below are only a smoke test).
-
 # %%
-set_threads(2)
+# One machine: what an epoch costs
+# --------------------------------
+# Forward, backward and Adam for a batch at 224 px on this machine's cores (in smoke mode at 32 px, so the
+# numbers are only a smoke test), then the arithmetic for a whole ImageNet epoch.
+threads = min(2, os.cpu_count() or 1)
+set_threads(threads)
 size, batch = (32, 8) if SMOKE else (224, 32)
 model = create_model("birealnet18", num_classes=1000, image_size=size)
 opt = Adam(model.parameters())
@@ -64,33 +74,32 @@ def step():
 
 
 step()
+steps = 1 if SMOKE else 3
 with Timer() as t:
-    for _ in range(1 if SMOKE else 3):
+    for _ in range(steps):
         step()
-seconds_per_image = t.seconds / (batch * (1 if SMOKE else 3))
-hours = 1_281_167 * seconds_per_image / 3600
+seconds_per_image = t.seconds / (batch * steps)
+hours = IMAGENET_TRAIN * seconds_per_image / 3600
 gradient_bytes = sum(p.data.nbytes for p in model.parameters())
-print(f"birealnet18 {size}px batch {batch}: {1 / seconds_per_image:.1f} img/s -> one ImageNet epoch ≈ {hours:.1f} h, "
-      f"100 epochs ≈ {100 * hours / 24:.0f} days on {machine()}")
-print(f"decoding costs {100 / rates[('rrc', 224)] / seconds_per_image:.1f} % of a worker's time per trained image: "
-      f"the loader is not the bottleneck")
-
-# %% [markdown]
-# A 2-core CPU trains Imagenette-scale problems (the 30-epoch runs take about an hour), but ImageNet at 224 px
-# takes more than a day per epoch.  That needs more machines.
-#
-# ## Data-parallel training over MPI
-# `mpiexec -n N python -m minilab.train ...` starts N processes ("ranks"); `--batch-size` stays the *global*
-# batch B and each rank takes B/N of every batch.  The epoch's order is a function of (seed, epoch) and each
-# image's augmentation of (seed, epoch, batch, place in the batch), so the ranks together see exactly the batches
-# one process would.  Rank 0's initial weights are broadcast; in every step each rank's gradients go into a few
-# contiguous float32 buckets, summed across ranks (`Iallreduce`, started for the last layers' bucket while the
-# backward is still busy with the first layers), so every rank takes the same Adam step and the weights never
-# need sending again.  Rank 0 alone prints, writes `metrics.jsonl` and the checkpoint; validation is split
-# across the ranks and summed.  BatchNorm normalises over each rank's B/N images unless `--sync-bn` sums the
-# statistics across ranks.  Here: 2 ranks on this machine, streaming the sample tree.
+print(f"birealnet18 {size}px batch {batch}, {threads} threads: {1 / seconds_per_image:.1f} img/s -> one ImageNet "
+      f"epoch ≈ {hours:.1f} h, 100 epochs ≈ {100 * hours / 24:.0f} days on {machine()}")
+print(f"decoding takes {100 / rates[('rrc', 224)] / seconds_per_image:.1f} % of a worker's time per trained image")
 
 # %%
+# Compare the epoch time with the hours a student can wait: an Imagenette-sized problem fits one machine, an
+# ImageNet-sized one needs several.
+#
+# Data-parallel training over MPI
+# -------------------------------
+# ``mpiexec -n N python -m minilab.train ...`` starts N processes ("ranks").  ``--batch-size`` stays the
+# *global* batch :math:`B` and each rank takes :math:`B/N` of every batch.  The epoch's order is a function of
+# (seed, epoch) and each image's augmentation of (seed, epoch, batch, place in the batch), so the ranks together
+# see exactly the batches one process would.  Rank 0's initial weights are broadcast; in every step each rank's
+# gradients go into a few contiguous float32 buckets that are summed across ranks (``Iallreduce``, started for
+# the last layers' bucket while the backward is still busy with the first layers), so every rank takes the same
+# Adam step and the weights never need sending again.  Rank 0 alone prints and writes ``metrics.jsonl`` and the
+# checkpoint; validation is split across the ranks and summed.  Here: 2 ranks on this machine, streaming the
+# sample tree.
 launcher = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 try:
     import mpi4py  # noqa: F401  (only to say whether the 2-rank run can happen)
@@ -113,13 +122,37 @@ if have_mpi:
 else:
     print("mpi4py or mpiexec is not installed (pip install -e \".[mpi]\"): the 2-rank run is skipped")
 
-# %% [markdown]
-# ## What 2 ranks cost on this machine, and what N machines would buy
-# `python -m minilab.bench scaling` times one process with 2 threads and 2 ranks with 1 thread each at the same
-# global batch, in one sitting: compute, the wait for the gradient sums that the backward did not hide, the
-# optimizer step (every rank repeats it), and a blocking allreduce of the same bytes.  (Smoke mode: a tiny model.)
+# %%
+# SyncBN: one BatchNorm over all ranks
+# ------------------------------------
+# BatchNorm normalises with the mean and variance *of the batch*.  Split over N ranks, each rank sees only
+# :math:`B/N` images, and plain BatchNorm would normalise every rank's share with its own, noisier statistics —
+# a different computation from one process's.  ``--sync-bn`` (``SyncBatchNorm2d``) sums three numbers per
+# channel across the ranks — the count :math:`n_r`, :math:`\sum x` and :math:`\sum x^2` — so that every rank
+# normalises with the statistics of the whole batch:
+#
+# .. math::
+#
+#    \mu = \frac{\sum_r \sum x}{\sum_r n_r}, \qquad
+#    \sigma^2 = \frac{\sum_r \sum x^2}{\sum_r n_r} - \mu^2 .
+#
+# The run checks the identity for a batch split in two, and shows how far the halves' own statistics are off:
+features = np.random.default_rng(2).standard_normal((16, 4, 5, 5)) * 2 + 1
+halves = np.split(features, 2)
+n = sum(h.shape[0] * h.shape[2] * h.shape[3] for h in halves)
+mean = sum(h.sum(axis=(0, 2, 3)) for h in halves) / n
+var = sum((h ** 2).sum(axis=(0, 2, 3)) for h in halves) / n - mean ** 2
+assert np.allclose(mean, features.mean(axis=(0, 2, 3))) and np.allclose(var, features.var(axis=(0, 2, 3)))
+for r, h in enumerate(halves):
+    print(f"rank {r} alone: channel means {np.round(h.mean(axis=(0, 2, 3)), 3)}")
+print(f"synchronised:  channel means {np.round(mean, 3)} (= the whole batch's)")
 
 # %%
+# What 2 ranks cost on this machine
+# ---------------------------------
+# ``python -m minilab.bench scaling`` times one process with 2 threads and 2 ranks with 1 thread each at the same
+# global batch, in one sitting: compute, the wait for the gradient sums that the backward did not hide, the
+# optimizer step (every rank repeats it), and a blocking allreduce of the same bytes.  (Smoke mode: a tiny model.)
 bench = [sys.executable, "-m", "minilab.bench", "scaling", "--json", "--steps", "1" if SMOKE else "3"]
 bench += ["--image-size", "32", "--width", "0.25"] if SMOKE else []
 if not have_mpi:
@@ -131,27 +164,72 @@ for row in result["rows"]:
           f"{1e3 * row['wait_s']:.1f}, allreduce alone {1e3 * row['allreduce_s']:.1f} ms)")
 hidden = result["rows"][-1]["hidden"]
 
-# %% [markdown]
-# **Projection — a model, not a measurement.**  A ring allreduce of S bytes over N nodes moves 2(N−1)/N · S bytes
-# per node: ≈ 2(N−1)/N · S / bandwidth + 2(N−1) · latency.  With the 224 px compute measured above, a local
-# batch of 32 per node and Bi-RealNet-18's gradients:
-
 # %%
+# What N machines would buy — a model, not a measurement
+# -------------------------------------------------------
+# A ring allreduce of :math:`S` bytes over :math:`N` nodes sends and receives :math:`2\frac{N-1}{N} S` bytes per
+# node, so it takes about
+#
+# .. math::
+#
+#    t_\mathrm{allreduce} \approx 2\,\frac{N-1}{N}\,\frac{S}{\text{bandwidth}} + 2 (N - 1)\,\text{latency} .
+#
+# With the 224 px compute measured above, a local batch of 32 per node and Bi-RealNet-18's gradients:
 compute_224 = seconds_per_image * 32
 table = projection(compute_224, 32, gradient_bytes, hidden, nodes=(1, 2, 4, 8, 16))
 print_projection(table, compute_224, 32, gradient_bytes, hidden)
 sixteen = table[-1]["10G"]["images_per_s"]
-print(f"\n16 nodes at 10 Gbit/s: one ImageNet epoch ≈ {1_281_167 / sixteen / 3600:.1f} h, 100 epochs ≈ "
-      f"{100 * 1_281_167 / sixteen / 86400:.1f} days (each node like this one: 2 cores)")
+share = table[-1]["10G"]["allreduce_ms"] / 1e3 / compute_224
+print(f"\n16 nodes at 10 Gbit/s: the allreduce of {gradient_bytes / 1e6:.0f} MB is {100 * share:.1f} % of a step's "
+      f"compute; one ImageNet epoch ≈ {IMAGENET_TRAIN / sixteen / 3600:.1f} h, 100 epochs ≈ "
+      f"{100 * IMAGENET_TRAIN / sixteen / 86400:.1f} days (each node like this one)")
 
-# %% [markdown]
-# The allreduce of ~47 MB costs ~75 ms at 10 Gbit/s against seconds of compute per step at 224 px, so the
-# network stays a small share until N is large — the CPU time per image is what dominates.  Every node must see
-# the data (a shared filesystem, or a copy on each); only rank 0 writes the run directory.
+# %%
+# As long as the allreduce is a small share of the compute, N nodes are nearly N times faster; the CPU time
+# per image dominates.  Every node must see the data (a shared filesystem, or a copy on each); only rank 0 writes
+# the run directory.
 #
-# ## Exercises
-# 1. From the projection's formula, at what N does the 10 Gbit/s allreduce cost as much as a 224 px step?
-# 2. Train `--data synthetic --max-steps 1 --optimizer sgd` once as one process and once under `mpiexec -n 2`
-#    with and without `--sync-bn`, and compare the checkpoints' weights: which run matches the single process,
-#    and why does the other one differ (hint: over how many images does each BatchNorm compute its mean)?
-# 3. Estimate one epoch at 128 px on 16 nodes (compute scales roughly with the number of pixels).
+# Exercises
+# ---------
+# 1. **Predict, then run.**  As :math:`N` grows, what does the data each node sends in a ring allreduce tend to?
+#    Check :math:`2(N-1)/N \cdot S` for :math:`N = 1000`.
+# 2. From the model, at what :math:`N` would the 10 Gbit/s allreduce (bandwidth and latency terms) take as long
+#    as one 224 px step of 32 images measured above?
+# 3. How large is a cache of ImageNet's train split at 128 px?  Would it fit in this machine's memory?
+# 4. **Predict, then run.**  Split a batch over 4 ranks instead of 2: do the synchronised statistics change?
+#    ``assert`` it.
+#
+# Optional project (minutes): train ``--data synthetic --max-steps 1 --optimizer sgd`` once as one process and
+# once under ``mpiexec -n 2`` with and without ``--sync-bn``, and compare the checkpoints' weights: which run
+# matches the single process, and why does the other differ?
+#
+# Answers
+# -------
+# **1.**  :math:`2S`: every node sends almost twice the gradient size, however many nodes there are — which is
+# why the ring allreduce scales.
+S = gradient_bytes
+assert abs(2 * 999 / 1000 * S - 2 * S) < 0.01 * S
+print(f"1. N = 1000: {2 * 999 / 1000 * S / 1e6:.1f} MB per node for S = {S / 1e6:.1f} MB")
+
+# %%
+# **2.**  The latency term grows with :math:`N`; the bandwidth term stays near :math:`2S/\text{bandwidth}`.  A
+# search over :math:`N`:
+from minilab.scaling import ring_allreduce_s  # noqa: E402
+
+N = 2
+while ring_allreduce_s(S, N, 10e9) < compute_224 and N < 10 ** 7:
+    N *= 2
+print(f"2. the allreduce reaches one step's compute ({compute_224:.2f} s) between N = {N // 2} and N = {N}")
+
+# %%
+# **3.**
+gigabytes = IMAGENET_TRAIN * 128 * 128 * 3 / 1e9
+memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+print(f"3. {gigabytes:.0f} GB at 128 px; this machine has {memory:.0f} GB of memory")
+
+# %%
+# **4.**  No: the sums do not depend on how the batch is split.
+quarters = np.split(features, 4)
+mean4 = sum(q.sum(axis=(0, 2, 3)) for q in quarters) / n
+assert np.allclose(mean4, mean)
+print("4. four ranks, same synchronised means:", np.round(mean4, 3))
