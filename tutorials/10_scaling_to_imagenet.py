@@ -30,10 +30,10 @@ import shutil
 import subprocess
 import sys
 
-from common import OUT, SMOKE, Timer, machine, np
+from common import OUT, SMOKE, Timer, machine, np, shows
 
 import minilab as ml
-from minilab import F
+from minilab import F, plotting
 from minilab.data.imagenet import scan_imagenet, write_sample_tree
 from minilab.models import create_model
 from minilab.optim import Adam
@@ -184,8 +184,26 @@ print(f"\n16 nodes at 10 Gbit/s: the allreduce of {gradient_bytes / 1e6:.0f} MB 
       f"compute; one ImageNet epoch ≈ {IMAGENET_TRAIN / sixteen / 3600:.1f} h, 100 epochs ≈ "
       f"{100 * IMAGENET_TRAIN / sixteen / 86400:.1f} days (each node like this one)")
 
+
+
+def scaling_figure(fig):
+    ax = fig.add_subplot()
+    nodes = [row["nodes"] for row in table]
+    ax.axhline(1.0, ls=":", color="black", label="ideal: N nodes are N times one node")
+    for colour, net in zip(plotting.COLOURS, ("10G", "100G")):
+        ax.plot(nodes, [row[net]["efficiency"] for row in table], "o-", color=colour,
+                label=f"{net.rstrip('G')} Gbit/s ring allreduce")
+    ax.set(xscale="log", xlabel="nodes", ylabel="parallel efficiency (projected)", ylim=(0, 1.05), xticks=nodes,
+           xticklabels=[str(n) for n in nodes],
+           title=f"Bi-RealNet-18, 32 images per node per step, compute measured at {size} px\n{plotting.cpu_name()}")
+    plotting.legend_below(ax)
+
+
+shows(plotting.draw(f"{OUT}/10_projected_scaling.png", scaling_figure, (6.4, 5.0)))
+
 # %%
-# As long as the allreduce is a small share of the compute, N nodes are nearly N times faster; the CPU time
+# The projected parallel efficiency — throughput of N nodes divided by N times one node's — against the ideal
+# (dotted).  As long as the allreduce is a small share of the compute, N nodes are nearly N times faster; the CPU time
 # per image dominates.  Every node must see the data (a shared filesystem, or a copy on each); only rank 0 writes
 # the run directory.
 #
