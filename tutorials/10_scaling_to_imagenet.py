@@ -176,10 +176,11 @@ hidden = result["rows"][-1]["hidden"]
 #
 # With the 224 px compute measured above, a local batch of 32 per node and Bi-RealNet-18's gradients:
 compute_224 = seconds_per_image * 32
-table = projection(compute_224, 32, gradient_bytes, hidden, nodes=(1, 2, 4, 8, 16))
+table = projection(compute_224, 32, gradient_bytes, hidden, nodes=(1, 2, 4, 8, 16, 64, 256, 1024))
 print_projection(table, compute_224, 32, gradient_bytes, hidden)
-sixteen = table[-1]["10G"]["images_per_s"]
-share = table[-1]["10G"]["allreduce_ms"] / 1e3 / compute_224
+row16 = next(row for row in table if row["nodes"] == 16)
+sixteen = row16["10G"]["images_per_s"]
+share = row16["10G"]["allreduce_ms"] / 1e3 / compute_224
 print(f"\n16 nodes at 10 Gbit/s: the allreduce of {gradient_bytes / 1e6:.0f} MB is {100 * share:.1f} % of a step's "
       f"compute; one ImageNet epoch ≈ {IMAGENET_TRAIN / sixteen / 3600:.1f} h, 100 epochs ≈ "
       f"{100 * IMAGENET_TRAIN / sixteen / 86400:.1f} days (each node like this one)")
