@@ -189,6 +189,7 @@ def accuracy_curves(fig):
         for i, seed in enumerate(seeds):
             ax.plot(range(1, epochs + 1), [100 * c for c in runs[b, seed]], "o-", color=colour, alpha=0.8,
                     label=b if i == 0 else None)
+    ax.axhline(100 / len(train_set.classes), ls=":", color=plotting.GREY, label="chance")
     ax.set(xlabel="epoch", ylabel="validation top-1 (%)", xticks=range(1, epochs + 1),
            title=f"LAB-BNN (width 0.25, {size} px), one line per seed\n{train_set.name}")
     plotting.outside_legend(fig, ax, title="binarizer")
