@@ -26,11 +26,10 @@ SSIM between channels — say about them.  These are the baselines the LAB paper
 # flows through :math:`m` and :math:`s` too.  We apply them to real images (Imagenette's validation split when
 # it is found, generated textures otherwise), one colour channel at a time.
 import numpy as np
-from common import OUT, SMOKE, imagenette_root, shows
+from common import OUT, SMOKE, binary_map_statistics, imagenette_root, shows
 
 import minilab as ml
 from minilab import F, plotting
-from minilab.analysis import layer_dissimilarity, plus_one_fraction
 from minilab.analysis.figures import to_gray
 from minilab.analyze import load_images
 from minilab.data import make_synthetic
@@ -99,12 +98,7 @@ assert flips["sign", "brighter (x + 0.5)"] > 0.05 and flips["Sauvola", "brighter
 # Papers often summarise binarized maps by the **fraction of +1** outputs (a map that is almost all +1 or all
 # −1 carries little) and by the **SSIM between the channels' maps** (structural similarity, 1 for identical
 # maps: if the three colour channels give the same map, two of them are wasted).  The run prints both:
-stats = {}
-print(f"{'binarizer':10s} {'+1 fraction':>11s} {'SSIM between channels':>22s}")
-for name, b in maps.items():
-    ssim, _ = layer_dissimilarity(b, encoding="pm1", window="uniform")
-    stats[name] = (plus_one_fraction(b)[0], ssim)
-    print(f"{name:10s} {stats[name][0]:11.3f} {ssim:22.3f}")
+stats = binary_map_statistics(maps)
 for name in ("Niblack", "Sauvola"):
     d_frac = stats[name][0] - stats["sign"][0]
     d_ssim = stats[name][1] - stats["sign"][1]

@@ -76,12 +76,11 @@ thresholds: LAB is a *learned* local threshold).
 # :math:`\beta`: :math:`20C + 1` parameters.  Its ArgMax step is the ``Function`` ``LabArgMax`` in
 # ``minilab.ops.lab``; we run it on random responses and compare its backward with the formulas above.
 import numpy as np
-from common import OUT, SMOKE, imagenette_root, shows
+from common import OUT, SMOKE, binary_map_statistics, imagenette_root, shows
 from hypothesis import given, settings
 
 import minilab as ml
 from minilab import F, nn, plotting
-from minilab.analysis import layer_dissimilarity, plus_one_fraction
 from minilab.analysis.figures import to_gray
 from minilab.analyze import load_images
 from minilab.data import make_synthetic
@@ -213,14 +212,18 @@ shows(plotting.draw(f"{OUT}/05_lab_on_an_image.png", lab_on_an_image, (9.0, 5.0)
 images_t, labels_t = make_synthetic(256 if SMOKE else 1024, 16, num_classes=4)
 xs = normalize(images_t)
 steps = 20 if SMOKE else 300
-beta_curves = {}
-for seed in (0, 1, 2):
-    nn.init.seed(seed)
+
+
+def small_classifier():
+    """A float conv, then one LAB-binarized conv, then a linear classifier over 4 texture classes."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.BinaryConv2d(8, 16, 3, stride=2, binarizer="lab"),
+                         nn.BatchNorm2d(16), nn.PReLU(16), nn.GlobalAvgPool(), nn.Linear(16, 4))
+
+
+def train_classifier(model, seed):
+    """Adam on the parameters that require a gradient; returns β after every step and the last loss."""
     pick = np.random.default_rng(seed)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8),
-                          nn.BinaryConv2d(8, 16, 3, stride=2, binarizer="lab"), nn.BatchNorm2d(16), nn.PReLU(16),
-                          nn.GlobalAvgPool(), nn.Linear(16, 4))
-    opt = Adam(model.parameters(), lr=5e-3)
+    opt = Adam([p for p in model.parameters() if p.requires_grad], lr=5e-3)
     curve = [float(model.layers[2].binarizer.beta.data)]
     for step in range(steps):
         idx = pick.choice(len(xs), 32, replace=False)
@@ -229,8 +232,15 @@ for seed in (0, 1, 2):
         loss.backward()
         opt.step()
         curve.append(float(model.layers[2].binarizer.beta.data))
+    return curve, loss.item()
+
+
+beta_curves = {}
+for seed in (0, 1, 2):
+    nn.init.seed(seed)
+    curve, last = train_classifier(small_classifier(), seed)
     beta_curves[seed] = curve
-    print(f"seed {seed}: β {curve[0]:.3f} → {curve[-1]:.3f} after {steps} steps (last loss {loss.item():.3f})")
+    print(f"seed {seed}: β {curve[0]:.3f} → {curve[-1]:.3f} after {steps} steps (last loss {last:.3f})")
 finals = np.array([c[-1] for c in beta_curves.values()])
 print(f"final β over three seeds: {finals.mean():.3f} ± {finals.std():.3f} (change from 1: "
       f"{'larger' if abs(finals.mean() - 1) > 2 * finals.std() else 'not larger'} than twice the seed spread)")
@@ -264,12 +274,7 @@ with ml.no_grad():
     maps = {"sign": F.sign_ste(x).data, "LAB, random kernels": random_lab(x).data,
             "control: random kernel + sign": F.sign_ste(F.conv2d(x, random_kernels, padding=1, groups=3)).data,
             "control: LAB, one pair shared": shared(x).data}
-stats = {}
-print(f"{'binarizer':32s} {'+1 fraction':>11s} {'SSIM between channels':>22s}")
-for name, b in maps.items():
-    ssim, _ = layer_dissimilarity(b, encoding="pm1", window="uniform")
-    stats[name] = (plus_one_fraction(b)[0], ssim)
-    print(f"{name:32s} {stats[name][0]:11.3f} {ssim:22.3f}")
+stats = binary_map_statistics(maps, width=32)
 gap_random = stats["sign"][1] - stats["control: random kernel + sign"][1]
 gap_shared = stats["sign"][1] - stats["control: LAB, one pair shared"][1]
 print(f"random kernels alone lower the SSIM by {gap_random:.3f}; a comparison with one shared pair by {gap_shared:.3f}")
@@ -323,17 +328,9 @@ for dd in (0.0, 2.0):
 # %%
 # **4.**
 nn.init.seed(0)
-pick = np.random.default_rng(0)
-model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.BinaryConv2d(8, 16, 3, stride=2, binarizer="lab"),
-                      nn.BatchNorm2d(16), nn.PReLU(16), nn.GlobalAvgPool(), nn.Linear(16, 4))
+model = small_classifier()
 model.layers[2].binarizer.beta.requires_grad = False
-opt = Adam([p for p in model.parameters() if p.requires_grad], lr=5e-3)
-for step in range(steps):
-    idx = pick.choice(len(xs), 32, replace=False)
-    loss = F.cross_entropy(model(ml.tensor(xs[idx])), labels_t[idx])
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-assert float(model.layers[2].binarizer.beta.data) == 1.0
-print(f"4. β frozen at 1: last loss {loss.item():.3f} — compare with the three seeds' last losses above; a "
+curve, last = train_classifier(model, 0)
+assert curve[-1] == 1.0
+print(f"4. β frozen at 1: last loss {last:.3f} — compare with the three seeds' last losses above; a "
       "difference smaller than their spread is noise")

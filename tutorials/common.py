@@ -64,9 +64,23 @@ def shows(path):
     return path
 
 
+def binary_map_statistics(maps, width=10):
+    """{name: (+1 fraction, mean SSIM between the channels' maps)} for {name: ±1 maps (N, C, H, W)}, printed as a
+    table (tutorials 04 and 05 read these two numbers)."""
+    from minilab.analysis import layer_dissimilarity, plus_one_fraction
+
+    stats = {}
+    print(f"{'binarizer':{width}s} {'+1 fraction':>11s} {'SSIM between channels':>22s}")
+    for name, b in maps.items():
+        ssim, _ = layer_dissimilarity(b, encoding="pm1", window="uniform")
+        stats[name] = (plus_one_fraction(b)[0], ssim)
+        print(f"{name:{width}s} {stats[name][0]:11.3f} {ssim:22.3f}")
+    return stats
+
+
 def seconds(timer, what):
     """One line with a time measured by this run and the CPU it ran on."""
     print(f"{what}: {timer.seconds:.2f} s on {machine()}")
 
 
-__all__ = ["SMOKE", "OUT", "imagenette_root", "machine", "Timer", "seconds", "shows", "np"]
+__all__ = ["SMOKE", "OUT", "binary_map_statistics", "imagenette_root", "machine", "Timer", "seconds", "shows", "np"]
