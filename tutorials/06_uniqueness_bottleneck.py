@@ -111,7 +111,7 @@ shows(plotting.draw(f"{OUT}/06_eta_patterns_and_sizes.png", eta_figure, (9.0, 6.
 # Before asking what training does (tutorial 07), measure :math:`\eta` in *untrained* networks.  LAB-BNN is a
 # ResNet-like BNN: a float stem shrinks the image by 4, then 16 residual blocks, each with one binary 3×3
 # convolution, in four stages that halve the map (tutorial 07 draws it).  ``minilab.analysis.capture`` records
-# the ±1 map each binary convolution receives.  Two copies with the same random weights — one binarizing with
+# the ±1 map each binary convolution receives.  Two networks built from the same seed — one binarizing with
 # sign, one with LAB — on the same images:  Any difference here comes from the
 # binarizer and the random weights alone, not from learning.
 root = imagenette_root()
