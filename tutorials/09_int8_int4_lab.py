@@ -97,7 +97,7 @@ def flip_figure(fig):
     left.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     left.yaxis.set_minor_formatter(NullFormatter())
     left.set(xlabel="bits per LAB kernel weight", ylabel="LAB outputs that flip (%)",
-             title="flips fall with every extra bit")
+             title="fewer bits, more flips")
     edges = np.linspace(0, np.percentile(np.abs(d_float), 99), 40)
     right.hist(np.abs(d_float).ravel(), bins=edges, density=True, color=plotting.GREY, alpha=0.6,
                label="all pixels")
@@ -113,7 +113,9 @@ shows(plotting.draw(f"{OUT}/09_int_lab_flips.png", flip_figure, "wide",
                     "quantising LAB's kernels (random initial kernels)"))
 
 # %%
-# Left, the fraction of flipped outputs against the bit width (log scale); right, where the flipped pixels sat:
+# Left, the fraction of flipped outputs against the bit width (log scale).  It falls as bits are added, but not
+# necessarily at every single step: a finer grid bounds the error more tightly, yet the rounding of one
+# particular kernel can still land a little further from its float value.  Right, where the flipped pixels sat:
 # their :math:`|d|` (orange) crowds near 0 while all pixels' :math:`|d|` spreads wide (grey).  These are
 # random initial kernels; a trained network's kernels differ, so the exact percentages do too.
 #
