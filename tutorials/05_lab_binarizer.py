@@ -88,6 +88,7 @@ from minilab.data.augment import normalize
 from minilab.ops.lab import LabArgMax
 from minilab.optim import Adam
 from minilab.testing import arrays, assert_close_in_rounding, assert_gradcheck, tensor_of
+from minilab.viz import draw_graph
 
 rng = np.random.default_rng(0)
 lab = nn.LAB(2)
@@ -159,6 +160,24 @@ def test_lab_gradient(x, w, b):
 
 test_lab_gradient()
 print("F.lab's backward matches the Soft-ArgMax surrogate on every drawn example")
+
+# %%
+# The layer as a graph
+# --------------------
+# ``minilab.viz.draw_graph`` (tutorial 01) shows what one ``nn.LAB`` records: the depthwise convolution of
+# :math:`x` with the kernels and biases into the :math:`2C` responses, then ``LabArgMax`` with :math:`\beta` —
+# four leaves and two ops, plus the mean we take to get a scalar — and, after ``backward``, the Soft-ArgMax
+# gradient reaching every leaf, :math:`\beta` included.
+layer = nn.LAB(2)
+xin = ml.tensor(rng.standard_normal((1, 2, 4, 4)).astype(np.float32), requires_grad=True)
+out = layer(xin).mean()
+out.backward(retain_graph=True)
+y_lab = out._parents[0]                      # the tensors the graph recorded (tutorial 01): y, and r before it
+names = {"x": xin, "kernels": layer.weight, "biases": layer.bias, "β": layer.beta, "mean of y": out,
+         "y (±1)": y_lab, "r = (r0, r1) per channel": y_lab._parents[0]}
+if draw_graph(out, f"{OUT}/05_lab_graph.png", names=names):
+    shows(f"{OUT}/05_lab_graph.png")
+assert layer.beta.grad is not None and layer.weight.grad is not None
 
 # %%
 # LAB on a real image
