@@ -43,10 +43,44 @@ class Timer:
 
 
 def shows(path):
-    """Say where a figure went (figure functions return None when matplotlib is missing: then nothing to say)."""
-    if path is not None:
-        print(f"-> figure written to {os.path.relpath(path)}")
+    """Say where a figure went and show it on the page: the PNG, drawn in minilab's style, opened as a pyplot
+    figure of the same pixel size, which a notebook displays and sphinx-gallery collects (figure functions return
+    None when matplotlib is missing: then nothing to say)."""
+    if path is None:
+        return None
+    print(f"-> figure written to {os.path.relpath(path)}")
+    import matplotlib.pyplot as plt
+
+    from minilab.analysis.plotting import DPI
+
+    image = plt.imread(path)
+    height, width = image.shape[:2]
+    fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(image, interpolation="none")
+    ax.set_axis_off()
+    if "agg" not in plt.get_backend().lower():       # a notebook or a window: show it now; Agg shows nothing
+        plt.show()
     return path
 
 
-__all__ = ["SMOKE", "OUT", "imagenette_root", "machine", "Timer", "shows", "np"]
+def binary_map_statistics(maps, width=10):
+    """{name: (+1 fraction, mean SSIM between the channels' maps)} for {name: ±1 maps (N, C, H, W)}, printed as a
+    table (tutorials 04 and 05 read these two numbers)."""
+    from minilab.analysis import layer_dissimilarity, plus_one_fraction
+
+    stats = {}
+    print(f"{'binarizer':{width}s} {'+1 fraction':>11s} {'SSIM between channels':>22s}")
+    for name, b in maps.items():
+        ssim, _ = layer_dissimilarity(b, encoding="pm1", window="uniform")
+        stats[name] = (plus_one_fraction(b)[0], ssim)
+        print(f"{name:{width}s} {stats[name][0]:11.3f} {ssim:22.3f}")
+    return stats
+
+
+def seconds(timer, what):
+    """One line with a time measured by this run and the CPU it ran on."""
+    print(f"{what}: {timer.seconds:.2f} s on {machine()}")
+
+
+__all__ = ["SMOKE", "OUT", "binary_map_statistics", "imagenette_root", "machine", "Timer", "seconds", "shows", "np"]
