@@ -17,6 +17,7 @@ from .training.loop import STREAM_FROM_SIZE, run
 from .training.run_dir import RunDirError
 
 
+# long because: one declarative list of every option, each with its --help text
 def build_parser():
     """The command line: one declarative list of options, each with its help text (hence its length)."""
     p = argparse.ArgumentParser(

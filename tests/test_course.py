@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import minilab
-from minilab import dispatch
+from minilab.core import dispatch
 from minilab.course.grade import grade, write_results
 from minilab.course.tasks import TASKS
 from minilab.course.workspace import start, strip_solutions

@@ -8,6 +8,8 @@ Figures are drawn with matplotlib's object-oriented API (a `Figure` saved throug
 through pyplot: drawing a figure changes no global state of the process, and no display is needed."""
 import sys
 
+from ..core.machine import cpu_name  # noqa: F401  (every timing figure names the CPU)
+
 # Okabe & Ito's palette: distinguishable with every common colour-vision deficiency and in greyscale print
 # (blue, vermillion, bluish green, orange, reddish purple, sky blue, black).
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000")
@@ -24,25 +26,6 @@ STYLE = {
     "mathtext.fontset": "dejavusans",
 }
 HOW_TO_GET = 'pip install -e ".[plot]"  (or: pip install matplotlib)'
-
-
-def cpu_name():
-    """The processor's model name and core count, for the caption of every timing figure."""
-    import os
-    import platform
-
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    if "cpu family" in fields and "model" in fields:     # a virtual machine's model name can be terse
-        name += f" (family {fields['cpu family']}, model {fields['model']})"
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def require_matplotlib(path):

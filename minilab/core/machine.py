@@ -118,12 +118,16 @@ def cpu_runs(variant):
     if variant == "portable":
         if not x86:
             return True
-        from .. import _cpu
-        return _cpu.supports()["popcnt"]
+        return cpu_features()["popcnt"]
     if not x86:
         return False
-    from .. import _cpu
-    return _cpu.supports()[variant]
+    return cpu_features()[variant]
+
+
+def cpu_features():
+    """What cpuid says this x86-64 CPU can run (`minilab._cpu`, built with baseline flags so that it runs
+    anywhere): {"popcnt": …, "avx2": …, "avx512": …}."""
+    return importlib.import_module("minilab._cpu").supports()
 
 
 def choose_kernels(forced=None):
@@ -166,51 +170,19 @@ def set_wait_policy():
 
 
 def cpu_name():
-    """The CPU's model name (Linux' /proc/cpuinfo; the platform's word for it elsewhere)."""
+    """The processor's model name and core count, for every figure or table that reports a timing (Linux'
+    /proc/cpuinfo; the platform's word for it elsewhere).  A virtual machine's model name can be terse, so the
+    x86 family and model numbers are added where the CPU reports them."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.lower().startswith(("model name", "cpu model", "hardware")):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
-
-
-def info(file=None):
-    """Print what minilab uses on this machine, and return it as a dict."""
-    from . import config
-
-    report = {"cpu": cpu_name(), "machine": platform.machine()}
-    ext = config.kernels()
-    if ext is not None:
-        report.update(kernels=ext.variant, kernels_reason=ext.variant_reason, kernels_built=ext.variants_built,
-                      popcount=ext.isa())
-    else:
-        report.update(kernels=None, kernels_reason=config.reason())
-    cores, found = usable_cores()
-    threads, why = default_threads()
-    report.update(cores=cores, cores_found=found, default_threads=threads, threads=config.threads,
-                  wait_policy={name: os.environ.get(name) for name in WAIT_VARIABLES},
-                  wait_policy_by_minilab=config.wait_policy_set)
-    try:
-        from threadpoolctl import threadpool_info
-        report["blas"] = [{k: pool.get(k) for k in ("internal_api", "num_threads", "version")}
-                          for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    except ImportError:
-        report["blas"] = None
-    policy = ", ".join(f"{k}={v}" for k, v in report["wait_policy"].items() if v is not None) or "libgomp's default"
-    lines = [f"CPU:      {report['cpu']} ({report['machine']})",
-             f"kernels:  {report['kernels'] or 'none: ' + report['kernels_reason']}"
-             + (f" — {report['kernels_reason']}; built: {', '.join(report['kernels_built'])};"
-                f" popcount GEMM {report['popcount']}" if ext is not None else ""),
-             f"cores:    {cores} usable ({found})",
-             f"threads:  default {threads} for one process (MPI ranks and loader workers take their share); "
-             f"now {config.threads}",
-             f"OpenMP:   wait policy {policy}" + (" (set by minilab; set OMP_WAIT_POLICY to choose)"
-                                                  if config.wait_policy_set else "")]
-    if report["blas"] is not None:
-        lines.append("BLAS:     " + (", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} threads)"
-                                               for b in report["blas"]) or "none found"))
-    print("\n".join(lines), file=file)
-    return report
+    name = (fields.get("model name") or fields.get("cpu model") or fields.get("hardware") or platform.processor()
+            or platform.machine())
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return f"{name}, {os.cpu_count()} cores"
