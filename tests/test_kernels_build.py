@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minilab import machine
+from minilab.core import machine
 from kernel_cases import EXT, needs_ext, rand
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
