@@ -154,7 +154,8 @@ def write_report(out, results, feats, labels, layers, args):
     return os.path.join(out, "report.md")
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of `python -m minilab.analyze` (the docs render their page from it)."""
     p = argparse.ArgumentParser(prog="python -m minilab.analyze", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. the LAB model)")
     p.add_argument("--compare", default=None, help="a second checkpoint shown beside it (e.g. the sign model)")
@@ -165,7 +166,11 @@ def main(argv=None):
     p.add_argument("--ssim-images", type=int, default=10, help="images for SSIM/ENDSIM (the paper: 10)")
     p.add_argument("--max-channels", type=int, default=None, help="limit channels per layer (speed)")
     p.add_argument("--window", default="gaussian", choices=("gaussian", "uniform"))
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     from .checkpoint import load_model_from_checkpoint
     from .analysis.capture import binary_layers
 

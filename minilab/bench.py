@@ -159,7 +159,8 @@ def print_train(result):
               f"{r['ext']['peak_rss_mb']:12.0f} / {r['numpy']['peak_rss_mb']:.0f}")
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of `python -m minilab.bench` (the docs render their page from it)."""
     from .models import MODELS
 
     p = argparse.ArgumentParser(prog="python -m minilab.bench", description=__doc__,
@@ -187,7 +188,13 @@ def main(argv=None):
     add_arguments(m)
     from . import scaling
     scaling.add_arguments(sub)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    from . import scaling
+
+    args = build_parser().parse_args(argv)
     if args.what == "kernels":
         from .threads import set_threads
         set_threads(1)
