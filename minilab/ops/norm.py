@@ -1,11 +1,11 @@
-"""Batch normalisation over every axis but the channel axis (1).
+"""Batch normalisation over every axis but the channel axis (1)::
 
-Training:  μ, σ² = mean and (biased) variance of the batch;  x̂ = (x − μ)/√(σ² + ε);  y = γ·x̂ + β.
-           running ← m·running + (1 − m)·batch  (Keras' momentum convention; the running variance uses the
-           unbiased batch variance, as PyTorch and TF's fused kernel do).
-Eval:      μ, σ² = the running statistics.
-Backward (training), with M values per channel and ĝ = g·γ:
-           ∂L/∂x = (1/√(σ²+ε)) · (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),   ∂L/∂γ = Σ g·x̂,   ∂L/∂β = Σ g.
+    Training:  μ, σ² = mean and (biased) variance of the batch;  x̂ = (x − μ)/√(σ² + ε);  y = γ·x̂ + β.
+               running ← m·running + (1 − m)·batch  (Keras' momentum convention; the running variance uses the
+               unbiased batch variance, as PyTorch and TF's fused kernel do).
+    Eval:      μ, σ² = the running statistics.
+    Backward (training), with M values per channel and ĝ = g·γ:
+               ∂L/∂x = (1/√(σ²+ε)) · (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),   ∂L/∂γ = Σ g·x̂,   ∂L/∂β = Σ g.
 """
 import numpy as np
 
@@ -33,6 +33,15 @@ def update_running(running_mean, running_var, mu, var, count, momentum):
 
 
 class BatchNorm(Function):
+    r"""Batch normalisation of axis 1 (training: batch statistics, updating the running ones; eval: the running ones).
+
+    .. math::
+
+       \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta
+
+       \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \left(\hat g - \overline{\hat g} - \hat x\, \overline{\hat g \hat x}\right), \quad \hat g = \gamma g, \qquad \frac{\partial L}{\partial \gamma} = \sum g \hat x, \qquad \frac{\partial L}{\partial \beta} = \sum g
+    """
+
     @staticmethod
     def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,
                 momentum=0.99, eps=1e-3, affine=True):
