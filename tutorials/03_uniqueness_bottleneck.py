@@ -1,15 +1,17 @@
-# %% [markdown]
-# # 03 — The uniqueness bottleneck: η on real images (Table 1 in miniature)
-#
-# **What you learn:** the paper's argument against sign.  A binary conv layer sees a ±1 map A and can only
-# produce what a binary 3×3 kernel and a threshold make of it.  Convolve A with all 2⁹ = 512 binary kernels,
-# binarize each result, and count how many *distinct* maps come out:  η = distinct / 512.  If the maps a layer
-# receives are flat (large uniform regions — what one global threshold tends to produce on shaded images), many
-# kernels give the same output and η collapses.  A binarizer that adapts to the local neighbourhood keeps edges
-# and texture, and η stays high.
-#
-# Here: real Imagenette images, one colour channel each, binarized three ways — global sign, Niblack's local
-# threshold (a fixed 3×3 rule) and a LAB layer with hand-set "edge" kernels — and η of each.
+r"""
+03 — The uniqueness bottleneck: η on real images (Table 1 in miniature)
+=======================================================================
+
+**What you learn:** the paper's argument against sign.  A binary conv layer sees a ±1 map A and can only
+produce what a binary 3×3 kernel and a threshold make of it.  Convolve A with all 2⁹ = 512 binary kernels,
+binarize each result, and count how many *distinct* maps come out:  η = distinct / 512.  If the maps a layer
+receives are flat (large uniform regions — what one global threshold tends to produce on shaded images), many
+kernels give the same output and η collapses.  A binarizer that adapts to the local neighbourhood keeps edges
+and texture, and η stays high.
+
+Here: real Imagenette images, one colour channel each, binarized three ways — global sign, Niblack's local
+threshold (a fixed 3×3 rule) and a LAB layer with hand-set "edge" kernels — and η of each.
+"""
 
 # %%
 import numpy as np
@@ -33,7 +35,7 @@ else:
     images = load_images(f"{root}/val", size, count)
     print(f"{len(images)} validation images from {root} at {size}px")
 
-# %% [markdown]
+# %%
 # A LAB with two kernels per channel: r0 = a blurred copy, r1 = the pixel itself — so +1 means "brighter than its
 # neighbourhood".  (A trained LAB learns its own kernels; tutorial 04 shows how.)
 
@@ -55,12 +57,12 @@ for name, eta in etas.items():
 print(f"({3 * len(images) * 3} maps × 512 binary convolutions on the popcount kernel in {t.seconds:.1f} s, {machine()})")
 shows(feature_figure([(name, images[0], m[0]) for name, m in maps.items()], f"{OUT}/03_binarized_maps.png", 3))
 
-# %% [markdown]
+# %%
 # The figure shows the first image's three colour channels (rows) and what each binarizer makes of them
 # (columns).  Look at the large bright and dark regions: sign turns each into one solid block, while
 # Niblack and the edge-kernel LAB keep outlines and texture there — the detail that keeps η high.
 
-# %% [markdown]
+# %%
 # On whole images the maps are large and almost every kernel gives a different output (η ≈ 1 for all three at
 # 14 px and up); the bottleneck shows where maps are small and flat — deep in a *trained* network.  So: train a
 # small LAB-BNN twice (sign vs LAB) with the training CLI, capture every binary layer's maps on the same images,
@@ -119,18 +121,39 @@ def eta_per_layer(fig):
 
 shows(plotting.draw(f"{OUT}/03_eta_per_layer.png", eta_per_layer))
 
-# %% [markdown]
+# %%
 # The figure draws η for every binary layer, the map size under each index: where the two lines part, sign's
 # maps have become flat.  Measured by this script (x86_64, 2 cores; real Imagenette, 32 px, width 0.25, 3 epochs per model — 102 s for
 # sign, 147 s for LAB, 4 minutes for the whole script):
 #
-# | layer | map | η sign | η LAB |
-# |---|---|---|---|
-# | blocks.0.conv | 8×8 | 0.992 | 0.992 |
-# | blocks.4.conv | 8×8 | 0.690 | 0.972 |
-# | blocks.8.conv | 4×4 | 0.460 | 0.551 |
-# | blocks.12.conv | 2×2 | 0.031 | 0.031 |
-# | blocks.15.conv | 1×1 | 0.004 | 0.004 |
+# .. list-table::
+#    :header-rows: 1
+#
+#    * - layer
+#      - map
+#      - η sign
+#      - η LAB
+#    * - blocks.0.conv
+#      - 8×8
+#      - 0.992
+#      - 0.992
+#    * - blocks.4.conv
+#      - 8×8
+#      - 0.690
+#      - 0.972
+#    * - blocks.8.conv
+#      - 4×4
+#      - 0.460
+#      - 0.551
+#    * - blocks.12.conv
+#      - 2×2
+#      - 0.031
+#      - 0.031
+#    * - blocks.15.conv
+#      - 1×1
+#      - 0.004
+#      - 0.004
+#
 #
 # The first binary layer's input is binarized from the stem's output in both; from the second stage on the sign
 # network's maps lose uniqueness much faster.  (On 2×2 and 1×1 maps η is capped by geometry — 16/512 and 2/512
@@ -138,6 +161,7 @@ shows(plotting.draw(f"{OUT}/03_eta_per_layer.png", eta_per_layer))
 # 30-epoch, 64 px pair shows the same on larger maps — e.g. η 0.60 (LAB) vs 0.22 (sign) in stage 4's 4×4 maps,
 # where 99 % of the sign network's activations have collapsed to +1.
 #
-# ## Exercises
+# Exercises
+# ---------
 # 1. Compute η of a constant map and of a checkerboard by hand-reasoning first, then with `uniqueness_ratio`.
 # 2. Use `pad_value=1`: which maps change, and why does the constant map's η drop to 2/512?

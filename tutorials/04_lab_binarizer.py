@@ -1,13 +1,16 @@
-# %% [markdown]
-# # 04 — LAB: a learned per-pixel "segmentation" into ±1
-#
-# **What you learn:** LAB's forward (a depthwise 3×3 conv with 2 kernels per channel, then an ArgMax), its
-# backward (the Soft-ArgMax surrogate), what β does, and how to property-test a LAB gradient with `minilab.testing`.
-#
-#     r = depthwise3x3(x; weight (2C,1,3,3), bias (2C))        two maps per channel: r0[c], r1[c]
-#     forward:   y = +1 if β·(r1 − r0) > 0 else −1             (a tie gives −1)
-#     backward:  derivative of s = tanh(β·(r1 − r0)/2):
-#                ∂s/∂r1 = β(1 − s²)/2,  ∂s/∂r0 = −β(1 − s²)/2,  ∂s/∂β = (r1 − r0)(1 − s²)/2
+r"""
+04 — LAB: a learned per-pixel "segmentation" into ±1
+====================================================
+
+**What you learn:** LAB's forward (a depthwise 3×3 conv with 2 kernels per channel, then an ArgMax), its
+backward (the Soft-ArgMax surrogate), what β does, and how to property-test a LAB gradient with `minilab.testing`.
+::
+
+    r = depthwise3x3(x; weight (2C,1,3,3), bias (2C))        two maps per channel: r0[c], r1[c]
+    forward:   y = +1 if β·(r1 − r0) > 0 else −1             (a tie gives −1)
+    backward:  derivative of s = tanh(β·(r1 − r0)/2):
+               ∂s/∂r1 = β(1 − s²)/2,  ∂s/∂r0 = −β(1 − s²)/2,  ∂s/∂β = (r1 − r0)(1 − s²)/2
+"""
 
 # %%
 import numpy as np
@@ -24,13 +27,13 @@ lab = nn.LAB(2)
 y = lab(x)
 print("LAB output values:", np.unique(y.data), "shape", y.shape, "parameters", lab.num_parameters(), "= 20·C + 1")
 
-# %% [markdown]
+# %%
 # β only matters through its sign in the forward, but it sets the *temperature* of the backward: a large β makes
 # the Soft-ArgMax steep (gradients only near the decision boundary), a small β spreads them.  In the figure, the
 # left panel is what the forward outputs (the step; at a tie d = 0 it gives −1, the filled dot) and the surrogate
 # s = tanh(βd/2) whose derivative the backward uses; the right panel is that derivative, ∂s/∂d = β(1 − s²)/2.
 # Look at the heights and widths on the right: β = 4 puts a gradient of 2 at the boundary and almost nothing
-# beyond |d| ≈ 1; β = 0.5 gives every pixel within |d| < 3 a small one.
+# beyond \|d\| ≈ 1; β = 0.5 gives every pixel within \|d\| < 3 a small one.
 
 # %%
 d = np.linspace(-3, 3, 601)
@@ -54,8 +57,9 @@ def soft_argmax(fig):
 
 shows(plotting.draw(f"{OUT}/04_soft_argmax.png", soft_argmax, "wide", "LAB's Soft-ArgMax surrogate"))
 
-# %% [markdown]
-# ## Property-testing the gradient
+# %%
+# Property-testing the gradient
+# -----------------------------
 # `assert_gradcheck(..., surrogate=True)` runs forward and backward in surrogate mode, where LAB outputs
 # tanh(β(r1 − r0)/2): central differences of that must equal LAB's hand-written backward for x, the kernels, the
 # bias and β.  Hypothesis draws the inputs (including non-contiguous arrays).
@@ -71,8 +75,9 @@ def test_lab_gradient(x, w, b):
 test_lab_gradient()
 print("LAB's backward matches the Soft-ArgMax surrogate on every drawn example")
 
-# %% [markdown]
-# ## What β learns
+# %%
+# What β learns
+# -------------
 # A one-layer LAB + binary conv classifier on generated textures; β is trained along with the kernels.
 
 # %%
@@ -108,14 +113,15 @@ def beta_curve(fig):
 
 shows(plotting.draw(f"{OUT}/04_beta.png", beta_curve))
 
-# %% [markdown]
+# %%
 # The figure shows β after every step (step 0: before training) against the dotted line of its initial value.  Measured by this script
 # (x86_64, 2 cores, a few seconds): β rose from 1.00 to 1.52 over 300 steps while the
 # loss fell to 0.01 — the surrogate sharpens as the kernels settle.  In the README's 30-epoch Imagenette run
 # (LAB-BNN, 64 px, width 0.5) the 16 β's went from 1.0 to between 1.2 and 2.9 after 26 epochs, largest in the
 # first layer: every LAB layer chose a steeper Soft-ArgMax than its initial one.
 #
-# ## Exercises
+# Exercises
+# ---------
 # 1. Set `pairing="official"` and show (with `F.lab`) that output channel c now compares maps of input channels
 #    ⌊c/2⌋ and ⌊(C+c)/2⌋ — the released code's reshape quirk.
 # 2. Freeze β at 1 (set `lab.beta.requires_grad = False`) and compare the training curve.

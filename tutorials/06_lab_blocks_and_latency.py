@@ -1,9 +1,11 @@
-# %% [markdown]
-# # 06 — Where to apply LAB: the `lab_blocks` trade-off and what LAB costs at inference
-#
-# **What you learn:** how the packed engine runs a BNN (bit-packed weights, binarize-and-pack, XNOR-popcount
-# GEMM with BatchNorm folded into its output transform), and the latency each LAB placement costs — the latency
-# half of the paper's Table 9 (the accuracy half needs one training run per mask: `--lab-blocks`).
+r"""
+06 — Where to apply LAB: the `lab_blocks` trade-off and what LAB costs at inference
+===================================================================================
+
+**What you learn:** how the packed engine runs a BNN (bit-packed weights, binarize-and-pack, XNOR-popcount
+GEMM with BatchNorm folded into its output transform), and the latency each LAB placement costs — the latency
+half of the paper's Table 9 (the accuracy half needs one training run per mask: `--lab-blocks`).
+"""
 
 # %%
 import os
@@ -52,21 +54,45 @@ def latency_bars(fig):
 
 shows(plotting.draw(f"{OUT}/06_lab_blocks_latency.png", latency_bars, (6.4, 5.0)))
 
-# %% [markdown]
+# %%
 # The figure stacks each mask's median latency: LAB's share on top (profiled runs), everything else below, with
 # the spread of the timed runs as whiskers.  Look at how little the LAB part grows from one stage to all four,
 # and compare it with the whiskers: differences smaller than them are noise.
 #
 # Measured by this script (x86_64, 2 cores, AVX-512 build, one thread, 3.5 s in all):
 #
-# | lab_blocks | latency ms | LAB part ms | size MB |
-# |---|---|---|---|
-# | 0000 | 6.80 | 0.00 | 4.280 |
-# | 1000 | 6.97 | 0.41 | 4.305 |
-# | 0100 | 6.86 | 0.24 | 4.320 |
-# | 0010 | 6.79 | 0.14 | 4.356 |
-# | 0001 | 6.44 | 0.09 | 4.428 |
-# | 1111 | 7.16 | 0.84 | 4.567 |
+# .. list-table::
+#    :header-rows: 1
+#
+#    * - lab_blocks
+#      - latency ms
+#      - LAB part ms
+#      - size MB
+#    * - 0000
+#      - 6.80
+#      - 0.00
+#      - 4.280
+#    * - 1000
+#      - 6.97
+#      - 0.41
+#      - 4.305
+#    * - 0100
+#      - 6.86
+#      - 0.24
+#      - 4.320
+#    * - 0010
+#      - 6.79
+#      - 0.14
+#      - 4.356
+#    * - 0001
+#      - 6.44
+#      - 0.09
+#      - 4.428
+#    * - 1111
+#      - 7.16
+#      - 0.84
+#      - 4.567
+#
 #
 # The engine runs a LAB layer as one fused kernel: for 16 pixels at a time it computes each channel's two 3×3
 # depthwise responses, compares their difference with β's sign and ORs the bit into the packed words, so no
@@ -78,6 +104,7 @@ shows(plotting.draw(f"{OUT}/06_lab_blocks_latency.png", latency_bars, (6.4, 5.0)
 # more (54.6 → 83.7 ms for 0000 → 1111).  `python -m minilab.bench model --arch labbnn --plot f.png`
 # draws the full per-operator breakdown (Fig. 6).
 #
-# ## Exercises
+# Exercises
+# ---------
 # 1. Store LAB's kernels in INT8 (`lab_bits=8` in the config): does the latency change?  The file size?
 # 2. Use `threads=2` in `convert(...)`: which operators speed up?

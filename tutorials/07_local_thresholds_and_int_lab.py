@@ -1,12 +1,15 @@
-# %% [markdown]
-# # 07 — Niblack and Sauvola vs LAB; INT8 / INT4 LAB kernels
-#
-# **What you learn:** the classic local-threshold binarizers the paper compares LAB with (Table 7), and what
-# happens when LAB's depthwise kernels are stored as 8- or 4-bit integers (Table 6).
-#
-#     m = AvgPool3×3(x),  s = √(AvgPool3×3((x − m)²) + 1e-9)
-#     Niblack:  t = m + k·s   (k = −0.2)          Sauvola:  t = m·(1 + k·(s/R − 1))   (k = 0.5, R = max s)
-#     y = sign(x − t), STE backward that flows through m and s too.
+r"""
+07 — Niblack and Sauvola vs LAB; INT8 / INT4 LAB kernels
+========================================================
+
+**What you learn:** the classic local-threshold binarizers the paper compares LAB with (Table 7), and what
+happens when LAB's depthwise kernels are stored as 8- or 4-bit integers (Table 6).
+::
+
+    m = AvgPool3×3(x),  s = √(AvgPool3×3((x − m)²) + 1e-9)
+    Niblack:  t = m + k·s   (k = −0.2)          Sauvola:  t = m·(1 + k·(s/R − 1))   (k = 0.5, R = max s)
+    y = sign(x − t), STE backward that flows through m and s too.
+"""
 
 # %%
 import numpy as np
@@ -56,13 +59,14 @@ def statistics(fig):
 shows(plotting.draw(f"{OUT}/07_binarizer_statistics.png", statistics, "wide",
                     f"four binarizers on the same {len(images)} images"))
 
-# %% [markdown]
+# %%
 # The first figure shows one image's three colour channels (rows) through each binarizer (columns); the second
 # the two numbers of the table.  Look at the channels in the sign column — nearly the same map three times (high
 # SSIM) — and at how the local thresholds and LAB move the +1 fraction toward the dotted ½.
 #
-# ## INT8 / INT4 LAB kernels
-# Per-channel symmetric quantisation: s_c = max|w_c| / q_max, q = round(w/s_c).  How many LAB output pixels flip
+# INT8 / INT4 LAB kernels
+# -----------------------
+# Per-channel symmetric quantisation: s_c = max\|w_c\| / q_max, q = round(w/s_c).  How many LAB output pixels flip
 # when the kernels are quantised?  (Training with `--lab-bits 8|4` removes the mismatch: the model then learns with
 # the quantised kernels, and the packed engine reproduces it bit for bit.)
 
@@ -76,21 +80,35 @@ for bits in (8, 4):
     flips = (y_q != maps["LAB (random init)"]).mean()
     print(f"INT{bits}: max kernel error {np.abs(wq - w).max():.4f}, {100 * flips:.2f} % of LAB outputs flip")
 
-# %% [markdown]
+# %%
 # Measured by this script (10 Imagenette validation images, 64 px, x86_64, under a second):
 #
-# | binarizer | +1 fraction | SSIM between channels |
-# |---|---|---|
-# | sign | 0.352 | 0.531 |
-# | Niblack | 0.567 | 0.547 |
-# | Sauvola | 0.363 | 0.507 |
-# | LAB (random init) | 0.465 | 0.168 |
+# .. list-table::
+#    :header-rows: 1
+#
+#    * - binarizer
+#      - +1 fraction
+#      - SSIM between channels
+#    * - sign
+#      - 0.352
+#      - 0.531
+#    * - Niblack
+#      - 0.567
+#      - 0.547
+#    * - Sauvola
+#      - 0.363
+#      - 0.507
+#    * - LAB (random init)
+#      - 0.465
+#      - 0.168
+#
 #
 # INT8 kernels: max error 0.0014, 0.17 % of LAB outputs flip; INT4: max error 0.023, 3.3 % flip.  Sign follows
 # the image's global brightness (only 35 % of pixels are +1 on these normalised images) and gives the three
 # colour channels nearly the same map (SSIM 0.53); LAB's per-channel kernels make the channels far more different
 # (SSIM 0.17) even before training.  INT8 is practically lossless; INT4 needs `--lab-bits 4` training.
 #
-# ## Exercises
+# Exercises
+# ---------
 # 1. Train `--binarizer niblack --binarizer-k -0.2` and `--binarizer sauvola` with the CLI and compare with LAB.
 # 2. Why does Sauvola's threshold depend on the whole batch (R)?  What does that mean at inference with batch 1?

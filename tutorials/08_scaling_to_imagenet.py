@@ -1,20 +1,22 @@
-# %% [markdown]
-# # 08 — Scaling to ImageNet: streaming input, data-parallel training over MPI, and what a cluster buys
-#
-# **What you learn:** ImageNet's folder layouts and why a 224 px ImageNet is streamed rather than cached; what
-# one epoch of Bi-RealNet-18 costs on this CPU (measured, then extrapolated honestly); how `mpiexec -n N python
-# -m minilab.train` splits every global batch over N processes and keeps them in lock-step; and what N machines
-# would buy, from a stated model of the network.
-#
-# **Layouts.**  ImageNet as distributed: `root/train/<wnid>/*.JPEG` (1,281,167 images, 1000 class folders) and
-# `root/val/` either sorted into class folders or flat (50,000 images) with a labels file — Kaggle's
-# `LOC_val_solution.csv` (`ImageId,PredictionString`, the wnid first) or a plain `filename wnid` list.  Classes are
-# the sorted wnids, so label 0 is `n01440764` (tench) in every layout, and Imagenette keeps ImageNet's names.
-#
-# **Cache or stream.**  The preprocessing cache stores N × S × S × 3 bytes per split: at S = 224 that is
-# 1,281,167 × 150,528 B ≈ 193 GB for ImageNet's train split.  `--input stream` (the default from 160 px up)
-# decodes each JPEG when its batch is prepared instead: Pillow's `draft` lets the JPEG decoder scale by ½, ¼ or ⅛
-# while decoding, the random-resized crop and flip happen at decode time, and each rank decodes only its images.
+r"""
+08 — Scaling to ImageNet: streaming input, data-parallel training over MPI, and what a cluster buys
+===================================================================================================
+
+**What you learn:** ImageNet's folder layouts and why a 224 px ImageNet is streamed rather than cached; what
+one epoch of Bi-RealNet-18 costs on this CPU (measured, then extrapolated honestly); how `mpiexec -n N python
+-m minilab.train` splits every global batch over N processes and keeps them in lock-step; and what N machines
+would buy, from a stated model of the network.
+
+**Layouts.**  ImageNet as distributed: `root/train/<wnid>/*.JPEG` (1,281,167 images, 1000 class folders) and
+`root/val/` either sorted into class folders or flat (50,000 images) with a labels file — Kaggle's
+`LOC_val_solution.csv` (`ImageId,PredictionString`, the wnid first) or a plain `filename wnid` list.  Classes are
+the sorted wnids, so label 0 is `n01440764` (tench) in every layout, and Imagenette keeps ImageNet's names.
+
+**Cache or stream.**  The preprocessing cache stores N × S × S × 3 bytes per split: at S = 224 that is
+1,281,167 × 150,528 B ≈ 193 GB for ImageNet's train split.  `--input stream` (the default from 160 px up)
+decodes each JPEG when its batch is prepared instead: Pillow's `draft` lets the JPEG decoder scale by ½, ¼ or ⅛
+while decoding, the random-resized crop and flip happen at decode time, and each rank decodes only its images.
+"""
 
 # %%
 import json
@@ -42,8 +44,9 @@ rates = decode_rates(count=8 if SMOKE else 48, sizes=(224,), seconds=0.5 if SMOK
 print(f"decode, one worker: {rates[('rrc', 224)]:.0f} img/s for training crops, {rates[('none', 224)]:.0f} img/s "
       f"for validation at 224 px")
 
-# %% [markdown]
-# ## One machine: what an epoch costs
+# %%
+# One machine: what an epoch costs
+# --------------------------------
 # Forward + backward + Adam for a batch at 224 px on this machine's two cores (in smoke mode: 32 px, so the
 # numbers below are only a smoke test).
 
@@ -75,11 +78,12 @@ print(f"birealnet18 {size}px batch {batch}: {1 / seconds_per_image:.1f} img/s ->
 print(f"decoding costs {100 / rates[('rrc', 224)] / seconds_per_image:.1f} % of a worker's time per trained image: "
       f"the loader is not the bottleneck")
 
-# %% [markdown]
+# %%
 # A 2-core CPU trains Imagenette-scale problems (the 30-epoch runs take about an hour), but ImageNet at 224 px
 # takes more than a day per epoch.  That needs more machines.
 #
-# ## Data-parallel training over MPI
+# Data-parallel training over MPI
+# -------------------------------
 # `mpiexec -n N python -m minilab.train ...` starts N processes ("ranks"); `--batch-size` stays the *global*
 # batch B and each rank takes B/N of every batch.  The epoch's order is a function of (seed, epoch) and each
 # image's augmentation of (seed, epoch, batch, place in the batch), so the ranks together see exactly the batches
@@ -113,8 +117,9 @@ if have_mpi:
 else:
     print("mpi4py or mpiexec is not installed (pip install -e \".[mpi]\"): the 2-rank run is skipped")
 
-# %% [markdown]
-# ## What 2 ranks cost on this machine, and what N machines would buy
+# %%
+# What 2 ranks cost on this machine, and what N machines would buy
+# ----------------------------------------------------------------
 # `python -m minilab.bench scaling` times one process with 2 threads and 2 ranks with 1 thread each at the same
 # global batch, in one sitting: compute, the wait for the gradient sums that the backward did not hide, the
 # optimizer step (every rank repeats it), and a blocking allreduce of the same bytes.  (Smoke mode: a tiny model.)
@@ -131,7 +136,7 @@ for row in result["rows"]:
           f"{1e3 * row['wait_s']:.1f}, allreduce alone {1e3 * row['allreduce_s']:.1f} ms)")
 hidden = result["rows"][-1]["hidden"]
 
-# %% [markdown]
+# %%
 # **Projection — a model, not a measurement.**  A ring allreduce of S bytes over N nodes moves 2(N−1)/N · S bytes
 # per node: ≈ 2(N−1)/N · S / bandwidth + 2(N−1) · latency.  With the 224 px compute measured above, a local
 # batch of 32 per node and Bi-RealNet-18's gradients:
@@ -144,12 +149,13 @@ sixteen = table[-1]["10G"]["images_per_s"]
 print(f"\n16 nodes at 10 Gbit/s: one ImageNet epoch ≈ {1_281_167 / sixteen / 3600:.1f} h, 100 epochs ≈ "
       f"{100 * 1_281_167 / sixteen / 86400:.1f} days (each node like this one: 2 cores)")
 
-# %% [markdown]
+# %%
 # The allreduce of ~47 MB costs ~75 ms at 10 Gbit/s against seconds of compute per step at 224 px, so the
 # network stays a small share until N is large — the CPU time per image is what dominates.  Every node must see
 # the data (a shared filesystem, or a copy on each); only rank 0 writes the run directory.
 #
-# ## Exercises
+# Exercises
+# ---------
 # 1. From the projection's formula, at what N does the 10 Gbit/s allreduce cost as much as a 224 px step?
 # 2. Train `--data synthetic --max-steps 1 --optimizer sgd` once as one process and once under `mpiexec -n 2`
 #    with and without `--sync-bn`, and compare the checkpoints' weights: which run matches the single process,
