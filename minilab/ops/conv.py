@@ -212,7 +212,7 @@ class DepthwiseConvolution(Function):
 
        y_{n,cm+k,i,j} = b_{cm+k} + \sum_{u,v} w_{cm+k,0,u,v}\, x^{\text{pad}}_{n,c,\, i s + u,\, j s + v}
 
-       \frac{\partial L}{\partial w_{cm+k,0,u,v}} = \sum_{n,i,j} g_{n,cm+k,i,j}\, x^{\text{pad}}_{n,c,\, is+u,\, js+v}, \qquad \frac{\partial L}{\partial x^{\text{pad}}_{n,c,\, is+u,\, js+v}} \mathrel{+}= \sum_k g_{n,cm+k,i,j}\, w_{cm+k,0,u,v}
+       \frac{\partial L}{\partial w_{cm+k,0,u,v}} = \sum_{n,i,j} g_{n,cm+k,i,j}\, x^{\text{pad}}_{n,c,\, is+u,\, js+v}, \qquad \frac{\partial L}{\partial x^{\text{pad}}_{n,c,\, is+u,\, js+v}} \;{+}{=}\; \sum_k g_{n,cm+k,i,j}\, w_{cm+k,0,u,v}
     """
 
     @staticmethod

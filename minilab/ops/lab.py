@@ -42,9 +42,9 @@ class LabArgMax(Function):
 
     .. math::
 
-       d = r_1 - r_0, \qquad y = \operatorname{ArgMax}\big(\beta r_0, \beta r_1\big) \mapsto \pm 1 = \begin{cases} +1 & \beta d > 0 \\ -1 & \text{otherwise} \end{cases}
+       d = r_1 - r_0, \qquad y = \operatorname{ArgMax}\bigl(\beta r_0, \beta r_1\bigr) \mapsto \pm 1 = \begin{cases} +1 & \beta d > 0 \\ -1 & \text{otherwise} \end{cases}
 
-       s = 2\,\operatorname{softmax}\big(\beta r_0, \beta r_1\big)_1 - 1 = \tanh\!\left(\frac{\beta d}{2}\right)
+       s = 2\,\operatorname{softmax}\bigl(\beta r_0, \beta r_1\bigr)_1 - 1 = \tanh\!\left(\frac{\beta d}{2}\right)
 
        \frac{\partial s}{\partial r_1} = \frac{\beta\,(1 - s^2)}{2}, \qquad \frac{\partial s}{\partial r_0} = -\frac{\beta\,(1 - s^2)}{2}, \qquad \frac{\partial s}{\partial \beta} = \frac{(r_1 - r_0)(1 - s^2)}{2}
     """

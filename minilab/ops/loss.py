@@ -2,6 +2,8 @@
 
     log p[n,k] = z[n,k] − max_j z[n,j] − log Σ_j exp(z[n,j] − max_j z[n,j])
     L = −(1/N) Σ_n log p[n, t_n]            ∂L/∂z[n,k] = (p[n,k] − 1[k = t_n]) / N
+
+The targets t are class indices, not tensors: the gradient goes to the logits only.
 """
 import numpy as np
 

@@ -1,11 +1,11 @@
-"""Batch normalisation over every axis but the channel axis (1)::
+"""Batch normalisation over every axis but the channel axis (1).
 
-    Training:  μ, σ² = mean and (biased) variance of the batch;  x̂ = (x − μ)/√(σ² + ε);  y = γ·x̂ + β.
-               running ← m·running + (1 − m)·batch  (Keras' momentum convention; the running variance uses the
-               unbiased batch variance, as PyTorch and TF's fused kernel do).
-    Eval:      μ, σ² = the running statistics.
-    Backward (training), with M values per channel and ĝ = g·γ:
-               ∂L/∂x = (1/√(σ²+ε)) · (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),   ∂L/∂γ = Σ g·x̂,   ∂L/∂β = Σ g.
+Training:  μ, σ² = mean and (biased) variance of the batch;  x̂ = (x − μ)/√(σ² + ε);  y = γ·x̂ + β.
+           running ← m·running + (1 − m)·batch  (Keras' momentum convention; the running variance uses the
+           unbiased batch variance, as PyTorch and TF's fused kernel do).
+Eval:      μ, σ² = the running statistics.
+Backward (training), with M values per channel and ĝ = g·γ:
+           ∂L/∂x = (1/√(σ²+ε)) · (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),   ∂L/∂γ = Σ g·x̂,   ∂L/∂β = Σ g.
 """
 import numpy as np
 

@@ -10,6 +10,7 @@ A conv is this dot product for every output pixel (its packed receptive field) a
 the contribution of the padded taps is subtracted exactly::
 
     y_0pad[o, i, j] = y_1pad[o, i, j] − Σ_{taps (u,v) of (i,j) that fall in the padding} Σ_c sign(w)[o, c, u, v].
+
 The weights are ±α_o per output channel (α = 1 for plain sign), so y = α_o·(integer result) exactly.
 
 `binary_conv2d_reference` is the NumPy reference (np.packbits + np.bitwise_count) the compiled kernel

@@ -50,7 +50,7 @@ class GetItem(Function):
 
     .. math::
 
-       y = x[\text{index}], \qquad \frac{\partial L}{\partial x}[\text{index}] \mathrel{+}= \frac{\partial L}{\partial y}, \quad 0 \text{ elsewhere}
+       y = x[\text{index}], \qquad \frac{\partial L}{\partial x}[\text{index}] \;{+}{=}\; \frac{\partial L}{\partial y}, \quad 0 \text{ elsewhere}
     """
 
     @staticmethod
@@ -92,7 +92,7 @@ class Concat(Function):
 
     .. math::
 
-       y = [x_1, x_2, \dots]_{\text{axis}}, \qquad \frac{\partial L}{\partial x_k} = \left(\frac{\partial L}{\partial y}\right)_{\text{slice } k}
+       y = [x_1, x_2, \ldots]_{\text{axis}}, \qquad \frac{\partial L}{\partial x_k} = \left(\frac{\partial L}{\partial y}\right)_{\text{slice } k}
     """
 
     @staticmethod
