@@ -11,9 +11,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "_ext"))
 sys.path.insert(0, ROOT)
+# The tutorials start commands (python -m minilab.train, mpiexec …): they run this checkout's minilab too.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
 
 from minilab import __version__, config  # noqa: E402
 from minilab_sphinx import TutorialFigures  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from notebooks import SETUP_CELL  # noqa: E402
 
 project = "minilab"
 author = "the minilab authors"
@@ -34,6 +39,8 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_ext"]
 # `single quotes` in minilab's docstrings mean code, as in Markdown.
 default_role = "literal"
+# A literal block without a language is text (the docstrings' Unicode maths); code blocks name their language.
+highlight_language = "text"
 
 # Maths: MathML made at build time (docs/_ext/minilab_sphinx.py): no JavaScript, no network.
 html_math_renderer = "mathml"
@@ -75,14 +82,9 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "download_all_examples": False,
     "thumbnail_size": (320, 224),
-    "first_notebook_cell": (
-        "# The tutorials share a few helpers (tutorials/common.py): run this notebook from tutorials/ or\n"
-        "# tutorials/notebooks/ of a minilab checkout, with minilab installed (pip install -e \".[plot]\").\n"
-        "import os, sys\n"
-        "for _folder in ('.', '..', 'tutorials'):\n"
-        "    if os.path.exists(os.path.join(_folder, 'common.py')):\n"
-        "        sys.path.insert(0, os.path.abspath(_folder))\n"
-        "        break"),
+    # a script prints what it wants shown; a block's last expression is not echoed (as `python script.py`)
+    "capture_repr": (),
+    "first_notebook_cell": SETUP_CELL,       # the same setup cell as tools/notebooks.py writes
 }
 
 # --- HTML

@@ -30,7 +30,8 @@ class Hardtanh(Function):
 
     .. math::
 
-       y = \min(\max(x, \ell), h), \qquad \frac{\partial y}{\partial x} = \begin{cases} 1 & \ell \le x \le h \\ 0 & \text{otherwise} \end{cases}
+       y = \min(\max(x, \ell), h),
+       \qquad \frac{\partial y}{\partial x} = \begin{cases} 1 & \ell \le x \le h \\ 0 & \text{otherwise} \end{cases}
     """
 
     @staticmethod
@@ -52,7 +53,8 @@ class ParametricRectifier(Function):
 
        y = \begin{cases} x & x > 0 \\ a_c\, x & x \le 0 \end{cases}
 
-       \frac{\partial y}{\partial x} = \begin{cases} 1 & x > 0 \\ a_c & x \le 0 \end{cases}, \qquad \frac{\partial L}{\partial a_c} = \sum_{n,h,w:\; x_{n,c,h,w} \le 0} g_{n,c,h,w}\, x_{n,c,h,w}
+       \frac{\partial y}{\partial x} = \begin{cases} 1 & x > 0 \\ a_c & x \le 0 \end{cases},
+       \qquad \frac{\partial L}{\partial a_c} = \sum_{n,h,w:\; x_{n,c,h,w} \le 0} g_{n,c,h,w}\, x_{n,c,h,w}
     """
 
     @staticmethod
@@ -89,7 +91,8 @@ def linear(x, weight, bias=None):
 
     .. math::
 
-       y = x W^\top + b, \qquad \frac{\partial L}{\partial x} = G W, \quad \frac{\partial L}{\partial W} = G^\top x, \quad \frac{\partial L}{\partial b} = \sum_n G_n
+       y = x W^\top + b,
+       \qquad \frac{\partial L}{\partial x} = G W, \quad \frac{\partial L}{\partial W} = G^\top x, \quad \frac{\partial L}{\partial b} = \sum_n G_n
     """
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features, weight {weight.shape} expects {weight.shape[1]}")

@@ -79,7 +79,8 @@ class Div(Function):
 
     .. math::
 
-       y = \frac{a}{b}, \qquad \frac{\partial y}{\partial a} = \frac{1}{b}, \quad \frac{\partial y}{\partial b} = -\frac{a}{b^2}
+       y = \frac{a}{b},
+       \qquad \frac{\partial y}{\partial a} = \frac{1}{b}, \quad \frac{\partial y}{\partial b} = -\frac{a}{b^2}
     """
 
     @staticmethod
@@ -267,7 +268,8 @@ class Max(Function):
 
     .. math::
 
-       y = \max_i x_i, \qquad \frac{\partial y}{\partial x_i} = \begin{cases} 1 & i = \text{the first } \arg\max \\ 0 & \text{otherwise} \end{cases}
+       y = \max_i x_i,
+       \qquad \frac{\partial y}{\partial x_i} = \begin{cases} 1 & i = \text{the first } \arg\max \\ 0 & \text{otherwise} \end{cases}
     """
 
     @staticmethod

@@ -43,7 +43,8 @@ class SignSTE(Function):
 
        q(x) = \operatorname{sign}(x) = \begin{cases} +1 & x \ge 0 \\ -1 & x < 0 \end{cases}
 
-       \frac{\partial q}{\partial x} \approx \mathbb{1}\left[\,|x| \le c\,\right], \qquad \text{surrogate } \tilde q(x) = \operatorname{clip}(x, -c, c), \quad c = \text{clip}
+       \frac{\partial q}{\partial x} \approx \mathbb{1}\left[\,|x| \le c\,\right],
+       \qquad \text{surrogate } \tilde q(x) = \operatorname{clip}(x, -c, c), \quad c = \text{clip}
     """
 
     @staticmethod
@@ -73,7 +74,8 @@ class ApproxSign(Function):
 
        q(x) = \operatorname{sign}(x)
 
-       \frac{\partial q}{\partial x} \approx \begin{cases} 2 - 2|x| & |x| \le 1 \\ 0 & \text{otherwise} \end{cases}, \qquad \text{surrogate } \tilde q(x) = \begin{cases} 2x - x|x| & |x| \le 1 \\ \operatorname{sign}(x) & \text{otherwise} \end{cases}
+       \frac{\partial q}{\partial x} \approx \begin{cases} 2 - 2|x| & |x| \le 1 \\ 0 & \text{otherwise} \end{cases},
+       \qquad \text{surrogate } \tilde q(x) = \begin{cases} 2x - x|x| & |x| \le 1 \\ \operatorname{sign}(x) & \text{otherwise} \end{cases}
     """
 
     @staticmethod
@@ -128,7 +130,8 @@ def sauvola(x, k=0.5):
 
     .. math::
 
-       t = m \left(1 + k \left(\frac{s}{R} - 1\right)\right), \qquad R = \max s, \qquad q(x) = \operatorname{sign}(x - t), \qquad k = 0.5
+       t = m \left(1 + k \left(\frac{s}{R} - 1\right)\right), \qquad R = \max s,
+       \qquad q(x) = \operatorname{sign}(x - t), \qquad k = 0.5
 
        \frac{\partial q}{\partial (x - t)} \approx \mathbb{1}\left[\,|x - t| \le 1\,\right] \quad \text{(through } m, s \text{ and } R \text{ as well)}
     """

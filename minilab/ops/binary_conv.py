@@ -21,7 +21,8 @@ def binary_conv2d(x, weight, stride=1, padding=0, pad_value=0.0, binarizer=sign_
 
        y_{n,o,i,j} = \sum_{c,u,v} \alpha_o \operatorname{sign}(w_{o,c,u,v})\; \operatorname{pad}\!\bigl(q(x)\bigr)_{n,c,\, i s + u,\, j s + v}
 
-       \frac{\partial L}{\partial x} = \frac{\partial L}{\partial q(x)} \cdot \left.\frac{\partial q}{\partial x}\right|_{\text{pseudo}}, \qquad \frac{\partial L}{\partial w} = \frac{\partial L}{\partial w_q} \cdot \left.\frac{\partial w_q}{\partial w}\right|_{\text{pseudo}}
+       \frac{\partial L}{\partial x} = \frac{\partial L}{\partial q(x)} \cdot \left.\frac{\partial q}{\partial x}\right|_{\text{pseudo}},
+       \qquad \frac{\partial L}{\partial w} = \frac{\partial L}{\partial w_q} \cdot \left.\frac{\partial w_q}{\partial w}\right|_{\text{pseudo}}
     """
     if pad_value not in (0, 1):
         raise ValueError(f"binary_conv2d: pad_value must be 0 or 1 (+1), got {pad_value}")

@@ -165,7 +165,9 @@ class Convolution(Function):
 
        y_{n,o,i,j} = b_o + \sum_{c \in \text{group}(o)} \sum_{u,v} w_{o,c,u,v}\, x^{\text{pad}}_{n,c,\, i s + u,\, j s + v}
 
-       \frac{\partial L}{\partial W} = G^\top \cdot \text{cols}, \qquad \frac{\partial L}{\partial \text{cols}} = G\, W \;\xrightarrow{\text{col2im}}\; \frac{\partial L}{\partial x}, \qquad \frac{\partial L}{\partial b_o} = \sum_{n,i,j} g_{n,o,i,j}
+       \frac{\partial L}{\partial W} = G^\top \cdot \text{cols},
+       \qquad \frac{\partial L}{\partial \text{cols}} = G\, W \;\xrightarrow{\text{col2im}}\; \frac{\partial L}{\partial x},
+       \qquad \frac{\partial L}{\partial b_o} = \sum_{n,i,j} g_{n,o,i,j}
     """
 
     @staticmethod
@@ -212,7 +214,8 @@ class DepthwiseConvolution(Function):
 
        y_{n,cm+k,i,j} = b_{cm+k} + \sum_{u,v} w_{cm+k,0,u,v}\, x^{\text{pad}}_{n,c,\, i s + u,\, j s + v}
 
-       \frac{\partial L}{\partial w_{cm+k,0,u,v}} = \sum_{n,i,j} g_{n,cm+k,i,j}\, x^{\text{pad}}_{n,c,\, is+u,\, js+v}, \qquad \frac{\partial L}{\partial x^{\text{pad}}_{n,c,\, is+u,\, js+v}} \;{+}{=}\; \sum_k g_{n,cm+k,i,j}\, w_{cm+k,0,u,v}
+       \frac{\partial L}{\partial w_{cm+k,0,u,v}} = \sum_{n,i,j} g_{n,cm+k,i,j}\, x^{\text{pad}}_{n,c,\, is+u,\, js+v},
+       \qquad \frac{\partial L}{\partial x^{\text{pad}}_{n,c,\, is+u,\, js+v}} \;{+}{=}\; \sum_k g_{n,cm+k,i,j}\, w_{cm+k,0,u,v}
     """
 
     @staticmethod

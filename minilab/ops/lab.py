@@ -42,11 +42,14 @@ class LabArgMax(Function):
 
     .. math::
 
-       d = r_1 - r_0, \qquad y = \operatorname{ArgMax}\bigl(\beta r_0, \beta r_1\bigr) \mapsto \pm 1 = \begin{cases} +1 & \beta d > 0 \\ -1 & \text{otherwise} \end{cases}
+       d = r_1 - r_0,
+       \qquad y = \begin{cases} +1 & \operatorname{ArgMax}\bigl(\beta r_0, \beta r_1\bigr) = 1, \text{ i.e. } \beta d > 0 \\ -1 & \text{otherwise (a tie included)} \end{cases}
 
        s = 2\,\operatorname{softmax}\bigl(\beta r_0, \beta r_1\bigr)_1 - 1 = \tanh\!\left(\frac{\beta d}{2}\right)
 
-       \frac{\partial s}{\partial r_1} = \frac{\beta\,(1 - s^2)}{2}, \qquad \frac{\partial s}{\partial r_0} = -\frac{\beta\,(1 - s^2)}{2}, \qquad \frac{\partial s}{\partial \beta} = \frac{(r_1 - r_0)(1 - s^2)}{2}
+       \frac{\partial s}{\partial r_1} = \frac{\beta\,(1 - s^2)}{2},
+       \qquad \frac{\partial s}{\partial r_0} = -\frac{\beta\,(1 - s^2)}{2},
+       \qquad \frac{\partial s}{\partial \beta} = \frac{(r_1 - r_0)(1 - s^2)}{2}
     """
 
     @staticmethod
@@ -82,9 +85,14 @@ def lab(x, weight, bias, beta, pairing="channel"):
 
     .. math::
 
-       r = \operatorname{DWConv}_{3\times 3}(x;\, W, b), \qquad y = \begin{cases} +1 & \beta\,(r_1 - r_0) > 0 \\ -1 & \text{otherwise} \end{cases}
+       r = \operatorname{DWConv}_{3\times 3}(x;\, W, b),
+       \qquad y = \begin{cases} +1 & \beta\,(r_1 - r_0) > 0 \\ -1 & \text{otherwise} \end{cases}
 
-       \frac{\partial L}{\partial x} = \operatorname{DWConv}^\top\!\left(\frac{\partial L}{\partial y} \cdot \frac{\beta (1 - s^2)}{2} \cdot (\mathbf{e}_{r_1} - \mathbf{e}_{r_0})\right), \qquad s = \tanh\!\left(\frac{\beta (r_1 - r_0)}{2}\right)
+       s = \tanh\!\left(\frac{\beta (r_1 - r_0)}{2}\right),
+       \qquad \frac{\partial L}{\partial r_1} = -\frac{\partial L}{\partial r_0} = \frac{\partial L}{\partial y} \cdot \frac{\beta (1 - s^2)}{2},
+       \qquad \frac{\partial L}{\partial \beta} = \sum \frac{\partial L}{\partial y} \cdot \frac{(r_1 - r_0)(1 - s^2)}{2}
+
+       \frac{\partial L}{\partial x}, \frac{\partial L}{\partial W}, \frac{\partial L}{\partial b} \text{: the depthwise convolution's backward applied to } \frac{\partial L}{\partial r}
     """
     if pairing not in PAIRINGS:
         raise ValueError(f"lab: pairing must be one of {PAIRINGS}, got {pairing!r}")

@@ -20,7 +20,8 @@ class CrossEntropy(Function):
 
     .. math::
 
-       \log p_{n,k} = z_{n,k} - \max_j z_{n,j} - \log \sum_j e^{z_{n,j} - \max_j z_{n,j}}, \qquad L = -\frac{1}{N} \sum_n \log p_{n, t_n}
+       \log p_{n,k} = z_{n,k} - \max_j z_{n,j} - \log \sum_j e^{z_{n,j} - \max_j z_{n,j}},
+       \qquad L = -\frac{1}{N} \sum_n \log p_{n, t_n}
 
        \frac{\partial L}{\partial z_{n,k}} = \frac{p_{n,k} - \mathbb{1}[k = t_n]}{N}
     """

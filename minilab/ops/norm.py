@@ -39,7 +39,8 @@ class BatchNorm(Function):
 
        \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta
 
-       \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \left(\hat g - \overline{\hat g} - \hat x\, \overline{\hat g \hat x}\right), \quad \hat g = \gamma g, \qquad \frac{\partial L}{\partial \gamma} = \sum g \hat x, \qquad \frac{\partial L}{\partial \beta} = \sum g
+       \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \left(\hat g - \overline{\hat g} - \hat x\, \overline{\hat g \hat x}\right), \quad \hat g = \gamma g,
+       \qquad \frac{\partial L}{\partial \gamma} = \sum g \hat x, \qquad \frac{\partial L}{\partial \beta} = \sum g
     """
 
     @staticmethod

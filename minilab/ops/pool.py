@@ -26,7 +26,8 @@ class AveragePooling(Function):
 
     .. math::
 
-       y_{n,c,i,j} = \frac{1}{|W_{ij}|} \sum_{(p,q) \in W_{ij}} x_{n,c,p,q}, \qquad \frac{\partial L}{\partial x_{n,c,p,q}} = \sum_{(i,j):\, (p,q) \in W_{ij}} \frac{g_{n,c,i,j}}{|W_{ij}|}
+       y_{n,c,i,j} = \frac{1}{|W_{ij}|} \sum_{(p,q) \in W_{ij}} x_{n,c,p,q},
+       \qquad \frac{\partial L}{\partial x_{n,c,p,q}} = \sum_{(i,j):\, (p,q) \in W_{ij}} \frac{g_{n,c,i,j}}{|W_{ij}|}
     """
 
     @staticmethod
@@ -64,7 +65,8 @@ class MaxPooling(Function):
 
     .. math::
 
-       y_{n,c,i,j} = \max_{(p,q) \in W_{ij}} x_{n,c,p,q}, \qquad \frac{\partial L}{\partial x_{n,c,p,q}} = \sum_{(i,j):\, (p,q) = \arg\max_{W_{ij}} x} g_{n,c,i,j}
+       y_{n,c,i,j} = \max_{(p,q) \in W_{ij}} x_{n,c,p,q},
+       \qquad \frac{\partial L}{\partial x_{n,c,p,q}} = \sum_{(i,j):\, (p,q) = \arg\max_{W_{ij}} x} g_{n,c,i,j}
     """
 
     @staticmethod

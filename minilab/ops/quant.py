@@ -35,7 +35,9 @@ class FakeQuant(Function):
 
     .. math::
 
-       s_c = \frac{\max |w_c|}{q_{\max}}, \qquad \hat w = s_c \operatorname{clip}\!\left(\operatorname{round}\!\left(\frac{w}{s_c}\right), -q_{\max}, q_{\max}\right), \qquad q_{\max} = 2^{\,\text{bits} - 1} - 1
+       s_c = \frac{\max |w_c|}{q_{\max}},
+       \qquad \hat w = s_c \operatorname{clip}\!\left(\operatorname{round}\!\left(\frac{w}{s_c}\right), -q_{\max}, q_{\max}\right),
+       \qquad q_{\max} = 2^{\,\text{bits} - 1} - 1
 
        \frac{\partial L}{\partial w} \approx \frac{\partial L}{\partial \hat w} \quad \text{(straight through)}
     """

@@ -10,7 +10,8 @@ class Reshape(Function):
 
     .. math::
 
-       y = \operatorname{reshape}(x), \qquad \frac{\partial L}{\partial x} = \operatorname{reshape}^{-1}\!\left(\frac{\partial L}{\partial y}\right)
+       y = \operatorname{reshape}(x),
+       \qquad \frac{\partial L}{\partial x} = \operatorname{reshape}^{-1}\!\left(\frac{\partial L}{\partial y}\right)
     """
 
     @staticmethod
@@ -50,7 +51,8 @@ class GetItem(Function):
 
     .. math::
 
-       y = x[\text{index}], \qquad \frac{\partial L}{\partial x}[\text{index}] \;{+}{=}\; \frac{\partial L}{\partial y}, \quad 0 \text{ elsewhere}
+       y = x[\text{index}],
+       \qquad \frac{\partial L}{\partial x}[\text{index}] \;{+}{=}\; \frac{\partial L}{\partial y}, \quad 0 \text{ elsewhere}
     """
 
     @staticmethod
@@ -71,7 +73,8 @@ class Pad2d(Function):
 
     .. math::
 
-       y = \operatorname{pad}(x, p, v), \qquad \frac{\partial L}{\partial x} = \operatorname{crop}_p\!\left(\frac{\partial L}{\partial y}\right)
+       y = \operatorname{pad}(x, p, v),
+       \qquad \frac{\partial L}{\partial x} = \operatorname{crop}_p\!\left(\frac{\partial L}{\partial y}\right)
     """
 
     @staticmethod
@@ -92,7 +95,8 @@ class Concat(Function):
 
     .. math::
 
-       y = [x_1, x_2, \ldots]_{\text{axis}}, \qquad \frac{\partial L}{\partial x_k} = \left(\frac{\partial L}{\partial y}\right)_{\text{slice } k}
+       y = [x_1, x_2, \ldots]_{\text{axis}},
+       \qquad \frac{\partial L}{\partial x_k} = \left(\frac{\partial L}{\partial y}\right)_{\text{slice } k}
     """
 
     @staticmethod

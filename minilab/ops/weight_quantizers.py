@@ -47,7 +47,8 @@ def xnor_weight_scale(w):
 
     .. math::
 
-       w_c = \operatorname{clip}(w, -1, 1), \qquad q(w) = \alpha_o \operatorname{sign}(w_c), \qquad \alpha_o = \operatorname{mean} |w_c[o]|
+       w_c = \operatorname{clip}(w, -1, 1), \qquad q(w) = \alpha_o \operatorname{sign}(w_c),
+       \qquad \alpha_o = \operatorname{mean} |w_c[o]|
 
        \frac{\partial q}{\partial w} \approx \alpha_o\, \mathbb{1}\left[\,|w| \le 1\,\right] + \operatorname{sign}(w_c)\, \frac{\partial \alpha_o}{\partial w} \quad \text{(the gradient flows through } \alpha_o\text{)}
     """
