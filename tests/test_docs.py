@@ -44,7 +44,8 @@ def site(tmp_path_factory):
     figures = tmp_path_factory.mktemp("figures")
     env = dict(os.environ, MINILAB_TUTORIAL_SMOKE="1", MINILAB_TUTORIAL_OUT=str(figures))
     result = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q",
-                             "-d", str(out / "doctrees"), "docs", str(out / "html")],
+                             "-d", str(out / "doctrees"), "-D", "sphinx_gallery_conf.run_stale_examples=1",
+                             "docs", str(out / "html")],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, f"the site did not build cleanly:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
     return out / "html"

@@ -13,6 +13,7 @@
 """
 import datetime
 import fnmatch
+import json
 import os
 import pkgutil
 import platform
@@ -197,7 +198,7 @@ class CommandHelp(Directive):
         module = importlib.import_module(self.arguments[0])
         parser = module.build_parser()
         previous = os.environ.get("COLUMNS")
-        os.environ["COLUMNS"] = "100"                   # argparse wraps help text at the terminal's width
+        os.environ["COLUMNS"] = "90"                    # argparse wraps help at the terminal's width: the page's
         try:
             sections = [(None, parser.format_help())]
             for action in parser._actions:
@@ -248,8 +249,21 @@ class TutorialFigures:
         return found
 
     def reset(self, gallery_conf, fname, when=None):
-        """sphinx-gallery's reset_modules hook: runs before each tutorial."""
+        """sphinx-gallery's reset_modules hook: runs before each tutorial is executed (not when an unchanged
+        tutorial's earlier run is reused), so it also records where and how this run happens."""
         self.seen = self.snapshot()
+        if fname is None or when not in (None, "before"):
+            return
+        smoke = os.environ.get("MINILAB_TUTORIAL_SMOKE", "").strip().lower() not in ("", "0", "false", "off", "no")
+        record = {"cpu": cpu_name(), "cores": os.cpu_count(), "system": f"{platform.system()} {platform.machine()}",
+                  "date": datetime.date.today().isoformat(), "smoke": smoke}
+        stem = os.path.splitext(os.path.basename(fname))[0]
+        for folder in ([gallery_conf["gallery_dirs"]] if isinstance(gallery_conf["gallery_dirs"], str)
+                       else gallery_conf["gallery_dirs"]):
+            target = os.path.join(gallery_conf["src_dir"], folder)
+            os.makedirs(target, exist_ok=True)
+            with open(os.path.join(target, stem + ".ran.json"), "w", encoding="utf-8") as fh:
+                json.dump(record, fh)
 
     def __call__(self, block, block_vars, gallery_conf):
         from sphinx_gallery.scrapers import figure_rst
@@ -281,17 +295,19 @@ def cpu_name():
 
 
 def stamp_tutorial_pages(app, docname, source):
-    """Name the CPU, the date and the size a gallery page ran at, beside sphinx-gallery's running time."""
-    if not docname.startswith("tutorials/") or docname.endswith("index"):
-        return
+    """Name the CPU, the date and the size a gallery page ran at, beside sphinx-gallery's running time (from the
+    record TutorialFigures.reset wrote when the tutorial was executed)."""
     marker = "**Total running time of the script:**"
-    if marker not in source[0]:
+    if not docname.startswith("tutorials/") or marker not in source[0]:
         return
-    smoke = os.environ.get("MINILAB_TUTORIAL_SMOKE", "").strip().lower() not in ("", "0", "false", "off", "no")
+    path = os.path.join(app.srcdir, docname + ".ran.json")
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as fh:
+        ran = json.load(fh)
     size = ("smoke mode (MINILAB_TUTORIAL_SMOKE=1: data, epochs and sizes shrunk so the page builds in seconds)"
-            if smoke else "full size")
-    line = (f"**Ran on:** {cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
-            f"{datetime.date.today().isoformat()}, {size}.\n\n")
+            if ran["smoke"] else "full size")
+    line = f"**Ran on:** {ran['cpu']}, {ran['cores']} cores, {ran['system']}, {ran['date']}, {size}.\n\n"
     source[0] = source[0].replace(marker, line + marker, 1)
 
 
