@@ -10,15 +10,14 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "_ext"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, ROOT)
 # The tutorials start commands (python -m minilab.train, mpiexec …): they run this checkout's minilab too.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
 
 from minilab import __version__, config  # noqa: E402
 from minilab_sphinx import TutorialFigures  # noqa: E402
-
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from notebooks import SETUP_CELL  # noqa: E402
+from notebooks import SETUP_CELL  # noqa: E402  (tools/notebooks.py)
 
 project = "minilab"
 author = "the minilab authors"

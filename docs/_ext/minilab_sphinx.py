@@ -28,6 +28,8 @@ from docutils.utils.math.latex2mathml import tex2mathml
 from sphinx.util import logging
 from sphinx.util.nodes import nested_parse_with_titles
 
+from notebooks import cpu_name, pngs     # tools/notebooks.py: the notebooks attach figures the same way
+
 logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------------------------- maths
@@ -239,14 +241,7 @@ class TutorialFigures:
         self.seen = {}
 
     def snapshot(self):
-        found = {}
-        if os.path.isdir(self.folder):
-            for root, _, files in os.walk(self.folder):
-                for name in files:
-                    if name.lower().endswith(".png"):
-                        path = os.path.join(root, name)
-                        found[path] = os.stat(path).st_mtime_ns
-        return found
+        return pngs(self.folder)
 
     def reset(self, gallery_conf, fname, when=None):
         """sphinx-gallery's reset_modules hook: runs before each tutorial is executed (not when an unchanged
@@ -282,17 +277,6 @@ class TutorialFigures:
 
 
 # ------------------------------------------------------------------------------ where a tutorial page ran
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def stamp_tutorial_pages(app, docname, source):
     """Name the CPU, the date and the size a gallery page ran at, beside sphinx-gallery's running time (from the
