@@ -175,3 +175,9 @@ def test_notebook_in_sync_with_its_tutorial_and_executed(source):
     if draws_figures(source):
         assert any("image/png" in o.get("data", {}) for o in outputs), "the tutorial's figures are in the notebook"
     assert os.path.getsize(path) < 3_000_000, "a notebook stays small enough for the repository"
+
+
+def test_no_notebook_without_its_tutorial():
+    made = {notebooks.notebook_path(source) for source in TUTORIALS}
+    stale = set(glob.glob(os.path.join(notebooks.NOTEBOOKS, "*.ipynb"))) - made
+    assert not stale, f"notebooks whose tutorial is gone: {sorted(stale)}; run python tools/notebooks.py"

@@ -138,7 +138,8 @@ def execute(nb, figures_folder, timeout):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python tools/notebooks.py", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("only", nargs="*", help="tutorial numbers (e.g. 04); default: every tutorial")
     p.add_argument("--smoke", action="store_true", help="run with MINILAB_TUTORIAL_SMOKE=1 (shrunk, fast)")
     p.add_argument("--no-execute", action="store_true", help="write the cells without running them")
@@ -162,6 +163,10 @@ def main(argv=None):
     from minilab import config
     figures = config.tutorial_out or os.path.join(TUTORIALS, "output")
     os.makedirs(NOTEBOOKS, exist_ok=True)
+    if not args.only:                     # a tutorial renamed or removed takes its notebook with it
+        for stale in sorted(set(glob.glob(os.path.join(NOTEBOOKS, "*.ipynb"))) - {notebook_path(s) for s in sources}):
+            os.remove(stale)
+            print(f"removed {os.path.relpath(stale)} (no tutorial of that name)")
     for source in sources:
         nb = build_notebook(source)
         start = time.perf_counter()

@@ -73,12 +73,21 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "_static", "lab_vs_sign.png"))
     p.add_argument("--size", type=int, default=160, help="pixels per side of each panel (default 160)")
     args = p.parse_args(argv)
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print('error: drawing the figure needs matplotlib: pip install -e ".[plot]"', file=sys.stderr)
+        return 2
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from PIL import UnidentifiedImageError
 
     path = args.image or find_photo()
-    grey = load_grey(path, args.size) if path else test_pattern(args.size)
+    try:
+        grey = load_grey(path, args.size) if path else test_pattern(args.size)
+    except (OSError, UnidentifiedImageError) as error:
+        print(f"error: --image {path}: {error}", file=sys.stderr)
+        return 2
     sign, lab = binarize(grey)
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8), layout="constrained")
     panels = [(grey, "input (one channel)"), (sign, "sign: one global threshold"),

@@ -161,7 +161,8 @@ class AutoModules(Directive):
         lines = []
         for name in modules:
             lines += [f".. _module-{name}:", "", f"``{name}``", "~" * (len(name) + 4), "",
-                      f".. automodule:: {name}", "   :members:", "   :undoc-members:", "   :show-inheritance:", "   :ignore-module-all:",
+                      f".. automodule:: {name}", "   :members:", "   :undoc-members:", "   :show-inheritance:",
+                      "   :ignore-module-all:",
                       "   :member-order: bysource", ""]
         node = nodes.section()
         node.document = self.state.document
