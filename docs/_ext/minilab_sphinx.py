@@ -10,6 +10,10 @@
   files (minilab.plotting) rather than leaving matplotlib figures open: every PNG a block writes is shown
   under that block.
 - A line on every executed tutorial page saying which CPU ran it, when, and at which size (smoke or full).
+- ``.. command-help:: minilab.train``: a command's ``--help`` (and its sub-commands'), from its ``build_parser()``.
+- Plain-text docstrings shown as written: aligned Unicode maths becomes a literal block, and the characters that
+  mean something else in reStructuredText (|x|, a trailing _, *args) are escaped.
+- The index's "More" list: every top-level page of docs/ that no other list of the index names.
 """
 import datetime
 import fnmatch
