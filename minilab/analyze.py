@@ -8,7 +8,8 @@ from .analysis.report import analyse, choose_layers, load_images, write_report
 from .data.folder import DataError
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of `python -m minilab.analyze` (the docs render their page from it)."""
     p = argparse.ArgumentParser(prog="python -m minilab.analyze", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="training checkpoint (e.g. the LAB model)")
     p.add_argument("--compare", default=None, help="a second checkpoint shown beside it (e.g. the sign model)")
@@ -19,7 +20,11 @@ def main(argv=None):
     p.add_argument("--ssim-images", type=int, default=10, help="images for SSIM/ENDSIM (the paper: 10)")
     p.add_argument("--max-channels", type=int, default=None, help="limit channels per layer (speed)")
     p.add_argument("--window", default="gaussian", choices=("gaussian", "uniform"))
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     from .training.checkpoint import load_model_from_checkpoint
     from .analysis.capture import binary_layers
 

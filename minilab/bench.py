@@ -19,7 +19,8 @@ import sys
 from .benchmarks.kernels import bench_kernels, bench_train, print_kernels, print_train
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of `python -m minilab.bench` (the docs render their page from it)."""
     from .models import MODELS
 
     p = argparse.ArgumentParser(prog="python -m minilab.bench", description=__doc__,
@@ -48,7 +49,13 @@ def main(argv=None):
     from .benchmarks import contention, scaling
     scaling.add_arguments(sub)
     contention.add_arguments(sub)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    from .benchmarks import contention, scaling
+
+    args = build_parser().parse_args(argv)
     if args.what == "kernels":
         from .core.threads import set_threads
         set_threads(1)

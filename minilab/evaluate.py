@@ -27,7 +27,8 @@ def print_per_class(counts, classes, names, limit=30):
         print(f"  {labels[i]:{width}s}  {value}  ({totals[i]} images)")
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of `python -m minilab.evaluate` (the docs render their page from it)."""
     parser = argparse.ArgumentParser(prog="python -m minilab.evaluate",
                                      description="Top-1/top-5 accuracy of a training checkpoint on a dataset's "
                                                  "validation split.")
@@ -41,7 +42,11 @@ def main(argv=None):
                              "the run was trained)")
     parser.add_argument("--confusion", default=None, metavar="OUT.png",
                         help="also draw the confusion matrix, with the class names, as a PNG (needs matplotlib)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     from .training.checkpoint import load_model_from_checkpoint
     from .data import DataError, Loader, load_datasets
     from .data.classnames import human_names

@@ -27,7 +27,8 @@ def print_summary(runs):
               f"{100 * last['val_top1']:8.2f} {100 * last['val_top5']:8.2f} {100 * best:12.2f}")
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of `python -m minilab.plot` (the docs render their page from it)."""
     p = argparse.ArgumentParser(
         prog="python -m minilab.plot",
         description="Draw the training curves of one or more runs on one PNG: loss, and validation top-1 / top-5 "
@@ -38,7 +39,11 @@ def main(argv=None):
     p.add_argument("runs", nargs="+", help="run directories (holding metrics.jsonl) or metrics.jsonl files")
     p.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
     p.add_argument("--title", default=None, help="a title above both panels")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     try:
         loaded = [read_run(path) for path in args.runs]
     except (FileNotFoundError, ValueError) as error:

@@ -6,8 +6,9 @@ import sys
 from .analysis.summary import format_summary, layer_costs
 
 
-def main(argv=None):
-    from .models import MODELS, create_model, default_binarizer
+def build_parser():
+    """The command line of `python -m minilab.summary` (the docs render their page from it)."""
+    from .models import MODELS
     from .ops.binarizers import ALL_BINARIZERS
 
     p = argparse.ArgumentParser(prog="python -m minilab.summary",
@@ -20,7 +21,13 @@ def main(argv=None):
     p.add_argument("--binarizer", default=None, choices=ALL_BINARIZERS)
     p.add_argument("--lab-blocks", default="1111")
     p.add_argument("--totals", action="store_true", help="print only the totals")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    from .models import create_model, default_binarizer
+
+    args = build_parser().parse_args(argv)
     binarizer = args.binarizer or default_binarizer(args.arch)
     try:
         model = create_model(args.arch, num_classes=args.num_classes, image_size=args.image_size, width=args.width,

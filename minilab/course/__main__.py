@@ -19,7 +19,8 @@ binary conv, LAB, PReLU, a Bi-Real block trained with the student's ops), graded
 The teacher's guide is docs/course.md."""
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of `python -m minilab.course` (the docs render their page from it)."""
     parser = argparse.ArgumentParser(prog="python -m minilab.course", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +38,11 @@ def main(argv=None):
                        help="time limit per task in seconds (default 120)")
     zip_parser = sub.add_parser("gradescope", help="write the Gradescope autograder zip")
     zip_parser.add_argument("zip", help="the .zip file to write")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.command == "gradescope":

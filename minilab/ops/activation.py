@@ -7,7 +7,12 @@ from .shape import transpose
 
 
 class Rectifier(Function):
-    """ReLU: y = max(x, 0);  ∂y/∂x = 1 if x > 0 else 0."""
+    r"""ReLU: y = max(x, 0);  ∂y/∂x = 1 if x > 0 else 0.
+
+    .. math::
+
+       y = \max(x, 0), \qquad \frac{\partial y}{\partial x} = \begin{cases} 1 & x > 0 \\ 0 & x \le 0 \end{cases}
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -21,7 +26,13 @@ class Rectifier(Function):
 
 
 class Hardtanh(Function):
-    """y = clip(x, lo, hi);  ∂y/∂x = 1 inside [lo, hi], 0 outside."""
+    r"""y = clip(x, lo, hi);  ∂y/∂x = 1 inside [lo, hi], 0 outside.
+
+    .. math::
+
+       y = \min(\max(x, \ell), h),
+       \qquad \frac{\partial y}{\partial x} = \begin{cases} 1 & \ell \le x \le h \\ 0 & \text{otherwise} \end{cases}
+    """
 
     @staticmethod
     def forward(ctx, x, lo=-1.0, hi=1.0):
@@ -35,8 +46,16 @@ class Hardtanh(Function):
 
 
 class ParametricRectifier(Function):
-    """PReLU: y = x if x > 0 else a_c·x  (a_c: one slope per channel c = axis 1).
-    ∂y/∂x = 1 or a_c;  ∂L/∂a_c = Σ_{x ≤ 0} g·x."""
+    r"""PReLU: y = x if x > 0 else a_c·x  (a_c: one slope per channel c = axis 1).
+    ∂y/∂x = 1 or a_c;  ∂L/∂a_c = Σ_{x ≤ 0} g·x.
+
+    .. math::
+
+       y = \begin{cases} x & x > 0 \\ a_c\, x & x \le 0 \end{cases}
+
+       \frac{\partial y}{\partial x} = \begin{cases} 1 & x > 0 \\ a_c & x \le 0 \end{cases},
+       \qquad \frac{\partial L}{\partial a_c} = \sum_{n,h,w:\; x_{n,c,h,w} \le 0} g_{n,c,h,w}\, x_{n,c,h,w}
+    """
 
     @staticmethod
     def forward(ctx, x, a):
@@ -68,7 +87,13 @@ def prelu(x, weight):
 
 
 def linear(x, weight, bias=None):
-    """y = x Wᵀ + b, W of shape (out_features, in_features) as in PyTorch."""
+    r"""y = x Wᵀ + b, W of shape (out_features, in_features) as in PyTorch.
+
+    .. math::
+
+       y = x W^\top + b,
+       \qquad \frac{\partial L}{\partial x} = G W, \quad \frac{\partial L}{\partial W} = G^\top x, \quad \frac{\partial L}{\partial b} = \sum_n G_n
+    """
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features, weight {weight.shape} expects {weight.shape[1]}")
     y = matmul(x, transpose(weight))

@@ -18,7 +18,12 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 class Add(Function):
-    """y = a + b;  ∂y/∂a = 1, ∂y/∂b = 1."""
+    r"""y = a + b;  ∂y/∂a = 1, ∂y/∂b = 1.
+
+    .. math::
+
+       y = a + b, \qquad \frac{\partial y}{\partial a} = 1, \quad \frac{\partial y}{\partial b} = 1
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -32,7 +37,12 @@ class Add(Function):
 
 
 class Sub(Function):
-    """y = a − b;  ∂y/∂a = 1, ∂y/∂b = −1."""
+    r"""y = a − b;  ∂y/∂a = 1, ∂y/∂b = −1.
+
+    .. math::
+
+       y = a - b, \qquad \frac{\partial y}{\partial a} = 1, \quad \frac{\partial y}{\partial b} = -1
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -46,7 +56,12 @@ class Sub(Function):
 
 
 class Mul(Function):
-    """y = a·b;  ∂y/∂a = b, ∂y/∂b = a."""
+    r"""y = a·b;  ∂y/∂a = b, ∂y/∂b = a.
+
+    .. math::
+
+       y = a\, b, \qquad \frac{\partial y}{\partial a} = b, \quad \frac{\partial y}{\partial b} = a
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -60,7 +75,13 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b;  ∂y/∂a = 1/b, ∂y/∂b = −a/b²."""
+    r"""y = a / b;  ∂y/∂a = 1/b, ∂y/∂b = −a/b².
+
+    .. math::
+
+       y = \frac{a}{b},
+       \qquad \frac{\partial y}{\partial a} = \frac{1}{b}, \quad \frac{\partial y}{\partial b} = -\frac{a}{b^2}
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -74,7 +95,12 @@ class Div(Function):
 
 
 class Neg(Function):
-    """y = −x;  ∂y/∂x = −1."""
+    r"""y = −x;  ∂y/∂x = −1.
+
+    .. math::
+
+       y = -x, \qquad \frac{\partial y}{\partial x} = -1
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -86,7 +112,12 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = xᵖ for a constant exponent p;  ∂y/∂x = p·xᵖ⁻¹."""
+    r"""y = xᵖ for a constant exponent p;  ∂y/∂x = p·xᵖ⁻¹.
+
+    .. math::
+
+       y = x^p, \qquad \frac{\partial y}{\partial x} = p\, x^{p-1}
+    """
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -102,7 +133,12 @@ class Pow(Function):
 
 
 class MatMul(Function):
-    """Y = A @ B for 2-D (or batched) A, B;  ∂L/∂A = G @ Bᵀ, ∂L/∂B = Aᵀ @ G."""
+    r"""Y = A @ B for 2-D (or batched) A, B;  ∂L/∂A = G @ Bᵀ, ∂L/∂B = Aᵀ @ G.
+
+    .. math::
+
+       Y = A B, \qquad \frac{\partial L}{\partial A} = G B^\top, \quad \frac{\partial L}{\partial B} = A^\top G
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -121,7 +157,12 @@ class MatMul(Function):
 
 
 class Sum(Function):
-    """y = Σ x over `axis`;  ∂y/∂x = 1 broadcast back to x's shape."""
+    r"""y = Σ x over `axis`;  ∂y/∂x = 1 broadcast back to x's shape.
+
+    .. math::
+
+       y = \sum_{i \in \text{axis}} x_i, \qquad \frac{\partial y}{\partial x_i} = 1
+    """
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -136,7 +177,12 @@ class Sum(Function):
 
 
 class Mean(Function):
-    """y = (1/n) Σ x over `axis`;  ∂y/∂x = 1/n broadcast back."""
+    r"""y = (1/n) Σ x over `axis`;  ∂y/∂x = 1/n broadcast back.
+
+    .. math::
+
+       y = \frac{1}{n} \sum_{i \in \text{axis}} x_i, \qquad \frac{\partial y}{\partial x_i} = \frac{1}{n}
+    """
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -195,7 +241,12 @@ def mean(x, axis=None, keepdims=False):
 
 
 class Abs(Function):
-    """y = |x|;  ∂y/∂x = sign(x) (0 at x = 0)."""
+    r"""y = |x|;  ∂y/∂x = sign(x) (0 at x = 0).
+
+    .. math::
+
+       y = |x|, \qquad \frac{\partial y}{\partial x} = \operatorname{sign}(x) \quad (0 \text{ at } x = 0)
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -213,7 +264,13 @@ def abs(x):
 
 
 class Max(Function):
-    """y = max of all entries;  the gradient goes to the (first) arg-max entry."""
+    r"""y = max of all entries;  the gradient goes to the (first) arg-max entry.
+
+    .. math::
+
+       y = \max_i x_i,
+       \qquad \frac{\partial y}{\partial x_i} = \begin{cases} 1 & i = \text{the first } \arg\max \\ 0 & \text{otherwise} \end{cases}
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -232,7 +289,12 @@ def amax(x):
 
 
 class Sqrt(Function):
-    """y = √x;  ∂y/∂x = 1/(2√x)."""
+    r"""y = √x;  ∂y/∂x = 1/(2√x).
+
+    .. math::
+
+       y = \sqrt{x}, \qquad \frac{\partial y}{\partial x} = \frac{1}{2\sqrt{x}}
+    """
 
     @staticmethod
     def forward(ctx, x):

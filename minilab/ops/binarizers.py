@@ -9,7 +9,8 @@ Parameter-free binarizers are plain functions of x (`get_binarizer(name)`).  LAB
 `minilab.nn.LAB`, with the functional form `minilab.ops.lab.lab`.
 
 Niblack and Sauvola (the paper's local-threshold baselines) threshold every pixel against statistics of its 3×3
-neighbourhood:
+neighbourhood::
+
     m = AvgPool3×3(x)                       (stride 1, 'same', padding excluded from the mean)
     s = √(AvgPool3×3((x − m)²) + 1e-9)      (each neighbour centred on its *own* local mean)
     Niblack:  t = m + k·s                               (k = −0.2)
@@ -32,11 +33,19 @@ def sign(x: np.ndarray) -> np.ndarray:
 
 
 class SignSTE(Function):
-    """Straight-through sign (Larq `ste_sign`).
+    r"""Straight-through sign (Larq `ste_sign`)::
 
-    forward:          q(x) = sign(x)
-    pseudo-gradient:  ∂q/∂x = 1 if |x| ≤ clip else 0
-    surrogate:        clip(x, −clip, clip)"""
+        forward:          q(x) = sign(x)
+        pseudo-gradient:  ∂q/∂x = 1 if |x| ≤ clip else 0
+        surrogate:        clip(x, −clip, clip)
+
+    .. math::
+
+       q(x) = \operatorname{sign}(x) = \begin{cases} +1 & x \ge 0 \\ -1 & x < 0 \end{cases}
+
+       \frac{\partial q}{\partial x} \approx \mathbb{1}\left[\,|x| \le c\,\right],
+       \qquad \text{surrogate } \tilde q(x) = \operatorname{clip}(x, -c, c), \quad c = \text{clip}
+    """
 
     @staticmethod
     def forward(ctx, x, clip=1.0):
@@ -55,11 +64,19 @@ class SignSTE(Function):
 
 
 class ApproxSign(Function):
-    """Bi-Real Net's ApproxSign (Larq `approx_sign`).
+    r"""Bi-Real Net's ApproxSign (Larq `approx_sign`)::
 
-    forward:          q(x) = sign(x)
-    pseudo-gradient:  ∂q/∂x = 2 − 2|x| if |x| ≤ 1 else 0
-    surrogate:        2x − x|x| on [−1, 1], sign(x) outside (a piecewise quadratic)"""
+        forward:          q(x) = sign(x)
+        pseudo-gradient:  ∂q/∂x = 2 − 2|x| if |x| ≤ 1 else 0
+        surrogate:        2x − x|x| on [−1, 1], sign(x) outside (a piecewise quadratic)
+
+    .. math::
+
+       q(x) = \operatorname{sign}(x)
+
+       \frac{\partial q}{\partial x} \approx \begin{cases} 2 - 2|x| & |x| \le 1 \\ 0 & \text{otherwise} \end{cases},
+       \qquad \text{surrogate } \tilde q(x) = \begin{cases} 2x - x|x| & |x| \le 1 \\ \operatorname{sign}(x) & \text{otherwise} \end{cases}
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -94,11 +111,30 @@ def local_stats(x):
 
 
 def niblack(x, k=-0.2):
+    r"""Niblack's local threshold (k = −0.2): q(x) = sign(x − t), t = m + k·s with m, s the 3×3 local mean and std; STE
+    backward, flowing through m and s.
+
+    .. math::
+
+       t = m + k\, s, \qquad q(x) = \operatorname{sign}(x - t), \qquad k = -0.2
+
+       \frac{\partial q}{\partial (x - t)} \approx \mathbb{1}\left[\,|x - t| \le 1\,\right] \quad \text{(through } m \text{ and } s \text{ as well)}
+    """
     m, s = local_stats(x)
     return sign_ste(sub(x, add(m, mul(s, k))))
 
 
 def sauvola(x, k=0.5):
+    r"""Sauvola's local threshold (k = 0.5): q(x) = sign(x − t), t = m·(1 + k·(s/R − 1)), R = max s; STE backward,
+    flowing through m, s and R.
+
+    .. math::
+
+       t = m \left(1 + k \left(\frac{s}{R} - 1\right)\right), \qquad R = \max s,
+       \qquad q(x) = \operatorname{sign}(x - t), \qquad k = 0.5
+
+       \frac{\partial q}{\partial (x - t)} \approx \mathbb{1}\left[\,|x - t| \le 1\,\right] \quad \text{(through } m, s \text{ and } R \text{ as well)}
+    """
     m, s = local_stats(x)
     r = amax(s)
     t = mul(m, add(mul(sub(div(s, add(r, 1e-9)), 1.0), k), 1.0))

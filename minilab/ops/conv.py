@@ -155,11 +155,20 @@ def is_depthwise(x, w, groups):
 
 
 class Convolution(Function):
-    """See the module docstring for the maths (im2col + one GEMM per group).
+    r"""See the module docstring for the maths (im2col + one GEMM per group).
 
     `pad_value` pads with a constant other than 0 (binary convs pad ±1 maps with +1 or 0).  `binary=True`
     promises that x is ±1 and every output channel of w is ±α_o; the reference computes the same float conv
-    either way, a compiled twin may then use the exact XNOR-popcount kernel."""
+    either way, a compiled twin may then use the exact XNOR-popcount kernel.
+
+    .. math::
+
+       y_{n,o,i,j} = b_o + \sum_{c \in \text{group}(o)} \sum_{u,v} w_{o,c,u,v}\, x^{\text{pad}}_{n,c,\, i s + u,\, j s + v}
+
+       \frac{\partial L}{\partial W} = G^\top \cdot \text{cols},
+       \qquad \frac{\partial L}{\partial \text{cols}} = G\, W \;\xrightarrow{\text{col2im}}\; \frac{\partial L}{\partial x},
+       \qquad \frac{\partial L}{\partial b_o} = \sum_{n,i,j} g_{n,o,i,j}
+    """
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0, binary=False):
@@ -198,8 +207,16 @@ class Convolution(Function):
 
 
 class DepthwiseConvolution(Function):
-    """A depthwise conv (groups = C_in, m kernels per input channel): `depthwise_forward` / `depthwise_backward`,
-    sums of shifted copies instead of a GEMM with one input channel per group.  The options are Convolution's."""
+    r"""A depthwise conv (groups = C_in, m kernels per input channel): `depthwise_forward` / `depthwise_backward`,
+    sums of shifted copies instead of a GEMM with one input channel per group.  The options are Convolution's.
+
+    .. math::
+
+       y_{n,cm+k,i,j} = b_{cm+k} + \sum_{u,v} w_{cm+k,0,u,v}\, x^{\text{pad}}_{n,c,\, i s + u,\, j s + v}
+
+       \frac{\partial L}{\partial w_{cm+k,0,u,v}} = \sum_{n,i,j} g_{n,cm+k,i,j}\, x^{\text{pad}}_{n,c,\, is+u,\, js+v},
+       \qquad \frac{\partial L}{\partial x^{\text{pad}}_{n,c,\, is+u,\, js+v}} \;{+}{=}\; \sum_k g_{n,cm+k,i,j}\, w_{cm+k,0,u,v}
+    """
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0):

@@ -1,6 +1,6 @@
 """LAB — the Learnable Activation Binarizer (Falkena, Jamali-Rad, van Gemert, WACV 2023).
 
-A per-pixel learned "segmentation" of every channel into ±1.  For an input x with C channels:
+A per-pixel learned "segmentation" of every channel into ±1.  For an input x with C channels::
 
     r = depthwise_conv3x3(x; weight (2C, 1, 3, 3), bias (2C,)), zero 'same' padding   → 2 maps per channel
     pair the maps:   pairing="channel"  (paper):   r0[c] = r[2c],  r1[c] = r[2c+1]   (the two kernels of channel c)
@@ -38,7 +38,19 @@ def join_pairs(g0: np.ndarray, g1: np.ndarray, pairing: str) -> np.ndarray:
 
 
 class LabArgMax(Function):
-    """The ArgMax / Soft-ArgMax step of LAB on the depthwise maps r (N, 2C, H, W) and β (a scalar)."""
+    r"""The ArgMax / Soft-ArgMax step of LAB on the depthwise maps r (N, 2C, H, W) and β (a scalar).
+
+    .. math::
+
+       d = r_1 - r_0,
+       \qquad y = \begin{cases} +1 & \operatorname{ArgMax}\bigl(\beta r_0, \beta r_1\bigr) = 1, \text{ i.e. } \beta d > 0 \\ -1 & \text{otherwise (a tie included)} \end{cases}
+
+       s = 2\,\operatorname{softmax}\bigl(\beta r_0, \beta r_1\bigr)_1 - 1 = \tanh\!\left(\frac{\beta d}{2}\right)
+
+       \frac{\partial s}{\partial r_1} = \frac{\beta\,(1 - s^2)}{2},
+       \qquad \frac{\partial s}{\partial r_0} = -\frac{\beta\,(1 - s^2)}{2},
+       \qquad \frac{\partial s}{\partial \beta} = \frac{(r_1 - r_0)(1 - s^2)}{2}
+    """
 
     @staticmethod
     def forward(ctx, r, beta, pairing="channel"):
@@ -69,7 +81,19 @@ class LabArgMax(Function):
 
 
 def lab(x, weight, bias, beta, pairing="channel"):
-    """LAB binarizer: ±1 map of x's shape.  weight (2C, 1, 3, 3), bias (2C,), beta a scalar Tensor."""
+    r"""LAB binarizer: ±1 map of x's shape.  weight (2C, 1, 3, 3), bias (2C,), beta a scalar Tensor.
+
+    .. math::
+
+       r = \operatorname{DWConv}_{3\times 3}(x;\, W, b),
+       \qquad y = \begin{cases} +1 & \beta\,(r_1 - r_0) > 0 \\ -1 & \text{otherwise} \end{cases}
+
+       s = \tanh\!\left(\frac{\beta (r_1 - r_0)}{2}\right),
+       \qquad \frac{\partial L}{\partial r_1} = -\frac{\partial L}{\partial r_0} = \frac{\partial L}{\partial y} \cdot \frac{\beta (1 - s^2)}{2},
+       \qquad \frac{\partial L}{\partial \beta} = \sum \frac{\partial L}{\partial y} \cdot \frac{(r_1 - r_0)(1 - s^2)}{2}
+
+       \frac{\partial L}{\partial x}, \frac{\partial L}{\partial W}, \frac{\partial L}{\partial b} \text{: the depthwise convolution's backward applied to } \frac{\partial L}{\partial r}
+    """
     if pairing not in PAIRINGS:
         raise ValueError(f"lab: pairing must be one of {PAIRINGS}, got {pairing!r}")
     c = x.shape[1]

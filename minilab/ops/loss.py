@@ -1,7 +1,9 @@
-"""Cross-entropy on logits, through a numerically stable log-softmax.
+"""Cross-entropy on logits, through a numerically stable log-softmax::
 
     log p[n,k] = z[n,k] − max_j z[n,j] − log Σ_j exp(z[n,j] − max_j z[n,j])
     L = −(1/N) Σ_n log p[n, t_n]            ∂L/∂z[n,k] = (p[n,k] − 1[k = t_n]) / N
+
+The targets t are class indices, not tensors: the gradient goes to the logits only.
 """
 import numpy as np
 
@@ -14,6 +16,16 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
 
 
 class CrossEntropy(Function):
+    r"""Mean cross-entropy of logits z (N, K) against integer targets t, through a stable log-softmax.
+
+    .. math::
+
+       \log p_{n,k} = z_{n,k} - \max_j z_{n,j} - \log \sum_j e^{z_{n,j} - \max_j z_{n,j}},
+       \qquad L = -\frac{1}{N} \sum_n \log p_{n, t_n}
+
+       \frac{\partial L}{\partial z_{n,k}} = \frac{p_{n,k} - \mathbb{1}[k = t_n]}{N}
+    """
+
     @staticmethod
     def forward(ctx, logits, target=None):
         if logits.ndim != 2:

@@ -38,6 +38,16 @@ def normalize(x, mu, invstd, shape):
 
 
 class BatchNorm(Function):
+    r"""Batch normalisation of axis 1 (training: batch statistics, updating the running ones; eval: the running ones).
+
+    .. math::
+
+       \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta
+
+       \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \left(\hat g - \overline{\hat g} - \hat x\, \overline{\hat g \hat x}\right), \quad \hat g = \gamma g,
+       \qquad \frac{\partial L}{\partial \gamma} = \sum g \hat x, \qquad \frac{\partial L}{\partial \beta} = \sum g
+    """
+
     @staticmethod
     def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,
                 momentum=0.99, eps=1e-3, affine=True):

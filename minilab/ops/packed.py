@@ -1,14 +1,16 @@
 """Bit-packed binary convolution: the XNOR-popcount arithmetic behind every binary conv.
 
 For x, w ∈ {−1, +1}ᴷ, encode −1 as bit 1 and +1 as bit 0 (Larq-CE's convention: a zero word is all +1).  Then
-x_k·w_k = +1 where the bits agree and −1 where they differ, so
+x_k·w_k = +1 where the bits agree and −1 where they differ, so::
 
     x·w = (#agree) − (#differ) = K − 2·popcount(x_bits XOR w_bits).
 
 A conv is this dot product for every output pixel (its packed receptive field) and output channel.  Padding:
 +1 padding is free (zero bits); with 0 padding (Larq's default) the packed kernel computes the +1-padded result and
-the contribution of the padded taps is subtracted exactly:
+the contribution of the padded taps is subtracted exactly::
+
     y_0pad[o, i, j] = y_1pad[o, i, j] − Σ_{taps (u,v) of (i,j) that fall in the padding} Σ_c sign(w)[o, c, u, v].
+
 The weights are ±α_o per output channel (α = 1 for plain sign), so y = α_o·(integer result) exactly.
 
 `binary_conv2d_reference` is the NumPy reference (np.packbits + np.bitwise_count) the compiled kernel

@@ -20,9 +20,15 @@ def _tap_views(xp, kernel, stride, out_hw):
 
 
 class AveragePooling(Function):
-    """y[n,c,i,j] = (1/|W_ij|) Σ_{(p,q) ∈ W_ij} x[n,c,p,q], W_ij = the window's cells inside the image.
+    r"""y[n,c,i,j] = (1/|W_ij|) Σ_{(p,q) ∈ W_ij} x[n,c,p,q], W_ij = the window's cells inside the image.
     ∂L/∂x[p,q] = Σ over windows containing (p,q) of g[i,j] / |W_ij|.
-    Computed as a sum of kh·kw strided views (one pass each, no window copies)."""
+    Computed as a sum of kh·kw strided views (one pass each, no window copies).
+
+    .. math::
+
+       y_{n,c,i,j} = \frac{1}{|W_{ij}|} \sum_{(p,q) \in W_{ij}} x_{n,c,p,q},
+       \qquad \frac{\partial L}{\partial x_{n,c,p,q}} = \sum_{(i,j):\, (p,q) \in W_{ij}} \frac{g_{n,c,i,j}}{|W_{ij}|}
+    """
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
@@ -54,8 +60,14 @@ class AveragePooling(Function):
 
 
 class MaxPooling(Function):
-    """y[n,c,i,j] = max over the window;  the gradient goes to the (first) arg-max cell of each window.
-    A running maximum over the kh·kw strided views; the arg-max is only tracked when a gradient is needed."""
+    r"""y[n,c,i,j] = max over the window;  the gradient goes to the (first) arg-max cell of each window.
+    A running maximum over the kh·kw strided views; the arg-max is only tracked when a gradient is needed.
+
+    .. math::
+
+       y_{n,c,i,j} = \max_{(p,q) \in W_{ij}} x_{n,c,p,q},
+       \qquad \frac{\partial L}{\partial x_{n,c,p,q}} = \sum_{(i,j):\, (p,q) = \arg\max_{W_{ij}} x} g_{n,c,i,j}
+    """
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):

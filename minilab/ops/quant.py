@@ -1,4 +1,4 @@
-"""Symmetric per-channel weight quantisation, for LAB's depthwise kernels in INT8 / INT4 (paper Table 6).
+"""Symmetric per-channel weight quantisation, for LAB's depthwise kernels in INT8 / INT4 (paper Table 6)::
 
     q_max = 2^(bits−1) − 1   (127 for INT8, 7 for INT4)
     s_c   = max |w_c| / q_max           (one scale per output channel c; s_c = 1 if w_c is all zero)
@@ -31,7 +31,16 @@ def dequantize(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 class FakeQuant(Function):
-    """forward: ŵ = dequantize(quantize(w));  backward (STE): ∂L/∂w = ∂L/∂ŵ;  surrogate: the identity."""
+    r"""forward: ŵ = dequantize(quantize(w));  backward (STE): ∂L/∂w = ∂L/∂ŵ;  surrogate: the identity.
+
+    .. math::
+
+       s_c = \frac{\max |w_c|}{q_{\max}},
+       \qquad \hat w = s_c \operatorname{clip}\!\left(\operatorname{round}\!\left(\frac{w}{s_c}\right), -q_{\max}, q_{\max}\right),
+       \qquad q_{\max} = 2^{\,\text{bits} - 1} - 1
+
+       \frac{\partial L}{\partial w} \approx \frac{\partial L}{\partial \hat w} \quad \text{(straight through)}
+    """
 
     @staticmethod
     def forward(ctx, w, bits=8):

@@ -6,7 +6,13 @@ from ..core.autograd import Function
 
 
 class Reshape(Function):
-    """y = x viewed with a new shape;  ∂L/∂x = ∂L/∂y reshaped back."""
+    r"""y = x viewed with a new shape;  ∂L/∂x = ∂L/∂y reshaped back.
+
+    .. math::
+
+       y = \operatorname{reshape}(x),
+       \qquad \frac{\partial L}{\partial x} = \operatorname{reshape}^{-1}\!\left(\frac{\partial L}{\partial y}\right)
+    """
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -24,7 +30,12 @@ class Reshape(Function):
 # Reshape and Transpose read alike because every op has the same small shape: a forward that remembers what
 # undoes it, and a backward that undoes it.
 class Transpose(Function):
-    """y = x with axes permuted;  ∂L/∂x = ∂L/∂y with the inverse permutation."""
+    r"""y = x with axes permuted;  ∂L/∂x = ∂L/∂y with the inverse permutation.
+
+    .. math::
+
+       y = x^{\pi}, \qquad \frac{\partial L}{\partial x} = \left(\frac{\partial L}{\partial y}\right)^{\pi^{-1}}
+    """
 
     @staticmethod
     def forward(ctx, x, axes):
@@ -38,7 +49,13 @@ class Transpose(Function):
 
 
 class GetItem(Function):
-    """y = x[index];  ∂L/∂x is zero except at the selected places (accumulated with np.add.at)."""
+    r"""y = x[index];  ∂L/∂x is zero except at the selected places (accumulated with np.add.at).
+
+    .. math::
+
+       y = x[\text{index}],
+       \qquad \frac{\partial L}{\partial x}[\text{index}] \;{+}{=}\; \frac{\partial L}{\partial y}, \quad 0 \text{ elsewhere}
+    """
 
     @staticmethod
     def forward(ctx, x, index):
@@ -53,8 +70,14 @@ class GetItem(Function):
 
 
 class Pad2d(Function):
-    """Constant padding of the last two axes: y = x surrounded by `padding` rows/columns of `value`.
-    ∂L/∂x = the centre crop of ∂L/∂y (the padded cells are constants)."""
+    r"""Constant padding of the last two axes: y = x surrounded by `padding` rows/columns of `value`.
+    ∂L/∂x = the centre crop of ∂L/∂y (the padded cells are constants).
+
+    .. math::
+
+       y = \operatorname{pad}(x, p, v),
+       \qquad \frac{\partial L}{\partial x} = \operatorname{crop}_p\!\left(\frac{\partial L}{\partial y}\right)
+    """
 
     @staticmethod
     def forward(ctx, x, padding, value=0.0):
@@ -70,7 +93,13 @@ class Pad2d(Function):
 
 
 class Concat(Function):
-    """y = concatenation of the inputs along `axis`;  each input gets its slice of ∂L/∂y."""
+    r"""y = concatenation of the inputs along `axis`;  each input gets its slice of ∂L/∂y.
+
+    .. math::
+
+       y = [x_1, x_2, \ldots]_{\text{axis}},
+       \qquad \frac{\partial L}{\partial x_k} = \left(\frac{\partial L}{\partial y}\right)_{\text{slice } k}
+    """
 
     @staticmethod
     def forward(ctx, *arrays, axis=1):

@@ -1,6 +1,6 @@
 """Batch normalisation whose batch is spread over the ranks of a data-parallel job (`--sync-bn`).
 
-Rank r holds m_r of the M = Σ_r m_r values per channel.  Forward, two sums per channel cross the ranks:
+Rank r holds m_r of the M = Σ_r m_r values per channel.  Forward, two sums per channel cross the ranks::
 
     S₁ = Σ_r Σ x,   S₂ = Σ_r Σ x²   (float64)      μ = S₁/M,   σ² = S₂/M − μ²
     x̂ = (x − μ)/√(σ² + ε),   y = γ·x̂ + β        — the statistics one process would compute over all M values.
@@ -8,11 +8,11 @@ Rank r holds m_r of the M = Σ_r m_r values per channel.  Forward, two sums per 
 Backward.  Each rank's loss is the mean over its own images, and the ranks' gradients are summed with weights
 s_r = m_r/M (minilab.distributed), so the gradient of the global loss reaching rank r's y is s_r·g.  One process
 with the whole batch computes ∂L/∂x = (1/√(σ²+ε))·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = γ·(its g) and the means
-over all M values; here those means are
+over all M values; here those means are::
 
     A = (1/M)·Σ_r s_r·Σ ĝ,   C = (1/M)·Σ_r s_r·Σ ĝ·x̂     (one more cross-rank sum)
 
-and the gradient rank r passes on, again as the gradient of its own loss (divided by s_r), is
+and the gradient rank r passes on, again as the gradient of its own loss (divided by s_r), is::
 
     ∂L_r/∂x = (1/√(σ²+ε))·(ĝ − (A + x̂·C)/s_r),     ∂L_r/∂γ = Σ g·x̂,   ∂L_r/∂β = Σ g   (local sums; the
                                                      gradient averaging weighs them by s_r like every gradient).
@@ -26,6 +26,18 @@ from .norm import check_input, inverse_std, update_running
 
 
 class SyncBatchNorm(Function):
+    r"""Training-mode batch norm whose statistics span every rank's images (see the module docstring).
+
+    .. math::
+
+       \mu = \frac{S_1}{M}, \quad \sigma^2 = \frac{S_2}{M} - \mu^2, \qquad
+       \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta
+
+       \frac{\partial L_r}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+       \left(\hat g - \frac{A + \hat x\, C}{s_r}\right), \qquad
+       A = \frac{1}{M} \sum_r s_r \sum \hat g, \quad C = \frac{1}{M} \sum_r s_r \sum \hat g \hat x
+    """
+
     @staticmethod
     def forward(ctx, x, gamma, beta, running_mean=None, running_var=None, world=None, momentum=0.99, eps=1e-3):
         check_input(x, running_mean, training=False)   # (one value per rank is fine when the ranks hold more)

@@ -1,7 +1,7 @@
 """A testing kit for courses: the hypothesis strategies minilab's own suite uses, and assertion helpers.
 
 An instructor can property-test a student's op in a few lines, e.g. a student's LAB (`student_lab`, with the
-signature of `minilab.F.lab`):
+signature of `minilab.F.lab`)::
 
     import numpy as np
     from hypothesis import given
