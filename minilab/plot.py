@@ -34,16 +34,58 @@ def build_parser():
         description="Draw the training curves of one or more runs on one PNG: loss, and validation top-1 / top-5 "
                     "against epoch, one colour per run (labelled by the run directory's name). Also prints each "
                     "run's last and best numbers. Needs matplotlib (pip install -e \".[plot]\").",
-        epilog="Example:\n  python -m minilab.plot runs/lab runs/sign --out lab_vs_sign.png",
+        epilog="Examples:\n  python -m minilab.plot runs/lab runs/sign --out lab_vs_sign.png\n"
+               "  python -m minilab.plot --placement docs/table9 --out where_lab_goes.png   # Table 9: accuracy "
+               "against latency per LAB mask",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="run directories (holding metrics.jsonl) or metrics.jsonl files")
+    p.add_argument("runs", nargs="*", help="run directories (holding metrics.jsonl) or metrics.jsonl files")
+    p.add_argument("--placement", metavar="DIR", default=None,
+                   help="instead of curves: where LAB goes (the paper's Table 9) from DIR's runs lab-MASK-sSEED "
+                        "(.jsonl files or run directories) and DIR/latency.json; prints the Markdown table and "
+                        "draws accuracy against latency per mask, the Pareto front marked, beside the paper's "
+                        "ImageNet points")
     p.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
     p.add_argument("--title", default=None, help="a title above both panels")
     return p
 
 
+def placement(folder, out):
+    """`--placement DIR`: the table and the figure of minilab.analysis.placement from the runs kept in DIR."""
+    import os
+
+    from .analysis import placement as where
+
+    runs = {}
+    for name in sorted(os.listdir(folder)):
+        key = where.run_key(name)
+        if key is not None:
+            rows = read_run(os.path.join(folder, name))[1]
+            if rows:
+                runs.setdefault(key[0], {})[key[1]] = rows
+    if not runs:
+        raise FileNotFoundError(f"{folder}: no run named lab-MASK-sSEED (.jsonl or a run directory) with a "
+                                "finished epoch")
+    record = where.read_latency(folder)
+    rows = where.summarize(runs, record)
+    print(where.markdown_table(rows, record))
+    return where.placement_figure(rows, out, record)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.placement is not None:
+        try:
+            drawn = placement(args.placement, args.out)
+        except (OSError, ValueError, KeyError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if drawn is None:
+            return 1
+        print(f"wrote {args.out}")
+        return 0
+    if not args.runs:
+        parser.error("give run directories (or metrics.jsonl files), or --placement DIR")
     try:
         loaded = [read_run(path) for path in args.runs]
     except (FileNotFoundError, ValueError) as error:
