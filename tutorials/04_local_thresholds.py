@@ -17,11 +17,11 @@ SSIM between channels — say about them.  These are the baselines the LAB paper
 #
 # .. math::
 #
-#    m = \mathrm{AvgPool}_{3\times 3}(x), \qquad s = \sqrt{\mathrm{AvgPool}_{3\times 3}\big((x - m)^2\big)
+#    m = \mathrm{AvgPool}_{3\times 3}(x), \qquad s = \sqrt{\mathrm{AvgPool}_{3\times 3}\left((x - m)^2\right)
 #    + 10^{-9}} .
 #
 # **Niblack** thresholds at :math:`t = m + k s` (here :math:`k = -0.2`); **Sauvola** at
-# :math:`t = m\,\big(1 + k\,(s / R - 1)\big)` with :math:`k = 0.5` and :math:`R` the largest :math:`s` in the
+# :math:`t = m\,\left(1 + k\,(s / R - 1)\right)` with :math:`k = 0.5` and :math:`R` the largest :math:`s` in the
 # batch.  Both output :math:`y = \mathrm{sign}(x - t)` and train with the STE of tutorial 02, whose gradient
 # flows through :math:`m` and :math:`s` too.  We apply them to real images (Imagenette's validation split when
 # it is found, generated textures otherwise), one colour channel at a time.

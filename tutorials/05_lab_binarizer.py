@@ -44,7 +44,7 @@ thresholds: LAB is a *learned* local threshold).
 #
 # .. math::
 #
-#    s = 2 p_1 - 1 = 2\sigma(\beta d) - 1 = \tanh\!\Big(\frac{\beta d}{2}\Big),
+#    s = 2 p_1 - 1 = 2\sigma(\beta d) - 1 = \tanh\!\left(\frac{\beta d}{2}\right),
 #
 # using :math:`2\sigma(u) - 1 = \frac{1 - e^{-u}}{1 + e^{-u}} = \tanh(u/2)`.  With
 # :math:`\frac{\mathrm{d}}{\mathrm{d}u}\tanh(u/2) = \frac{1}{2}(1 - \tanh^2(u/2))` the chain rule gives the two

@@ -22,8 +22,8 @@ at initialisation).
 #
 # .. math::
 #
-#    \mathrm{out} = \mathrm{PReLU}\big(\mathrm{BN}(\mathrm{BinaryConv}_{3\times 3}(\mathrm{LAB}(x))) +
-#    \mathrm{shortcut}(x)\big),
+#    \mathrm{out} = \mathrm{PReLU}\left(\mathrm{BN}(\mathrm{BinaryConv}_{3\times 3}(\mathrm{LAB}(x))) +
+#    \mathrm{shortcut}(x)\right),
 #
 # where the shortcut is :math:`x` itself, or an average pool, a 1×1 float convolution and BN where the block
 # changes the map size or width.  The float shortcut carries information around every binarization.

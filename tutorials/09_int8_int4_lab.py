@@ -56,7 +56,7 @@ for bits in (8, 4):
 # Which pixels can flip
 # ---------------------
 # LAB outputs +1 where :math:`d = r_1 - r_0 > 0`.  Quantising the kernels changes :math:`d` by at most
-# :math:`|\Delta d| \le \sum_{\text{taps}} \big(|\Delta w_1| + |\Delta w_0|\big)\,|x| \le s\,\sum |x|` over the
+# :math:`|\Delta d| \le \sum_{\text{taps}} \left(|\Delta w_1| + |\Delta w_0|\right)\,|x| \le s\,\sum |x|` over the
 # 3×3 neighbourhood: a pixel can only flip if :math:`|d|` was smaller than that — if it sat near LAB's decision
 # boundary.  Everywhere else the output is unchanged.  The run measures it on real images (generated textures
 # when Imagenette is not found), at every bit width from 2 to 8:

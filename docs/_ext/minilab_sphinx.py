@@ -136,14 +136,18 @@ def plain_docstring_to_rst(app, what, name, obj, options, lines):
 
 # --------------------------------------------------------------------------------------- module reference
 
+# the local tests a student's workspace runs: they import the student's own `exercises` package, not minilab's
+NOT_API = ("minilab.course.visible",)
+
+
 def public_modules():
     """Every importable minilab module whose name has no part starting with '_' (the compiled kernels' module
-    and private helpers are not API)."""
+    and private helpers are not API), less NOT_API."""
     import minilab
 
     names = ["minilab"]
     for info in pkgutil.walk_packages(minilab.__path__, "minilab."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
+        if not any(part.startswith("_") for part in info.name.split(".")) and not info.name.startswith(NOT_API):
             names.append(info.name)
     return sorted(names)
 
