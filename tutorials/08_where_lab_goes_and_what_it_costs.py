@@ -24,13 +24,14 @@ import os
 import tempfile
 
 import numpy as np
-from common import OUT, SMOKE, machine, shows
+from common import HERE, OUT, SMOKE, machine, shows
 
 from minilab import nn
 from minilab.analysis import plotting
 from minilab.engine import convert, save_packed
 from minilab.benchmarks.profile import breakdown, time_runs
 from minilab.models import create_model
+from minilab.plot import main as plot_cli
 
 model = create_model("birealnet18", num_classes=1000, image_size=224, binarizer="lab", lab_blocks="1000")
 binary = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.BinaryConv2d)]
@@ -114,7 +115,23 @@ shows(plotting.draw(f"{OUT}/08_lab_blocks_latency.png", latency_bars, (6.4, 5.0)
 # differs — the LAB paper reports a much larger relative cost on a Jetson board with Larq Compute Engine —
 # which is why the run prints the CPU next to its numbers.  ``python -m minilab.bench model --arch labbnn
 # --plot f.png`` draws the full per-operator breakdown.
-#
+
+# %%
+# What LAB buys, stage by stage
+# -----------------------------
+# Latency is one half of the paper's Table 9; the other is accuracy.  LAB-BNN was trained on the real Imagenette
+# split once per mask — 64 px, width 0.5, 30 epochs, batch 32 (``tools/table9.sh``; a second seed for ``0000``,
+# ``0111`` and ``1111`` to show how much two runs of one mask differ) — and the metrics of every run are kept in
+# ``docs/table9/``, with the packed models' latencies measured in one sitting.  ``python -m minilab.plot
+# --placement docs/table9`` prints the table and draws accuracy against latency, the Pareto front dashed, beside
+# the paper's ImageNet points.  Look for which masks sit on the front, and compare each gap with the distance
+# between the two seeds of one mask before reading it as LAB's doing.
+table9 = os.path.join(HERE, "..", "docs", "table9")
+if os.path.isdir(table9):
+    plot_cli(["--placement", table9, "--out", f"{OUT}/08_where_lab_goes.png"])
+    shows(f"{OUT}/08_where_lab_goes.png")
+
+# %%
 # Exercises
 # ---------
 # 1. **Predict, then run.**  How many LAB parameters does ``lab_blocks='0001'`` add to Bi-RealNet-18 (four
