@@ -49,8 +49,8 @@ def build_parser():
     return p
 
 
-def placement(folder, out):
-    """`--placement DIR`: the table and the figure of minilab.analysis.placement from the runs kept in DIR."""
+def read_placement(folder):
+    """(rows, latency record) of `--placement DIR`: minilab.analysis.placement's summary of the runs kept in DIR."""
     import os
 
     from .analysis import placement as where
@@ -66,7 +66,14 @@ def placement(folder, out):
         raise FileNotFoundError(f"{folder}: no run named lab-MASK-sSEED (.jsonl or a run directory) with a "
                                 "finished epoch")
     record = where.read_latency(folder)
-    rows = where.summarize(runs, record)
+    return where.summarize(runs, record), record
+
+
+def placement(folder, out):
+    """`--placement DIR`: print the table, draw the figure (its path, or None without matplotlib)."""
+    from .analysis import placement as where
+
+    rows, record = read_placement(folder)
     print(where.markdown_table(rows, record))
     return where.placement_figure(rows, out, record)
 

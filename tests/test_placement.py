@@ -60,3 +60,16 @@ def test_figure_from_kept_metrics(tmp_path):
     out = tmp_path / "where_lab_goes.png"
     assert main(["--placement", str(folder), "--out", str(out)]) == 0
     assert os.path.getsize(out) > 10_000
+
+
+def test_the_docs_page_shows_the_table_of_the_kept_metrics():
+    """docs/where-lab-goes.md carries the table that `plot --placement docs/table9` prints from the metrics kept in
+    the repository: a new run's metrics without the page updated (or the reverse) fails here."""
+    from minilab.plot import read_placement
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+    page = open(os.path.join(root, "where-lab-goes.md")).read()
+    start = page.index("<!-- table9:")
+    shown = page[page.index("\n", start) + 1:page.index("<!-- table9 end -->")].strip()
+    rows, record = read_placement(os.path.join(root, "table9"))
+    assert shown == placement.markdown_table(rows, record).strip()
