@@ -2,7 +2,6 @@
 (e.g. sign vs LAB): Table 1 (uniqueness ratio η per layer, with LAB's view), Table 2 (SSIM / ENDSIM between
 channels, every encoding), Fig. 5 (fraction of +1 per layer, as a table, JSON and PNG) and Fig. 1/4-style figures."""
 import argparse
-import json
 import os
 import sys
 
@@ -13,6 +12,7 @@ from .analysis.figures import feature_figure
 from .analysis.similarity import ENCODINGS
 from .data.folder import DataError, find_images_under
 from .plotting import COLOURS, bar_chart, draw, outside_legend
+from .validate import Refused, check_output_dir, int_range, strict_json
 
 
 def load_images(folder, size, limit):
@@ -150,7 +150,7 @@ def write_report(out, results, feats, labels, layers, args):
     with open(os.path.join(out, "report.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({lab: r for lab, r in zip(labels, results)}, fh, indent=1)
+        fh.write(strict_json({lab: r for lab, r in zip(labels, results)}, indent=1))
     return os.path.join(out, "report.md")
 
 
@@ -160,12 +160,17 @@ def main(argv=None):
     p.add_argument("--compare", default=None, help="a second checkpoint shown beside it (e.g. the sign model)")
     p.add_argument("--images", required=True, help="folder of images (searched recursively)")
     p.add_argument("--out", default="report", help="output folder: report.md, results.json, PNGs")
-    p.add_argument("--layers", type=int, default=4, help="how many binary layers to analyse, spread over depth")
-    p.add_argument("--eta-images", type=int, default=20, help="images for η (the paper: 20)")
-    p.add_argument("--ssim-images", type=int, default=10, help="images for SSIM/ENDSIM (the paper: 10)")
-    p.add_argument("--max-channels", type=int, default=None, help="limit channels per layer (speed)")
+    p.add_argument("--layers", type=int_range(1, 1000), default=4,
+                   help="how many binary layers to analyse, spread over depth (1-1000)")
+    p.add_argument("--eta-images", type=int_range(1, 10_000), default=20, help="images for η (the paper: 20)")
+    p.add_argument("--ssim-images", type=int_range(1, 10_000), default=10, help="images for SSIM/ENDSIM (the paper: 10)")
+    p.add_argument("--max-channels", type=int_range(1, 100_000), default=None, help="limit channels per layer (speed)")
     p.add_argument("--window", default="gaussian", choices=("gaussian", "uniform"))
     args = p.parse_args(argv)
+    try:
+        check_output_dir(args.out, "--out")
+    except Refused as error:
+        p.error(str(error))
     from .checkpoint import load_model_from_checkpoint
     from .analysis.capture import binary_layers
 

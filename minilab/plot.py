@@ -2,11 +2,12 @@
 top-1 / top-5 against epoch, one colour per run, labelled by the run's name — so a LAB run and a sign run can be
 compared at a glance.  The training CLI draws each run's own curves.png with the same function after every epoch."""
 import argparse
-import json
+import math
 import os
 import sys
 
 from . import plotting
+from .validate import check_output_file, loads_strict
 
 CURVES_FILE = "curves.png"
 _missing_said = False
@@ -19,15 +20,44 @@ def read_metrics(path):
         raise FileNotFoundError(f"{path}: no metrics.jsonl (expected a run directory written by minilab.train "
                                 "or a metrics.jsonl file)")
     rows = []
-    with open(file) as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{file}, line {number}: not a JSON record ({error.msg})") from None
+    try:
+        with open(file, encoding="utf-8") as f:
+            lines = list(f)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{file}: cannot be read as text ({getattr(error, 'strerror', None) or error})") from None
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                row = loads_strict(line)
+            except ValueError as error:
+                raise ValueError(f"{file}, line {number}: not a JSON record ({getattr(error, 'msg', error)})") \
+                    from None
+            rows.append(check_row(row, f"{file}, line {number}"))
     name = os.path.basename(os.path.dirname(os.path.abspath(file))) or "run"
     return name, rows
+
+
+# what every metrics row must hold for the curves and the summary: epoch ≥ 1, and each quantity a number or null
+# (null: it was not finite, and the writer said so in the row's "non_finite" list)
+ROW_FIELDS = ("train_loss", "val_loss", "val_top1", "val_top5")
+
+
+def check_row(row, where):
+    """A metrics row as the curves need it, or ValueError naming the line and the entry."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: not a metrics record (a JSON object), but {type(row).__name__}")
+    epoch = row.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        raise ValueError(f"{where}: 'epoch' must be a whole number ≥ 1, found {epoch!r}")
+    for field in ROW_FIELDS:
+        if field not in row:
+            raise ValueError(f"{where}: no {field!r} entry (not written by minilab.train?)")
+        value = row[field]
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise ValueError(f"{where}: {field!r} must be a number or null, found {value!r}")
+        if field.startswith("val_top") and value is not None and not 0 <= value <= 1:
+            raise ValueError(f"{where}: {field!r} must be a fraction between 0 and 1, found {value!r}")
+    return row
 
 
 def unique_names(names):
@@ -49,10 +79,10 @@ def curves_figure(runs: dict, path, title=None):
         for colour, (name, rows) in zip(plotting.COLOURS * 4, runs.items()):
             epochs = [r["epoch"] for r in rows]
             marker = "o" if len(rows) < 30 else None
-            loss_ax.plot(epochs, [r["train_loss"] for r in rows], "-", color=colour, marker=marker)
-            loss_ax.plot(epochs, [r["val_loss"] for r in rows], "--", color=colour, marker=marker)
-            acc_ax.plot(epochs, [100 * r["val_top1"] for r in rows], "-", color=colour, marker=marker, label=name)
-            acc_ax.plot(epochs, [100 * r["val_top5"] for r in rows], "--", color=colour, marker=marker)
+            loss_ax.plot(epochs, _values(rows, "train_loss"), "-", color=colour, marker=marker)
+            loss_ax.plot(epochs, _values(rows, "val_loss"), "--", color=colour, marker=marker)
+            acc_ax.plot(epochs, _values(rows, "val_top1", 100), "-", color=colour, marker=marker, label=name)
+            acc_ax.plot(epochs, _values(rows, "val_top5", 100), "--", color=colour, marker=marker)
         loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
         acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy", ylim=(0, 100))
         for ax in (loss_ax, acc_ax):
@@ -63,6 +93,15 @@ def curves_figure(runs: dict, path, title=None):
         fig.legend(handles + styles, list(runs) + [s.get_label() for s in styles], loc="outside right center")
 
     return plotting.draw(path, fill, "wide", title)
+
+
+def _values(rows, field, scale=1):
+    """A field of every row as floats; null (a value that was not finite) is NaN, a gap in the line."""
+    return [math.nan if r[field] is None else scale * r[field] for r in rows]
+
+
+def _number(value, scale=1, width=8, digits=2):
+    return f"{'—':>{width}s}" if value is None else f"{scale * value:{width}.{digits}f}"
 
 
 def write_run_curves(out_dir):
@@ -86,9 +125,10 @@ def print_summary(runs):
           f"{'best top-1 %':>12s}")
     for name, rows in runs.items():
         last = rows[-1]
-        best = max(r["val_top1"] for r in rows)
-        print(f"{name:24s} {last['epoch']:6d} {last['train_loss']:10.3f} {last['val_loss']:9.3f} "
-              f"{100 * last['val_top1']:8.2f} {100 * last['val_top5']:8.2f} {100 * best:12.2f}")
+        best = max((r["val_top1"] for r in rows if r["val_top1"] is not None), default=None)
+        print(f"{name:24s} {last['epoch']:6d} {_number(last['train_loss'], 1, 10, 3)} "
+              f"{_number(last['val_loss'], 1, 9, 3)} {_number(last['val_top1'], 100)} {_number(last['val_top5'], 100)} "
+              f"{_number(best, 100, 12)}")
 
 
 def main(argv=None):
@@ -104,6 +144,7 @@ def main(argv=None):
     p.add_argument("--title", default=None, help="a title above both panels")
     args = p.parse_args(argv)
     try:
+        check_output_file(args.out, "--out")
         loaded = [read_metrics(path) for path in args.runs]
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -113,11 +154,7 @@ def main(argv=None):
         print(f"error: no finished epoch yet in {', '.join(empty)}", file=sys.stderr)
         return 2
     runs = dict(zip(unique_names([name for name, _ in loaded]), [rows for _, rows in loaded]))
-    try:
-        print_summary(runs)
-    except KeyError as error:
-        print(f"error: a metrics record has no {error} field (not written by minilab.train?)", file=sys.stderr)
-        return 2
+    print_summary(runs)
     if curves_figure(runs, args.out, args.title) is None:
         return 1
     print(f"wrote {args.out}")

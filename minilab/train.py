@@ -4,7 +4,6 @@ or data-parallel over MPI (`mpiexec -n N python -m minilab.train ...`, see minil
 Data parallelism touches three places, kept apart: `train_step` (the gradients are averaged between backward and
 step), the loaders (each rank prepares its slice of every global batch), and `save` (rank 0 alone writes)."""
 import argparse
-import json
 import math
 import os
 import signal
@@ -18,6 +17,7 @@ from .ops.binarizers import ALL_BINARIZERS
 from .data.loader import WorkerDied
 from .optim import OPTIMIZERS, SCHEDULES, make_schedule
 from .run_dir import RunDirError, apply_resume_options, check_same_data, open_run_dir
+from .validate import IMAGE_SIZES, MAX_BATCH, MAX_WIDTH, check_allocation, loads_strict, strict_json
 
 STREAM_FROM_SIZE = 160   # --input auto: a cache of S×S×3 bytes per image grows with S², decoding barely does
 PAPER_EPOCHS = {"labbnn": 100, "birealnet18": 150, "quicknet": 120, "quicknet_small": 120, "quicknet_large": 120,
@@ -131,7 +131,7 @@ def _write_metrics(path, rows):
     try:
         with open(tmp, "w") as f:
             for row in rows:
-                f.write(json.dumps(row) + "\n")
+                f.write(strict_json(row) + "\n")
         os.replace(tmp, path)
     except OSError as error:
         if os.path.exists(tmp):
@@ -149,7 +149,7 @@ def _read_metrics(path):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(loads_strict(line))
             except ValueError as error:
                 raise ValueError(f"{path}, line {number}, is not valid JSON ({error}); fix or remove that line") \
                     from None
@@ -193,12 +193,17 @@ def check_options(args):
     problems = []
     if args.epochs is not None and args.epochs < 1:
         problems.append(f"--epochs must be at least 1, got {args.epochs}")
-    if not (math.isfinite(args.width) and args.width > 0):
-        problems.append(f"--width must be a positive number (1.0 is the paper's network), got {args.width}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        problems.append(f"--lr must be a positive number, got {args.lr}")
-    if args.batch_size < 2:
-        problems.append(f"--batch-size must be at least 2 (batch norm needs two images), got {args.batch_size}")
+    if not (math.isfinite(args.width) and 0 < args.width <= MAX_WIDTH):
+        problems.append(f"--width must be above 0 and at most {MAX_WIDTH} (1.0 is the paper's network), got "
+                        f"{args.width}")
+    if not IMAGE_SIZES[0] <= args.image_size <= IMAGE_SIZES[1]:
+        problems.append(f"--image-size must be between {IMAGE_SIZES[0]} and {IMAGE_SIZES[1]} px, got "
+                        f"{args.image_size}")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= 10):
+        problems.append(f"--lr must be above 0 and at most 10, got {args.lr}")
+    if not 2 <= args.batch_size <= MAX_BATCH:
+        problems.append(f"--batch-size must be between 2 (batch norm needs two images) and {MAX_BATCH}, got "
+                        f"{args.batch_size}")
     if args.threads is not None and not 1 <= args.threads <= cores:
         problems.append(f"--threads must be between 1 and {cores} (this machine's cores), got {args.threads}")
     if not 0 <= args.workers <= 4 * cores:
@@ -219,6 +224,9 @@ def check_options(args):
         problems.append(f"--synthetic-size needs at least 2 training and 1 validation image, got {n_train} {n_val}")
     if problems:
         raise ValueError("; ".join(problems))
+    if args.data == "synthetic":   # generated in memory: its size is known before it is made
+        check_allocation((n_train + n_val) * args.image_size ** 2 * 3, f"{n_train + n_val:,} generated images of "
+                         f"{args.image_size} px", "--synthetic-size")
 
 
 def is_folder_spec(data):
@@ -317,11 +325,20 @@ def share_initial_state(session, resumed):
 def set_up(args, world):
     """Set-up and resume: threads, data, model, optimizer, loaders and schedule; with --resume, the saved weights,
     optimizer state and position, and the metrics of the epochs already finished."""
+    run_lock = open_run_dir(args.out, args.resume) if world.is_root else None   # rank 0 alone writes --out
+    try:
+        return _make_session(args, world, run_lock)
+    except BaseException:
+        if run_lock is not None:
+            run_lock.close()
+        raise
+
+
+def _make_session(args, world, run_lock):
     from .data import load_datasets
     from .memory import keep_freed_memory
     from .nn import init
 
-    run_lock = open_run_dir(args.out, args.resume) if world.is_root else None   # rank 0 alone writes --out
     if is_folder_spec(args.data):   # a relative path would break a resume from another directory
         args.data = os.path.abspath(args.data)
     if args.cache_dir is not None:
@@ -504,6 +521,9 @@ def run(args, world=None):
         while session.epoch < args.epochs:
             if session.world.any(stop["signal"] is not None):
                 raise Interrupted()
+            if session.max_steps_reached():   # a resumed run already there, or --max-steps at an epoch's end
+                session.say(f"step {session.step} reached --max-steps {args.max_steps}: nothing more to train")
+                break
             stats = train_epoch(session, stop)
             if session.max_steps_reached() and session.batch < session.steps_per_epoch:
                 save(session)
@@ -524,6 +544,8 @@ def run(args, world=None):
             from None
     finally:
         session.train_loader.close()
+        if session.run_lock is not None:
+            session.run_lock.close()   # releases the run folder's lock
         for s, h in old_handlers.items():
             signal.signal(s, h)
     if session.metrics:
