@@ -194,16 +194,16 @@ def check_options(args):
     if args.epochs is not None and args.epochs < 1:
         problems.append(f"--epochs must be at least 1, got {args.epochs}")
     if not (math.isfinite(args.width) and 0 < args.width <= MAX_WIDTH):
-        problems.append(f"--width must be above 0 and at most {MAX_WIDTH} (1.0 is the paper's network), got "
-                        f"{args.width}")
+        problems.append(f"--width must be a positive number, at most {MAX_WIDTH} (1.0 is the paper's network), "
+                        f"got {args.width}")
     if not IMAGE_SIZES[0] <= args.image_size <= IMAGE_SIZES[1]:
         problems.append(f"--image-size must be between {IMAGE_SIZES[0]} and {IMAGE_SIZES[1]} px, got "
                         f"{args.image_size}")
-    if not (math.isfinite(args.lr) and 0 < args.lr <= 10):
-        problems.append(f"--lr must be above 0 and at most 10, got {args.lr}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        problems.append(f"--lr must be a positive number, got {args.lr}")
     if not 2 <= args.batch_size <= MAX_BATCH:
-        problems.append(f"--batch-size must be between 2 (batch norm needs two images) and {MAX_BATCH}, got "
-                        f"{args.batch_size}")
+        problems.append(f"--batch-size must be at least 2 (batch norm needs two images) and at most {MAX_BATCH}, "
+                        f"got {args.batch_size}")
     if args.threads is not None and not 1 <= args.threads <= cores:
         problems.append(f"--threads must be between 1 and {cores} (this machine's cores), got {args.threads}")
     if not 0 <= args.workers <= 4 * cores:
