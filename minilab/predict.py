@@ -63,7 +63,9 @@ def _matches(parts, pattern):
         return not parts
     if pattern[0] == "**":
         return any(_matches(parts[i:], pattern[1:]) for i in range(len(parts) + 1))
-    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _matches(parts[1:], pattern[1:])
+    if not parts or (parts[0].startswith(".") and not pattern[0].startswith(".")):   # as glob: hidden only by name
+        return False
+    return fnmatch.fnmatchcase(parts[0], pattern[0]) and _matches(parts[1:], pattern[1:])
 
 
 def load_model(path, use_float=False, threads=1):

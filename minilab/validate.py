@@ -7,6 +7,8 @@
 - Machine-readable output: `strict_json` writes JSON that every strict parser reads — a non-finite number becomes
   null and the record lists where in its "non_finite" field; `loads_strict` reads JSON back and refuses the
   non-standard NaN / Infinity tokens.
+- Files read back: `check_listed_arrays` holds a file to the list of arrays (names, shapes, dtypes) its record
+  was written with (`list_arrays`), so a missing, extra or reshaped entry is refused, never replaced by a default.
 - Images: `check_image_header` bounds the pixels an image will take, from its header, before they are decoded —
   both the decoded image and the resized one (a 1 × 1,000,000 strip resized to a short side of 64 would be
   64 × 64,000,000 pixels).
