@@ -522,7 +522,7 @@ def run(args, world=None):
             if session.world.any(stop["signal"] is not None):
                 raise Interrupted()
             if session.max_steps_reached():   # a resumed run already there, or --max-steps at an epoch's end
-                session.say(f"step {session.step} reached --max-steps {args.max_steps}: nothing more to train")
+                session.say(f"stopped at step {session.step} (--max-steps {args.max_steps}): nothing more to train")
                 break
             stats = train_epoch(session, stop)
             if session.max_steps_reached() and session.batch < session.steps_per_epoch:

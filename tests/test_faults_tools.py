@@ -298,7 +298,7 @@ def test_resume_with_max_steps_already_reached_trains_nothing(tiny_run, tmp_path
     before = (out / "checkpoint.npz").read_bytes()
     code, stdout, _ = run_main(train.main, ["--resume", "--out", str(out), "--max-steps", "2", "--no-progress"],
                                capsys)
-    assert code == 0 and "nothing more to train" in stdout
+    assert code == 0 and "stopped at step 3 (--max-steps 2): nothing more to train" in stdout
     assert read_checkpoint(str(out / "checkpoint.npz"))[2]["step"] == 3
     assert (out / "checkpoint.npz").read_bytes() == before
 

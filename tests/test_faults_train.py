@@ -201,11 +201,22 @@ def test_resume_with_other_data_is_refused(tmp_path, capsys):
 
 # ---- item 2: dead workers and signals end the run after saving ---------------------------------------------------
 def _children(pid):
+    """The loader workers of process `pid`: its children but multiprocessing's resource tracker (a helper of every
+    process that starts workers as fresh interpreters)."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
+            children = [int(p) for p in f.read().split()]
     except OSError:
         return []
+    workers = []
+    for child in children:
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"resource_tracker" not in f.read():
+                    workers.append(child)
+        except OSError:
+            pass
+    return workers
 
 
 def _start(args, tmp_path):
