@@ -330,6 +330,24 @@ def test_workers_start_without_forking_this_threaded_process(tmp_path, monkeypat
     build_cache(str(tmp_path / "d"), "train", 8, str(tmp_path / "c"), progress=False, workers=2)
 
 
+UNGUARDED_SCRIPT = """
+import numpy as np
+from minilab.data.loader import ArrayDataset, Loader
+print("top level ran", flush=True)
+loader = Loader(ArrayDataset(np.zeros((8, 4, 4, 3), np.uint8), np.arange(8) % 2, ["a", "b"]), 4, workers=2)
+print("images:", sum(len(y) for _, y in loader.batches(0)), flush=True)
+loader.close()
+"""
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_its_workers(tmp_path):
+    (tmp_path / "script.py").write_text(UNGUARDED_SCRIPT)      # like a tutorial: no `if __name__ == "__main__"`
+    done = subprocess.run([sys.executable, str(tmp_path / "script.py")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("top level ran") == 1 and "images: 8" in done.stdout
+
+
 def test_a_memory_mapped_cache_travels_to_workers_as_its_file_name(tmp_path):
     import pickle
 

@@ -138,17 +138,17 @@ def test_loader_workers_die_with_their_parent(sig):
     assert _wait_gone(pids) == [], "orphaned loader workers survived their parent"
 
 
-# run as a file: each worker, a fresh interpreter, imports it as __mp_main__ and so gets the slow reader too
-CACHE_SCRIPT = textwrap.dedent("""
-    import os, sys, time
+# a sitecustomize module on PYTHONPATH: every interpreter of the test, the workers too, reads images slowly
+SLOW_READS = textwrap.dedent("""
+    import os, time
     import minilab.data.cache as cache
     def load_slowly(path, size):
         print(os.getpid(), flush=True)
         time.sleep(60)
     cache.read_image = load_slowly
-    if __name__ == "__main__":
-        cache.build_cache(sys.argv[1], "train", 16, sys.argv[2], workers=2, progress=False)
 """)
+CACHE_SCRIPT = \
+    "import sys, minilab.data.cache as c; c.build_cache(sys.argv[1], 'train', 16, sys.argv[2], workers=2, progress=False)"
 
 
 def test_cache_builder_workers_die_with_their_parent(tmp_path):
@@ -158,9 +158,11 @@ def test_cache_builder_workers_die_with_their_parent(tmp_path):
         (tmp_path / "d" / "train" / c).mkdir(parents=True)
         for i in range(80):
             Image.new("RGB", (20, 20)).save(tmp_path / "d" / "train" / c / f"{i}.png")
-    (tmp_path / "build.py").write_text(CACHE_SCRIPT)
-    parent = subprocess.Popen([sys.executable, str(tmp_path / "build.py"), str(tmp_path / "d"), str(tmp_path / "c")],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT})
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_READS)
+    parent = subprocess.Popen([sys.executable, "-c", CACHE_SCRIPT, str(tmp_path / "d"), str(tmp_path / "c")],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), ROOT])})
     pids = {int(parent.stdout.readline()), int(parent.stdout.readline())}
     parent.kill()
     parent.wait(10)

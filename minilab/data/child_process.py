@@ -12,15 +12,52 @@ and `start_worker` — the first thing every worker runs — handles both:
   (the fallback where prctl is missing, and a second guard where it exists)."""
 import ctypes
 import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import sys
 import threading
+from multiprocessing import popen_spawn_posix, spawn
 
 PR_SET_PDEATHSIG = 1
+_LAUNCHING = threading.Lock()
+
+
+class _WorkerPopen(popen_spawn_posix.Popen):
+    """multiprocessing's spawn, less one step: the new interpreter does not import the parent's main script.  A
+    worker needs only minilab's own functions and classes; a script that calls `minilab.train.main()` at its top
+    level, without an `if __name__ == "__main__":` guard (a tutorial), would otherwise run again in every worker."""
+
+    def _launch(self, process_obj):
+        original = spawn.get_preparation_data
+
+        def without_main(name):
+            data = original(name)
+            data.pop("init_main_from_name", None)
+            data.pop("init_main_from_path", None)
+            return data
+
+        with _LAUNCHING:
+            spawn.get_preparation_data = without_main
+            try:
+                super()._launch(process_obj)
+            finally:
+                spawn.get_preparation_data = original
+
+
+class _WorkerProcess(multiprocessing.context.SpawnProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        return _WorkerPopen(process_obj)
+
+
+class _WorkerStart(multiprocessing.context.SpawnContext):
+    Process = _WorkerProcess
+
+
 # how workers start: a fresh interpreter (fork + exec), never a bare fork of a process that already runs threads
 # (BLAS, OpenMP, tqdm's monitor): the child of such a fork may inherit a lock another thread held, and hang on it
-WORKER_START = multiprocessing.get_context("spawn")
+WORKER_START = _WorkerStart()
 WATCHDOG_PERIOD_S = 1.0
 
 
