@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from .analysis.report import analyse, choose_layers, load_images, write_report
+from .core.validate import Refused, check_output_dir, int_range
 from .data.folder import DataError
 
 
@@ -15,16 +16,22 @@ def build_parser():
     p.add_argument("--compare", default=None, help="a second checkpoint shown beside it (e.g. the sign model)")
     p.add_argument("--images", required=True, help="folder of images (searched recursively)")
     p.add_argument("--out", default="report", help="output folder: report.md, results.json, PNGs")
-    p.add_argument("--layers", type=int, default=4, help="how many binary layers to analyse, spread over depth")
-    p.add_argument("--eta-images", type=int, default=20, help="images for η (the paper: 20)")
-    p.add_argument("--ssim-images", type=int, default=10, help="images for SSIM/ENDSIM (the paper: 10)")
-    p.add_argument("--max-channels", type=int, default=None, help="limit channels per layer (speed)")
+    p.add_argument("--layers", type=int_range(1, 1000), default=4,
+                   help="how many binary layers to analyse, spread over depth (1-1000)")
+    p.add_argument("--eta-images", type=int_range(1, 10_000), default=20, help="images for η (the paper: 20)")
+    p.add_argument("--ssim-images", type=int_range(1, 10_000), default=10, help="images for SSIM/ENDSIM (the paper: 10)")
+    p.add_argument("--max-channels", type=int_range(1, 100_000), default=None, help="limit channels per layer (speed)")
     p.add_argument("--window", default="gaussian", choices=("gaussian", "uniform"))
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_output_dir(args.out, "--out")
+    except Refused as error:
+        parser.error(str(error))
     from .training.checkpoint import load_model_from_checkpoint
     from .analysis.capture import binary_layers
 

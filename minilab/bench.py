@@ -13,10 +13,11 @@ pass/fail timings.
            ratios: speed on a shared machine (minilab.benchmarks.contention)
 """
 import argparse
-import json
 import sys
 
 from .benchmarks.kernels import bench_kernels, bench_train, print_kernels, print_train
+from .core.validate import CORES, IMAGE_SIZES, MAX_BATCH, MAX_WIDTH, WIDTH, Refused, check_output_file, int_range, \
+    strict_json
 
 
 def build_parser():
@@ -27,19 +28,19 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
     k = sub.add_parser("kernels", help="packed binary conv and LAB depthwise vs NumPy/BLAS")
-    k.add_argument("--threads", type=int, default=1, help="threads of the popcount kernel (BLAS gets 1)")
-    k.add_argument("--repeat", type=int, default=20)
+    k.add_argument("--threads", type=int_range(1, CORES), default=1, help="threads of the popcount kernel (BLAS gets 1)")
+    k.add_argument("--repeat", type=int_range(1, 10_000), default=20, help="timed calls per kernel, 1-10000")
     k.add_argument("--json", action="store_true", help="print JSON instead of a table")
     t = sub.add_parser("train", help="training images/s with the kernels vs the pure-NumPy path")
     t.add_argument("--arch", default="birealnet18", choices=sorted(MODELS))
-    t.add_argument("--image-size", type=int, default=64)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--width", type=float, default=1.0)
-    t.add_argument("--threads", type=int, default=2,
+    t.add_argument("--image-size", type=int_range(*IMAGE_SIZES), default=64, help=f"{IMAGE_SIZES[0]}-{IMAGE_SIZES[1]} px")
+    t.add_argument("--batch-size", type=int_range(2, MAX_BATCH), default=64, help=f"2-{MAX_BATCH}")
+    t.add_argument("--width", type=WIDTH, default=1.0, help=f"width multiplier, above 0 and at most {MAX_WIDTH}")
+    t.add_argument("--threads", type=int_range(1, CORES), default=2,
                    help="cores to use: the kernels' OpenMP threads (which also run the conv GEMMs when they found "
                         "NumPy's OpenBLAS GEMM), and BLAS' threads on the NumPy path")
-    t.add_argument("--steps", type=int, default=5, help="timed steps per run (the median counts)")
-    t.add_argument("--rounds", type=int, default=2,
+    t.add_argument("--steps", type=int_range(1, 10_000), default=5, help="timed steps per run (the median counts)")
+    t.add_argument("--rounds", type=int_range(1, 100), default=2,
                    help="alternating rounds of the compiled and the NumPy run; each reports its best round")
     t.add_argument("--binarizer", nargs="+", default=["sign", "lab"])
     t.add_argument("--json", action="store_true")
@@ -55,16 +56,23 @@ def build_parser():
 def main(argv=None):
     from .benchmarks import contention, scaling
 
-    args = build_parser().parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
+    for option in ("save", "plot"):    # bench model's output files, checked before the measurements
+        if getattr(args, option, None):
+            try:
+                check_output_file(getattr(args, option), f"--{option}")
+            except Refused as error:
+                p.error(str(error))
     if args.what == "kernels":
         from .core.threads import set_threads
         set_threads(1)
         result = bench_kernels(args.threads, args.repeat)
-        print(json.dumps(result, indent=1)) if args.json else print_kernels(result)
+        print(strict_json(result, indent=1)) if args.json else print_kernels(result)
     elif args.what == "train":
         result = bench_train(args.arch, args.image_size, args.batch_size, args.width, args.threads, args.steps,
                              tuple(args.binarizer), args.rounds)
-        print(json.dumps(result, indent=1)) if args.json else print_train(result)
+        print(strict_json(result, indent=1)) if args.json else print_train(result)
     elif args.what == "scaling":
         return scaling.run_scaling(args)
     elif args.what == "decode":

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from .core.validate import Refused, check_output_file, int_range
 from .training.evaluation import check_classes, confusion_matrix, evaluate
 
 
@@ -35,7 +36,8 @@ def build_parser():
     parser.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by minilab.train")
     parser.add_argument("--data", default=None, help="synthetic | imagenette | PATH (default: the data the "
                                                      "checkpoint was trained on)")
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int_range(1, 4096), default=100, help="images per forward, 1-4096 "
+                        "(default 100)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--input", default=None, choices=("cache", "stream"),
                         help="decode the images through the preprocessing cache or as they are read (default: as "
@@ -46,17 +48,26 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    from .training.checkpoint import load_model_from_checkpoint
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.confusion:   # before the evaluation, not after it
+            check_output_file(args.confusion, "--confusion")
+    except Refused as error:
+        parser.error(str(error))
+    from .training.checkpoint import check_resumable, load_model_from_checkpoint
     from .data import DataError, Loader, load_datasets
     from .data.classnames import human_names
 
     try:
         model, record = load_model_from_checkpoint(args.checkpoint)
-        data = args.data if args.data is not None else record["args"]["data"]
+        run = check_resumable(args.checkpoint, record)["args"]
+        data = args.data if args.data is not None else run.get("data")
         size = record["model"]["image_size"]
-        source = args.input or record["args"].get("input", "cache")
-        _, val = load_datasets(data, size, args.cache_dir, input=source if source != "auto" else "cache")
+        source = args.input or run.get("input", "cache")
+        # generated data is the run's own validation set only at the run's size and seed
+        synthetic = tuple(run.get("synthetic_size", (2000, 500))), int(run.get("seed", 0))
+        _, val = load_datasets(data, size, args.cache_dir, *synthetic, input=source if source != "auto" else "cache")
         check_classes(record, val.classes, data)
         result = evaluate(model, Loader(val, args.batch_size, shuffle=False), progress=True)
     except (DataError, ValueError, FileNotFoundError) as error:

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from .analysis.curves import curves_figure
+from .core.validate import Refused, check_output_file
 from .training.metrics import read_run
 
 
@@ -17,14 +18,19 @@ def unique_names(names):
     return out
 
 
+def number(value, scale=1, width=8, digits=2):
+    return f"{'—':>{width}s}" if value is None else f"{scale * value:{width}.{digits}f}"
+
+
 def print_summary(runs):
     print(f"{'run':24s} {'epochs':>6s} {'train loss':>10s} {'val loss':>9s} {'top-1 %':>8s} {'top-5 %':>8s} "
           f"{'best top-1 %':>12s}")
     for name, rows in runs.items():
         last = rows[-1]
-        best = max(r["val_top1"] for r in rows)
-        print(f"{name:24s} {last['epoch']:6d} {last['train_loss']:10.3f} {last['val_loss']:9.3f} "
-              f"{100 * last['val_top1']:8.2f} {100 * last['val_top5']:8.2f} {100 * best:12.2f}")
+        best = max((r["val_top1"] for r in rows if r["val_top1"] is not None), default=None)
+        print(f"{name:24s} {last['epoch']:6d} {number(last['train_loss'], 1, 10, 3)} "
+              f"{number(last['val_loss'], 1, 9, 3)} {number(last['val_top1'], 100)} {number(last['val_top5'], 100)} "
+              f"{number(best, 100, 12)}")
 
 
 def build_parser():
@@ -81,6 +87,11 @@ def placement(folder, out):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:   # before any work: an unwritable figure is said at once
+        check_output_file(args.out, "--out")
+    except Refused as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.placement is not None:
         try:
             drawn = placement(args.placement, args.out)
@@ -103,11 +114,7 @@ def main(argv=None):
         print(f"error: no finished epoch yet in {', '.join(empty)}", file=sys.stderr)
         return 2
     runs = dict(zip(unique_names([name for name, _ in loaded]), [rows for _, rows in loaded]))
-    try:
-        print_summary(runs)
-    except KeyError as error:
-        print(f"error: a metrics record has no {error} field (not written by minilab.train?)", file=sys.stderr)
-        return 2
+    print_summary(runs)
     if curves_figure(runs, args.out, args.title) is None:
         return 1
     print(f"wrote {args.out}")

@@ -8,6 +8,7 @@ Images get exactly the validation preprocessing (`cache.centre_crop`, the same w
 `--input cache` or `--input stream`): short side resized to the model's image size (bicubic), centre crop,
 ImageNet mean/std.  Hidden files and folders (names starting with '.') are not searched, as in training data."""
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -16,6 +17,7 @@ import sys
 import numpy as np
 
 from .data.folder import IMAGE_EXTENSIONS, find_images_under
+from .core.validate import int_range, strict_json
 
 
 def find_images(specs):
@@ -27,13 +29,43 @@ def find_images(specs):
             reason = f"no {'/'.join(IMAGE_EXTENSIONS)} files in this folder"
         elif os.path.exists(spec):
             found, reason = [spec], ""
+        elif "**" in spec:
+            found = recursive_glob(spec)
         else:
-            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            found = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
             reason = "no such file" if not glob.has_magic(spec) else "the pattern matches no file"
         paths += found
         if not found:
             missing.append((spec, reason))
     return paths, missing
+
+
+def recursive_glob(pattern):
+    """The files matching a pattern with `**` (any number of folders), found by walking the folder before the first
+    wildcard without following links to folders — glob's own `**` follows them, and a link back up the tree
+    (`a/loop -> ..`) makes its search endless.  Hidden folders are not searched (as in `find_images_under`)."""
+    parts = pattern.split(os.sep)
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else ".")
+    wanted = parts[fixed:]
+    found = []
+    for root, folders, files in os.walk(base):
+        folders[:] = [d for d in folders if not d.startswith(".")]
+        rel = os.path.relpath(root, base)
+        prefix = [] if rel == "." else rel.split(os.sep)
+        found += [os.path.join(root, f) for f in files if _matches(prefix + [f], wanted)]
+    return sorted(found)
+
+
+def _matches(parts, pattern):
+    """Whether path components `parts` match pattern components, `**` standing for any number of components."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_matches(parts[i:], pattern[1:]) for i in range(len(parts) + 1))
+    if not parts or (parts[0].startswith(".") and not pattern[0].startswith(".")):   # as glob: hidden only by name
+        return False
+    return fnmatch.fnmatchcase(parts[0], pattern[0]) and _matches(parts[1:], pattern[1:])
 
 
 def load_model(path, use_float=False, threads=1):
@@ -75,7 +107,7 @@ def load_model(path, use_float=False, threads=1):
 def is_packed_file(arrays):
     """Whether an .npz's arrays are a packed model file (a training checkpoint's record has no 'format')."""
     try:
-        return json.loads(arrays["record"].tobytes().decode()).get("format") == "minilab-packed-1"
+        return str(json.loads(arrays["record"].tobytes().decode()).get("format")).startswith("minilab-packed-")
     except (KeyError, ValueError, AttributeError):
         return False
 
@@ -154,11 +186,12 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="a training checkpoint (checkpoint.npz) or a packed model file")
     p.add_argument("images", nargs="+", help="image files, folders (searched recursively) or glob patterns")
-    p.add_argument("--top", type=int, default=5, help="how many classes to show per image (default 5)")
+    p.add_argument("--top", type=int_range(1, 1000), default=5, help="how many classes to show per image (default 5)")
     p.add_argument("--float", action="store_true", help="run the float graph instead of the packed engine")
     p.add_argument("--json", action="store_true", help="print one JSON document (for scripts) instead of a table")
-    p.add_argument("--batch-size", type=int, default=32, help="images decoded and run at a time (default 32)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--batch-size", type=int_range(1, 1024), default=32,
+                   help="images decoded and run at a time, 1-1024 (default 32)")
+    p.add_argument("--threads", type=int_range(1, os.cpu_count() or 1), default=None,
                    help="cores to use: the packed engine's threads, and the BLAS library's for --float (default: "
                         "the packed engine on 1 thread, the BLAS library's own default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -167,9 +200,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.top < 1 or args.batch_size < 1 or (args.threads is not None and args.threads < 1):
-        print("error: --top, --batch-size and --threads must be at least 1", file=sys.stderr)
-        return 2
     if args.threads is not None:
         from .core.threads import set_threads
         set_threads(args.threads)   # before the first kernel runs (see set_threads)
@@ -189,7 +219,7 @@ def main(argv=None):
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if args.json:
-        print(json.dumps(as_json(args.model, engine, results, skipped, classes, names), indent=1))
+        print(strict_json(as_json(args.model, engine, results, skipped, classes, names), indent=1))
     else:
         print_table(results, classes, names)
     if not results:

@@ -15,6 +15,7 @@ from .ops.binarizers import ALL_BINARIZERS
 from .optim import OPTIMIZERS, SCHEDULES
 from .training.loop import STREAM_FROM_SIZE, run
 from .training.run_dir import RunDirError
+from .core.validate import IMAGE_SIZES, MAX_BATCH, MAX_WIDTH, check_allocation
 
 
 # long because: one declarative list of every option, each with its --help text
@@ -98,12 +99,17 @@ def check_options(args):
     problems = []
     if args.epochs is not None and args.epochs < 1:
         problems.append(f"--epochs must be at least 1, got {args.epochs}")
-    if not (math.isfinite(args.width) and args.width > 0):
-        problems.append(f"--width must be a positive number (1.0 is the paper's network), got {args.width}")
+    if not (math.isfinite(args.width) and 0 < args.width <= MAX_WIDTH):
+        problems.append(f"--width must be a positive number, at most {MAX_WIDTH} (1.0 is the paper's network), "
+                        f"got {args.width}")
+    if not IMAGE_SIZES[0] <= args.image_size <= IMAGE_SIZES[1]:
+        problems.append(f"--image-size must be between {IMAGE_SIZES[0]} and {IMAGE_SIZES[1]} px, got "
+                        f"{args.image_size}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         problems.append(f"--lr must be a positive number, got {args.lr}")
-    if args.batch_size < 2:
-        problems.append(f"--batch-size must be at least 2 (batch norm needs two images), got {args.batch_size}")
+    if not 2 <= args.batch_size <= MAX_BATCH:
+        problems.append(f"--batch-size must be at least 2 (batch norm needs two images) and at most {MAX_BATCH}, "
+                        f"got {args.batch_size}")
     if args.threads is not None and not 1 <= args.threads <= cores:
         problems.append(f"--threads must be between 1 and {cores} (this machine's cores), got {args.threads}")
     if not 0 <= args.workers <= 4 * cores:
@@ -124,6 +130,9 @@ def check_options(args):
         problems.append(f"--synthetic-size needs at least 2 training and 1 validation image, got {n_train} {n_val}")
     if problems:
         raise ValueError("; ".join(problems))
+    if args.data == "synthetic":   # generated in memory: its size is known before it is made
+        check_allocation((n_train + n_val) * args.image_size ** 2 * 3, f"{n_train + n_val:,} generated images of "
+                         f"{args.image_size} px", "--synthetic-size")
 
 
 def main(argv=None):

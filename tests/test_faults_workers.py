@@ -16,9 +16,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _worker_pids():
-    """This process's children: the loader's workers."""
+    """This process's children but multiprocessing's resource tracker (a helper of every process that starts
+    workers as fresh interpreters): the loader's workers."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
     with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
-        return [int(p) for p in f.read().split()]
+        return [int(p) for p in f.read().split() if int(p) != tracker]
 
 
 def _dataset(n=64, size=8):
@@ -119,8 +123,7 @@ ORPHAN_SCRIPT = textwrap.dedent("""
     images = np.zeros((64, 8, 8, 3), np.uint8)
     loader = Loader(ArrayDataset(images, np.arange(64) % 2, ["a", "b"]), 4, workers=2)
     next(loader.batches(0))
-    with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
-        print(f.read().strip(), flush=True)
+    print(" ".join(str(p.pid) for p in loader._pool._processes.values()), flush=True)
     time.sleep(60)
 """)
 
@@ -135,15 +138,17 @@ def test_loader_workers_die_with_their_parent(sig):
     assert _wait_gone(pids) == [], "orphaned loader workers survived their parent"
 
 
-CACHE_SCRIPT = textwrap.dedent("""
-    import os, sys, time
+# a sitecustomize module on PYTHONPATH: every interpreter of the test, the workers too, reads images slowly
+SLOW_READS = textwrap.dedent("""
+    import os, time
     import minilab.data.cache as cache
     def load_slowly(path, size):
         print(os.getpid(), flush=True)
         time.sleep(60)
     cache.read_image = load_slowly
-    cache.build_cache(sys.argv[1], "train", 16, sys.argv[2], workers=2, progress=False)
 """)
+CACHE_SCRIPT = \
+    "import sys, minilab.data.cache as c; c.build_cache(sys.argv[1], 'train', 16, sys.argv[2], workers=2, progress=False)"
 
 
 def test_cache_builder_workers_die_with_their_parent(tmp_path):
@@ -153,8 +158,11 @@ def test_cache_builder_workers_die_with_their_parent(tmp_path):
         (tmp_path / "d" / "train" / c).mkdir(parents=True)
         for i in range(80):
             Image.new("RGB", (20, 20)).save(tmp_path / "d" / "train" / c / f"{i}.png")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_READS)
     parent = subprocess.Popen([sys.executable, "-c", CACHE_SCRIPT, str(tmp_path / "d"), str(tmp_path / "c")],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), ROOT])})
     pids = {int(parent.stdout.readline()), int(parent.stdout.readline())}
     parent.kill()
     parent.wait(10)

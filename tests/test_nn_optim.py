@@ -4,6 +4,7 @@ import pytest
 import minilab as ml
 from minilab import F, nn
 from minilab.optim import SGD, Adam, AdamW, CosineWarmup, LinearDecay, make_schedule
+from minilab.testing import assert_close_in_rounding
 
 
 def small_model(binarizer="sign"):
@@ -48,11 +49,17 @@ def test_train_eval_modes_and_batchnorm_running_stats():
     bn = nn.BatchNorm2d(2, momentum=0.8)
     x = ml.Tensor(np.random.default_rng(0).normal(3.0, 2.0, (64, 2, 4, 4)))
     bn(x)
-    np.testing.assert_allclose(bn.running_mean, 0.2 * x.data.mean(axis=(0, 2, 3)), rtol=1e-5)
+    # a mean of 64·4·4 float32 values, then one product: rounding grows with the sum's length and its terms' size
+    assert_close_in_rounding(bn.running_mean, 0.2 * x.data.astype(np.float64).mean(axis=(0, 2, 3)),
+                             terms=64 * 4 * 4 + 2, magnitude=0.2 * np.abs(x.data).mean(axis=(0, 2, 3)),
+                             dtype=np.float32)
     bn.eval()
     y = bn(x).data
-    expected = (x.data - bn.running_mean[None, :, None, None]) / np.sqrt(bn.running_var[None, :, None, None] + 1e-3)
-    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+    mean, var = bn.running_mean[None, :, None, None], bn.running_var[None, :, None, None]
+    expected = (x.data.astype(np.float64) - mean) / np.sqrt(var.astype(np.float64) + 1e-3)
+    # a few roundings per element, of terms the size of x and the mean (x − mean cancels where x is near it)
+    assert_close_in_rounding(y, expected, terms=4, magnitude=(np.abs(x.data) + np.abs(mean)) / np.sqrt(var + 1e-3),
+                             dtype=np.float32)
 
 
 def test_parameter_counts_of_layers():
@@ -83,7 +90,9 @@ def test_adam_first_step_is_lr_times_sign():
     opt = Adam([w], lr=0.01)
     w.grad = np.array([3.0, -0.001], dtype=np.float32)
     opt.step()
-    np.testing.assert_allclose(w.data, [0.49, -0.49], atol=1e-4)
+    g = w.grad.astype(np.float64)   # the first step: m̂ = g, v̂ = g², so w moves by lr·g / (|g| + eps)
+    expected = np.array([0.5, -0.5]) - 0.01 * g / (np.abs(g) + opt.eps)
+    assert_close_in_rounding(w.data, expected, terms=8, magnitude=0.5, dtype=np.float32)
 
 
 def test_weight_decay_and_clip():

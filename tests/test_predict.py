@@ -139,6 +139,7 @@ def test_predict_equals_evaluate_on_the_same_images(request, source, engine, cap
         got = np.zeros(3)
         for t in predicted[path]:
             got[t["index"]] = t["probability"]
+        # probabilities (float64 softmax) lie in [0, 1]: an absolute floor has a fixed scale here
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=path)
     first = predicted[paths[0]]
     assert [t["class"] for t in first] == [WNIDS[t["index"]] for t in first]
@@ -189,8 +190,9 @@ def test_folders_skip_hidden_files_and_folders(trained_run, tmp_path, capsys):
 
 def test_threads_must_be_at_least_one(trained_run, capsys):
     out, root, _ = trained_run
-    assert predict_main([str(out / "checkpoint.npz"), str(root / "val"), "--threads", "0"]) == 2
-    assert "--threads must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:       # refused by the argument parser, before the model is read
+        predict_main([str(out / "checkpoint.npz"), str(root / "val"), "--threads", "0"])
+    assert exit_.value.code == 2 and "argument --threads: must be between 1 and" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(config.kernels() is None, reason="the packed engine needs the compiled extension")

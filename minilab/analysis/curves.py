@@ -1,5 +1,7 @@
 """Training curves: loss and validation top-1 / top-5 against epoch, one colour per run (`python -m minilab.plot`,
 and each run's own curves.png, which the training loop draws after every epoch)."""
+import math
+
 from . import plotting
 
 
@@ -13,10 +15,10 @@ def curves_figure(runs: dict, path, title=None):
         for colour, (name, rows) in zip(plotting.COLOURS * 4, runs.items()):
             epochs = [r["epoch"] for r in rows]
             marker = "o" if len(rows) < 30 else None
-            loss_ax.plot(epochs, [r["train_loss"] for r in rows], "-", color=colour, marker=marker)
-            loss_ax.plot(epochs, [r["val_loss"] for r in rows], "--", color=colour, marker=marker)
-            acc_ax.plot(epochs, [100 * r["val_top1"] for r in rows], "-", color=colour, marker=marker, label=name)
-            acc_ax.plot(epochs, [100 * r["val_top5"] for r in rows], "--", color=colour, marker=marker)
+            loss_ax.plot(epochs, values(rows, "train_loss"), "-", color=colour, marker=marker)
+            loss_ax.plot(epochs, values(rows, "val_loss"), "--", color=colour, marker=marker)
+            acc_ax.plot(epochs, values(rows, "val_top1", 100), "-", color=colour, marker=marker, label=name)
+            acc_ax.plot(epochs, values(rows, "val_top5", 100), "--", color=colour, marker=marker)
         loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
         acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy", ylim=(0, 100))
         for ax in (loss_ax, acc_ax):
@@ -28,3 +30,8 @@ def curves_figure(runs: dict, path, title=None):
 
     return plotting.draw(path, fill, "wide", title)
 
+
+
+def values(rows, field, scale=1):
+    """A field of every row as floats; null (a value that was not finite) is NaN, a gap in the line."""
+    return [math.nan if r[field] is None else scale * r[field] for r in rows]

@@ -1,10 +1,10 @@
 """The report behind `python -m minilab.analyze`: images from a folder, the binary layers to look at, the
 analyses per layer (η, SSIM / ENDSIM, the +1 fraction, feature maps) and the Markdown report with its figures."""
-import json
 import os
 
 import numpy as np
 
+from ..core.validate import strict_json
 from ..data.folder import DataError, find_images_under
 from . import capture, layer_dissimilarity, layer_uniqueness, plus_one_fraction
 from .figures import feature_figure
@@ -147,5 +147,5 @@ def write_report(out, results, feats, labels, layers, args):
     with open(os.path.join(out, "report.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({lab: r for lab, r in zip(labels, results)}, fh, indent=1)
+        fh.write(strict_json({lab: r for lab, r in zip(labels, results)}, indent=1))
     return os.path.join(out, "report.md")

@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+from ..core.validate import strict_json
+
 BUSY = "while True: pass"   # one core, spinning
 
 
@@ -178,7 +180,7 @@ def run_contention(args):
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=1)) if args.json else print_result(result)
+    print(strict_json(result, indent=1)) if args.json else print_result(result)
     return 0
 
 

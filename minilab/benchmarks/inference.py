@@ -1,7 +1,6 @@
 """`python -m minilab.bench model`: latency, throughput and size of the packed engine vs minilab's float forward,
 a per-operator breakdown, and each operator's achieved rate as a fraction of this CPU's measured peak."""
 import copy
-import json
 import os
 import tempfile
 
@@ -13,6 +12,7 @@ from ..engine.convert import convert
 from .peak import fractions, machine_peaks, operator_work
 from .profile import breakdown, time_interleaved, time_runs
 from ..engine.storage import save_packed
+from ..core.validate import CORES, IMAGE_SIZES, MAX_BATCH, MAX_WIDTH, WIDTH, int_range, strict_json
 
 
 def add_arguments(p):
@@ -21,26 +21,28 @@ def add_arguments(p):
 
     p.add_argument("--arch", default="labbnn", choices=sorted(MODELS))
     p.add_argument("--checkpoint", default=None, help="a training checkpoint (default: random weights)")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--image-size", type=int_range(*IMAGE_SIZES), default=224,
+                   help=f"{IMAGE_SIZES[0]}-{IMAGE_SIZES[1]} px (default 224)")
+    p.add_argument("--num-classes", type=int_range(2, 100_000), default=1000, help="2-100000 (default 1000)")
+    p.add_argument("--width", type=WIDTH, default=1.0, help=f"width multiplier, above 0 and at most {MAX_WIDTH}")
     p.add_argument("--binarizer", default=None, choices=ALL_BINARIZERS,
                    help="activation binarizer (default: the architecture's own; compare lab with sign)")
     p.add_argument("--lab-blocks", default="1111", help="LAB on/off per stage, to redo Table 9's trade-off")
     p.add_argument("--lab-bits", type=int, default=32, choices=(32, 8, 4),
                    help="LAB depthwise kernels stored in FP32, INT8 or INT4")
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward (1: latency; 8: throughput)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--batch-size", type=int_range(1, MAX_BATCH), default=1,
+                   help=f"images per forward, 1-{MAX_BATCH} (1: latency; 8: throughput)")
+    p.add_argument("--threads", type=int_range(1, CORES), default=1,
                    help="cores to use: every layer splits its rows, pixel blocks or channel blocks over this many "
                         "OpenMP threads, so a single image uses them all")
     p.add_argument("--compare-binarizer", default=None, choices=ALL_BINARIZERS, metavar="BINARIZER",
                    help="also time the same architecture with this binarizer, the two forwards interleaved, and "
                         "print their ratio (e.g. LAB-BNN with sign: LAB's cost)")
-    p.add_argument("--compare-threads", type=int, default=None, metavar="N",
+    p.add_argument("--compare-threads", type=int_range(1, CORES), default=None, metavar="N",
                    help="also time the same packed model on N threads, interleaved, and print the speed-up of "
                         "--threads over N (e.g. --threads 2 --compare-threads 1)")
-    p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--float-runs", type=int, default=5, help="runs of the (slow) float reference")
+    p.add_argument("--runs", type=int_range(1, 100_000), default=20, help="timed runs of the packed model")
+    p.add_argument("--float-runs", type=int_range(1, 10_000), default=5, help="runs of the (slow) float reference")
     p.add_argument("--plot", default=None, help="write the per-operator breakdown as a PNG bar chart")
     p.add_argument("--save", default=None, help="also write the packed model to this .npz file")
     p.add_argument("--json", action="store_true", help="print one JSON record instead of the table")
@@ -134,7 +136,7 @@ def run_model_bench(args):
               "size_mb": size_bytes / 1e6, "breakdown_ms": parts, "profiled_total_ms": profiled_total,
               "peaks_per_s": peaks, "comparisons": comparisons,
               "rates": {k: {"per_s": r, "unit": u, "fraction_of_peak": f} for k, (r, u, f) in rates.items()}}
-    print(json.dumps(result, indent=1)) if args.json else print_model_bench(result)
+    print(strict_json(result, indent=1)) if args.json else print_model_bench(result)
     if args.plot:
         from ..analysis.plotting import breakdown_figure, cpu_name
 

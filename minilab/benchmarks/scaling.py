@@ -20,6 +20,8 @@ import tempfile
 import time
 from ..distributed.measure import measure_world
 
+from ..core.validate import CORES, IMAGE_SIZES, MAX_BATCH, MAX_WIDTH, WIDTH, float_range, int_range, strict_json
+
 LATENCY_S = 20e-6   # per ring hop on a cluster network (Ethernet with a kernel TCP stack: tens of µs)
 
 
@@ -90,7 +92,7 @@ def run_scaling(args):
     world, row = measure_world(args)
     if row["ranks"] > 1 or args.worker:   # a rank of an mpiexec job: rank 0 reports the world's row
         if world.is_root:
-            print(json.dumps(row)) if args.json or args.worker else print_rows([row])
+            print(strict_json(row)) if args.json or args.worker else print_rows([row])
         return 0
     rounds = []
     for r in range(args.rounds if args.ranks > 1 else 1):
@@ -109,7 +111,7 @@ def run_scaling(args):
     proj = projection(mpi["compute_s"] + mpi["update_s"], mpi["local_batch"], mpi["gradient_bytes"], hidden)
     ratios = [m["images_per_s"] / o["images_per_s"] for o, m in rounds if m is not None]
     if args.json:
-        print(json.dumps({"rows": rows, "ratios": ratios, "projection": proj}, indent=1))
+        print(strict_json({"rows": rows, "ratios": ratios, "projection": proj}, indent=1))
         return 0
     print(f"{args.arch} at {args.image_size} px, width {args.width}, global batch {args.batch_size}, "
           f"{row['parameters'] / 1e6:.1f} M parameters ({row['gradient_bytes'] / 1e6:.1f} MB of float32 gradients)")
@@ -170,15 +172,20 @@ def add_arguments(sub):
                                    "a ring-allreduce projection to N nodes. Run under mpiexec: times that world "
                                    "only (e.g. mpiexec -n 4 python -m minilab.bench scaling --threads 1).")
     s.add_argument("--arch", default="birealnet18", choices=sorted(MODELS), help="(default birealnet18)")
-    s.add_argument("--image-size", type=int, default=64, help="(default 64)")
-    s.add_argument("--batch-size", type=int, default=64, help="the global batch (default 64)")
-    s.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1.0)")
-    s.add_argument("--threads", type=int, default=2, help="threads of the one-process run (default 2)")
-    s.add_argument("--ranks", type=int, default=2, help="ranks of the MPI run started from a plain run")
-    s.add_argument("--steps", type=int, default=5, help="timed steps (the median counts)")
-    s.add_argument("--rounds", type=int, default=1, help="alternate the two configurations this many times")
+    s.add_argument("--image-size", type=int_range(*IMAGE_SIZES), default=64,
+                   help=f"{IMAGE_SIZES[0]}-{IMAGE_SIZES[1]} px (default 64)")
+    s.add_argument("--batch-size", type=int_range(2, MAX_BATCH), default=64,
+                   help=f"the global batch, 2-{MAX_BATCH} (default 64)")
+    s.add_argument("--width", type=WIDTH, default=1.0,
+                   help=f"width multiplier, above 0 and at most {MAX_WIDTH} (default 1.0)")
+    s.add_argument("--threads", type=int_range(1, CORES), default=2, help="threads of the one-process run (default 2)")
+    s.add_argument("--ranks", type=int_range(1, 4096), default=2, help="ranks of the MPI run started from a plain run")
+    s.add_argument("--steps", type=int_range(1, 10_000), default=5, help="timed steps (the median counts)")
+    s.add_argument("--rounds", type=int_range(1, 100), default=1,
+                   help="alternate the two configurations this many times")
     s.add_argument("--sync-bn", action="store_true", help="the ranks synchronise BatchNorm statistics")
     s.add_argument("--json", action="store_true", help="print JSON instead of tables")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)   # the mpiexec run a plain run starts
     d = sub.add_parser("decode", help="streaming loader: JPEG decode images/s per worker at 64/128/224 px")
-    d.add_argument("--seconds", type=float, default=6.0, help="time spent measuring")
+    d.add_argument("--seconds", type=float_range(0, 3600, lo_open=True), default=6.0,
+                   help="time spent measuring, above 0 and at most 3600 (default 6)")

@@ -78,6 +78,12 @@ def main(argv=None):
             parser.exit(2, f"minilab.course check: --task {n}: tasks are numbered 1 to {len(TASKS)}\n")
     if args.examples < 1 or args.timeout <= 0:
         parser.exit(2, "minilab.course check: --examples must be at least 1 and --timeout positive\n")
+    if args.json:   # before the grading, not after it
+        from ..core.validate import Refused, check_output_file
+        try:
+            check_output_file(args.json, "--json")
+        except Refused as exc:
+            parser.exit(2, f"minilab.course check: {exc}\n")
     from .grade import grade, write_results
     results = grade(args.dir, args.task, args.examples, args.timeout)
     if args.json:

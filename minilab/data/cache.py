@@ -23,7 +23,6 @@ import fcntl
 import glob
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import tempfile
 import warnings
@@ -32,9 +31,11 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from .child_process import start_worker
+from .child_process import WORKER_START, start_worker
 from .folder import DataError, is_regular_file, scan_image_folder
 from .loader import shut_down_pool
+from ..nn.module import user_file_mode
+from ..core.validate import Refused, check_image_header
 
 CACHE_FORMAT = 2
 MAX_NAMED = 10
@@ -57,11 +58,13 @@ def to_rgb8(img):
     return img.convert("RGB")
 
 
-def open_rgb8(path):
-    """The image file at `path` as upright 8-bit RGB (`to_rgb8`), fully decoded."""
+def open_rgb8(path, short_side=None):
+    """The image file at `path` as upright 8-bit RGB (`to_rgb8`), fully decoded — after its header says that
+    neither it nor its resize to `short_side` would exceed `validate.MAX_IMAGE_PIXELS` (`validate.Refused`)."""
     from PIL import Image
 
     with Image.open(path) as img:
+        check_image_header(img, path, short_side)
         return to_rgb8(img)
 
 
@@ -93,6 +96,8 @@ def decoding(path, decode):
             return decode(), None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         return None, f"too large ({error})"
+    except Refused as error:
+        return None, f"too large ({str(error).replace(path + ': ', '')})"
     except UnidentifiedImageError:
         return None, "not an image format Pillow reads"
     except Exception as error:  # noqa: BLE001 — a decoder may raise anything on a hostile file; skip and name it
@@ -101,7 +106,7 @@ def decoding(path, decode):
 
 def read_image(path, size):
     """(the (size, size, 3) uint8 validation crop, None) or (None, why the file cannot be used)."""
-    return decoding(path, lambda: centre_crop(open_rgb8(path), size))
+    return decoding(path, lambda: centre_crop(open_rgb8(path, size), size))
 
 
 def load_image(path, size):
@@ -175,7 +180,7 @@ def _decode_into(writer, paths, size, workers, progress, desc):
     chunk = 64
     jobs = [(paths[i:i + chunk], size) for i in range(0, len(paths), chunk)]
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress)
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=start_worker,
+    pool = ProcessPoolExecutor(workers, mp_context=WORKER_START, initializer=start_worker,
                                initargs=(os.getpid(),))
     try:
         for j, result in enumerate(pool.map(_load_chunk, jobs)):
@@ -199,6 +204,7 @@ def _decode_into(writer, paths, size, workers, progress, desc):
 def _write_split(out, paths, labels, classes, root, split, size, digest, workers, progress):
     """Decode, then write images.npy, labels.npy and (last) meta.json into `out` under temporary names."""
     fd, images_tmp = tempfile.mkstemp(dir=out, prefix="images.", suffix=".tmp")
+    os.fchmod(fd, user_file_mode())   # as every other file the program writes (mkstemp's is 0600)
     os.close(fd)
     temps = [images_tmp]
     try:
@@ -221,6 +227,7 @@ def _write_split(out, paths, labels, classes, root, split, size, digest, workers
                                 "skipped": bad, "size": size, "classes": classes, "manifest": digest}).encode()))):
             fd, tmp = tempfile.mkstemp(dir=out, prefix=name + ".", suffix=".tmp")
             temps.append(tmp)
+            os.fchmod(fd, user_file_mode())
             with os.fdopen(fd, "wb") as f:
                 write(f)
         os.replace(images_tmp, os.path.join(out, "images.npy"))

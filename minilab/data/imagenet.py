@@ -34,8 +34,15 @@ def find_labels_file(root):
 
 def read_labels_file(path):
     """{image file stem: wnid} from a LOC_val_solution.csv or a "filename wnid" text file."""
+    try:
+        return _read_labels_file(path)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
+
+
+def _read_labels_file(path):
     labels = {}
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:   # -sig: a spreadsheet's byte-order mark is not a name
         if path.endswith(".csv"):
             reader = csv.reader(f)
             header = next(reader, None)

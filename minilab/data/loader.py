@@ -10,8 +10,12 @@ batches of one process.
 No wait is unbounded: a worker that dies (killed, out of memory) breaks the pool and `batches` raises WorkerDied at
 once; a worker that stops answering for `timeout` seconds is reported the same way; while it waits, `batches`
 asks its `stop` callable a few times a second, so a signal ends the epoch instead of waiting on a dead queue.
-Workers die with the loader's process (`child_process.start_worker`)."""
-import multiprocessing as mp
+Workers die with the loader's process (`child_process.start_worker`).  They are started as fresh interpreters
+(`child_process.WORKER_START`), never forked: the loader's process already runs threads (BLAS, OpenMP, tqdm), and
+a fork copies whatever lock one of them held at that instant, which can deadlock the child.  The dataset travels
+to each worker pickled; a memory-mapped cache travels as its file's name and is mapped again there."""
+import collections
+import mmap
 import os
 import signal
 import time
@@ -22,9 +26,10 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from .augment import augment, normalize
-from .child_process import start_worker
+from .child_process import WORKER_START, start_worker
 
 POLL_S = 0.2
+MappedArray = collections.namedtuple("MappedArray", "filename dtype offset shape")
 
 
 class ArrayDataset:
@@ -32,6 +37,22 @@ class ArrayDataset:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels, self.classes, self.name = images, np.asarray(labels, np.int64), list(classes), name
+
+    def __getstate__(self):
+        """For a worker process: a whole memory-mapped file is sent as (file, dtype, offset, shape), not as its
+        bytes (pickling a memmap would copy the whole cache into every worker)."""
+        state = dict(self.__dict__)
+        images = self.images
+        if isinstance(images, np.memmap) and isinstance(images.base, mmap.mmap) and images.filename \
+                and images.flags.c_contiguous:
+            state["images"] = MappedArray(images.filename, images.dtype.str, images.offset, images.shape)
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state["images"], MappedArray):
+            m = state["images"]
+            state["images"] = np.memmap(m.filename, dtype=m.dtype, mode="r", offset=m.offset, shape=m.shape)
+        self.__dict__.update(state)
 
     def __len__(self):
         return len(self.labels)
@@ -190,7 +211,7 @@ class Loader:
 
     def _get_pool(self):
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"),
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=WORKER_START,
                                              initializer=_init_worker, initargs=(self.dataset, os.getpid()))
         return self._pool
 

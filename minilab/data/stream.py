@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from .augment import pad_crop, random_crop_box
+from ..core.validate import check_image_header
 from .cache import centre_crop, decoding, open_rgb8, to_rgb8
 
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)   # EXIF orientations that turn the stored image by a quarter turn
@@ -43,6 +44,7 @@ def draft_open(path, want_w, want_h, draft=True):
     from PIL import Image
 
     with Image.open(path) as img:
+        check_image_header(img, path)
         full_w, full_h = upright_size(img)
         if draft and img.format == "JPEG":
             stored = (want_w, want_h) if (full_w, full_h) == img.size else (want_h, want_w)
@@ -57,6 +59,7 @@ def decode_train(path, size, rng, draft=True):
     from PIL import Image
 
     with Image.open(path) as probe:
+        check_image_header(probe, path)
         w, h = upright_size(probe)
     box = random_crop_box(w, h, rng) or (0, 0, w, h)
     cw, ch = box[2] - box[0], box[3] - box[1]
@@ -70,7 +73,7 @@ def decode_eval(path, size):
     """The validation preprocessing (`cache.centre_crop`): the full-size decode, short side to `size`, centre
     size×size crop — exactly what the preprocessing cache stores and `predict` sees, so that a model validated
     here gives the same answers everywhere.  (Draft decoding would save time, but not give the same pixels.)"""
-    return centre_crop(open_rgb8(path), size)
+    return centre_crop(open_rgb8(path, size), size)
 
 
 class StreamDataset:

@@ -17,7 +17,9 @@ from .tree import set_submodule
 from .frozen import bind_float_layers
 from .fused_block import fuse_residual_blocks
 from .packed_conv import PackedBinaryConv2d
+from ..core.validate import check_listed_arrays, list_arrays
 
+FORMAT = "minilab-packed-2"    # -2: the record lists every array (name, shape, dtype) the file must hold
 STORED = ("words", "alpha", "mean", "invstd", "gamma", "beta", "lab_bias", "lab_beta")
 
 
@@ -42,7 +44,8 @@ def save_packed(packed: PackedModel, path, classes=None):
                 arrays[f"packed/{name}/lab_scale"] = a["lab_scale"]
     for name, value in packed.model.state_dict().items():
         arrays[f"float/{name}"] = value
-    record = {"format": "minilab-packed-1", "config": packed.config, "layers": layers}
+    record = {"format": FORMAT, "config": packed.config, "layers": layers,
+              "arrays": list_arrays(arrays)}
     if classes is not None:
         record.update(class_record(classes))
     arrays["record"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
@@ -51,20 +54,39 @@ def save_packed(packed: PackedModel, path, classes=None):
 
 
 def packed_record(arrays, path):
-    """The JSON record of a packed model file's arrays, or a clear error for any other file."""
+    """The JSON record of a packed model file's arrays, after checking that the file holds exactly the arrays the
+    record lists, with their shapes and dtypes; a clear one-line ValueError naming the file and the entry
+    otherwise (a missing array is never replaced by a default)."""
     try:
         record = json.loads(arrays["record"].tobytes().decode())
-        assert record.get("format") == "minilab-packed-1"
+        assert isinstance(record, dict) and str(record.get("format", "")).startswith("minilab-packed-")
     except (KeyError, ValueError, AssertionError):
         raise ValueError(f"{path} is not a minilab packed model") from None
+    if record["format"] != FORMAT:
+        raise ValueError(f"{path} is a packed model of format {record['format']!r}; this minilab reads {FORMAT!r}: "
+                         "write it again with `python -m minilab.bench model --checkpoint CKPT --save FILE`")
+    if not isinstance(record.get("config"), dict) or not isinstance(record.get("layers"), list):
+        raise ValueError(f"{path}: the packed model's record lacks its 'config' or 'layers' entry")
+    check_listed_arrays(path, record.get("arrays"), arrays)
     return record
+
+
+def load_state_dict_or_refuse(model, path, state):
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path}: the float weights do not fit architecture {model.__class__.__name__} "
+                         f"({str(error).strip(chr(39))})") from None
 
 
 def load_packed(path, threads=1):
     arrays = load_npz(path)
     record = packed_record(arrays, path)
     config = record["config"]
-    model = create_model(**config)
+    try:
+        model = create_model(**config)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: the record's 'config' does not describe a model ({error})") from None
     for layer in record["layers"]:
         name, spec = layer["name"], layer["spec"]
         prefix = f"packed/{name}/"
@@ -86,7 +108,7 @@ def load_packed(path, threads=1):
             raise ValueError(f"{path}: packed layer {name!r} does not fit architecture {config['arch']!r} "
                              f"({error})") from None
     fuse_residual_blocks(model)
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("float/")})
+    load_state_dict_or_refuse(model, path, {k[6:]: v for k, v in arrays.items() if k.startswith("float/")})
     model.eval()
     bind_float_layers(model)       # after the statistics are loaded: it reads them once
     return PackedModel(model, config, threads)

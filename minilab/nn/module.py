@@ -137,6 +137,8 @@ class Module:
             value = np.asarray(value)
             if value.shape != target.shape:
                 raise ValueError(f"state dict entry {name!r} has shape {value.shape}, the model expects {target.shape}")
+            if value.dtype.kind != target.dtype.kind:   # a cast would silently turn, say, text or ints into weights
+                raise ValueError(f"state dict entry {name!r} is {value.dtype}, the model expects {target.dtype}")
             target[...] = value
 
     def save(self, path):
@@ -163,11 +165,20 @@ class Module:
         return ""
 
 
+def user_file_mode():
+    """The mode open() gives a new file: rw for everyone, less the process' umask.  (A temporary file from
+    tempfile.mkstemp is 0600 whatever the umask; a file renamed into place should not keep that.)"""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def save_npz_atomic(path, arrays: dict):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp.npz")
     try:
+        os.fchmod(fd, user_file_mode())
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()

@@ -9,13 +9,18 @@ import json
 import numpy as np
 
 from ..nn.module import load_npz, save_npz_atomic
+from ..core.validate import check_listed_arrays, list_arrays
+
+
+FORMAT = "minilab-checkpoint-1"
 
 
 def save_checkpoint(path, model, optimizer, record: dict):
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
-    arrays["record"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
+    arrays["record"] = np.frombuffer(json.dumps({"format": FORMAT, **record, "arrays": list_arrays(arrays)}).encode(),
+                                     dtype=np.uint8)
     save_npz_atomic(path, arrays)
 
 
@@ -25,6 +30,14 @@ def read_checkpoint(path):
     if "record" not in arrays:
         raise ValueError(f"{path} is not a minilab training checkpoint (no 'record' entry)")
     record = check_record(path, arrays["record"])
+    foreign = [k for k in arrays if k != "record" and not k.startswith(("model/", "optim/"))]
+    if foreign:
+        raise ValueError(f"{path}: entry {foreign[0]!r} is not part of a training checkpoint (the file was edited)")
+    odd = [k for k in arrays if k != "record" and arrays[k].dtype.kind not in "fiub"]
+    if odd:
+        raise ValueError(f"{path}: entry {odd[0]!r} holds {arrays[odd[0]].dtype} data, not numbers")
+    if "arrays" in record:   # (a record without the list is from before it existed)
+        check_listed_arrays(path, record["arrays"], arrays)
     model = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
     optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
     return model, optim, record
@@ -42,6 +55,8 @@ def check_record(path, raw):
         raise ValueError(f"{path}: the checkpoint's record is not valid JSON ({error})") from None
     if not isinstance(record, dict):
         raise ValueError(f"{path}: the checkpoint's record is not a JSON object")
+    if record.get("format", FORMAT) != FORMAT:   # (files written before the field existed have none)
+        raise ValueError(f"{path}: a checkpoint of format {record['format']!r}; this minilab reads {FORMAT!r}")
     if not isinstance(record.get("model"), dict) or "arch" not in record["model"]:
         raise ValueError(f"{path}: the checkpoint's record does not describe its model (model.arch)")
     return record

@@ -145,11 +145,21 @@ def share_initial_state(session, resumed):
 def set_up(args, world):
     """Set-up and resume: threads, data, model, optimizer, loaders and schedule; with --resume, the saved weights,
     optimizer state and position, and the metrics of the epochs already finished."""
+    run_lock = world.on_root(open_run_dir, args.out, args.resume)   # rank 0 alone writes --out
+    try:
+        return make_session(args, world, run_lock)
+    except BaseException:
+        if run_lock is not None:
+            run_lock.close()   # a set-up that fails releases the run folder it locked
+        raise
+
+
+def make_session(args, world, run_lock):
+    """The body of `set_up`, once the run folder is locked (`run_lock`, None on ranks other than 0)."""
     from ..data import load_datasets
     from .memory import keep_freed_memory
     from ..nn import init
 
-    run_lock = world.on_root(open_run_dir, args.out, args.resume)   # rank 0 alone writes --out
     if is_folder_spec(args.data):   # a relative path would break a resume from another directory
         args.data = os.path.abspath(args.data)
     if args.cache_dir is not None:
@@ -332,6 +342,9 @@ def run(args, world=None):
         while session.epoch < args.epochs:
             if session.world.any(stop["signal"] is not None):
                 raise Interrupted()
+            if session.max_steps_reached():   # a resumed run already there, or --max-steps at an epoch's end
+                session.say(f"stopped at step {session.step} (--max-steps {args.max_steps}): nothing more to train")
+                break
             stats = train_epoch(session, stop)
             if session.max_steps_reached() and session.batch < session.steps_per_epoch:
                 save(session)
@@ -352,6 +365,8 @@ def run(args, world=None):
             from None
     finally:
         session.train_loader.close()
+        if session.run_lock is not None:
+            session.run_lock.close()   # releases the run folder's lock
         for s, h in old_handlers.items():
             signal.signal(s, h)
     if session.metrics:

@@ -1,9 +1,9 @@
 """metrics.jsonl: one JSON row per finished epoch of a run, rewritten atomically after every epoch, and read
 back by a resumed run and `python -m minilab.plot`; curves.png, the run's own picture of it."""
-import json
 import os
 
 from ..analysis.curves import curves_figure
+from ..core.validate import loads_strict, strict_json
 from .run_dir import RunDirError
 
 
@@ -13,7 +13,7 @@ def write_metrics(path, rows):
     try:
         with open(tmp, "w") as f:
             for row in rows:
-                f.write(json.dumps(row) + "\n")
+                f.write(strict_json(row) + "\n")
         os.replace(tmp, path)
     except OSError as error:
         if os.path.exists(tmp):
@@ -22,23 +22,49 @@ def write_metrics(path, rows):
                           " was kept") from None
 
 
+# what every metrics row must hold for the curves and the summary: epoch ≥ 1, and each quantity a number or null
+# (null: it was not finite, and the writer said so in the row's "non_finite" list)
+ROW_FIELDS = ("train_loss", "val_loss", "val_top1", "val_top5")
+
+
+def check_row(row, where):
+    """A metrics row as the curves need it, or ValueError naming the line and the entry."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: not a metrics record (a JSON object), but {type(row).__name__}")
+    epoch = row.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        raise ValueError(f"{where}: 'epoch' must be a whole number ≥ 1, found {epoch!r}")
+    for field in ROW_FIELDS:
+        if field not in row:
+            raise ValueError(f"{where}: no {field!r} entry (not written by minilab.train?)")
+        value = row[field]
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise ValueError(f"{where}: {field!r} must be a number or null, found {value!r}")
+        if field.startswith("val_top") and value is not None and not 0 <= value <= 1:
+            raise ValueError(f"{where}: {field!r} must be a fraction between 0 and 1, found {value!r}")
+    return row
+
+
 def read_metrics(path):
-    """The rows of the metrics.jsonl file `path` ([] when there is none yet); ValueError naming the line that is
-    not a metrics row."""
+    """The rows of the metrics.jsonl file `path` ([] when there is none yet); ValueError naming the line and the
+    entry that is not a metrics row (strict JSON: a bare NaN is refused, null is a value that was not finite)."""
     if not os.path.exists(path):
         return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = list(f)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot be read as text ({getattr(error, 'strerror', None) or error})") from None
     rows = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError as error:
-                raise ValueError(f"{path}, line {number}, is not valid JSON ({error}); fix or remove that line") \
-                    from None
-            if not isinstance(rows[-1], dict) or "epoch" not in rows[-1]:
-                raise ValueError(f"{path}, line {number}, is not a metrics row (no 'epoch')")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = loads_strict(line)
+        except ValueError as error:
+            raise ValueError(f"{path}, line {number}, is not valid JSON ({getattr(error, 'msg', error)}); fix or "
+                             "remove that line") from None
+        rows.append(check_row(row, f"{path}, line {number}"))
     return rows
 
 
