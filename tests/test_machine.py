@@ -56,7 +56,10 @@ def test_default_threads_share_the_cores_among_ranks_and_workers(monkeypatch, co
 def test_wait_policy_is_set_only_when_the_user_did_not_choose(monkeypatch):
     for name in machine.WAIT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    assert machine.set_wait_policy() and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert machine.set_wait_policy() and os.environ["GOMP_SPINCOUNT"] == str(machine.SPIN_ITERATIONS)
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    assert machine.set_wait_policy(one_pool=False) and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "active")
     assert not machine.set_wait_policy() and os.environ["OMP_WAIT_POLICY"] == "active"
     monkeypatch.delenv("OMP_WAIT_POLICY")

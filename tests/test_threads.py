@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from minilab import config
+from minilab.core import machine
 
 CODE = """
 import json, os
@@ -17,12 +18,15 @@ workers = threads.blas_worker_threads()
 print(json.dumps({"found": found, "kernel_threads": config.threads, "workers": workers,
                   "blas_threads": threads.blas_threads(), "kernel_gemm": config.gemm_in_kernels(),
                   "idle": [os.sched_getscheduler(t) == os.SCHED_IDLE for t in workers],
-                  "omp": os.environ.get("OMP_WAIT_POLICY"), "ext": config.available()}))
+                  "omp": os.environ.get("OMP_WAIT_POLICY"), "spin": os.environ.get("GOMP_SPINCOUNT"),
+                  "ext": config.available()}))
 """
 
 
 def run(**env):
-    out = subprocess.run([sys.executable, "-c", CODE], env=dict(os.environ, **env), capture_output=True, text=True,
+    """The probe in a fresh process whose environment chose no OpenMP wait policy: minilab's own choice shows."""
+    base = {k: v for k, v in os.environ.items() if k not in machine.WAIT_VARIABLES}
+    out = subprocess.run([sys.executable, "-c", CODE], env={**base, **env}, capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -36,8 +40,8 @@ def test_set_threads_moves_blas_workers_to_the_idle_class_unless_asked_not_to():
         pytest.skip("no multi-threaded OpenBLAS in this NumPy")
     assert result["kernel_threads"] == 2 and result["blas_threads"] == 2 and not result["kernel_gemm"]
     assert all(result["idle"])
-    if result["ext"] and "OMP_WAIT_POLICY" not in os.environ:  # set_threads' default when it loads the kernels
-        assert result["omp"] == "PASSIVE"
+    if result["ext"]:  # set_threads' choice when it loads the kernels: two pools take turns, so no spinning
+        assert result["omp"] == "PASSIVE" and result["spin"] is None
     assert not any(run(MINILAB_KERNEL_GEMM="0", MINILAB_IDLE_BLAS_WORKERS="0")["idle"])
 
 
@@ -48,8 +52,9 @@ def test_with_the_kernels_gemm_one_pool_runs_everything():
     assert result["kernel_gemm"], "the OpenBLAS NumPy loaded has a cblas_sgemm the kernels should have found"
     assert result["kernel_threads"] == 2
     assert result["blas_threads"] == 1   # BLAS runs inside the kernels' threads, one thread each
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        assert result["omp"] == "PASSIVE"   # idle threads sleep: a spinning one takes a shared core for nothing
+    # idle threads spin briefly, then sleep: long spins take a shared core for nothing, none at all make the
+    # engine's many short loops slower on two threads than on one
+    assert result["omp"] is None and result["spin"] == str(machine.SPIN_ITERATIONS)
 
 
 PROBE_THEN_THREADS = """
@@ -74,7 +79,7 @@ print(os.environ.get("OMP_WAIT_POLICY"))
 def test_the_image_size_probe_leaves_the_thread_set_up_to_set_threads(tmp_path):
     """Without the kernels' GEMM the kernels' OpenMP threads must sleep when idle (OMP_WAIT_POLICY=PASSIVE, set
     when set_threads loads them); a check that ran a model first would have loaded them without it."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in machine.WAIT_VARIABLES}
     env.update(MINILAB_KERNEL_GEMM="0", MINILAB_CACHE=str(tmp_path / "cache"))
     probe = subprocess.run([sys.executable, "-c", PROBE_THEN_THREADS], env=env, capture_output=True, text=True,
                            timeout=300)

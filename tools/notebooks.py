@@ -9,7 +9,7 @@ The scripts `tutorials/NN_*.py` stay the one source: each becomes a notebook the
 download does it (sphinx-gallery's converter: the reStructuredText prose turned into Markdown cells, the code
 blocks into code cells), after one setup cell that makes `tutorials/common.py` importable.  The notebook then
 runs in a Jupyter kernel (nbclient) from `tutorials/`; every PNG a cell writes — the tutorials save their figures
-with minilab.plotting rather than leaving them open — is attached to that cell as an image output, scaled to at
+with minilab.analysis.plotting rather than leaving them open — is attached to that cell as an image output, scaled to at
 most MAX_WIDTH pixels and stored with a 256-colour palette so that the notebooks stay small in the repository.
 `tests/test_docs.py` checks that the committed notebooks have the cells this tool makes and carry outputs.
 """

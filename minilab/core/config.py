@@ -85,9 +85,9 @@ def load(quiet_threads: bool = False):
     reference ops are registered with the dispatcher when the package root imports `minilab.fast`, which loads
     no kernel.
 
-    Before the kernels load, so before their OpenMP runtime reads it, idle OpenMP threads are told to sleep
-    instead of spinning (OMP_WAIT_POLICY=PASSIVE, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set: see
-    `minilab.core.machine.set_wait_policy`).  `quiet_threads` is accepted for the callers that ask for that
+    Before the kernels load, so before their OpenMP runtime reads it, idle OpenMP threads are told to spin only
+    briefly before they sleep, or to sleep at once when OpenBLAS' threads take turns with them (unless
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT is set: see `minilab.core.machine.set_wait_policy`).  `quiet_threads` is accepted for the callers that ask for that
     explicitly; it is what every load does."""
     global _loaded, _ext, _reason, wait_policy_set
     if _loaded:
@@ -99,7 +99,7 @@ def load(quiet_threads: bool = False):
         from .blas import find_blas_sgemm
         from .machine import set_wait_policy
         sgemm = find_blas_sgemm() if kernel_gemm else None
-        wait_policy_set = set_wait_policy()
+        wait_policy_set = set_wait_policy(one_pool=sgemm is not None)
         try:   # the compiled extension modules, built next to the package (not among its Python modules)
             _kernels = importlib.import_module("minilab._kernels")
         except ImportError as error:  # not built, or MINILAB_ISA asks for what this CPU cannot run

@@ -157,15 +157,28 @@ def choose_kernels(forced=None):
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
-def set_wait_policy():
-    """Make idle OpenMP threads sleep at once instead of spinning (OMP_WAIT_POLICY=PASSIVE), unless the user
-    chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set).  A spinning thread keeps a core busy for nothing: beside
-    another busy process, or another training, it takes the core that the thread everyone waits for needs.
-    libgomp reads these variables once, when it is loaded, so `config.load` calls this before loading the
-    kernels.  Returns True when it set the policy."""
+# How long an idle OpenMP thread spins before it sleeps, in libgomp's spin iterations (about a microsecond here).
+# Long enough to bridge the gap between two parallel loops of one layer or of two layers back to back (the packed
+# engine runs ~60 short loops per image: threads that sleep at once make two threads slower than one); short enough
+# that a thread waiting for a core another process took gives that core back almost at once.  libgomp's own
+# default spins 300,000 iterations, which beside a busy process costs a training step several times its time.
+SPIN_ITERATIONS = 1000
+
+
+def set_wait_policy(one_pool=True):
+    """Choose how idle OpenMP threads wait, unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set).
+
+    With one pool of threads (the kernels run the GEMMs too) idle threads spin briefly, then sleep
+    (GOMP_SPINCOUNT=SPIN_ITERATIONS).  With two pools taking turns (the kernels' OpenMP threads between BLAS'
+    GEMMs, `one_pool=False`) they sleep at once (OMP_WAIT_POLICY=PASSIVE): a spinning OpenMP thread would keep
+    a core from the BLAS thread that needs it.  libgomp reads these variables once, when it is loaded, so
+    `config.load` calls this before loading the kernels.  Returns True when it set the policy."""
     if any(name in os.environ for name in WAIT_VARIABLES):
         return False
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if one_pool:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_ITERATIONS)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
 
 

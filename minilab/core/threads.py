@@ -68,7 +68,7 @@ def set_threads(n: int) -> bool:
 
     Otherwise (the NumPy path, or no such BLAS) NumPy's BLAS gets `n` threads and the kernels as many OpenMP
     threads, and the two pools take turns — BLAS inside GEMMs, the kernels between them — which only works when
-    neither busy-waits while idle: OpenMP threads sleep (`minilab.core.config.load` sets OMP_WAIT_POLICY=PASSIVE
+    neither busy-waits while idle: OpenMP threads sleep (`minilab.core.config.load` sets OMP_WAIT_POLICY=PASSIVE then
     unless you chose, before the kernels load) and OpenBLAS' workers are moved to
     SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, each keeps the other off its cores and a training
     step runs several times slower.
