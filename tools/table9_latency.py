@@ -1,8 +1,9 @@
 """Time the packed LAB-BNN of every Table 9 mask in one sitting: `python -m minilab.bench model` at 224 and 64 px,
 1 and 2 threads, width 0.5 and 10 classes (the Imagenette models), random weights (latency and size do not
 depend on the weights' values).  Each configuration runs ROUNDS times, the rounds in alternating order, so a
-slow minute of a shared machine shows as a spread between rounds, not as a difference between masks; the median
-of the rounds' medians is kept.  Writes docs/table9/latency.json (or the folder given), naming the CPU, the date
+slow minute of a shared machine shows as a spread between rounds, not as a difference between masks; the best
+round's median is kept (on a shared virtual machine a round that ran while the host took a core is up to twice
+as slow; every round's median is kept beside it).  Writes docs/table9/latency.json (or the folder given), naming the CPU, the date
 and this command.  Run it on quiet cores.
 
 Usage: python tools/table9_latency.py [FOLDER] [--rounds 3] [--runs 100]"""
@@ -10,7 +11,6 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import subprocess
 import sys
 
@@ -51,7 +51,7 @@ def main(argv=None):
                             cwd=ROOT).stdout.strip()
     record = {"cpu": cpu_name(), "date": datetime.date.today().isoformat(), "commit": commit,
               "command": f"python tools/table9_latency.py --rounds {args.rounds} --runs {args.runs}",
-              "results": [{"mask": m, "image_size": s, "threads": t, "median_ms": statistics.median(times[(m, s, t)]),
+              "results": [{"mask": m, "image_size": s, "threads": t, "median_ms": min(times[(m, s, t)]),
                            "round_medians_ms": times[(m, s, t)], "size_mb": sizes[(m, s, t)]}
                           for m, s, t in configs]}
     os.makedirs(args.folder, exist_ok=True)

@@ -126,7 +126,8 @@ def placement_figure(rows, path, record=None, latency_key="ms_224_1"):
     def fill(fig):
         ours, paper = fig.subplots(1, 2)
         if measured:
-            panel(ours, [(r[latency_key], r["top1_mean"]) for r in measured], [r["mask"] for r in measured],
+            labels = [r["mask"] + ("" if r["finished"] else f" (epoch {r['epochs']}, running)") for r in measured]
+            panel(ours, [(r[latency_key], r["top1_mean"]) for r in measured], labels,
                   [(min(r["top1"].values()), max(r["top1"].values())) for r in measured],
                   "minilab, Imagenette (64 px training)", "packed engine latency at 224 px, 1 thread (ms)",
                   "validation top-1 (%)", plotting.COLOURS[0])
