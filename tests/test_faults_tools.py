@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from minilab import config, evaluate, plot, predict, train
-from minilab.checkpoint import read_checkpoint, save_checkpoint
+from minilab.training.checkpoint import read_checkpoint, save_checkpoint
 from minilab.models import create_model
 from minilab.nn.module import load_npz, save_npz_atomic
 

@@ -24,7 +24,7 @@ TINY = ["--arch", "labbnn", "--data", "synthetic", "--synthetic-size", "64", "16
 @pytest.fixture(autouse=True)
 def no_imagenette(monkeypatch, tmp_path):
     """Caches go to this test's folder, for this process and for the CLIs it starts."""
-    from minilab import config
+    from minilab.core import config
 
     monkeypatch.setenv("MINILAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(config, "cache_dir", str(tmp_path / "cache"))

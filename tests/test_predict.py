@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minilab import config
+from minilab.core import config
 from minilab.training.checkpoint import load_model_from_checkpoint, model_classes, read_checkpoint, save_checkpoint
 from minilab.data import Loader, load_datasets, scan_image_folder
 from minilab.data.classnames import class_record, classes_of, human_names, imagenet_names

@@ -62,7 +62,7 @@ def read_metrics(path):
         try:
             row = loads_strict(line)
         except ValueError as error:
-            raise ValueError(f"{path}, line {number}, is not valid JSON ({getattr(error, 'msg', error)}); fix or "
+            raise ValueError(f"{path}, line {number}: not a JSON record ({getattr(error, 'msg', error)}); fix or "
                              "remove that line") from None
         rows.append(check_row(row, f"{path}, line {number}"))
     return rows
