@@ -8,11 +8,14 @@ PACKAGES = ["numpy", "Cython", "pillow", "hypothesis", "pytest", "mpi4py", "mpic
 VECTOR_FLAGS = ("popcnt", "sse4", "avx", "fma", "bmi2", "asimd", "sve")
 
 
+BUILD_ONLY = {"Cython"}   # pip builds the kernels in an isolated environment, which the run does not keep
+
+
 def version(name):
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+        return "(build-time only)" if name in BUILD_ONLY else "not installed"
 
 
 def cpu():
