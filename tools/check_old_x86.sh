@@ -17,8 +17,15 @@ command -v qemu-x86_64 >/dev/null || { echo "qemu-x86_64 not found: apt-get inst
 
 echo "== build the wheel (every x86-64 variant of the kernels)"
 rm -rf "$work" && mkdir -p "$work/wheel" "$work/site"
-(cd "$here" && "$python" -m pip wheel . --no-deps --no-build-isolation -q -w "$work/wheel")
+# from the tracked files only, as a clean clone has them: a build/ folder or an in-place build left in the
+# checkout would otherwise travel into the wheel
+mkdir -p "$work/src"
+(cd "$here" && git ls-files -z | xargs -0 cp --parents -t "$work/src")
+(cd "$work/src" && "$python" -m pip wheel . --no-deps --no-build-isolation -q -w "$work/wheel")
 wheel=$(ls "$work"/wheel/minilab-*.whl)
+if "$python" -m zipfile -l "$wheel" | grep -q "minilab/_kernels\.cpython"; then
+    echo "FAILED: the wheel holds a single-machine minilab/_kernels extension" >&2; exit 1
+fi
 "$python" -m zipfile -e "$wheel" "$work/site"
 cp -r "$here/tests" "$here/pyproject.toml" "$work/"   # the tests, without the source tree beside them
 echo "   $(basename "$wheel"): $(cd "$work/site/minilab" && ls _kernels_*.so | sed 's/\.cpython.*//' | tr '\n' ' ')"
