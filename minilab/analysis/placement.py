@@ -54,16 +54,20 @@ def latency_of(record, mask, image_size, threads):
 
 def summarize(runs, record=None, epochs=30):
     """runs: {mask: {seed: metrics rows}}.  One row per mask, the fewest LAB stages first: accuracy per seed at the
-    last epoch, their mean, top-5, whether every seed finished `epochs`, the latencies and the size."""
+    last epoch, the mean and top-5 over the seeds that finished `epochs` (over all while none has), the seeds still
+    training with their epoch, the latencies and the size."""
     rows = []
     for mask in sorted(runs, key=lambda m: (m.count("1"), m)):
-        seeds = runs[mask]
-        last = {seed: rows_[-1] for seed, rows_ in sorted(seeds.items())}
-        top1 = {seed: 100 * r["val_top1"] for seed, r in last.items()}
-        top5 = [100 * r["val_top5"] for r in last.values()]
-        row = {"mask": mask, "top1": top1, "top1_mean": sum(top1.values()) / len(top1),
-               "top5_mean": sum(top5) / len(top5), "epochs": min(r["epoch"] for r in last.values()),
-               "finished": all(r["epoch"] >= epochs for r in last.values()), "paper": PAPER.get(mask)}
+        last = {seed: seed_rows[-1] for seed, seed_rows in sorted(runs[mask].items())}
+        running = {seed: r["epoch"] for seed, r in last.items() if r["epoch"] < epochs}
+        counted = {seed: r for seed, r in last.items() if seed not in running} or last   # a seed still training
+        top1 = {seed: 100 * r["val_top1"] for seed, r in last.items()}                     # counts once it is done
+        row = {"mask": mask, "top1": top1, "running": running,
+               "top1_mean": sum(top1[seed] for seed in counted) / len(counted),
+               "top5_mean": sum(100 * r["val_top5"] for r in counted.values()) / len(counted),
+               "epochs": min(r["epoch"] for r in counted.values()),
+               "finished": len(running) < len(last),       # at least one seed done: the mean is over those
+               "paper": PAPER.get(mask)}
         for size in (224, 64):
             for threads in (1, 2):
                 row[f"ms_{size}_{threads}"], row["size_mb"] = latency_of(record, mask, size, threads)
@@ -91,7 +95,8 @@ def markdown_table(rows, record=None):
             "latency ms | paper: size MB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        seeds = " / ".join(num(v) for v in r["top1"].values())
+        seeds = " / ".join(num(v) + (f" (epoch {r['running'][seed]}, running)" if seed in r["running"] and r["finished"]
+                                     else "") for seed, v in r["top1"].items())
         paper = r["paper"] or (None, None, None)
         cells = [f"`{r['mask']}`", num(r["top1_mean"]), seeds, num(r["top5_mean"]),
                  f"{r['epochs']}" + ("" if r["finished"] else " (running)"), num(r["size_mb"], "{:.3f}"),
@@ -101,6 +106,12 @@ def markdown_table(rows, record=None):
     if record:
         lines += ["", f"Latency and size: {record['cpu']}, {record['date']}, `{record['command']}`."]
     return "\n".join(lines)
+
+
+def spread(row):
+    """(lowest, highest) top-1 of a mask's finished seeds (all its seeds while none has finished)."""
+    done = [v for seed, v in row["top1"].items() if seed not in row["running"]] or list(row["top1"].values())
+    return min(done), max(done)
 
 
 def placement_figure(rows, path, record=None, latency_key="ms_224_1"):
@@ -128,7 +139,7 @@ def placement_figure(rows, path, record=None, latency_key="ms_224_1"):
         if measured:
             labels = [r["mask"] + ("" if r["finished"] else f" (epoch {r['epochs']}, running)") for r in measured]
             panel(ours, [(r[latency_key], r["top1_mean"]) for r in measured], labels,
-                  [(min(r["top1"].values()), max(r["top1"].values())) for r in measured],
+                  [spread(r) for r in measured],
                   "minilab, Imagenette (64 px training)", "packed engine latency at 224 px, 1 thread (ms)",
                   "validation top-1 (%)", plotting.COLOURS[0])
         else:
