@@ -7,6 +7,8 @@ steps (forward + backward + Adam, 64 px, batch 64, sign binarizer: what `bench s
     alone        1 thread, then N threads
     beside busy  the same, with a process spinning on one core beside it (started and stopped by the bench)
     together     two 1-thread trainings at once, then two N-thread trainings at once
+    default      each of the three again without a fixed count: N threads at most, fewer while other programs
+                 take cores, as `python -m minilab.train` without --threads runs (`minilab.core.adaptive_threads`)
     mpi          (--mpi) `mpiexec -n 2 python -m minilab.train` on synthetic data without --threads and with
                  --threads 1: wall seconds of the whole command
 
@@ -16,6 +18,7 @@ and prints the ratios that say whether threads cope with lost cores and whether 
     together:  two N-thread runs at once / two 1-thread runs at once, summed  (≥ 1: no oversubscription loss)
     alone:     N threads alone / 1 thread alone                              (the quiet-machine speed-up)
     mpi:       seconds without --threads / seconds with --threads 1         (≤ 1: the default does not hurt)
+    *_auto:    the default's runs / the 1-thread runs of the same row
 
 Each run builds its model, takes one untimed step, then waits for a common start signal, so runs that share the
 machine are timed over the same moments; each reports the median of its timed steps.  `--quick` shrinks
@@ -38,27 +41,40 @@ BUSY = "while True: pass"   # one core, spinning
 
 def worker(spec):
     """Child process: build the model, one warm-up step, 'ready', wait for a line on stdin, then time the steps
-    and print {"images_per_s": …}."""
+    and print {"images_per_s": …}.  With threads "auto" the count follows the machine's load as a training
+    without --threads does (`core.adaptive_threads`): the warm-up then lasts until the governor has read the
+    machine a few times, so the timed steps see its settled choice."""
     from ..core import config
+    from ..core.adaptive_threads import INTERVAL, READINGS_TO_CHANGE, ThreadGovernor
+    from ..core.machine import usable_cores
     from ..training.memory import keep_freed_memory
     from ..core.threads import set_threads
 
     from .kernels import training_step
 
-    set_threads(spec["threads"])
+    auto = spec["threads"] == "auto"
+    set_threads(spec["ceiling"] if auto else spec["threads"])
     keep_freed_memory()
     batch = spec["batch_size"]
     step = training_step(spec["arch"], spec["image_size"], batch, spec["width"], "sign")
     step()
+    governor = ThreadGovernor(spec["ceiling"], usable_cores()[0], set_threads) if auto else None
     print("ready", flush=True)
     sys.stdin.readline()
+    if governor is not None:
+        settle = time.monotonic() + (READINGS_TO_CHANGE + 1.5) * INTERVAL
+        while time.monotonic() < settle:
+            step()
+            governor.after_step()
     times = []
     for _ in range(spec["steps"]):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+        if governor is not None:
+            governor.after_step()
     ext = config.kernels()
-    print(json.dumps({"images_per_s": batch / float(np.median(times)), "threads": spec["threads"],
+    print(json.dumps({"images_per_s": batch / float(np.median(times)), "threads": config.threads,
                       "kernels": ext.variant if ext is not None else None}), flush=True)
 
 
@@ -119,6 +135,9 @@ def ratios(result):
     out = {"alone": rate(result["alone_n"]) / rate(result["alone_1"]),
            "busy": rate(result["busy_n"]) / rate(result["busy_1"]),
            "together": rate(result["together_n"]) / rate(result["together_1"])}
+    for key in ("alone", "busy", "together"):
+        if f"{key}_auto" in result:
+            out[f"{key}_auto"] = rate(result[f"{key}_auto"]) / rate(result[f"{key}_1"])
     if "mpi_default_s" in result:
         out["mpi"] = result["mpi_default_s"] / result["mpi_threads_1_s"]
     return out
@@ -130,9 +149,11 @@ def measure(args):
     spec = {"arch": args.arch, "image_size": args.image_size, "batch_size": args.batch_size, "width": args.width,
             "steps": args.steps}
     one, many = dict(spec, threads=1), dict(spec, threads=args.threads)
+    auto = dict(spec, threads="auto", ceiling=args.threads)
     result = {"cpu": cpu_name(), "cores": usable_cores()[0], "threads": args.threads, "settings": spec}
     plan = [("alone_1", [one], False), ("alone_n", [many], False), ("busy_1", [one], True),
-            ("busy_n", [many], True), ("together_1", [one, one], False), ("together_n", [many, many], False)]
+            ("busy_n", [many], True), ("together_1", [one, one], False), ("together_n", [many, many], False),
+            ("alone_auto", [auto], False), ("busy_auto", [auto], True), ("together_auto", [auto, auto], False)]
     for name, specs, busy in plan:
         result[name] = run_together(specs, busy)
         if not args.json:
@@ -152,9 +173,11 @@ def print_result(result):
     s = result["settings"]
     print(f"{result['cpu']}, {result['cores']} usable cores, kernels {result['kernels']}; {s['arch']} sign, "
           f"{s['image_size']} px, batch {s['batch_size']}, width {s['width']}, median of {s['steps']} steps")
-    print(f"{'':>24s} {'1 thread':>14s} {f'{n} threads':>14s} {'ratio':>7s}")
+    print(f"{'':>24s} {'1 thread':>14s} {f'{n} threads':>14s} {'ratio':>7s} {'default':>14s} {'ratio':>7s}")
     for label, key in (("alone", "alone"), ("beside a busy process", "busy"), ("two runs at once", "together")):
-        print(f"{label:>24s} {rate(key + '_1'):>14s} {rate(key + '_n'):>14s} {result['ratios'][key]:7.2f}")
+        auto = (f" {rate(key + '_auto'):>14s} {result['ratios'][key + '_auto']:7.2f}"
+                f"  (threads {'+'.join(str(r['threads']) for r in result[key + '_auto'])})")
+        print(f"{label:>24s} {rate(key + '_1'):>14s} {rate(key + '_n'):>14s} {result['ratios'][key]:7.2f}{auto}")
     if "mpi" in result["ratios"]:
         print(f"mpiexec -n 2 train: {result['mpi_default_s']:.1f} s without --threads, "
               f"{result['mpi_threads_1_s']:.1f} s with --threads 1, ratio {result['ratios']['mpi']:.2f}")

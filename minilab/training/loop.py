@@ -57,6 +57,7 @@ class Session:
         self.epoch = self.batch = self.step = 0
         self.statistics_step = None   # the step at which the ranks' BatchNorm statistics were last made one
         self.metrics = []
+        self.governor = None   # the thread count's ThreadGovernor when it follows the machine's load
         self.ckpt_path = os.path.join(args.out, "checkpoint.npz")
         self.metrics_path = os.path.join(args.out, "metrics.jsonl")
 
@@ -154,6 +155,26 @@ def set_up(args, world):
         raise
 
 
+def choose_threads(args, world):
+    """Set the thread count: --threads, or the cores this process may use, shared by the ranks on this node and
+    the loader workers.  Without --threads the count then follows other programs' load where it can
+    (`core.adaptive_threads`); returns that governor, or None."""
+    from ..core.threads import set_threads
+    if args.threads:
+        set_threads(args.threads)
+        return None
+    from ..core.adaptive_threads import ThreadGovernor, can_adapt
+    from ..core.machine import default_threads, usable_cores
+    threads, why = default_threads(world.ranks_on_node(), args.workers)
+    set_threads(threads)
+    governor = ThreadGovernor(threads, usable_cores()[0], set_threads) \
+        if threads > 1 and can_adapt(world.ranks_on_node()) else None
+    if governor is not None:
+        why = why.replace("; --threads overrides)", "; fewer while other programs take cores; --threads N keeps N)")
+    world.on_root(print, why, flush=True)
+    return governor
+
+
 def make_session(args, world, run_lock):
     """The body of `set_up`, once the run folder is locked (`run_lock`, None on ranks other than 0)."""
     from ..data import load_datasets
@@ -165,14 +186,7 @@ def make_session(args, world, run_lock):
     if args.cache_dir is not None:
         args.cache_dir = os.path.abspath(args.cache_dir)
     resumed = resume_everywhere(args, world)
-    from ..core.threads import set_threads   # first: the thread pools are set up before the kernels load
-    if args.threads:
-        set_threads(args.threads)
-    else:   # the cores this process may use, shared by the ranks on this node and the loader workers
-        from ..core.machine import default_threads
-        threads, why = default_threads(world.ranks_on_node(), args.workers)
-        set_threads(threads)
-        world.on_root(print, why, flush=True)
+    governor = choose_threads(args, world)   # first: the thread pools are set up before the kernels load
     from ..models.image_sizes import check_image_size
     check_image_size(args.arch, args.image_size)
     keep_freed_memory()   # every step frees and reallocates the same arrays: keep them in the process
@@ -197,7 +211,7 @@ def make_session(args, world, run_lock):
     schedule = make_schedule(args.schedule, args.lr, steps * args.epochs, int(args.warmup_epochs * steps))
     session = Session(args, world, model, model_config, optimizer, train_set, val_set, train_loader, val_loader,
                       schedule)
-    session.run_lock, session.saved_step = run_lock, None
+    session.run_lock, session.saved_step, session.governor = run_lock, None, governor
     share_initial_state(session, resumed)
     world.on_root(restore_metrics, session)
     return session
@@ -285,6 +299,8 @@ def train_epoch(session, stop):
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             img_s=f"{seen / (time.time() - t0):.0f}")
             bar.update(1)
+            if session.governor is not None and (change := session.governor.after_step()):
+                session.say(change) if bar.disable else bar.write(change)
             if args.checkpoint_every and session.step % args.checkpoint_every == 0:
                 save(session)
             if session.world.any(stop["signal"] is not None):   # every rank stops after the same step

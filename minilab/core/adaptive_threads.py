@@ -1,0 +1,100 @@
+"""Threads that follow the cores other programs leave free: the training's thread count when --threads is not given.
+
+Beside a process that keeps one core busy, a second thread of ours gets about a third of a core, not a half:
+Linux shares the two cores fairly among the three busy threads, and every parallel loop waits at its end for
+the thread that was off its core.  On two cores, two threads beside a busy process train slower than one
+thread.  No split of the work fixes that — the core is not there — so instead of guessing, a training without
+--threads looks every `interval` seconds at how much of its cores other programs used, and runs on what is left:
+
+    others  = (busy time of this process' cores − this process' own CPU time) / wall time        [cores]
+    threads = clamp(⌊usable cores − others + margin⌋, 1, ceiling)
+
+`ceiling` is the default count (`machine.default_threads`).  With `margin` ½ a thread is given up once other
+programs take more than half a core: two threads on two cores stay while a program uses a third of one.  Time
+the hypervisor gave a virtual CPU to another machine ("steal") counts as other programs' time: that core was not
+ours either; niced programs' time does not (they give way to us).  A change needs two readings in a row that
+agree, so a moment's load does not make the count flap.
+
+With --threads N the count stays N: a run's numbers then never depend on what else the machine did (a float
+GEMM's last bits may follow the thread count, see `_ext/sgemm.h`).  Linux only (/proc/stat); elsewhere, under a
+cgroup CPU quota (whose CPUs' time /proc/stat does not show) and with several MPI ranks on one node (which share
+the cores by the default's division) the count stays fixed."""
+import os
+import time
+
+MARGIN = 0.5          # of a core: a thread is given up once other programs take more than MARGIN of a core
+INTERVAL = 1.0        # seconds between readings
+READINGS_TO_CHANGE = 2
+
+
+def cores_busy_seconds(cpus, with_nice=False):
+    """Seconds the CPUs in `cpus` spent on anything but idle and I/O wait since boot: user, system, irq, softirq
+    and steal of /proc/stat (a guest's time is inside user).  The time of niced processes ("nice") counts only
+    `with_nice`: a job that lowered its priority gives its core up to an ordinary one, so it takes nothing from
+    us — unless we are niced too."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            if not (line.startswith("cpu") and line[3:4].isdigit()):
+                continue
+            fields = line.split()
+            if int(fields[0][3:]) in cpus:
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+                busy += user + system + irq + softirq + steal + (nice if with_nice else 0)
+    return busy / ticks
+
+
+def read_machine():
+    """(wall seconds, busy seconds of this process' CPUs, this process' CPU seconds): one reading."""
+    niced = os.getpriority(os.PRIO_PROCESS, 0) > 0
+    return time.monotonic(), cores_busy_seconds(os.sched_getaffinity(0), niced), time.process_time()
+
+
+def can_adapt(ranks_on_node=1):
+    """Whether the governor can read what it needs: Linux' /proc/stat, no cgroup quota below the affinity, one
+    rank on this node."""
+    from .machine import affinity_cores, usable_cores
+
+    return (ranks_on_node == 1 and os.path.exists("/proc/stat") and hasattr(os, "sched_getaffinity")
+            and usable_cores()[0] == affinity_cores())
+
+
+class ThreadGovernor:
+    """Call `after_step()` after every training step; it calls `set_threads(n)` when the count should change and
+    returns a line saying why (None when nothing changed).  `read` gives (wall, busy, own) seconds
+    (`read_machine`); tests pass their own."""
+
+    def __init__(self, ceiling, cores, set_threads, read=read_machine, interval=INTERVAL):
+        self.ceiling, self.cores, self.set_threads = max(1, ceiling), cores, set_threads
+        self.read, self.interval = read, interval
+        self.threads = self.ceiling
+        self.last = read()
+        self.pending, self.agreeing = None, 0
+        self.others = 0.0
+
+    def wanted(self, others):
+        """The count for `others` cores taken by other programs."""
+        return max(1, min(self.ceiling, int(self.cores - others + MARGIN)))
+
+    def after_step(self):
+        now = self.read()
+        wall = now[0] - self.last[0]
+        if wall < self.interval:
+            return None
+        busy, own = now[1] - self.last[1], now[2] - self.last[2]
+        self.last = now
+        self.others = max(0.0, (busy - own) / wall)
+        want = self.wanted(self.others)
+        if want == self.threads:
+            self.pending, self.agreeing = None, 0
+            return None
+        self.agreeing = self.agreeing + 1 if want == self.pending else 1
+        self.pending = want
+        if self.agreeing < READINGS_TO_CHANGE:
+            return None
+        before, self.threads = self.threads, want
+        self.pending, self.agreeing = None, 0
+        self.set_threads(want)
+        return (f"threads {before} → {want}: other programs use {self.others:.1f} of this process' {self.cores} "
+                f"cores (--threads N keeps N)")
