@@ -61,8 +61,10 @@ def build_parser():
     p.add_argument("--threads", type=int, default=None,
                    help="how many cores one training process uses: the compiled kernels' threads, which also run "
                         "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the cores "
-                        "this process may use, shared among the MPI ranks on this node and the --workers; the run "
-                        "prints its choice)")
+                        "this process may use, shared among the MPI ranks on this node and the --workers, and "
+                        "fewer while other programs keep cores busy, back when they stop; the run prints its "
+                        "choice and each change. With --threads N the count stays N, and the run's numbers never "
+                        "depend on the machine's load)")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
     p.add_argument("--input", default="auto", choices=("auto", "cache", "stream"),
                    help="cache: decode every image once into a uint8 cache of S×S images (small images); stream: "
