@@ -61,10 +61,13 @@ def build_parser():
     p.add_argument("--threads", type=int, default=None,
                    help="how many cores one training process uses: the compiled kernels' threads, which also run "
                         "the conv GEMMs; on the pure-NumPy path, the BLAS library's threads (default: the cores "
-                        "this process may use, shared among the MPI ranks on this node and the --workers, and "
-                        "fewer while other programs keep cores busy, back when they stop; the run prints its "
-                        "choice and each change. With --threads N the count stays N, and the run's numbers never "
-                        "depend on the machine's load)")
+                        "this process may use, shared among the MPI ranks on this node and the --workers, "
+                        "printed). Either way it is the most: the run uses fewer while other programs keep cores "
+                        "busy and returns when they stop, printing each change; the run's numbers are the same "
+                        "bits whichever count it ran on)")
+    p.add_argument("--fixed-threads", action="store_true",
+                   help="keep exactly --threads (or the default) whatever else the machine runs: for timing a "
+                        "thread count. The run's numbers are the same bits either way")
     p.add_argument("--workers", type=int, default=1, help="background processes preparing batches (default 1)")
     p.add_argument("--input", default="auto", choices=("auto", "cache", "stream"),
                    help="cache: decode every image once into a uint8 cache of S×S images (small images); stream: "
@@ -75,7 +78,8 @@ def build_parser():
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint. The "
                    "options that define the run (--arch, --width, --image-size, --lr, …) come from the checkpoint "
                    "and may be repeated but not changed; --data (the same classes and images, moved), --cache-dir, "
-                   "--epochs, --checkpoint-every, --threads, --workers, --input and --sync-bn may change (each is "
+                   "--epochs, --checkpoint-every, --threads, --fixed-threads, --workers, --input and --sync-bn may "
+                   "change (each is "
                    "the run's own unless given), and so may the number of MPI ranks")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")

@@ -55,7 +55,7 @@ def test_a_busy_core_takes_a_thread_away_and_gives_it_back_when_it_is_free_again
     g, chosen = governor(m)
     lines = steps(g, m, 3, others=1.0)
     assert chosen == [1] and g.threads == 1
-    assert len(lines) == 1 and "threads 2 → 1" in lines[0] and "1.0" in lines[0] and "--threads N" in lines[0]
+    assert len(lines) == 1 and "threads 2 → 1" in lines[0] and "1.0" in lines[0] and "--fixed-threads" in lines[0]
     assert steps(g, m, 3, others=0.0) and chosen == [1, 2]
 
 
@@ -121,16 +121,66 @@ def test_niced_programs_do_not_count_unless_we_are_niced(monkeypatch):
     assert (nice1 - nice0) - (plain1 - plain0) >= 0.5 * (t1 - t0)   # the niced spinner's core, counted only so
 
 
-def test_the_training_adapts_only_without_threads():
+@pytest.fixture
+def threads_restored():
+    """The process' thread count as it was before the test (choose_threads sets it for the whole process)."""
+    from minilab import config
+    from minilab.core.threads import set_threads
+
+    before, parts = config.threads, config.gemm_parts
+    yield
+    set_threads(before)
+    config.gemm_parts = parts
+
+
+def test_the_training_adapts_below_its_count_unless_told_to_keep_it(threads_restored, capsys):
     from minilab.distributed.world import SingleProcess
     from minilab.core.machine import default_threads
     from minilab.training.loop import choose_threads
 
     world = SingleProcess()
-    assert choose_threads(argparse.Namespace(threads=1, workers=0), world) is None
-    g = choose_threads(argparse.Namespace(threads=None, workers=0), world)
-    ceiling = default_threads(1, 0)[0]
-    if ceiling > 1 and adaptive_threads.can_adapt():
-        assert isinstance(g, ThreadGovernor) and g.ceiling == ceiling
-    else:
-        assert g is None
+    options = lambda **given: argparse.Namespace(**{"threads": None, "workers": 0, "fixed_threads": False, **given})  # noqa: E731
+    assert choose_threads(options(threads=1), world) is None                  # nothing below one thread
+    assert choose_threads(options(fixed_threads=True), world) is None
+    default = default_threads(1, 0)[0]
+    for given, ceiling in ((None, default), (2, 2)):
+        g = choose_threads(options(threads=given), world)
+        if ceiling > 1 and adaptive_threads.can_adapt():
+            assert isinstance(g, ThreadGovernor) and g.ceiling == ceiling
+            assert "--fixed-threads keeps the count" in capsys.readouterr().out
+        else:
+            assert g is None
+
+
+@pytest.mark.skipif(not __import__("minilab").config.available(), reason="the compiled kernels are not built")
+@pytest.mark.parametrize("arch,binarizer", [("birealnet18", "sign"), ("labbnn", "lab")])
+def test_a_step_and_the_engine_give_the_same_bits_on_any_thread_count(arch, binarizer, threads_restored):
+    """What makes a changing thread count safe: the gradients of a training step and the packed engine's logits
+    are the same bits on 1, 2 or 3 threads (each GEMM is cut by the machine's cores, not by the thread count)."""
+    import copy
+
+    import numpy as np
+
+    from minilab import ops as F
+    from minilab.core.autograd import Tensor
+    from minilab.core.threads import set_threads
+    from minilab.engine import convert
+    from minilab.models import create_model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 8)
+    config = {"arch": arch, "num_classes": 10, "image_size": 32, "width": 0.5, "binarizer": binarizer,
+              "lab_blocks": "1111", "lab_bits": 32}
+    base = create_model(**config)
+    ThreadGovernor(3, 3, set_threads)   # as a run that may use up to 3 threads: its GEMMs cut as on 3
+    results = []
+    for threads in (1, 2, 3):
+        set_threads(threads)
+        model = copy.deepcopy(base)
+        F.cross_entropy(model(Tensor(x)), y).backward()
+        grads = [p.grad.copy() for p in model.parameters()]
+        model.eval()
+        results.append((grads, np.asarray(convert(model, config, threads=threads)(x[:2]))))
+    for grads, logits in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(grads, results[0][0]))
+        np.testing.assert_array_equal(logits, results[0][1])

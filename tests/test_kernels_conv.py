@@ -3,7 +3,7 @@ the float32 GEMM on the kernels' threads, and the Winograd F(2x2, 3x3) backward.
 bit, sums within float32 rounding of their length and magnitude (minilab.testing.assert_close_in_rounding)."""
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import minilab as ml
@@ -149,6 +149,19 @@ def test_sgemm_matches_numpy_in_every_layout_and_thread_count(m, k, n, threads, 
     expect = want + out
     EXT.sgemm(a.T.copy().T, b, out=out, beta=1.0, threads=threads)   # accumulate
     assert_close_in_rounding(out, expect, terms=k + 1, magnitude=size + np.abs(expect - want))
+
+
+@needs_gemm
+@given(st.integers(1, 300), st.integers(1, 200), st.integers(1, 300), st.sampled_from([1, 2, 3, 4, 8]),
+       st.integers(0, 2**31))
+@settings(max_examples=40)
+def test_sgemm_gives_the_same_bits_on_any_thread_count_for_a_given_split(m, k, n, parts, seed):
+    # With the blocks fixed (`parts`), each block is the same BLAS call whichever thread makes it, or one thread
+    # making them all: the split, not the thread count, decides the bits (minilab fixes it per machine).
+    a, b = rand(seed, (m, k)), rand(seed + 1, (k, n))
+    one = EXT.sgemm(a, b, threads=1, parts=parts)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(EXT.sgemm(a, b, threads=threads, parts=parts), one)
 
 
 @needs_gemm

@@ -102,16 +102,18 @@ cdef class _Gemm:
         return False
 
 
-def sgemm(a, b, out=None, float beta=0.0, int threads=1):
+def sgemm(a, b, out=None, float beta=0.0, int threads=1, int parts=0):
     """out = a @ b + beta * out on the BLAS given to `use_blas_sgemm`, float32.
 
     a (m, k) and b (k, n) may be C- or F-ordered (a transposed view costs nothing); other layouts are copied.
-    `out` (m, n), C-contiguous, is required when beta != 0.  With threads > 1 the columns of out are cut into
-    SGEMM_PARTS_PER_THREAD × `threads` blocks that OpenMP threads take one at a time (a thread whose core is busy
-    with another process leaves its remaining blocks to the others), each on the BLAS in the calling thread — so the BLAS
-    must be set to one thread (minilab.threads.set_threads does it), or its own workers would fight over the
-    cores.  Each element of out is one BLAS dot product either way, so the result does not depend on `threads`
-    unless the BLAS itself picks a different kernel for a narrower block."""
+    `out` (m, n), C-contiguous, is required when beta != 0.  The columns of out (or its rows, see sgemm.h) are
+    cut into `parts` blocks (0: SGEMM_PARTS_PER_THREAD × `threads`), each one BLAS call in the thread that takes
+    it; OpenMP threads take the blocks one at a time (a thread whose core is busy with another process leaves its
+    remaining blocks to the others), one thread takes them all in turn.  So the BLAS must be set to one thread
+    (minilab.threads.set_threads does it), or its own workers would fight over the cores.  A block's bits depend
+    on its shape (the BLAS may pick other kernels, or sum k in other steps, for a narrower block), so for a fixed
+    `parts` the result is the same bits for any `threads`: minilab passes a count made from the machine's cores
+    (`config.gemm_parts`), and a run's numbers do not change with its thread count."""
     cdef _Gemm p = _Gemm(a, b, out, beta, 2)
     if p.trivial(beta):
         return p.out
@@ -119,10 +121,17 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1):
     cdef const float *pb = <const float *>cnp.PyArray_DATA(p.b)
     cdef float *pc = <float *>cnp.PyArray_DATA(p.out)
     threads = max(threads, 1)
-    cdef int part, parts = SGEMM_PARTS_PER_THREAD * threads
-    if p.m * p.n * p.k < SGEMM_SPLIT_MACS or threads == 1:
+    if parts <= 0:
+        parts = SGEMM_PARTS_PER_THREAD * threads
+    cdef int part
+    if p.m * p.n * p.k < SGEMM_SPLIT_MACS or parts == 1:
         with nogil:
             sgemm_part(0, 1, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
+        return p.out
+    if threads == 1:
+        with nogil:
+            for part in range(parts):
+                sgemm_part(part, parts, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
         return p.out
     for part in prange(parts, nogil=True, num_threads=threads, schedule="dynamic", chunksize=1):
         sgemm_part(part, parts, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)

@@ -4,11 +4,11 @@ Real machines are shared: a browser, another student's experiment, other MPI ran
 its slowest thread, so a thread whose core is taken slows every step.  This bench measures Bi-Real-18 training
 steps (forward + backward + Adam, 64 px, batch 64, sign binarizer: what `bench scaling` times) in fresh processes:
 
-    alone        1 thread, then N threads
+    alone        1 thread, then N threads, a fixed count (`train --fixed-threads`)
     beside busy  the same, with a process spinning on one core beside it (started and stopped by the bench)
     together     two 1-thread trainings at once, then two N-thread trainings at once
-    default      each of the three again without a fixed count: N threads at most, fewer while other programs
-                 take cores, as `python -m minilab.train` without --threads runs (`minilab.core.adaptive_threads`)
+    adapting     each of the three again as `python -m minilab.train --threads N` runs: N threads at most, fewer
+                 while other programs take cores (`minilab.core.adaptive_threads`)
     mpi          (--mpi) `mpiexec -n 2 python -m minilab.train` on synthetic data without --threads and with
                  --threads 1: wall seconds of the whole command
 
@@ -17,8 +17,8 @@ and prints the ratios that say whether threads cope with lost cores and whether 
     busy:      N threads beside a busy process / 1 thread beside it          (≥ 1: the extra thread helps)
     together:  two N-thread runs at once / two 1-thread runs at once, summed  (≥ 1: no oversubscription loss)
     alone:     N threads alone / 1 thread alone                              (the quiet-machine speed-up)
+    *_auto:    the same with the adapting runs in place of the fixed N threads
     mpi:       seconds without --threads / seconds with --threads 1         (≤ 1: the default does not hurt)
-    *_auto:    the default's runs / the 1-thread runs of the same row
 
 Each run builds its model, takes one untimed step, then waits for a common start signal, so runs that share the
 machine are timed over the same moments; each reports the median of its timed steps.  `--quick` shrinks
@@ -42,7 +42,7 @@ BUSY = "while True: pass"   # one core, spinning
 def worker(spec):
     """Child process: build the model, one warm-up step, 'ready', wait for a line on stdin, then time the steps
     and print {"images_per_s": …}.  With threads "auto" the count follows the machine's load as a training
-    without --threads does (`core.adaptive_threads`): the warm-up then lasts until the governor has read the
+    does unless --fixed-threads (`core.adaptive_threads`): the warm-up then lasts until the governor has read the
     machine a few times, so the timed steps see its settled choice."""
     from ..core import config
     from ..core.adaptive_threads import INTERVAL, READINGS_TO_CHANGE, ThreadGovernor
@@ -173,7 +173,7 @@ def print_result(result):
     s = result["settings"]
     print(f"{result['cpu']}, {result['cores']} usable cores, kernels {result['kernels']}; {s['arch']} sign, "
           f"{s['image_size']} px, batch {s['batch_size']}, width {s['width']}, median of {s['steps']} steps")
-    print(f"{'':>24s} {'1 thread':>14s} {f'{n} threads':>14s} {'ratio':>7s} {'default':>14s} {'ratio':>7s}")
+    print(f"{'':>24s} {'1 thread':>14s} {f'{n} threads':>14s} {'ratio':>7s} {f'up to {n}':>14s} {'ratio':>7s}")
     for label, key in (("alone", "alone"), ("beside a busy process", "busy"), ("two runs at once", "together")):
         auto = (f" {rate(key + '_auto'):>14s} {result['ratios'][key + '_auto']:7.2f}"
                 f"  (threads {'+'.join(str(r['threads']) for r in result[key + '_auto'])})")

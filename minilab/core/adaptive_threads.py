@@ -1,24 +1,26 @@
-"""Threads that follow the cores other programs leave free: the training's thread count when --threads is not given.
+"""Threads that follow the cores other programs leave free: how `python -m minilab.train` keeps its thread count.
 
 Beside a process that keeps one core busy, a second thread of ours gets about a third of a core, not a half:
 Linux shares the two cores fairly among the three busy threads, and every parallel loop waits at its end for
 the thread that was off its core.  On two cores, two threads beside a busy process train slower than one
-thread.  No split of the work fixes that — the core is not there — so instead of guessing, a training without
---threads looks every `interval` seconds at how much of its cores other programs used, and runs on what is left:
+thread.  No split of the work fixes that — the core is not there — so instead of guessing, a training looks
+every `interval` seconds at how much of its cores other programs used, and runs on what is left:
 
     others  = (busy time of this process' cores − this process' own CPU time) / wall time        [cores]
     threads = clamp(⌊usable cores − others + margin⌋, 1, ceiling)
 
-`ceiling` is the default count (`machine.default_threads`).  With `margin` ½ a thread is given up once other
-programs take more than half a core: two threads on two cores stay while a program uses a third of one.  Time
-the hypervisor gave a virtual CPU to another machine ("steal") counts as other programs' time: that core was not
-ours either; niced programs' time does not (they give way to us).  A change needs two readings in a row that
-agree, so a moment's load does not make the count flap.
+`ceiling` is --threads, or the default count (`machine.default_threads`).  With `margin` ½ a thread is given up
+once other programs take more than half a core: two threads on two cores stay while a program uses a third of
+one.  Time the hypervisor gave a virtual CPU to another machine ("steal") counts as other programs' time: that
+core was not ours either; niced programs' time does not (they give way to us).  A change needs two readings in a
+row that agree, so a moment's load does not make the count flap.
 
-With --threads N the count stays N: a run's numbers then never depend on what else the machine did (a float
-GEMM's last bits may follow the thread count, see `_ext/sgemm.h`).  Linux only (/proc/stat); elsewhere, under a
-cgroup CPU quota (whose CPUs' time /proc/stat does not show) and with several MPI ranks on one node (which share
-the cores by the default's division) the count stays fixed."""
+A changing count changes no numbers: every kernel splits independent work, and the float GEMMs are cut into
+as many blocks as on `ceiling` threads whatever the count (`config.gemm_split`), so a run gives the same bits
+whether it ran on one thread or all.  The count stays fixed off Linux (no /proc/stat), under a cgroup CPU
+quota (whose CPUs' time /proc/stat does not show), with several MPI ranks on one node (they share the cores by
+the default's division), on the pure-NumPy path (NumPy's BLAS threads promise nothing about their bits) and with
+--fixed-threads."""
 import os
 import time
 
@@ -52,12 +54,14 @@ def read_machine():
 
 
 def can_adapt(ranks_on_node=1):
-    """Whether the governor can read what it needs: Linux' /proc/stat, no cgroup quota below the affinity, one
-    rank on this node."""
+    """Whether the governor can read what it needs and change the count without changing a bit: Linux'
+    /proc/stat, no cgroup quota below the affinity, one rank on this node, the compiled kernels running the GEMMs
+    (NumPy's own BLAS threads promise nothing about their bits)."""
+    from . import config
     from .machine import affinity_cores, usable_cores
 
     return (ranks_on_node == 1 and os.path.exists("/proc/stat") and hasattr(os, "sched_getaffinity")
-            and usable_cores()[0] == affinity_cores())
+            and usable_cores()[0] == affinity_cores() and config.gemm_in_kernels())
 
 
 class ThreadGovernor:
@@ -66,7 +70,10 @@ class ThreadGovernor:
     (`read_machine`); tests pass their own."""
 
     def __init__(self, ceiling, cores, set_threads, read=read_machine, interval=INTERVAL):
+        from . import config
+
         self.ceiling, self.cores, self.set_threads = max(1, ceiling), cores, set_threads
+        config.gemm_parts = 2 * self.ceiling   # GEMM blocks as on `ceiling` threads: a change changes no bits
         self.read, self.interval = read, interval
         self.threads = self.ceiling
         self.last = read()
@@ -97,4 +104,4 @@ class ThreadGovernor:
         self.pending, self.agreeing = None, 0
         self.set_threads(want)
         return (f"threads {before} → {want}: other programs use {self.others:.1f} of this process' {self.cores} "
-                f"cores (--threads N keeps N)")
+                f"cores (--fixed-threads keeps the count)")

@@ -47,6 +47,7 @@ tutorial_smoke = switch("MINILAB_TUTORIAL_SMOKE", False)
 tutorial_out = os.environ.get("MINILAB_TUTORIAL_OUT") or None
 
 threads = 1            # OpenMP threads of the compiled kernels; set_threads (the CLIs' --threads) sets it
+gemm_parts = 0         # blocks of a split float GEMM, fixed whatever the threads (0: twice the threads; gemm_split)
 packed_conv = True     # binary convs may run on the XNOR-popcount kernel (off: float convs, the baseline)
 
 _enabled = True        # use(kernels=False) turns the kernels off for a block
@@ -125,6 +126,13 @@ class CompiledKernels:
 
 
 compiled = CompiledKernels()
+
+
+def gemm_split() -> int:
+    """How many blocks a split float GEMM is cut into (`_ext/pyx/sgemm.pxi`): `gemm_parts` when set, else twice
+    the kernels' threads.  A block's bits depend on its shape, so with `gemm_parts` fixed a run gives the same
+    bits on any thread count: a ThreadGovernor fixes it at twice the most threads it will run."""
+    return gemm_parts if gemm_parts > 0 else 2 * max(threads, 1)
 
 
 def gemm_in_kernels() -> bool:

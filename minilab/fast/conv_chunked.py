@@ -32,11 +32,14 @@ def image_chunks(n, bytes_per_image, budget=None):
 
 def matmul(a, b, out=None, accumulate=False):
     """out = a @ b (or out += a @ b), float32, for matrices or stacks of them: on the kernels' threads when they
-    have the BLAS GEMM (`ext.has_sgemm()`, see `minilab.core.config.load`; a stack's threads take whole products), else NumPy's matmul
-    on BLAS' own threads."""
+    have the BLAS GEMM (`ext.has_sgemm()`, see `minilab.core.config.load`), else NumPy's matmul on BLAS' own
+    threads.  A matrix is cut into `config.gemm_split()` blocks whatever the thread count, and a stack's threads
+    take whole products, so the bits do not depend on how many threads run them."""
     if ext.has_sgemm():
-        gemm = ext.sgemm_batch if a.ndim == 3 else ext.sgemm
-        return gemm(a, b, out=out, beta=1.0 if accumulate else 0.0, threads=config.threads)
+        beta = 1.0 if accumulate else 0.0
+        if a.ndim == 3:
+            return ext.sgemm_batch(a, b, out=out, beta=beta, threads=config.threads)
+        return ext.sgemm(a, b, out=out, beta=beta, threads=config.threads, parts=config.gemm_split())
     if accumulate:
         out += a @ b
         return out

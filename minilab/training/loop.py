@@ -157,22 +157,23 @@ def set_up(args, world):
 
 def choose_threads(args, world):
     """Set the thread count: --threads, or the cores this process may use, shared by the ranks on this node and
-    the loader workers.  Without --threads the count then follows other programs' load where it can
-    (`core.adaptive_threads`); returns that governor, or None."""
-    from ..core.threads import set_threads
-    if args.threads:
-        set_threads(args.threads)
-        return None
+    the loader workers.  That count is the most: where it can, the count then follows other programs' load below
+    it (`core.adaptive_threads`), unless --fixed-threads.  Returns that governor, or None."""
     from ..core.adaptive_threads import ThreadGovernor, can_adapt
     from ..core.machine import default_threads, usable_cores
-    threads, why = default_threads(world.ranks_on_node(), args.workers)
+    from ..core.threads import set_threads
+
+    if args.threads:
+        threads, line = args.threads, f"threads {args.threads} (--threads)"
+    else:
+        threads, line = default_threads(world.ranks_on_node(), args.workers)
     set_threads(threads)
-    governor = ThreadGovernor(threads, usable_cores()[0], set_threads) \
-        if threads > 1 and can_adapt(world.ranks_on_node()) else None
-    if governor is not None:
-        why = why.replace("; --threads overrides)", "; fewer while other programs take cores; --threads N keeps N)")
-    world.on_root(print, why, flush=True)
-    return governor
+    adapt = threads > 1 and not getattr(args, "fixed_threads", False) and can_adapt(world.ranks_on_node())
+    if adapt:
+        line = line[:-1] + "; fewer while other programs take cores, --fixed-threads keeps the count)"
+    if adapt or not args.threads:
+        world.on_root(print, line, flush=True)
+    return ThreadGovernor(threads, usable_cores()[0], set_threads) if adapt else None
 
 
 def make_session(args, world, run_lock):

@@ -21,7 +21,8 @@ RUN_DEFINING = ("arch", "image_size", "width", "binarizer", "binarizer_k", "lab_
                 "lr", "optimizer", "schedule", "weight_decay", "warmup_epochs", "augment", "seed", "synthetic_size")
 # options a resume may change: where the data is, how often to save, how to use the machine, how long, and
 # whether BatchNorm statistics span the ranks (which the number of ranks, also free to change, bears on)
-CHANGEABLE = ("data", "cache_dir", "epochs", "checkpoint_every", "threads", "workers", "input", "sync_bn")
+CHANGEABLE = ("data", "cache_dir", "epochs", "checkpoint_every", "threads", "fixed_threads", "workers", "input",
+              "sync_bn")
 
 
 class RunDirError(Exception):
