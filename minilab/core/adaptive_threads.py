@@ -1,8 +1,8 @@
 """Threads that follow the cores other programs leave free: how `python -m minilab.train` keeps its thread count.
 
-Beside a process that keeps one core busy, a second thread of ours gets about a third of a core, not a half:
-Linux shares the two cores fairly among the three busy threads, and every parallel loop waits at its end for
-the thread that was off its core.  On two cores, two threads beside a busy process train slower than one
+Beside a process that keeps one core busy, a second thread of ours adds at most a third of a core: Linux shares
+the two cores fairly among the three busy threads (two thirds of a core each), and every parallel loop waits at
+its end for the thread that was off its core.  On two cores, two threads beside a busy process train slower than one
 thread.  No split of the work fixes that — the core is not there — so instead of guessing, a training looks
 every `interval` seconds at how much of its cores other programs used, and runs on what is left:
 
