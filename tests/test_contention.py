@@ -41,6 +41,9 @@ def test_quick_contention_report_is_complete_and_consistent():
                                  ("together_1", 2, 1), ("together_n", 2, 2)):
         assert [r["threads"] for r in result[name]] == [threads] * count
         assert all(r["images_per_s"] > 0 for r in result[name])
+    for name, count in (("alone_auto", 1), ("busy_auto", 1), ("together_auto", 2)):   # up to 2, as train runs
+        assert len(result[name]) == count and all(1 <= r["threads"] <= 2 for r in result[name])
+    assert result["blas"]
     assert result["ratios"] == pytest.approx(ratios(result))
     assert ("mpi" in result["ratios"]) == mpi
 

@@ -86,3 +86,21 @@ def test_training_without_threads_prints_its_default_once(tmp_path):
     lines = [line for line in done.stdout.splitlines() if line.startswith("threads ")]
     cores = machine.usable_cores()[0]
     assert len(lines) == 1 and lines[0].startswith(f"threads {cores} ("), done.stdout
+
+
+def test_info_says_when_openblas_coretype_chose_the_blas_kernels():
+    from minilab.core.blas import blas_kernels
+
+    found = blas_kernels()
+    if found is None or found[0] != "openblas":
+        pytest.skip("NumPy's BLAS here is not OpenBLAS")
+    code = "from minilab.core.blas import describe_blas; print(describe_blas(avx512_cpu=True))"
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    lines = {}
+    for coretype in (None, "Haswell"):
+        env = dict(base, **({"OPENBLAS_CORETYPE": coretype} if coretype else {}), PYTHONPATH=ROOT)
+        lines[coretype] = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                         check=True).stdout
+    assert "Haswell kernels (chosen by OPENBLAS_CORETYPE=Haswell" in lines["Haswell"]
+    assert "about half speed" in lines["Haswell"]                     # AVX2 kernels on a CPU said to have AVX-512
+    assert "chosen by" not in lines[None] and "kernels" in lines[None]

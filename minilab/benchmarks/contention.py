@@ -150,6 +150,8 @@ def measure(args):
             "steps": args.steps}
     one, many = dict(spec, threads=1), dict(spec, threads=args.threads)
     auto = dict(spec, threads="auto", ceiling=args.threads)
+    from ..core.blas import describe_blas
+
     result = {"cpu": cpu_name(), "cores": usable_cores()[0], "threads": args.threads, "settings": spec}
     plan = [("alone_1", [one], False), ("alone_n", [many], False), ("busy_1", [one], True),
             ("busy_n", [many], True), ("together_1", [one, one], False), ("together_n", [many, many], False),
@@ -160,6 +162,7 @@ def measure(args):
             rates = " + ".join(f"{r['images_per_s']:.1f}" for r in result[name])
             print(f"  {name:<11s} {rates} img/s", file=sys.stderr, flush=True)
     result["kernels"] = result["alone_1"][0]["kernels"]
+    result["blas"] = describe_blas(avx512_cpu=result["kernels"] == "avx512")   # the float GEMMs' speed
     if args.mpi:
         result["mpi_default_s"] = mpi_train_seconds(args, None)
         result["mpi_threads_1_s"] = mpi_train_seconds(args, 1)
@@ -173,6 +176,7 @@ def print_result(result):
     s = result["settings"]
     print(f"{result['cpu']}, {result['cores']} usable cores, kernels {result['kernels']}; {s['arch']} sign, "
           f"{s['image_size']} px, batch {s['batch_size']}, width {s['width']}, median of {s['steps']} steps")
+    print(f"BLAS: {result['blas']}")
     print(f"{'':>24s} {'1 thread':>14s} {f'{n} threads':>14s} {'ratio':>7s} {f'up to {n}':>14s} {'ratio':>7s}")
     for label, key in (("alone", "alone"), ("beside a busy process", "busy"), ("two runs at once", "together")):
         auto = (f" {rate(key + '_auto'):>14s} {result['ratios'][key + '_auto']:7.2f}"

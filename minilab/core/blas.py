@@ -62,3 +62,39 @@ def find_blas_sgemm():
             if fn is not None:
                 return ctypes.cast(fn, ctypes.c_void_p).value, bits
     return None
+
+
+# OpenBLAS kernel families without AVX-512: on a CPU with AVX-512 their float GEMMs run at about half speed
+WITHOUT_AVX512 = ("haswell", "zen", "sandybridge", "nehalem", "core2", "penryn", "dunnington", "atom", "bulldozer",
+                  "piledriver", "steamroller", "excavator", "prescott", "barcelona", "opteron")
+
+
+def blas_kernels():
+    """(name, version, kernel family, forced by) of the BLAS NumPy loaded, e.g. ('openblas', '0.3.31',
+    'SkylakeX', None); forced by is OPENBLAS_CORETYPE's value when that setting chose the kernels instead of
+    OpenBLAS' own look at the CPU.  None when threadpoolctl finds no BLAS."""
+    import os
+
+    import numpy  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            forced = os.environ.get("OPENBLAS_CORETYPE") if pool.get("internal_api") == "openblas" else None
+            return pool.get("internal_api"), pool.get("version"), pool.get("architecture"), forced or None
+    return None
+
+
+def describe_blas(avx512_cpu=False):
+    """One line on the BLAS' kernels for a report beside timings: 'openblas 0.3.31, SkylakeX kernels', with why
+    when OPENBLAS_CORETYPE chose them, and a warning when they lack the AVX-512 this CPU has."""
+    found = blas_kernels()
+    if found is None:
+        return "no BLAS found"
+    name, version, family, forced = found
+    line = f"{name} {version}" + (f", {family} kernels" if family else "")
+    if forced:
+        line += f" (chosen by OPENBLAS_CORETYPE={forced}; unset it to let OpenBLAS choose for this CPU)"
+    if avx512_cpu and family and family.lower() in WITHOUT_AVX512:
+        line += " — kernels without AVX-512 on a CPU that has it: float GEMMs at about half speed"
+    return line

@@ -23,7 +23,7 @@ def info(file=None):
                   wait_policy_by_minilab=config.wait_policy_set)
     try:
         from threadpoolctl import threadpool_info
-        report["blas"] = [{k: pool.get(k) for k in ("internal_api", "num_threads", "version")}
+        report["blas"] = [{k: pool.get(k) for k in ("internal_api", "num_threads", "version", "architecture")}
                           for pool in threadpool_info() if pool.get("user_api") == "blas"]
     except ImportError:
         report["blas"] = None
@@ -38,7 +38,9 @@ def info(file=None):
              f"OpenMP:   wait policy {policy}" + (" (set by minilab; set OMP_WAIT_POLICY to choose)"
                                                   if config.wait_policy_set else "")]
     if report["blas"] is not None:
-        lines.append("BLAS:     " + (", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} threads)"
-                                               for b in report["blas"]) or "none found"))
+        from .blas import describe_blas
+        report["blas_kernels"] = describe_blas(avx512_cpu=report["kernels"] == "avx512")
+        threads_now = ", ".join(f"{b['num_threads']}" for b in report["blas"])
+        lines.append(f"BLAS:     {report['blas_kernels']}" + (f"; {threads_now} threads" if threads_now else ""))
     print("\n".join(lines), file=file)
     return report
