@@ -17,6 +17,7 @@ class Machine:
 
     def __init__(self):
         self.wall = self.busy = self.own = 0.0
+        self.reads = 0
 
     def run(self, seconds, others, ours=1.5):
         self.wall += seconds
@@ -24,12 +25,13 @@ class Machine:
         self.own += ours * seconds
 
     def read(self):
+        self.reads += 1
         return self.wall, self.busy, self.own
 
 
 def governor(machine, ceiling=2, cores=2):
     chosen = []
-    g = ThreadGovernor(ceiling, cores, chosen.append, read=machine.read, interval=1.0)
+    g = ThreadGovernor(ceiling, cores, chosen.append, read=machine.read, interval=1.0, clock=lambda: machine.wall)
     return g, chosen
 
 
@@ -48,6 +50,7 @@ def test_a_quiet_machine_keeps_every_thread():
     m = Machine()
     g, chosen = governor(m)
     assert steps(g, m, 10, others=0.05) == [] and chosen == [] and g.threads == 2
+    assert m.reads <= 11                              # once a second, not after each of the forty steps
 
 
 def test_a_busy_core_takes_a_thread_away_and_gives_it_back_when_it_is_free_again():

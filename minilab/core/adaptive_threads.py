@@ -67,14 +67,14 @@ def can_adapt(ranks_on_node=1):
 class ThreadGovernor:
     """Call `after_step()` after every training step; it calls `set_threads(n)` when the count should change and
     returns a line saying why (None when nothing changed).  `read` gives (wall, busy, own) seconds
-    (`read_machine`); tests pass their own."""
+    (`read_machine`) and `clock` the wall clock it reads (time.monotonic); tests pass their own."""
 
-    def __init__(self, ceiling, cores, set_threads, read=read_machine, interval=INTERVAL):
+    def __init__(self, ceiling, cores, set_threads, read=read_machine, interval=INTERVAL, clock=time.monotonic):
         from . import config
 
         self.ceiling, self.cores, self.set_threads = max(1, ceiling), cores, set_threads
         config.gemm_parts = 2 * self.ceiling   # GEMM blocks as on `ceiling` threads: a change changes no bits
-        self.read, self.interval = read, interval
+        self.read, self.interval, self.clock = read, interval, clock
         self.threads = self.ceiling
         self.last = read()
         self.pending, self.agreeing = None, 0
@@ -85,10 +85,10 @@ class ThreadGovernor:
         return max(1, min(self.ceiling, int(self.cores - others + MARGIN)))
 
     def after_step(self):
+        if self.clock() - self.last[0] < self.interval:   # the clock alone between readings: /proc/stat is long
+            return None                                    # on a machine with many CPUs
         now = self.read()
         wall = now[0] - self.last[0]
-        if wall < self.interval:
-            return None
         busy, own = now[1] - self.last[1], now[2] - self.last[2]
         self.last = now
         self.others = max(0.0, (busy - own) / wall)
