@@ -142,7 +142,10 @@ def test_the_training_adapts_below_its_count_unless_told_to_keep_it(threads_rest
     from minilab.training.loop import choose_threads
 
     world = SingleProcess()
-    options = lambda **given: argparse.Namespace(**{"threads": None, "workers": 0, "fixed_threads": False, **given})  # noqa: E731
+
+    def options(**given):
+        return argparse.Namespace(**{"threads": None, "workers": 0, "fixed_threads": False, **given})
+
     assert choose_threads(options(threads=1), world) is None                  # nothing below one thread
     assert choose_threads(options(fixed_threads=True), world) is None
     default = default_threads(1, 0)[0]

@@ -112,8 +112,8 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1, int parts=0):
     remaining blocks to the others), one thread takes them all in turn.  So the BLAS must be set to one thread
     (minilab.threads.set_threads does it), or its own workers would fight over the cores.  A block's bits depend
     on its shape (the BLAS may pick other kernels, or sum k in other steps, for a narrower block), so for a fixed
-    `parts` the result is the same bits for any `threads`: minilab passes a count made from the machine's cores
-    (`config.gemm_parts`), and a run's numbers do not change with its thread count."""
+    `parts` the result is the same bits for any `threads`: minilab passes `config.gemm_split()`, which a run that
+    may change its thread count fixes, so its numbers do not change with the count."""
     cdef _Gemm p = _Gemm(a, b, out, beta, 2)
     if p.trivial(beta):
         return p.out

@@ -144,14 +144,13 @@ def ratios(result):
 
 
 def measure(args):
+    from ..core.blas import describe_blas
     from ..core.machine import cpu_name, usable_cores
 
     spec = {"arch": args.arch, "image_size": args.image_size, "batch_size": args.batch_size, "width": args.width,
             "steps": args.steps}
     one, many = dict(spec, threads=1), dict(spec, threads=args.threads)
     auto = dict(spec, threads="auto", ceiling=args.threads)
-    from ..core.blas import describe_blas
-
     result = {"cpu": cpu_name(), "cores": usable_cores()[0], "threads": args.threads, "settings": spec}
     plan = [("alone_1", [one], False), ("alone_n", [many], False), ("busy_1", [one], True),
             ("busy_n", [many], True), ("together_1", [one, one], False), ("together_n", [many, many], False),

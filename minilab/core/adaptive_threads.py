@@ -2,8 +2,8 @@
 
 Beside a process that keeps one core busy, a second thread of ours adds at most a third of a core: Linux shares
 the two cores fairly among the three busy threads (two thirds of a core each), and every parallel loop waits at
-its end for the thread that was off its core.  On two cores, two threads beside a busy process train slower than one
-thread.  No split of the work fixes that — the core is not there — so instead of guessing, a training looks
+its end for the thread that was off its core.  On two cores, two threads beside a busy process train slower than
+one thread.  No split of the work fixes that — the core is not there — so instead of guessing, a training looks
 every `interval` seconds at how much of its cores other programs used, and runs on what is left:
 
     others  = (busy time of this process' cores − this process' own CPU time) / wall time        [cores]
