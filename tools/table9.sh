@@ -7,9 +7,10 @@
 # Each run is RUNS_DIR/lab-MASK-sSEED (checkpoint.npz, metrics.jsonl, train.log).  The script can be stopped at
 # any moment and started again: a run with a checkpoint continues with --resume, a finished run (marked by a file
 # `finished` written after it exits 0) is skipped.  When every run has finished it copies each run's
-# metrics.jsonl to docs/table9/ (the checkpoints stay in RUNS_DIR) and times the packed models
-# (`python -m minilab.bench model`) into docs/table9/latency.json.  The table and figure are then made with
-# `python -m minilab.plot table9 docs/table9`.
+# metrics.jsonl to docs/table9/ (the checkpoints stay in RUNS_DIR), times the packed models in one sitting
+# (tools/table9_latency.py: `python -m minilab.bench model` per mask, into docs/table9/latency.json; on quiet
+# cores, so nothing else should run then) and prints the table and draws the figure
+# (`python -m minilab.plot --placement docs/table9`).
 #
 # Environment: PYTHON [python3]  DATA [imagenette]  PARALLEL [2]  NICE [0; e.g. 19 to run beside other work]
 set -uo pipefail
@@ -55,3 +56,5 @@ for job in $JOBS; do
     cp "$RUNS/lab-${job%%:*}-s${job##*:}/metrics.jsonl" "docs/table9/lab-${job%%:*}-s${job##*:}.jsonl"
 done
 echo "metrics copied to docs/table9/"
+"$PYTHON" tools/table9_latency.py docs/table9 --rounds 2 || exit 1
+"$PYTHON" -m minilab.plot --placement docs/table9 --out docs/_static/where_lab_goes.png
