@@ -79,8 +79,7 @@ def build_parser():
                    "options that define the run (--arch, --width, --image-size, --lr, …) come from the checkpoint "
                    "and may be repeated but not changed; --data (the same classes and images, moved), --cache-dir, "
                    "--epochs, --checkpoint-every, --threads, --fixed-threads, --workers, --input and --sync-bn may "
-                   "change (each is "
-                   "the run's own unless given), and so may the number of MPI ranks")
+                   "change (each is the run's own unless given), and so may the number of MPI ranks")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     p.add_argument("--cache-dir", default=None, help="where Imagenette and the preprocessing cache live "

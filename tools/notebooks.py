@@ -19,7 +19,6 @@ import datetime
 import glob
 import io
 import os
-import platform
 import sys
 import time
 
@@ -100,17 +99,6 @@ def png_output(path):
     return nbformat.v4.new_output("display_data", data={"image/png": data, "text/plain": f"<{os.path.basename(path)}>"})
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def execute(nb, figures_folder, timeout):
     """Run the notebook cell by cell in a fresh kernel started in tutorials/, attaching the figures."""
     from nbclient import NotebookClient
@@ -161,6 +149,7 @@ def main(argv=None):
     os.environ["PYTHONPATH"] = os.pathsep.join(x for x in (ROOT, os.environ.get("PYTHONPATH")) if x)
     sys.path.insert(0, ROOT)
     from minilab import config
+    from minilab.core.machine import cpu_name
     figures = config.tutorial_out or os.path.join(TUTORIALS, "output")
     os.makedirs(NOTEBOOKS, exist_ok=True)
     if not args.only:                     # a tutorial renamed or removed takes its notebook with it
@@ -172,7 +161,7 @@ def main(argv=None):
         start = time.perf_counter()
         if not args.no_execute:
             execute(nb, figures, args.timeout)
-            nb.metadata["minilab"] = {"executed_on": f"{cpu_name()}, {os.cpu_count()} cores",
+            nb.metadata["minilab"] = {"executed_on": cpu_name(),
                                       "date": datetime.date.today().isoformat(),
                                       "size": "smoke" if args.smoke else "full"}
         target = notebook_path(source)

@@ -161,7 +161,7 @@ if os.path.isdir(table9):
 # The middle stages carry LAB's gain.  Dropping the first stage's LAB (``0111``), the one with the largest maps
 # and so the largest share of LAB's cost, keeps all of the gain within the noise — the paper's advice holds here
 # too — and at 64 px the last stage's LAB can go as well (``1110``), where the paper loses a little.  Two middle
-# stages (``0011``) keep about three quarters; one stage alone, first or last, about a third, and those two
+# stages (``0011``) keep about seven tenths; one stage alone, first or last, about a third, and those two
 # cannot be told apart here although the paper ranks ``0001`` above ``1000``.  Why the last stage matters less
 # here: at 64 px its maps are 2×2, so a 3×3 neighbourhood covers the whole map and LAB has no local context to
 # threshold against (at the paper's 224 px they are 7×7).  And the whole gain, in points of top-1, is about

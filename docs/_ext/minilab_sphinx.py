@@ -32,7 +32,8 @@ from docutils.utils.math.latex2mathml import tex2mathml
 from sphinx.util import logging
 from sphinx.util.nodes import nested_parse_with_titles
 
-from notebooks import cpu_name, pngs     # tools/notebooks.py: the notebooks attach figures the same way
+from minilab.core.machine import cpu_name   # the name every figure of minilab reports, core count included
+from notebooks import pngs     # tools/notebooks.py: the notebooks attach figures the same way
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +260,7 @@ class TutorialFigures:
         if fname is None or when not in (None, "before"):
             return
         smoke = os.environ.get("MINILAB_TUTORIAL_SMOKE", "").strip().lower() not in ("", "0", "false", "off", "no")
-        record = {"cpu": cpu_name(), "cores": os.cpu_count(), "system": f"{platform.system()} {platform.machine()}",
+        record = {"cpu": cpu_name(), "system": f"{platform.system()} {platform.machine()}",
                   "date": datetime.date.today().isoformat(), "smoke": smoke}
         stem = os.path.splitext(os.path.basename(fname))[0]
         for folder in ([gallery_conf["gallery_dirs"]] if isinstance(gallery_conf["gallery_dirs"], str)
@@ -300,7 +301,7 @@ def stamp_tutorial_pages(app, docname, source):
         ran = json.load(fh)
     size = ("smoke mode (MINILAB_TUTORIAL_SMOKE=1: data, epochs and sizes shrunk so the page builds in seconds)"
             if ran["smoke"] else "full size")
-    line = f"**Ran on:** {ran['cpu']}, {ran['cores']} cores, {ran['system']}, {ran['date']}, {size}.\n\n"
+    line = f"**Ran on:** {ran['cpu']}, {ran['system']}, {ran['date']}, {size}.\n\n"
     source[0] = source[0].replace(marker, line + marker, 1)
 
 

@@ -81,15 +81,14 @@ def available() -> bool:
     return _ext is not None
 
 
-def load(quiet_threads: bool = False):
+def load():
     """Load the compiled kernels once: the variant for this CPU (`minilab/_kernels.py`).  Their twins of the
     reference ops are registered with the dispatcher when the package root imports `minilab.fast`, which loads
     no kernel.
 
     Before the kernels load, so before their OpenMP runtime reads it, idle OpenMP threads are told to spin only
     briefly before they sleep, or to sleep at once when OpenBLAS' threads take turns with them (unless
-    OMP_WAIT_POLICY or GOMP_SPINCOUNT is set: see `minilab.core.machine.set_wait_policy`).  `quiet_threads` is accepted for the callers that ask for that
-    explicitly; it is what every load does."""
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT is set: see `minilab.core.machine.set_wait_policy`)."""
     global _loaded, _ext, _reason, wait_policy_set
     if _loaded:
         return
@@ -118,11 +117,13 @@ class CompiledKernels:
     """`minilab._kernels` for the twins in minilab.fast, which call it as `ext.<kernel>(...)`: importing a twin
     loads nothing, and the first call loads the kernels (a twin only runs once `choose` found them loaded)."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name):   # only for a name not yet kept on the instance: once per kernel
         load()
         if _ext is None:
             raise RuntimeError(f"minilab's compiled kernels are not available: {_reason}")
-        return getattr(_ext, name)
+        value = getattr(_ext, name)
+        setattr(self, name, value)     # later calls find it directly, without this lookup on every kernel call
+        return value
 
 
 compiled = CompiledKernels()

@@ -21,12 +21,9 @@ def info(file=None):
     report.update(cores=cores, cores_found=found, default_threads=threads, threads=config.threads,
                   wait_policy={name: os.environ.get(name) for name in WAIT_VARIABLES},
                   wait_policy_by_minilab=config.wait_policy_set)
-    try:
-        from threadpoolctl import threadpool_info
-        report["blas"] = [{k: pool.get(k) for k in ("internal_api", "num_threads", "version", "architecture")}
-                          for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    except ImportError:
-        report["blas"] = None
+    from threadpoolctl import threadpool_info   # a dependency of minilab's (core/blas.py)
+    report["blas"] = [{k: pool.get(k) for k in ("internal_api", "num_threads", "version", "architecture")}
+                      for pool in threadpool_info() if pool.get("user_api") == "blas"]
     policy = ", ".join(f"{k}={v}" for k, v in report["wait_policy"].items() if v is not None) or "libgomp's default"
     lines = [f"CPU:      {report['cpu']} ({report['machine']})",
              f"kernels:  {report['kernels'] or 'none: ' + report['kernels_reason']}"
@@ -37,10 +34,9 @@ def info(file=None):
              f"now {config.threads}",
              f"OpenMP:   wait policy {policy}" + (" (set by minilab; set OMP_WAIT_POLICY to choose)"
                                                   if config.wait_policy_set else "")]
-    if report["blas"] is not None:
-        from .blas import describe_blas
-        report["blas_kernels"] = describe_blas(avx512_cpu=report["kernels"] == "avx512")
-        threads_now = ", ".join(f"{b['num_threads']}" for b in report["blas"])
-        lines.append(f"BLAS:     {report['blas_kernels']}" + (f"; {threads_now} threads" if threads_now else ""))
+    from .blas import describe_blas
+    report["blas_kernels"] = describe_blas(avx512_cpu=report["kernels"] == "avx512")
+    threads_now = ", ".join(f"{b['num_threads']}" for b in report["blas"])
+    lines.append(f"BLAS:     {report['blas_kernels']}" + (f"; {threads_now} threads" if threads_now else ""))
     print("\n".join(lines), file=file)
     return report

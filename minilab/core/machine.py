@@ -64,8 +64,9 @@ def cgroup_quota(cgroup_file="/proc/self/cgroup", root="/sys/fs/cgroup"):
     except OSError:
         return None
     for hierarchy, controllers, path in lines:
-        if hierarchy == "0" and controllers == "" and _cgroup_v2_limit(path, root) is not None:
-            return _cgroup_v2_limit(path, root)
+        limit = _cgroup_v2_limit(path, root) if hierarchy == "0" and controllers == "" else None
+        if limit is not None:
+            return limit
     for _, controllers, path in lines:
         if "cpu" in controllers.split(","):
             return _cgroup_v1_limit(path, root)

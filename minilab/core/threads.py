@@ -73,7 +73,7 @@ def set_threads(n: int) -> bool:
     SCHED_IDLE (`idle_blas_workers`).  With both pools spinning, each keeps the other off its cores and a training
     step runs several times slower.
     Returns True when the BLAS' thread count could be set."""
-    config.load(quiet_threads=True)
+    config.load()
     config.threads = max(1, int(n))
     if config.gemm_in_kernels():
         return set_blas_threads(1)

@@ -168,7 +168,7 @@ def choose_threads(args, world):
     else:
         threads, line = default_threads(world.ranks_on_node(), args.workers)
     set_threads(threads)
-    adapt = threads > 1 and not getattr(args, "fixed_threads", False) and can_adapt(world.ranks_on_node())
+    adapt = threads > 1 and not args.fixed_threads and can_adapt(world.ranks_on_node())
     if adapt:
         line = line[:-1] + "; fewer while other programs take cores, --fixed-threads keeps the count)"
     if adapt or not args.threads:
