@@ -73,7 +73,9 @@ sphinx_gallery_conf = {
     "filename_pattern": r"/\d\d_[^/]*\.py$",          # every numbered tutorial is executed
     "ignore_pattern": r"(^|/)(common|__init__)\.py$",
     "within_subsection_order": "FileNameSortKey",
-    "image_scrapers": ("matplotlib", tutorial_figures),
+    # the PNGs as the tutorials wrote them; shows() also opens each as a pyplot figure (for the notebooks), which
+    # matplotlib's scraper would put on the page a second time
+    "image_scrapers": (tutorial_figures,),
     "reset_modules": ("matplotlib", tutorial_figures.reset),
     "abort_on_example_error": True,
     "min_reported_time": 0,

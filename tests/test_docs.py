@@ -142,6 +142,20 @@ def test_tutorial_pages_show_outputs_figures_machine_and_downloads(site, pages):
         figures = [src for src in page.images if f"sphx_glr_{stem}_" in src and "thumb" not in src]
         if draws_figures(source):
             assert figures, f"{stem} draws figures but its page shows none"
+        assert not repeated_figures(site, figures), f"{stem}: a figure is shown twice"
+
+
+def repeated_figures(site, figures):
+    """Pairs of a page's figures with the same pixels (to rounding): one figure collected twice, e.g. as the PNG
+    the tutorial wrote and again as the pyplot figure shows() opens for the notebooks."""
+    import numpy as np
+    from PIL import Image
+
+    folder = os.path.join(site, "tutorials")
+    pixels = [np.asarray(Image.open(os.path.normpath(os.path.join(folder, src))).convert("L"), dtype=np.float32)
+              for src in figures]
+    return [(figures[i], figures[j]) for i in range(len(pixels)) for j in range(i + 1, len(pixels))
+            if pixels[i].shape == pixels[j].shape and np.abs(pixels[i] - pixels[j]).mean() < 1.0]
 
 
 @pytest.mark.docs

@@ -241,8 +241,8 @@ class CommandHelp(Directive):
 class TutorialFigures:
     """sphinx-gallery scraper: the PNGs the tutorial wrote (or rewrote) since the previous block.
 
-    The tutorials save their figures under ``MINILAB_TUTORIAL_OUT`` (minilab.plotting.draw) and close them, so
-    matplotlib's own scraper sees nothing; this one compares the folder's PNGs and their modification times
+    The tutorials save their figures under ``MINILAB_TUTORIAL_OUT`` (minilab.plotting.draw); this scraper,
+    the only one (conf.py), compares the folder's PNGs and their modification times
     with what it saw after the previous block (or, for the first block, before the tutorial started).
     """
 
