@@ -265,7 +265,7 @@ shows(plotting.draw(f"{OUT}/07_eta_trained.png", eta_trained))
 out = os.path.join(OUT, "07_cli_run")
 shutil.rmtree(out, ignore_errors=True)        # a rerun starts afresh: training refuses a folder holding a run
 args = ["--arch", "labbnn", "--data", "synthetic" if (root is None or SMOKE) else root, "--image-size", str(size),
-        "--width", "0.25", "--epochs", "1", "--batch-size", "64", "--out", out, "--no-progress"]
+        "--width", "0.25", "--epochs", "1", "--batch-size", "64", "--out", os.path.relpath(out), "--no-progress"]
 if root is None or SMOKE:
     args += ["--synthetic-size", "128", "64"]
 print("$ python -m minilab.train", " ".join(args))

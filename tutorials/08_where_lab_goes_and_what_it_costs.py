@@ -128,8 +128,9 @@ shows(plotting.draw(f"{OUT}/08_lab_blocks_latency.png", latency_bars, (6.4, 5.0)
 # between the two seeds of one mask before reading it as LAB's doing.
 table9 = os.path.join(HERE, "..", "docs", "table9")
 if os.path.isdir(table9):
-    plot_cli(["--placement", table9, "--out", f"{OUT}/08_where_lab_goes.png"])
-    shows(f"{OUT}/08_where_lab_goes.png")
+    figure = os.path.relpath(f"{OUT}/08_where_lab_goes.png")   # the command prints the path it was given
+    plot_cli(["--placement", os.path.relpath(table9), "--out", figure])
+    shows(figure)
 
 # %%
 # What the runs say

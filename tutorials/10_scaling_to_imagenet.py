@@ -107,14 +107,15 @@ try:
     have_mpi = launcher is not None
 except ImportError:
     have_mpi = False
-run_dir = os.path.join(OUT, "mpi-run")   # next to the sample tree; a fresh run each time the tutorial runs
+run_dir = os.path.relpath(os.path.join(OUT, "mpi-run"))   # beside the sample tree; afresh on each run
 shutil.rmtree(run_dir, ignore_errors=True)
-cmd = [launcher or "mpiexec", "-n", "2", sys.executable, "-m", "minilab.train", "--data", root, "--input", "stream",
+cmd = [launcher or "mpiexec", "-n", "2", sys.executable, "-m", "minilab.train", "--data", os.path.relpath(root),
+       "--input", "stream",
        "--arch", "birealnet18", "--image-size", "32" if SMOKE else "64", "--width", "0.25" if SMOKE else "0.5",
        "--batch-size", "8", "--epochs", "1" if SMOKE else "3", "--threads", "1", "--no-progress", "--sync-bn",
        "--check-replicas", "--out", run_dir]
 if have_mpi:
-    print("$", " ".join(cmd[:1] + ["-n", "2", "python"] + cmd[4:]))
+    print("$", " ".join(["mpiexec", "-n", "2", "python"] + cmd[4:]))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     print(done.stdout.strip())
     assert done.returncode == 0, done.stderr[-2000:]

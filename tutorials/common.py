@@ -43,9 +43,10 @@ class Timer:
 
 
 def shows(path):
-    """Say where a figure went and show it on the page: the PNG, drawn in minilab's style, opened as a pyplot
-    figure of the same pixel size, which a notebook displays and sphinx-gallery collects (figure functions return
-    None when matplotlib is missing: then nothing to say)."""
+    """Say where a figure went and show it: the PNG, drawn in minilab's style, opened as a pyplot figure of the
+    same pixel size, which a notebook displays (sphinx-gallery puts the PNG itself on the page).  Figure
+    functions return None when matplotlib is missing: then nothing to say.  Returns nothing, so that a cell
+    ending with it shows the figure, not a path of this machine."""
     if path is None:
         return None
     print(f"-> figure written to {os.path.relpath(path)}")
@@ -61,7 +62,6 @@ def shows(path):
     ax.set_axis_off()
     if "agg" not in plt.get_backend().lower():       # a notebook or a window: show it now; Agg shows nothing
         plt.show()
-    return path
 
 
 def binary_map_statistics(maps, width=10):
