@@ -209,3 +209,32 @@ def test_analysis_images_skip_hidden_entries(tmp_path):
     solid((9, 9, 9)).save(tmp_path / "imgs" / "._b.png")
     solid((200, 0, 0)).save(tmp_path / "imgs" / "c.png")
     assert load_images(str(tmp_path / "imgs"), 8, 10).shape[0] == 1
+
+
+def test_a_dead_worker_is_noticed_when_the_pool_never_reports_it():
+    """A worker killed while writing its result to the pool's pipe can leave ProcessPoolExecutor waiting for the
+    rest of that message, never marking itself broken: the loader reads the workers' exit codes too, and says
+    the worker died instead of waiting out its timeout."""
+    import concurrent.futures
+
+    from minilab.data.loader import Loader, WorkerDied
+
+    class KilledWorker:
+        exitcode = -9
+
+        def join(self, timeout=None):
+            pass
+
+        def is_alive(self):
+            return False
+
+    class StuckPool:             # its future never completes, its one worker is gone
+        _processes = {1: KilledWorker()}
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            pass
+
+    loader = Loader(list(range(8)), 4, workers=1, timeout=2.0)
+    loader._pool = StuckPool()
+    with pytest.raises(WorkerDied, match=r"worker process died \(killed by signal 9\)"):
+        loader._wait(concurrent.futures.Future(), None)

@@ -189,6 +189,10 @@ class Loader:
                 waited += POLL_S
             except BrokenProcessPool:
                 raise WorkerDied(self._death_message()) from None
+            # a worker killed while writing its result to the pool's pipe can leave the pool's own watcher
+            # waiting for the rest of that message, never marking the pool broken: look at the workers too
+            if any(p.exitcode is not None for p in worker_processes(self._pool)):
+                raise WorkerDied(self._death_message())
             if stop is not None and stop():
                 return None
             if waited >= self.timeout:
