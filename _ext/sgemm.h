@@ -1,8 +1,9 @@
 /* Float32 GEMM on the kernels' own OpenMP threads.
 
-   The GEMM itself is the BLAS NumPy already loaded (OpenBLAS' cblas_sgemm, found at run time by
-   minilab/threads.py and handed over as a function address): minilab does not ship a float GEMM.  What this
-   file adds is the split: C = A·B is cut into blocks of rows or columns, and each OpenMP thread multiplies its
+   The GEMM itself is, in a module built for AVX-512, minilab's own (sgemm/avx512.h: as fast as OpenBLAS' best
+   AVX-512 kernels on the shapes of training, and independent of which kernels the BLAS chose, e.g. AVX2 ones
+   forced by OPENBLAS_CORETYPE); elsewhere the BLAS NumPy already loaded (OpenBLAS' cblas_sgemm, found at run
+   time by minilab/core/blas.py and handed over as a function address).  What this file adds is the split: C = A·B is cut into blocks of rows or columns, and each OpenMP thread multiplies its
    blocks on a single-threaded BLAS.  A training step then runs every parallel loop — GEMMs and kernels alike —
    on one pool of threads, instead of handing the cores back and forth between OpenBLAS' workers and OpenMP's
    a few hundred times a step (each hand-off wakes a sleeping CPU, which is slow on a virtual machine).
@@ -22,17 +23,57 @@ typedef void (*sgemm_ilp64_fn)(int order, int ta, int tb, int64_t m, int64_t n, 
                                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                                int64_t ldc);
 
+#if defined(__AVX512F__) && !defined(MINILAB_PORTABLE)
+#include "sgemm/avx512.h"
+#define MINILAB_OWN_SGEMM "avx512"
+#define MINILAB_HAS_OWN_SGEMM 1
+#else
+#define MINILAB_OWN_SGEMM 0
+#define MINILAB_HAS_OWN_SGEMM 0
+static int sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c;
+    (void)ldc;
+    return -1;
+}
+#endif
+
 static void *sgemm_address = 0;
 static int sgemm_index_bits = 0;  /* 32 or 64 */
+static int sgemm_own = 0;         /* 1: this module's own GEMM (when it was built with one) */
+
+/* The plain triple loop: only when the own GEMM cannot allocate its packing buffers and no BLAS was given. */
+static void sgemm_loop(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float sum = 0.0f;
+            for (int64_t p = 0; p < k; p++)
+                sum += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            c[i * ldc + j] = beta == 0.0f ? sum : beta * c[i * ldc + j] + sum;
+        }
+}
 
 static void sgemm_set(void *address, int index_bits) {
     sgemm_address = address;
     sgemm_index_bits = index_bits;
 }
 
+/* Turn the own GEMM on or off; returns whether it is on (never in a module built without one). */
+static int sgemm_use_own(int on) {
+    sgemm_own = on && MINILAB_HAS_OWN_SGEMM;
+    return sgemm_own;
+}
+
 /* Row-major C[m×n] = A·B + beta·C, where A is m×k (stored k×m when ta) and B is k×n (stored n×k when tb). */
 static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    if (sgemm_own && sgemm_avx512(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc) == 0)
+        return;
+    if (!sgemm_address) {
+        sgemm_loop(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     int fa = ta ? SGEMM_TRANS : SGEMM_NO_TRANS, fb = tb ? SGEMM_TRANS : SGEMM_NO_TRANS;
     if (sgemm_index_bits == 64)
         ((sgemm_ilp64_fn)sgemm_address)(SGEMM_ROW_MAJOR, fa, fb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
@@ -48,7 +89,8 @@ static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const fl
    the small B again costs little).  Cutting rows of a wide C ran at half the speed: row-major C is column-major
    Cᵀ = BᵀAᵀ to the BLAS, and each thread then packs the whole of B again.  The thread count may change C's last
    bits: a block can end inside one of the BLAS' register tiles, and the BLAS computes a tile's edge with other
-   micro-kernels (seen with OpenBLAS' Haswell ones). */
+   micro-kernels (seen with OpenBLAS' Haswell ones); the own GEMM sums every value of C in the same order however
+   C is cut. */
 static void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k,
                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     int split_rows = (n < 16 * parts && m > n) || (n < 64 * parts && m >= 64 * parts);

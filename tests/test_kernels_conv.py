@@ -122,7 +122,7 @@ def test_threaded_im2col_col2im_and_sign_are_identical(n, c, h, stride, seed):
 
 
 # ------------------------------------------------------------------ the kernels' GEMM and the Winograd backward
-needs_gemm = pytest.mark.skipif(not config.gemm_in_kernels(), reason="the kernels found no BLAS GEMM to call")
+needs_gemm = pytest.mark.skipif(not config.gemm_in_kernels(), reason="the kernels have no float GEMM to call")
 
 
 def layouts(a):
@@ -162,6 +162,44 @@ def test_sgemm_gives_the_same_bits_on_any_thread_count_for_a_given_split(m, k, n
     one = EXT.sgemm(a, b, threads=1, parts=parts)
     for threads in (2, 3):
         np.testing.assert_array_equal(EXT.sgemm(a, b, threads=threads, parts=parts), one)
+
+
+needs_own_gemm = pytest.mark.skipif(EXT is None or EXT.own_sgemm() is None,
+                                    reason="this kernel module has no float GEMM of its own (AVX-512 only)")
+
+
+@needs_own_gemm
+@pytest.mark.parametrize("m, k, n", [(12, 384, 32), (13, 385, 33), (3100, 20, 40), (70, 1000, 481), (5, 2, 1000),
+                                     (64, 2688, 64), (1, 1, 1)])
+def test_own_sgemm_across_its_blocks_matches_numpy_and_keeps_its_bits_however_c_is_cut(m, k, n):
+    # The shapes cross the own GEMM's block edges: 12-row and 32-column tiles, k slices of at most 384 (two or
+    # three slices, summed into C), 3072-row and 480-column blocks.  Every value of C sums its products in the
+    # same order wherever it lies, so any split of C gives the same bits, and so does the BLAS' layout of A or B.
+    a, b = rand(m, (m, k)), rand(k, (k, n))
+    want, size = a @ b, np.abs(a) @ np.abs(b)
+    assert EXT.use_own_sgemm(True) and EXT.sgemm_kind() == "own-avx512"
+    whole = EXT.sgemm(a, b, threads=1, parts=1)
+    assert_close_in_rounding(whole, want, terms=k, magnitude=size)
+    for la in layouts(a):
+        for lb in layouts(b)[:2]:
+            for parts, threads in ((1, 1), (3, 1), (4, 2), (7, 3)):
+                np.testing.assert_array_equal(EXT.sgemm(la, lb, threads=threads, parts=parts), whole)
+    out = rand(1, (m, n))
+    expect = 0.5 * out + want
+    EXT.sgemm(a, b, out=out, beta=0.5, threads=2)          # beta·C added in the first k slice only
+    assert_close_in_rounding(out, expect, terms=k + 1, magnitude=size + np.abs(expect - want))
+
+
+@needs_own_gemm
+def test_own_sgemm_can_be_switched_off_for_the_blas():
+    a, b = rand(0, (40, 30)), rand(1, (30, 50))
+    try:
+        assert not EXT.use_own_sgemm(False)
+        assert EXT.sgemm_kind() in ("blas", None)
+        if EXT.sgemm_kind() == "blas":
+            assert_close_in_rounding(EXT.sgemm(a, b), a @ b, terms=30, magnitude=np.abs(a) @ np.abs(b))
+    finally:
+        assert EXT.use_own_sgemm(True)
 
 
 @needs_gemm

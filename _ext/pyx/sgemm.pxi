@@ -4,6 +4,8 @@
 
 cdef extern from "sgemm.h" nogil:
     void sgemm_set(void *address, int index_bits)
+    int sgemm_use_own(int on)
+    const char *MINILAB_OWN_SGEMM
     void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 
@@ -26,9 +28,32 @@ def use_blas_sgemm(size_t address, int index_bits):
     _sgemm_index_bits = index_bits if address else 0
 
 
+cdef bint _sgemm_own = False
+
+
+def use_own_sgemm(bint on=True):
+    """Run `sgemm` on this module's own float GEMM (built only for AVX-512: `_ext/sgemm/avx512.h`) instead of the
+    BLAS'.  Returns whether it is on now: False where this module has none."""
+    global _sgemm_own
+    _sgemm_own = sgemm_use_own(on) != 0
+    return _sgemm_own
+
+
+def own_sgemm():
+    """The instruction set of this module's own float GEMM ('avx512'), or None when it has none."""
+    return MINILAB_OWN_SGEMM.decode() if MINILAB_OWN_SGEMM != NULL else None
+
+
+def sgemm_kind():
+    """Which GEMM `sgemm` runs: 'own-avx512', 'blas', or None (no GEMM given)."""
+    if _sgemm_own:
+        return "own-" + own_sgemm()
+    return "blas" if _sgemm_index_bits else None
+
+
 def has_sgemm():
-    """True once `use_blas_sgemm` was given a GEMM."""
-    return _sgemm_index_bits != 0
+    """True once `use_blas_sgemm` was given a GEMM or `use_own_sgemm` turned the own one on."""
+    return _sgemm_own or _sgemm_index_bits != 0
 
 
 cdef _gemm_layout(a, str name):
@@ -53,8 +78,9 @@ cdef class _Gemm:
     cdef Py_ssize_t m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c
 
     def __init__(self, a, b, out, float beta, int ndim):
-        if not _sgemm_index_bits:
-            raise RuntimeError("sgemm: no BLAS GEMM was given (minilab.threads.find_blas_sgemm found none)")
+        if not has_sgemm():
+            raise RuntimeError("sgemm: no GEMM to run: no BLAS GEMM was given (minilab.core.blas.find_blas_sgemm "
+                               "found none) and the own one is off (use_own_sgemm)")
         if a.ndim != ndim or b.ndim != ndim:
             raise ValueError(f"sgemm: a and b must be {ndim}-D, not {a.ndim}-D and {b.ndim}-D")
         la, lb = _gemm_layout(a, "a"), _gemm_layout(b, "b")
@@ -79,7 +105,7 @@ cdef class _Gemm:
         elif out.shape != shape or out.dtype != np.float32 or (self.n > 1 and out.strides[ndim - 1] != 4) or \
                 (self.m > 1 and out.strides[ndim - 2] != 4 * self.n) or (ndim == 3 and out.strides[0] % 4):
             raise ValueError(f"sgemm: out must be float32 of shape {shape}, each matrix C-contiguous")
-        if _sgemm_index_bits == 32 and max(self.m, self.n, self.k, la[1], lb[1]) >= 2 ** 31:
+        if not _sgemm_own and _sgemm_index_bits == 32 and max(self.m, self.n, self.k, la[1], lb[1]) >= 2 ** 31:
             raise ValueError("sgemm: this BLAS takes 32-bit sizes")
         self.a, self.b, self.out = a, b, out
         self.ta, self.lda = la
@@ -103,7 +129,8 @@ cdef class _Gemm:
 
 
 def sgemm(a, b, out=None, float beta=0.0, int threads=1, int parts=0):
-    """out = a @ b + beta * out on the BLAS given to `use_blas_sgemm`, float32.
+    """out = a @ b + beta * out, float32, on the own GEMM (`use_own_sgemm`) or else the BLAS given to
+    `use_blas_sgemm`.
 
     a (m, k) and b (k, n) may be C- or F-ordered (a transposed view costs nothing); other layouts are copied.
     `out` (m, n), C-contiguous, is required when beta != 0.  The columns of out (or its rows, see sgemm.h) are

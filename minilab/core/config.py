@@ -97,9 +97,11 @@ def load():
         _reason = "MINILAB_NO_EXT is set"
     else:
         from .blas import find_blas_sgemm
-        from .machine import set_wait_policy
+        from .machine import choose_kernels, cpu_runs, set_wait_policy
         sgemm = find_blas_sgemm() if kernel_gemm else None
-        wait_policy_set = set_wait_policy(one_pool=sgemm is not None)
+        variant = choose_kernels(os.environ.get("MINILAB_ISA", "").strip().lower() or None)[0]
+        own_gemm = variant == "avx512" or (variant == "native" and cpu_runs("avx512"))   # _ext/sgemm/avx512.h
+        wait_policy_set = set_wait_policy(one_pool=kernel_gemm and (sgemm is not None or own_gemm))
         try:   # the compiled extension modules, built next to the package (not among its Python modules)
             _kernels = importlib.import_module("minilab._kernels")
         except ImportError as error:  # not built, or MINILAB_ISA asks for what this CPU cannot run
@@ -107,6 +109,8 @@ def load():
         else:
             if sgemm is not None:
                 _kernels.use_blas_sgemm(*sgemm)
+            if kernel_gemm:
+                _kernels.use_own_sgemm(True)   # where the module has one: not tied to the BLAS' kernel choice
             _ext = _kernels
     if _ext is None:
         warnings.warn(f"minilab: using the pure-NumPy reference ops because {_reason}", RuntimeWarning,
@@ -137,7 +141,8 @@ def gemm_split() -> int:
 
 
 def gemm_in_kernels() -> bool:
-    """True when the conv GEMMs run on the kernels' threads (the kernels found NumPy's OpenBLAS GEMM)."""
+    """True when the conv GEMMs run on the kernels' threads: on their own GEMM (AVX-512 modules) or on the
+    OpenBLAS GEMM NumPy loaded."""
     ext = kernels()
     return ext is not None and ext.has_sgemm()
 
