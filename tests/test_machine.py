@@ -94,7 +94,8 @@ def test_info_says_when_openblas_coretype_chose_the_blas_kernels():
     found = blas_kernels()
     if found is None or found[0] != "openblas":
         pytest.skip("NumPy's BLAS here is not OpenBLAS")
-    code = "from minilab.core.blas import describe_blas; print(describe_blas(avx512_cpu=True))"
+    code = ("from minilab.core.blas import describe_blas; print(describe_blas(avx512_cpu=True)); "
+            "print(describe_blas(avx512_cpu=True, own_gemm='avx512'))")
     base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     lines = {}
     for coretype in (None, "Haswell"):
@@ -102,5 +103,7 @@ def test_info_says_when_openblas_coretype_chose_the_blas_kernels():
         lines[coretype] = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                                          check=True).stdout
     assert "Haswell kernels (chosen by OPENBLAS_CORETYPE=Haswell" in lines["Haswell"]
-    assert "about half speed" in lines["Haswell"]                     # AVX2 kernels on a CPU said to have AVX-512
+    slow, own = lines["Haswell"].splitlines()
+    assert "about half speed" in slow                                 # AVX2 kernels on a CPU said to have AVX-512
+    assert "about half speed" not in own and "minilab's own AVX-512 GEMM" in own   # the kernels don't use them
     assert "chosen by" not in lines[None] and "kernels" in lines[None]

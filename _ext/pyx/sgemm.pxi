@@ -134,11 +134,12 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1, int parts=0):
 
     a (m, k) and b (k, n) may be C- or F-ordered (a transposed view costs nothing); other layouts are copied.
     `out` (m, n), C-contiguous, is required when beta != 0.  The columns of out (or its rows, see sgemm.h) are
-    cut into `parts` blocks (0: SGEMM_PARTS_PER_THREAD × `threads`), each one BLAS call in the thread that takes
+    cut into `parts` blocks (0: SGEMM_PARTS_PER_THREAD × `threads`), each one GEMM call in the thread that takes
     it; OpenMP threads take the blocks one at a time (a thread whose core is busy with another process leaves its
     remaining blocks to the others), one thread takes them all in turn.  So the BLAS must be set to one thread
-    (minilab.threads.set_threads does it), or its own workers would fight over the cores.  A block's bits depend
-    on its shape (the BLAS may pick other kernels, or sum k in other steps, for a narrower block), so for a fixed
+    (minilab.threads.set_threads does it), or its own workers would fight over the cores.  The own GEMM gives
+    every value the same bits however C is cut; on the BLAS a block's bits depend on its shape (the BLAS may pick
+    other kernels, or sum k in other steps, for a narrower block), so for a fixed
     `parts` the result is the same bits for any `threads`: minilab passes `config.gemm_split()`, which a run that
     may change its thread count fixes, so its numbers do not change with the count."""
     cdef _Gemm p = _Gemm(a, b, out, beta, 2)

@@ -75,13 +75,12 @@ static void sg_pack_a(int ta, const float *a, int64_t lda, int64_t r0, int64_t r
     for (int64_t i = 0; i < rows; i += SG_MR) {
         int64_t h = rows - i < SG_MR ? rows - i : SG_MR;
         float *restrict panel = out + i * kc;
-        if (ta) {   /* A stored k×m: the panel's 12 values of one k step are consecutive */
-            for (int64_t kk = 0; kk < kc; kk++) {
-                const float *src = a + (p0 + kk) * lda + r0 + i;
-                int64_t r = 0;
-                for (; r < h; r++) panel[kk * SG_MR + r] = src[r];
-                for (; r < SG_MR; r++) panel[kk * SG_MR + r] = 0.0f;
-            }
+        if (ta) {   /* A stored k×m: the panel's 12 values of one k step are consecutive (one masked copy;
+                       a plain loop became a memmove call per step) */
+            __mmask16 rows = (__mmask16)((1u << h) - 1);
+            for (int64_t kk = 0; kk < kc; kk++)
+                _mm512_mask_storeu_ps(panel + kk * SG_MR, (__mmask16)0x0FFF,
+                                      _mm512_maskz_loadu_ps(rows, a + (p0 + kk) * lda + r0 + i));
         } else {    /* A stored m×k: 16 steps of k of the panel's rows at a time, transposed */
             for (int64_t kk = 0; kk < kc; kk += 16)
                 sg_transpose16(a + (r0 + i) * lda + p0 + kk, lda, (int)h, kc - kk < 16 ? (int)(kc - kk) : 16,

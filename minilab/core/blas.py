@@ -85,16 +85,20 @@ def blas_kernels():
     return None
 
 
-def describe_blas(avx512_cpu=False):
+def describe_blas(avx512_cpu=False, own_gemm=None):
     """One line on the BLAS' kernels for a report beside timings: 'openblas 0.3.31, SkylakeX kernels', with why
-    when OPENBLAS_CORETYPE chose them, and a warning when they lack the AVX-512 this CPU has."""
+    when OPENBLAS_CORETYPE chose them, and a warning when they lack the AVX-512 this CPU has — unless the compiled
+    kernels run their float GEMMs on their own GEMM (`own_gemm`, e.g. 'avx512'), which the line then says."""
     found = blas_kernels()
     if found is None:
-        return "no BLAS found"
-    name, version, family, forced = found
-    line = f"{name} {version}" + (f", {family} kernels" if family else "")
-    if forced:
-        line += f" (chosen by OPENBLAS_CORETYPE={forced}; unset it to let OpenBLAS choose for this CPU)"
-    if avx512_cpu and family and family.lower() in WITHOUT_AVX512:
-        line += " — kernels without AVX-512 on a CPU that has it: float GEMMs at about half speed"
+        line = "no BLAS found"
+    else:
+        name, version, family, forced = found
+        line = f"{name} {version}" + (f", {family} kernels" if family else "")
+        if forced:
+            line += f" (chosen by OPENBLAS_CORETYPE={forced}; unset it to let OpenBLAS choose for this CPU)"
+        if avx512_cpu and family and family.lower() in WITHOUT_AVX512 and not own_gemm:
+            line += " — kernels without AVX-512 on a CPU that has it: float GEMMs at about half speed"
+    if own_gemm:
+        line += f"; the conv GEMMs run on minilab's own {own_gemm.upper().replace('AVX512', 'AVX-512')} GEMM"
     return line

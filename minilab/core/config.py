@@ -134,10 +134,13 @@ compiled = CompiledKernels()
 
 
 def gemm_split() -> int:
-    """How many blocks a split float GEMM is cut into (`_ext/pyx/sgemm.pxi`): `gemm_parts` when set, else twice
-    the kernels' threads.  A block's bits depend on its shape, so with `gemm_parts` fixed a run gives the same
-    bits on any thread count: a ThreadGovernor fixes it at twice the most threads it will run."""
-    return gemm_parts if gemm_parts > 0 else 2 * max(threads, 1)
+    """How many blocks a split float GEMM is cut into (`_ext/pyx/sgemm.pxi`): twice the kernels' threads, or
+    `gemm_parts` when set and the GEMM is the BLAS'.  A BLAS block's bits depend on its shape, so with
+    `gemm_parts` fixed a run gives the same bits on any thread count (a ThreadGovernor fixes it at twice the most
+    threads it will run); the kernels' own GEMM keeps every value's bits however the output is cut."""
+    if gemm_parts > 0 and not (_ext is not None and (_ext.sgemm_kind() or "").startswith("own-")):
+        return gemm_parts
+    return 2 * max(threads, 1)
 
 
 def gemm_in_kernels() -> bool:

@@ -62,8 +62,9 @@ def idle_blas_workers() -> int:
 def set_threads(n: int) -> bool:
     """The CLIs' --threads: how many cores a training or benchmark uses.
 
-    With the compiled kernels and a BLAS GEMM they can call (`find_blas_sgemm`), the kernels' OpenMP threads run
-    everything: their own loops and the conv GEMMs, split in blocks over a single-threaded BLAS (`_ext/sgemm.h`).
+    With the compiled kernels and a GEMM they can call (their own in the AVX-512 module, else the BLAS' that
+    `find_blas_sgemm` finds), the kernels' OpenMP threads run everything: their own loops and the conv GEMMs, split
+    in blocks, each on that single-threaded GEMM (`_ext/sgemm.h`).
     One pool of threads, so no core changes hands between two pools between one op and the next.
 
     Otherwise (the NumPy path, or no such BLAS) NumPy's BLAS gets `n` threads and the kernels as many OpenMP
