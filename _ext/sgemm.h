@@ -93,7 +93,9 @@ static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const fl
    C is cut. */
 static void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k,
                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    int split_rows = (n < 16 * parts && m > n) || (n < 64 * parts && m >= 64 * parts);
+    /* The own GEMM packs the whole of A for each block of columns and the whole of B for each block of rows:
+       cut along the longer side, so that each block packs the smaller operand again. */
+    int split_rows = sgemm_own ? m > n : (n < 16 * parts && m > n) || (n < 64 * parts && m >= 64 * parts);
     int64_t size = split_rows ? m : n;
     int64_t lo = (part * size / parts + 8) / 16 * 16, hi = ((part + 1) * size / parts + 8) / 16 * 16;
     if (part == 0) lo = 0;

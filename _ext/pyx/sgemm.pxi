@@ -152,7 +152,9 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1, int parts=0):
     if parts <= 0:
         parts = SGEMM_PARTS_PER_THREAD * threads
     cdef int part
-    if p.m * p.n * p.k < SGEMM_SPLIT_MACS or parts == 1:
+    # one thread makes the whole product in one call where the bits allow it (the own GEMM's never depend on
+    # the split), or where a split would cost more than it could save
+    if p.m * p.n * p.k < SGEMM_SPLIT_MACS or parts == 1 or (threads == 1 and _sgemm_own):
         with nogil:
             sgemm_part(0, 1, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
         return p.out
