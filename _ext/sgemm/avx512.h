@@ -39,7 +39,7 @@ static float *sg_buffer(float **buf, int64_t *size, int64_t need) {
    goes to dst + t*ldd, one 16-lane vector per t, stored under `keep` (a panel narrower than 16 keeps its first
    lanes).  Missing rows read as zeros.  Three rounds of shuffles: pairs of values, then of 2-, then 4-lane
    groups (the usual 16×16 transpose in registers). */
-static inline void sg_transpose16(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd,
+static inline __attribute__((always_inline)) void sg_transpose16(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd,
                                   __mmask16 keep) {
     __mmask16 load = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
     __m512 r[16], t[16];
@@ -69,10 +69,10 @@ static inline void sg_transpose16(const float *src, int64_t ld, int rows, int co
         _mm512_mask_storeu_ps(dst + i * ldd, keep, r[i]);
 }
 
-/* Rows r0..r0+rows of op(A), k-slice p0..p0+kc, into panels of SG_MR rows: panel[kk*SG_MR + r]. */
+/* Rows r0+from..r0+rows of op(A), k-slice p0..p0+kc, into panels of SG_MR rows: panel[kk*SG_MR + r]. */
 static void sg_pack_a(int ta, const float *a, int64_t lda, int64_t r0, int64_t rows, int64_t p0, int64_t kc,
-                      float *restrict out) {
-    for (int64_t i = 0; i < rows; i += SG_MR) {
+                      float *restrict out, int64_t from) {
+    for (int64_t i = from; i < rows; i += SG_MR) {
         int64_t h = rows - i < SG_MR ? rows - i : SG_MR;
         float *restrict panel = out + i * kc;
         if (ta) {   /* A stored k×m: the panel's 12 values of one k step are consecutive (one masked copy;
@@ -117,20 +117,21 @@ static void sg_pack_b(int tb, const float *b, int64_t ldb, int64_t c0, int64_t c
 
 /* One 12×32 tile of C: the sum over kc steps of an A panel times a B panel, then C = acc (first slice, beta 0),
    C = beta·C + acc (first slice) or C += acc (later slices), for the first `rows` rows and the columns in m0/m1. */
-static inline void sg_kernel(int64_t kc, const float *restrict ap, const float *restrict bp, float *c, int64_t ldc,
-                             int64_t rows, __mmask16 m0, __mmask16 m1, int first, float beta) {
+static inline __attribute__((always_inline)) void sg_kernel(int64_t kc, const float *restrict ap, int64_t ars,
+        int64_t aks, const float *restrict bp, float *c, int64_t ldc, int64_t rows, __mmask16 m0, __mmask16 m1,
+        int first, float beta) {
 #define SG_ROW(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();
     SG_ROW(0) SG_ROW(1) SG_ROW(2) SG_ROW(3) SG_ROW(4) SG_ROW(5)
     SG_ROW(6) SG_ROW(7) SG_ROW(8) SG_ROW(9) SG_ROW(10) SG_ROW(11)
 #undef SG_ROW
     for (int64_t kk = 0; kk < kc; kk++) {
         __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
-#define SG_FMA(r) { __m512 a = _mm512_set1_ps(ap[r]); \
+#define SG_FMA(r) { __m512 a = _mm512_set1_ps(ap[(r) * ars]); \
                     c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1); }
         SG_FMA(0) SG_FMA(1) SG_FMA(2) SG_FMA(3) SG_FMA(4) SG_FMA(5)
         SG_FMA(6) SG_FMA(7) SG_FMA(8) SG_FMA(9) SG_FMA(10) SG_FMA(11)
 #undef SG_FMA
-        ap += SG_MR;
+        ap += aks;
         bp += SG_NR;
     }
     __m512 vbeta = _mm512_set1_ps(beta);
@@ -151,6 +152,19 @@ static inline void sg_kernel(int64_t kc, const float *restrict ap, const float *
 #undef SG_STORE
 }
 
+/* The kernel on a packed A panel (element (r, kk) at ap[kk*12 + r]) ... */
+static void sg_kernel_packed(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int64_t rows,
+                             __mmask16 m0, __mmask16 m1, int first, float beta) {
+    sg_kernel(kc, ap, 1, SG_MR, bp, c, ldc, rows, m0, m1, first, beta);
+}
+
+/* ... and on 12 whole rows of a row-major A read where they lie (element (r, kk) at ap[r*lda + kk]): packing
+   them would be a transpose, and the rows' 12 streams stay in the L1 cache while the kernel walks the B panels. */
+static void sg_kernel_rows(int64_t kc, const float *ap, int64_t lda, const float *bp, float *c, int64_t ldc,
+                           __mmask16 m0, __mmask16 m1, int first, float beta) {
+    sg_kernel(kc, ap, lda, 1, bp, c, ldc, SG_MR, m0, m1, first, beta);
+}
+
 /* C = op(A)·op(B) + beta·C; returns 0, or -1 when a packing buffer cannot be allocated (C untouched). */
 static int sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                         const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
@@ -166,7 +180,8 @@ static int sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k, const f
         for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
             int64_t kc = k - p0 < kc_max ? k - p0 : kc_max;
             int first = p0 == 0;
-            sg_pack_a(ta, a, lda, i0, mc, p0, kc, ap);
+            int64_t packed_from = ta ? 0 : mc / SG_MR * SG_MR;   /* a row-major A: only a last, partial panel */
+            sg_pack_a(ta, a, lda, i0, mc, p0, kc, ap, packed_from);
             for (int64_t j0 = 0; j0 < n; j0 += SG_NC) {
                 int64_t nc = n - j0 < SG_NC ? n - j0 : SG_NC;
                 sg_pack_b(tb, b, ldb, j0, nc, p0, kc, bp);
@@ -176,8 +191,12 @@ static int sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k, const f
                         int64_t w = nc - j;
                         __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
                         __mmask16 m1 = w >= 32 ? 0xFFFF : w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
-                        sg_kernel(kc, ap + i * kc, bp + j * kc, c + (i0 + i) * ldc + j0 + j, ldc, rows, m0, m1,
-                                  first, beta);
+                        float *tile = c + (i0 + i) * ldc + j0 + j;
+                        if (i < packed_from)
+                            sg_kernel_rows(kc, a + (i0 + i) * lda + p0, lda, bp + j * kc, tile, ldc, m0, m1, first,
+                                           beta);
+                        else
+                            sg_kernel_packed(kc, ap + i * kc, bp + j * kc, tile, ldc, rows, m0, m1, first, beta);
                     }
                 }
             }
