@@ -202,6 +202,25 @@ def test_own_sgemm_can_be_switched_off_for_the_blas():
         assert EXT.use_own_sgemm(True)
 
 
+@needs_own_gemm
+def test_bench_kernels_times_the_own_gemm_against_numpys_matmul(monkeypatch, capsys):
+    from minilab.benchmarks import kernels as bench
+
+    monkeypatch.setattr(bench, "TRAINING_GEMMS", [("A^T B", 40, 50, 30, True, False), ("A B^T", 13, 70, 9, False, True)])
+    EXT.use_own_sgemm(False)                 # the bench turns it on for its runs and leaves it as it found it
+    try:
+        result = bench.bench_float_gemm(EXT, repeat=1)
+        assert EXT.sgemm_kind() != "own-avx512"
+    finally:
+        EXT.use_own_sgemm(True)
+    assert [r["shape"] for r in result["rows"]] == ["40x50x30 A^T", "13x70x9 B^T"]
+    assert all(r["own_gmacs"] > 0 and r["blas_gmacs"] > 0 and r["ratio"] > 0 for r in result["rows"])
+    bench.print_kernels({"isa": EXT.isa(), "threads": 1, "binary_conv": [], "float_gemm": result,
+                         "lab_depthwise": {"layer": "LAB", "kernel_ms": 1.0, "numpy_ms": 2.0, "ratio": 2.0}})
+    out = capsys.readouterr().out
+    assert "float GEMM, 1 thread: minilab's own (avx512) vs NumPy's matmul" in out and "13x70x9 B^T" in out
+
+
 @needs_gemm
 def test_sgemm_batch_and_argument_checks():
     a, b = rand(0, (16, 5, 7)), rand(1, (16, 7, 9))

@@ -52,7 +52,48 @@ def bench_kernels(threads=1, repeat=20):
                    max(3, repeat // 4))
     lab = {"layer": "LAB depthwise 64ch 56x56 fwd+bwd", "kernel_ms": 1e3 * t_fast, "numpy_ms": 1e3 * t_ref,
            "ratio": t_ref / t_fast}
-    return {"isa": ext.isa(), "threads": threads, "binary_conv": rows, "lab_depthwise": lab}
+    return {"isa": ext.isa(), "threads": threads, "binary_conv": rows, "lab_depthwise": lab,
+            "float_gemm": bench_float_gemm(ext, repeat)}
+
+
+# Float products of a Bi-Real-18 training step (64 px, batch 64): (name, m, n, k, A stored transposed?, B stored
+# transposed?) of C (m×n) = A·B.  The backward's im2col products and the Winograd products of its 3×3 convs.
+TRAINING_GEMMS = [("grad input, 512ch", 4608, 224, 512, True, False),
+                  ("grad weights, 512ch", 512, 4608, 224, False, True),
+                  ("Winograd, 64ch", 64, 64, 2688, False, True),
+                  ("Winograd, 128ch", 128, 128, 1024, False, True),
+                  ("square", 1024, 1024, 1024, False, False)]
+
+
+def bench_float_gemm(ext, repeat=20):
+    """One thread each: the kernels' own float GEMM (`_ext/sgemm/avx512.h`) against NumPy's matmul on its BLAS,
+    on TRAINING_GEMMS; None where the kernel module has no GEMM of its own."""
+    if ext.own_sgemm() is None:
+        return None
+    from threadpoolctl import threadpool_limits
+
+    from ..core.blas import describe_blas
+
+    rng = np.random.default_rng(0)
+    rows = []
+    before = ext.sgemm_kind()
+    try:
+        ext.use_own_sgemm(True)
+        with threadpool_limits(limits=1, user_api="blas"):
+            for name, m, n, k, ta, tb in TRAINING_GEMMS:
+                a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
+                b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
+                a, b = (a.T if ta else a), (b.T if tb else b)
+                c = np.empty((m, n), np.float32)
+                t_own = timeit(lambda: ext.sgemm(a, b, out=c, threads=1, parts=1), repeat)
+                t_blas = timeit(lambda: np.matmul(a, b, out=c), repeat)
+                macs = m * n * k
+                rows.append({"product": name, "shape": f"{m}x{n}x{k}" + (" A^T" if ta else "") + (" B^T" if tb else ""),
+                             "own_gmacs": macs / t_own / 1e9, "blas_gmacs": macs / t_blas / 1e9,
+                             "ratio": t_blas / t_own})
+    finally:
+        ext.use_own_sgemm(before is not None and before.startswith("own-"))
+    return {"own": ext.own_sgemm(), "blas": describe_blas(), "rows": rows}
 
 
 def print_kernels(result):
@@ -66,6 +107,13 @@ def print_kernels(result):
     lab = result["lab_depthwise"]
     print(f"{lab['layer']}: kernel {lab['kernel_ms']:.2f} ms, NumPy reference {lab['numpy_ms']:.2f} ms, "
           f"{lab['ratio']:.1f}x")
+    gemm = result.get("float_gemm")
+    if gemm:
+        print(f"float GEMM, 1 thread: minilab's own ({gemm['own']}) vs NumPy's matmul ({gemm['blas']})")
+        print(f"{'product':>20s} {'m x n x k':>22s} {'own GMAC/s':>11s} {'BLAS GMAC/s':>12s} {'speed-up':>9s}")
+        for r in gemm["rows"]:
+            print(f"{r['product']:>20s} {r['shape']:>22s} {r['own_gmacs']:11.1f} {r['blas_gmacs']:12.1f} "
+                  f"{r['ratio']:8.2f}x")
 
 
 def _train_worker(queue, arch, image_size, batch_size, width, binarizer, threads, steps, no_ext):
