@@ -2,8 +2,9 @@
 in the same sitting (NumPy float32 BLAS, the pure-NumPy path, or another configuration), never as absolute
 pass/fail timings.
 
-  kernels  the Bi-Real-18 3×3 layer shapes at 224 px: packed XNOR-popcount conv vs float32 im2col + BLAS GEMM,
-           and the LAB depthwise kernel vs its NumPy reference
+  kernels  the Bi-Real-18 3×3 layer shapes at 224 px: packed XNOR-popcount conv vs float32 im2col + GEMM,
+           the LAB depthwise kernel vs its NumPy reference, and (AVX-512 kernels) minilab's own float GEMM vs
+           NumPy's matmul on the training's products
   train    images/s of forward + backward + Adam step with the compiled twins vs the NumPy reference ops
            (config.use(kernels=False), the same as MINILAB_NO_EXT=1), and peak memory
   model    packed inference engine vs minilab's float forward (see minilab.engine)
@@ -27,7 +28,7 @@ def build_parser():
     p = argparse.ArgumentParser(prog="python -m minilab.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
-    k = sub.add_parser("kernels", help="packed binary conv and LAB depthwise vs NumPy/BLAS")
+    k = sub.add_parser("kernels", help="packed binary conv, LAB depthwise and the own float GEMM vs NumPy/BLAS")
     k.add_argument("--threads", type=int_range(1, CORES), default=1, help="threads of the popcount kernel (BLAS gets 1)")
     k.add_argument("--repeat", type=int_range(1, 10_000), default=20, help="timed calls per kernel, 1-10000")
     k.add_argument("--json", action="store_true", help="print JSON instead of a table")

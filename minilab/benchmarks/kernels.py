@@ -30,7 +30,8 @@ def bench_kernels(threads=1, repeat=20):
         x = np.where(rng.random((1, c, hw, hw)) < 0.5, -1, 1).astype(np.float32)
         w = np.where(rng.random((c, c, 3, 3)) < 0.5, -1, 1).astype(np.float32)
         macs = c * c * 9 * hw * hw
-        # the float side is minilab's own fastest float32 conv: compiled im2col + one BLAS GEMM
+        # the float side is minilab's own fastest float32 conv: compiled im2col + one GEMM (the kernels' own on
+        # AVX-512, else the BLAS')
         t_float = timeit(lambda: conv_forward(x, w, (1, 1), (1, 1), 0.0, (hw, hw)), repeat)
         xpk, bt = ext.pack_channels_last(x, 1, 1), ext.pack_weights(w)
 
@@ -97,8 +98,9 @@ def bench_float_gemm(ext, repeat=20):
 
 
 def print_kernels(result):
-    print(f"binary conv: XNOR-popcount ({result['isa']}, {result['threads']} thread(s)) vs NumPy float32 "
-          f"im2col + BLAS, same run")
+    float_side = "minilab's own GEMM" if result.get("float_gemm") else "BLAS"
+    print(f"binary conv: XNOR-popcount ({result['isa']}, {result['threads']} thread(s)) vs float32 "
+          f"im2col + {float_side}, same run")
     print(f"{'layer':>14s} {'float ms':>9s} {'GMAC/s':>7s} {'binary ms':>10s} {'GBMAC/s':>8s} {'speed-up':>9s} "
           f"{'pack ms':>8s} {'with pack':>9s}")
     for r in result["binary_conv"]:
