@@ -3,8 +3,9 @@
    The GEMM itself is, in a module built for AVX-512, minilab's own (sgemm/avx512.h: as fast as OpenBLAS' best
    AVX-512 kernels on the shapes of training, and independent of which kernels the BLAS chose, e.g. AVX2 ones
    forced by OPENBLAS_CORETYPE); elsewhere the BLAS NumPy already loaded (OpenBLAS' cblas_sgemm, found at run
-   time by minilab/core/blas.py and handed over as a function address).  What this file adds is the split: C = A·B is cut into blocks of rows or columns, and each OpenMP thread multiplies its
-   blocks on a single-threaded BLAS.  A training step then runs every parallel loop — GEMMs and kernels alike —
+   time by minilab/core/blas.py and handed over as a function address).  What this file adds is the split:
+   C = A·B is cut into blocks of rows or columns, and each OpenMP thread multiplies its blocks on a
+   single-threaded GEMM.  A training step then runs every parallel loop — GEMMs and kernels alike —
    on one pool of threads, instead of handing the cores back and forth between OpenBLAS' workers and OpenMP's
    a few hundred times a step (each hand-off wakes a sleeping CPU, which is slow on a virtual machine).
 
@@ -70,7 +71,11 @@ static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const fl
                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (sgemm_own && sgemm_avx512(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc) == 0)
         return;
-    if (!sgemm_address) {
+    /* no BLAS, or sizes its 32-bit interface cannot take (the wrapper refuses them unless the own GEMM is on,
+       which can only fail to allocate its buffers): the plain loop */
+    if (!sgemm_address || (sgemm_index_bits == 32 &&
+                           (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX ||
+                            ldc > INT32_MAX))) {
         sgemm_loop(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
         return;
     }
@@ -93,11 +98,14 @@ static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const fl
    C is cut. */
 static void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k,
                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    /* The own GEMM packs the whole of A for each block of columns and the whole of B for each block of rows:
-       cut along the longer side, so that each block packs the smaller operand again. */
+    /* The own GEMM reads (and mostly packs) the whole of A for each block of columns and packs the whole of B
+       for each block of rows: cut along the longer side, so that each block goes over the smaller operand again. */
     int split_rows = sgemm_own ? m > n : (n < 16 * parts && m > n) || (n < 64 * parts && m >= 64 * parts);
     int64_t size = split_rows ? m : n;
-    int64_t lo = (part * size / parts + 8) / 16 * 16, hi = ((part + 1) * size / parts + 8) / 16 * 16;
+    /* rows of the own GEMM at multiples of 48, whole 12-row panels; columns at multiples of 16 */
+    int64_t unit = sgemm_own && split_rows ? 48 : 16;
+    int64_t lo = (part * size / parts + unit / 2) / unit * unit;
+    int64_t hi = ((part + 1) * size / parts + unit / 2) / unit * unit;
     if (part == 0) lo = 0;
     if (part == parts - 1 || hi > size) hi = size;
     if (lo >= hi)

@@ -236,6 +236,17 @@ def test_sgemm_batch_and_argument_checks():
     with pytest.raises(ValueError, match="float32"):
         EXT.sgemm(np.ones((3, 4)), rand(0, (4, 2)))
     np.testing.assert_array_equal(EXT.sgemm(rand(0, (3, 0)), rand(0, (0, 2))), np.zeros((3, 2)))
+    frozen = np.zeros((3, 2), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        EXT.sgemm(rand(0, (3, 4)), rand(0, (4, 2)), out=frozen)
+    x = rand(0, (64, 64))
+    with pytest.raises(ValueError, match="shares memory"):          # C written while A is still being read
+        EXT.sgemm(x, rand(1, (64, 64)), out=x)
+    one = np.zeros((5, 9), np.float32)
+    stacked = np.lib.stride_tricks.as_strided(one, (16, 5, 9), (0, 36, 4))   # 16 products into one matrix
+    with pytest.raises(ValueError, match="overlap"):
+        EXT.sgemm_batch(a, b, out=stacked, threads=2)
 
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)

@@ -105,6 +105,12 @@ cdef class _Gemm:
         elif out.shape != shape or out.dtype != np.float32 or (self.n > 1 and out.strides[ndim - 1] != 4) or \
                 (self.m > 1 and out.strides[ndim - 2] != 4 * self.n) or (ndim == 3 and out.strides[0] % 4):
             raise ValueError(f"sgemm: out must be float32 of shape {shape}, each matrix C-contiguous")
+        elif not out.flags.writeable:
+            raise ValueError("sgemm: out is read-only")
+        elif ndim == 3 and self.batch > 1 and abs(out.strides[0]) < self.m * self.n * 4:
+            raise ValueError("sgemm: the matrices of out overlap each other")
+        elif np.may_share_memory(out, a) or np.may_share_memory(out, b):
+            raise ValueError("sgemm: out shares memory with a or b (the product would read what it writes)")
         if not _sgemm_own and _sgemm_index_bits == 32 and max(self.m, self.n, self.k, la[1], lb[1]) >= 2 ** 31:
             raise ValueError("sgemm: this BLAS takes 32-bit sizes")
         self.a, self.b, self.out = a, b, out

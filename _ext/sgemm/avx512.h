@@ -18,13 +18,36 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 
 enum { SG_MR = 12, SG_NR = 32, SG_KC = 384, SG_NC = 480, SG_MC = 3072 };
 
 /* Packing buffers, one pair per thread, grown when needed and kept: allocating them per call would map fresh
-   pages (zeroed by the kernel) on every GEMM of a training step. */
-static __thread float *sg_apack = 0, *sg_bpack = 0;
-static __thread int64_t sg_apack_size = 0, sg_bpack_size = 0;
+   pages (zeroed by the kernel) on every GEMM of a training step.  A thread's pair is freed when the thread ends
+   (the pthread key's destructor), so short-lived threads leave nothing behind. */
+typedef struct { float *a, *b; int64_t a_size, b_size; } sg_buffers_t;
+static __thread sg_buffers_t *sg_local = 0;
+static pthread_key_t sg_key;
+static pthread_once_t sg_key_once = PTHREAD_ONCE_INIT;
+
+static void sg_free_buffers(void *p) {
+    sg_buffers_t *buffers = (sg_buffers_t *)p;
+    free(buffers->a);
+    free(buffers->b);
+    free(buffers);
+}
+
+static void sg_make_key(void) { pthread_key_create(&sg_key, sg_free_buffers); }
+
+static sg_buffers_t *sg_thread_buffers(void) {
+    if (!sg_local) {
+        pthread_once(&sg_key_once, sg_make_key);
+        sg_local = (sg_buffers_t *)calloc(1, sizeof(sg_buffers_t));
+        if (sg_local)
+            pthread_setspecific(sg_key, sg_local);
+    }
+    return sg_local;
+}
 
 static float *sg_buffer(float **buf, int64_t *size, int64_t need) {
     if (*size < need) {
@@ -69,18 +92,18 @@ static inline __attribute__((always_inline)) void sg_transpose16(const float *sr
         _mm512_mask_storeu_ps(dst + i * ldd, keep, r[i]);
 }
 
-/* Rows r0+from..r0+rows of op(A), k-slice p0..p0+kc, into panels of SG_MR rows: panel[kk*SG_MR + r]. */
+/* Rows [r0, r0 + rows) of op(A), k-slice [p0, p0 + kc), into panels of SG_MR rows: panel[kk*SG_MR + r]. */
 static void sg_pack_a(int ta, const float *a, int64_t lda, int64_t r0, int64_t rows, int64_t p0, int64_t kc,
-                      float *restrict out, int64_t from) {
-    for (int64_t i = from; i < rows; i += SG_MR) {
+                      float *restrict out) {
+    for (int64_t i = 0; i < rows; i += SG_MR) {
         int64_t h = rows - i < SG_MR ? rows - i : SG_MR;
         float *restrict panel = out + i * kc;
         if (ta) {   /* A stored k×m: the panel's 12 values of one k step are consecutive (one masked copy;
                        a plain loop became a memmove call per step) */
-            __mmask16 rows = (__mmask16)((1u << h) - 1);
+            __mmask16 valid = (__mmask16)((1u << h) - 1);
             for (int64_t kk = 0; kk < kc; kk++)
                 _mm512_mask_storeu_ps(panel + kk * SG_MR, (__mmask16)0x0FFF,
-                                      _mm512_maskz_loadu_ps(rows, a + (p0 + kk) * lda + r0 + i));
+                                      _mm512_maskz_loadu_ps(valid, a + (p0 + kk) * lda + r0 + i));
         } else {    /* A stored m×k: 16 steps of k of the panel's rows at a time, transposed */
             for (int64_t kk = 0; kk < kc; kk += 16)
                 sg_transpose16(a + (r0 + i) * lda + p0 + kk, lda, (int)h, kc - kk < 16 ? (int)(kc - kk) : 16,
@@ -105,11 +128,11 @@ static void sg_pack_b(int tb, const float *b, int64_t ldb, int64_t c0, int64_t c
             }
         } else {    /* B stored n×k: 16 columns × 16 steps of k at a time, transposed */
             for (int64_t half = 0; half < SG_NR; half += 16) {
-                int64_t cols = w - half < 0 ? 0 : w - half > 16 ? 16 : w - half;
+                int64_t width = w - half < 0 ? 0 : w - half > 16 ? 16 : w - half;
+                const float *first = width ? b + (c0 + j + half) * ldb + p0 : b;   /* no column: not read */
                 for (int64_t kk = 0; kk < kc; kk += 16)
-                    sg_transpose16(b + (c0 + j + half) * ldb + p0 + kk, ldb, (int)cols,
-                                   kc - kk < 16 ? (int)(kc - kk) : 16, panel + kk * SG_NR + half, SG_NR,
-                                   (__mmask16)0xFFFF);
+                    sg_transpose16(first + kk, ldb, (int)width, kc - kk < 16 ? (int)(kc - kk) : 16,
+                                   panel + kk * SG_NR + half, SG_NR, (__mmask16)0xFFFF);
             }
         }
     }
@@ -168,11 +191,23 @@ static void sg_kernel_rows(int64_t kc, const float *ap, int64_t lda, const float
 /* C = op(A)·op(B) + beta·C; returns 0, or -1 when a packing buffer cannot be allocated (C untouched). */
 static int sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                         const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    if (m <= 0 || n <= 0)
+        return 0;
+    if (k <= 0) {   /* an empty sum: C = beta·C, and never 0·C (C may hold anything when beta is 0) */
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++)
+                c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+        return 0;
+    }
     /* k in equal slices of at most SG_KC (a short last slice would store C once more for little work) */
     int64_t slices = (k + SG_KC - 1) / SG_KC, kc_max = (k + slices - 1) / slices;
     int64_t mc_max = m < SG_MC ? m : SG_MC, nc_max = n < SG_NC ? n : SG_NC;
-    float *ap = sg_buffer(&sg_apack, &sg_apack_size, ((mc_max + SG_MR - 1) / SG_MR * SG_MR) * kc_max);
-    float *bp = sg_buffer(&sg_bpack, &sg_bpack_size, ((nc_max + SG_NR - 1) / SG_NR * SG_NR) * kc_max);
+    sg_buffers_t *own = sg_thread_buffers();
+    if (!own)
+        return -1;
+    /* a row-major A is read in place but for a last, partial panel: one panel's room then */
+    float *ap = sg_buffer(&own->a, &own->a_size, (ta ? (mc_max + SG_MR - 1) / SG_MR * SG_MR : SG_MR) * kc_max);
+    float *bp = sg_buffer(&own->b, &own->b_size, ((nc_max + SG_NR - 1) / SG_NR * SG_NR) * kc_max);
     if (!ap || !bp)
         return -1;
     for (int64_t i0 = 0; i0 < m; i0 += SG_MC) {
@@ -180,8 +215,8 @@ static int sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k, const f
         for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
             int64_t kc = k - p0 < kc_max ? k - p0 : kc_max;
             int first = p0 == 0;
-            int64_t packed_from = ta ? 0 : mc / SG_MR * SG_MR;   /* a row-major A: only a last, partial panel */
-            sg_pack_a(ta, a, lda, i0, mc, p0, kc, ap, packed_from);
+            int64_t packed_from = ta ? 0 : mc / SG_MR * SG_MR;   /* a row-major A: only a last, partial panel, */
+            sg_pack_a(ta, a, lda, i0 + packed_from, mc - packed_from, p0, kc, ap);   /* packed at ap */
             for (int64_t j0 = 0; j0 < n; j0 += SG_NC) {
                 int64_t nc = n - j0 < SG_NC ? n - j0 : SG_NC;
                 sg_pack_b(tb, b, ldb, j0, nc, p0, kc, bp);
@@ -196,7 +231,8 @@ static int sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k, const f
                             sg_kernel_rows(kc, a + (i0 + i) * lda + p0, lda, bp + j * kc, tile, ldc, m0, m1, first,
                                            beta);
                         else
-                            sg_kernel_packed(kc, ap + i * kc, bp + j * kc, tile, ldc, rows, m0, m1, first, beta);
+                            sg_kernel_packed(kc, ap + (i - packed_from) * kc, bp + j * kc, tile, ldc, rows, m0, m1,
+                                             first, beta);
                     }
                 }
             }
