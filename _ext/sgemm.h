@@ -31,12 +31,6 @@ typedef void (*sgemm_ilp64_fn)(int order, int ta, int tb, int64_t m, int64_t n, 
 #else
 #define MINILAB_OWN_SGEMM 0
 #define MINILAB_HAS_OWN_SGEMM 0
-static int sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c;
-    (void)ldc;
-    return -1;
-}
 #endif
 
 static void *sgemm_address = 0;
@@ -69,8 +63,10 @@ static int sgemm_use_own(int on) {
 /* Row-major C[m×n] = A·B + beta·C, where A is m×k (stored k×m when ta) and B is k×n (stored n×k when tb). */
 static void sgemm_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+#if MINILAB_HAS_OWN_SGEMM
     if (sgemm_own && sgemm_avx512(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc) == 0)
         return;
+#endif
     /* no BLAS, or sizes its 32-bit interface cannot take (the wrapper refuses them unless the own GEMM is on,
        which can only fail to allocate its buffers): the plain loop */
     if (!sgemm_address || (sgemm_index_bits == 32 &&

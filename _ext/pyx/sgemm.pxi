@@ -44,6 +44,11 @@ def own_sgemm():
     return MINILAB_OWN_SGEMM.decode() if MINILAB_OWN_SGEMM != NULL else None
 
 
+def own_sgemm_in_use():
+    """The instruction set of the own GEMM when `sgemm` runs on it ('avx512'), else None."""
+    return own_sgemm() if _sgemm_own else None
+
+
 def sgemm_kind():
     """Which GEMM `sgemm` runs: 'own-avx512', 'blas', or None (no GEMM given)."""
     if _sgemm_own:

@@ -76,7 +76,7 @@ def worker(spec):
     ext = config.kernels()
     print(json.dumps({"images_per_s": batch / float(np.median(times)), "threads": config.threads,
                       "kernels": ext.variant if ext is not None else None,
-                      "float_gemm": ext.sgemm_kind() if ext is not None else None}), flush=True)
+                      "own_gemm": ext.own_sgemm_in_use() if ext is not None else None}), flush=True)
 
 
 def run_together(specs, busy=False):
@@ -162,9 +162,8 @@ def measure(args):
             rates = " + ".join(f"{r['images_per_s']:.1f}" for r in result[name])
             print(f"  {name:<11s} {rates} img/s", file=sys.stderr, flush=True)
     result["kernels"] = result["alone_1"][0]["kernels"]
-    gemm = result["alone_1"][0].get("float_gemm") or ""
     result["blas"] = describe_blas(avx512_cpu=result["kernels"] == "avx512",            # the float GEMMs' speed
-                                   own_gemm=gemm[4:] if gemm.startswith("own-") else None)
+                                   own_gemm=result["alone_1"][0].get("own_gemm"))
     if args.mpi:
         result["mpi_default_s"] = mpi_train_seconds(args, None)
         result["mpi_threads_1_s"] = mpi_train_seconds(args, 1)

@@ -77,7 +77,7 @@ def bench_float_gemm(ext, repeat=20):
 
     rng = np.random.default_rng(0)
     rows = []
-    before = ext.sgemm_kind()
+    was_on = ext.own_sgemm_in_use() is not None
     try:
         ext.use_own_sgemm(True)
         with threadpool_limits(limits=1, user_api="blas"):
@@ -93,7 +93,7 @@ def bench_float_gemm(ext, repeat=20):
                              "own_gmacs": macs / t_own / 1e9, "blas_gmacs": macs / t_blas / 1e9,
                              "ratio": t_blas / t_own})
     finally:
-        ext.use_own_sgemm(before is not None and before.startswith("own-"))
+        ext.use_own_sgemm(was_on)
     return {"own": ext.own_sgemm(), "blas": describe_blas(), "rows": rows}
 
 

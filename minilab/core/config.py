@@ -138,7 +138,7 @@ def gemm_split() -> int:
     `gemm_parts` when set and the GEMM is the BLAS'.  A BLAS block's bits depend on its shape, so with
     `gemm_parts` fixed a run gives the same bits on any thread count (a ThreadGovernor fixes it at twice the most
     threads it will run); the kernels' own GEMM keeps every value's bits however the output is cut."""
-    if gemm_parts > 0 and not (_ext is not None and (_ext.sgemm_kind() or "").startswith("own-")):
+    if gemm_parts > 0 and not (_ext is not None and _ext.own_sgemm_in_use()):
         return gemm_parts
     return 2 * max(threads, 1)
 

@@ -36,8 +36,8 @@ def info(file=None):
                                                   if config.wait_policy_set else "")]
     from .blas import describe_blas
     report["float_gemm"] = ext.sgemm_kind() if ext is not None else None   # 'own-avx512', 'blas' or None
-    own = report["float_gemm"][4:] if (report["float_gemm"] or "").startswith("own-") else None
-    report["blas_kernels"] = describe_blas(avx512_cpu=report["kernels"] == "avx512", own_gemm=own)
+    report["blas_kernels"] = describe_blas(avx512_cpu=report["kernels"] == "avx512",
+                                           own_gemm=ext.own_sgemm_in_use() if ext is not None else None)
     threads_now = ", ".join(f"{b['num_threads']}" for b in report["blas"])
     lines.append(f"BLAS:     {report['blas_kernels']}" + (f"; {threads_now} threads" if threads_now else ""))
     print("\n".join(lines), file=file)
