@@ -15,6 +15,7 @@ avx512.h, avx2.h and neon.h compute the same integers with wider registers."""
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport parallel, prange, threadid
+from openmp cimport omp_set_schedule, omp_sched_static, omp_sched_dynamic
 from libc.stdint cimport uint64_t, int64_t, int32_t, int16_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
@@ -23,13 +24,46 @@ from libc.math cimport INFINITY
 cnp.import_array()
 
 
+cdef bint loops_static = False     # split_loops_statically(True): every shared loop below splits statically
+
+
 cdef inline Py_ssize_t chunk(Py_ssize_t items, int threads) noexcept nogil:
-    """Items per chunk of the parallel loops, which hand out chunks dynamically: about 8 per thread.  Threads take
-    the next chunk when they finish one, so when a thread loses its core to another process the others take over
-    what it has not started, instead of all waiting for it at the loop's end (a static split gives each thread a
-    fixed share).  Taking a chunk is one atomic add: rare enough at 8 per thread to cost nothing measurable."""
+    """Items per chunk when a loop hands its items out dynamically: about 8 per thread.  Threads take the next
+    chunk when they finish one, so when a thread loses its core to another process the others take over what it
+    has not started, instead of all waiting for it at the loop's end (a static split gives each thread a fixed
+    share).  Taking a chunk is one atomic add: rare enough at 8 per thread to cost nothing measurable."""
     cdef Py_ssize_t size = items // (8 * (threads if threads > 1 else 1))
     return size if size > 1 else 1
+
+
+cdef inline void share_loop(Py_ssize_t items, int threads) noexcept nogil:
+    """Say how the next `schedule="runtime"` loop of `items` items is shared among its threads.
+
+    Dynamic chunks (the default) keep a training fast beside other programs: the threads that have a core take
+    over the work of one that lost it.  A static split gives thread t the same contiguous share of every loop, so
+    the planes a thread wrote in one loop are still in its core's cache when the next loop reads them; the packed
+    engine runs ~60 short loops per image and its two-thread speed-up needs that (`split_loops_statically`).
+    OpenMP reads the schedule of a runtime loop from the calling thread (`omp_set_schedule`), so inside a
+    `parallel()` block every thread calls this with the same arguments before the loop."""
+    if loops_static:
+        omp_set_schedule(omp_sched_static, 0)
+    else:
+        omp_set_schedule(omp_sched_dynamic, <int>chunk(items, threads))
+
+
+def split_loops_statically(bint on):
+    """Share every parallel loop of the kernels in a fixed, contiguous split per thread (True) or in dynamic
+    chunks that free threads take over (False, the default).  Returns the previous setting.  The result of every
+    kernel is the same either way: each item is computed whole by one thread."""
+    global loops_static
+    previous = loops_static
+    loops_static = on
+    return previous
+
+
+def loops_split_statically():
+    """True when the kernels' parallel loops split statically (`split_loops_statically`)."""
+    return loops_static
 
 
 # One file per concern; each declares the C headers it uses (cdef extern), once.

@@ -200,6 +200,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from .core import config
+    config.for_inference()          # before the kernels load: static loop splits, threads awake between loops
     if args.threads is not None:
         from .core.threads import set_threads
         set_threads(args.threads)   # before the first kernel runs (see set_threads)

@@ -20,3 +20,16 @@ def imagenette_root():
     if not os.path.isdir(os.path.join(root, "val")):
         pytest.skip("the real Imagenette split (../shared/data/imagenette2-224) is not present")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _inference_set_up_stays_in_its_test():
+    """The inference commands (predict, evaluate, bench model) switch the process to static loop splits
+    (`config.for_inference`); tests call them in this process, so each test gets back the set-up it started with."""
+    from minilab.core import config
+
+    inference = config.inference
+    yield
+    config.inference = inference
+    if config._ext is not None:
+        config._ext.split_loops_statically(config.static_loops())

@@ -85,7 +85,8 @@ def test_engine_equals_training_graph(arch, binarizer, kw):
 def test_engine_on_threads_equals_training_graph(arch, bits, pairing, threads):
     """On several threads, logits and maps stay bit-identical to the training graph run on as many threads (the
     float GEMM's blocks follow the thread count, and a block edge may round its last bit differently), for LAB
-    with INT8 / INT4 kernels and the released code's pairing too; every residual block runs fused."""
+    with INT8 / INT4 kernels and the released code's pairing too, with the loops split statically (the inference
+    commands' choice) or in dynamic chunks (the training's); every residual block runs fused."""
     from minilab import config
     from minilab.engine.fused_block import PackedResidualBlock
 
@@ -95,11 +96,16 @@ def test_engine_on_threads_equals_training_graph(arch, bits, pairing, threads):
             m.pairing = pairing
     x = np.random.default_rng(4).standard_normal((3, 3, 32, 32)).astype(np.float32)
     packed = convert(copy.deepcopy(model), config_, threads=threads)
-    for n in (threads, 1):
+    ext = config.kernels()
+    for n, static in ((threads, False), (threads, True), (1, False)):
         packed.set_threads(n)
         with config.use(threads=n):
             want, want_maps = capture_training_maps(model, x)
-        got, got_maps = engine_maps(packed, x)
+        previous = ext.split_loops_statically(static)
+        try:
+            got, got_maps = engine_maps(packed, x)
+        finally:
+            ext.split_loops_statically(previous)
         np.testing.assert_array_equal(got, want)
         assert len(got_maps) == len(want_maps) > 0
         for a, b in zip(got_maps, want_maps):

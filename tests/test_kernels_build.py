@@ -97,34 +97,47 @@ def test_no_ext_environment_falls_back_with_one_warning():
 
 @needs_ext
 @given(st.integers(1, 5), st.sampled_from([1, 3, 64, 65]), st.integers(2, 9), st.integers(0, 2**31))
-def test_training_kernels_give_the_same_bits_with_any_thread_count(n, c, h, seed):
-    """Every OpenMP split is over independent work (images, channels, rows or blocks), so threads change nothing."""
+def test_training_kernels_give_the_same_bits_with_any_thread_count_and_split(n, c, h, seed):
+    """Every OpenMP split is over independent work (images, channels, rows or blocks), so neither the thread count
+    nor how the loops share their items (dynamic chunks, or the static splits of the inference commands) changes
+    a bit."""
     ext = EXT
     x = rand(seed, (n, c, h, h))
     w = rand(seed + 1, (5, c, 3, 3))
     g = rand(seed + 2, (n, c, h, h))
+    dw = rand(seed + 3, (c, 1, 3, 3))
 
-    def run(t):
-        x3, g3 = x.reshape(n, c, -1), g.reshape(n, c, -1)
-        mean, var = ext.channel_mean_var(x3, t)
-        invstd, gamma = (1 / np.sqrt(var + 1e-3)).astype(np.float32), np.full(c, 0.5, np.float32)
-        m, v = np.zeros(w.size, np.float32), np.zeros(w.size, np.float32)
-        adam_w = w.reshape(-1).copy()
-        ext.adam_update(adam_w, np.resize(g, w.size), m, v,
-                        0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 0.01, 1e-7, t)
-        q, mask, alpha = ext.magnitude_aware_sign_forward(w.reshape(5, -1), t)
-        xb = np.where(x < 0, -1.0, 1.0).astype(np.float32)
-        xpk = ext.pack_channels_last(xb, 1, 1, t)
-        return [mean, var, ext.batchnorm_forward(x3, mean, invstd, gamma, gamma, t),
-                *ext.batchnorm_backward(x3, g3, mean, invstd, gamma, t),
-                *ext.maxpool2d_forward(x, 3, 3, 2, 2, 1, 1, (h - 1) // 2 + 1, (h - 1) // 2 + 1, True, t),
-                ext.avgpool2d_forward(x, 2, 2, 2, 2, t), ext.avgpool2d_backward(x, 2, 2, 1, 1, h + 1, h + 1, t),
-                *ext.sign_ste_forward(x.reshape(-1), 1.0, t), adam_w, m, v, q, mask, alpha,
-                ext.magnitude_aware_sign_backward(w.reshape(5, -1), alpha, mask, t),
-                xpk, ext.packed_im2col(xpk, 3, 3, 1, 1, h, h, t), ext.pack_weights(q.reshape(w.shape), t)]
+    def run(t, static):
+        previous = ext.split_loops_statically(static)
+        try:
+            x3, g3 = x.reshape(n, c, -1), g.reshape(n, c, -1)
+            mean, var = ext.channel_mean_var(x3, t)
+            invstd, gamma = (1 / np.sqrt(var + 1e-3)).astype(np.float32), np.full(c, 0.5, np.float32)
+            m, v = np.zeros(w.size, np.float32), np.zeros(w.size, np.float32)
+            adam_w = w.reshape(-1).copy()
+            ext.adam_update(adam_w, np.resize(g, w.size), m, v,
+                            0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 0.01, 1e-7, t)
+            q, mask, alpha = ext.magnitude_aware_sign_forward(w.reshape(5, -1), t)
+            xb = np.where(x < 0, -1.0, 1.0).astype(np.float32)
+            xpk = ext.pack_channels_last(xb, 1, 1, t)
+            xp = ext.pad_planes(x, 1, 1, 0.0, t)
+            return [mean, var, ext.batchnorm_forward(x3, mean, invstd, gamma, gamma, t),
+                    *ext.batchnorm_backward(x3, g3, mean, invstd, gamma, t),
+                    *ext.maxpool2d_forward(x, 3, 3, 2, 2, 1, 1, (h - 1) // 2 + 1, (h - 1) // 2 + 1, True, t),
+                    ext.avgpool2d_forward(x, 2, 2, 2, 2, t), ext.avgpool2d_backward(x, 2, 2, 1, 1, h + 1, h + 1, t),
+                    *ext.sign_ste_forward(x.reshape(-1), 1.0, t), adam_w, m, v, q, mask, alpha,
+                    ext.magnitude_aware_sign_backward(w.reshape(5, -1), alpha, mask, t),
+                    xpk, ext.packed_im2col(xpk, 3, 3, 1, 1, h, h, t), ext.pack_weights(q.reshape(w.shape), t),
+                    xp, ext.depthwise3x3_forward(xp, dw, 1, 1, h, h, t),
+                    ext.im2col(x, 3, 3, 1, 1, 1, 1, threads=t), ext.winograd_input_tiles(x, 1, 0.0, threads=t),
+                    ext.winograd_filters(w, t)]
+        finally:
+            ext.split_loops_statically(previous)
 
-    for a, b in zip(run(1), run(2)):
-        np.testing.assert_array_equal(a, b)
+    one = run(1, False)
+    for threads, static in ((2, False), (2, True), (3, True)):
+        for a, b in zip(one, run(threads, static)):
+            np.testing.assert_array_equal(a, b)
 
 
 @needs_ext

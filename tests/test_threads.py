@@ -19,7 +19,8 @@ print(json.dumps({"found": found, "kernel_threads": config.threads, "workers": w
                   "blas_threads": threads.blas_threads(), "kernel_gemm": config.gemm_in_kernels(),
                   "idle": [os.sched_getscheduler(t) == os.SCHED_IDLE for t in workers],
                   "omp": os.environ.get("OMP_WAIT_POLICY"), "spin": os.environ.get("GOMP_SPINCOUNT"),
-                  "ext": config.available()}))
+                  "ext": config.available(),
+                  "static": config.kernels().loops_split_statically() if config.available() else None}))
 """
 
 
@@ -55,6 +56,52 @@ def test_with_the_kernels_gemm_one_pool_runs_everything():
     # idle threads spin briefly, then sleep: long spins take a shared core for nothing, none at all make the
     # engine's many short loops slower on two threads than on one
     assert result["omp"] is None and result["spin"] == str(machine.SPIN_ITERATIONS)
+    assert result["static"] is False   # dynamic chunks: threads with a core take over a slowed one's work
+
+
+INFERENCE = """
+import json, os, warnings
+from minilab import config, threads
+config.for_inference()
+threads.set_threads(2)
+ext = config.kernels()
+print(json.dumps({"omp": os.environ.get("OMP_WAIT_POLICY"), "spin": os.environ.get("GOMP_SPINCOUNT"),
+                  "static": ext.loops_split_statically() if ext else None}))
+"""
+
+
+def run_inference_probe(**env):
+    base = {k: v for k, v in os.environ.items() if k not in machine.WAIT_VARIABLES + ("MINILAB_LOOPS",)}
+    out = subprocess.run([sys.executable, "-c", INFERENCE], env={**base, **env}, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+
+
+@pytest.mark.skipif(not config.available(), reason="needs the compiled kernels")
+def test_an_inference_process_splits_loops_statically_and_keeps_libgomps_spin():
+    """A forward pass is many short loops: its threads keep their shares of the data and stay awake between loops;
+    MINILAB_LOOPS and the OpenMP variables still decide when set."""
+    result, _ = run_inference_probe()
+    assert result["static"] is True and result["omp"] is None and result["spin"] is None
+    result, _ = run_inference_probe(MINILAB_LOOPS="dynamic", GOMP_SPINCOUNT="5000")
+    assert result["static"] is False and result["spin"] == "5000"
+    result, stderr = run_inference_probe(MINILAB_LOOPS="sideways")
+    assert result["static"] is True and "MINILAB_LOOPS=sideways is neither static nor dynamic" in stderr
+    assert run(MINILAB_LOOPS="static")["spin"] == str(machine.SPIN_ITERATIONS)   # a training keeps its short spin
+
+
+def test_the_inference_commands_choose_the_inference_set_up(monkeypatch, tmp_path, capsys):
+    """predict, evaluate and bench model ask for it before they load anything (here each stops at the missing
+    file)."""
+    from minilab import bench, evaluate, predict
+
+    missing = str(tmp_path / "none.npz")
+    for main, argv in ((predict.main, [missing, str(tmp_path)]), (evaluate.main, ["--checkpoint", missing]),
+                       (bench.main, ["model", "--checkpoint", missing])):
+        monkeypatch.setattr(config, "inference", False)
+        assert main(argv) == 2
+        assert config.inference, main.__module__
+    assert "none.npz" in capsys.readouterr().err
 
 
 PROBE_THEN_THREADS = """

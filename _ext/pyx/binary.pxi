@@ -54,7 +54,8 @@ def pack_channels_last(const float[:, :, :, ::1] x, int ph, int pw, int threads=
     cdef uint64_t[:, :, :, ::1] p = out
     cdef uint64_t[:, ::1] acc = scratch
     cdef Py_ssize_t item, b, i
-    for item in prange(n * h, nogil=True, num_threads=threads, schedule="dynamic", chunksize=chunk(n * h, threads)):
+    share_loop(n * h, threads)
+    for item in prange(n * h, nogil=True, num_threads=threads, schedule="runtime"):
         b = item // h
         i = item % h
         pack_row_channels_last(&x[b, 0, 0, 0], c, h, wd, i, &p[b, i + ph, pw, 0], cw, &acc[threadid(), 0])
@@ -69,8 +70,9 @@ def packed_im2col(const uint64_t[:, :, :, ::1] xpk, int kh, int kw, int sh, int 
     out = np.empty((n * oh * ow, K), dtype=np.uint64)
     cdef uint64_t[:, ::1] a = out
     cdef Py_ssize_t item, b, i, j, u, v, q, row, col
+    share_loop(n * oh, threads)
     for item in prange(n * oh, nogil=True, num_threads=max(threads, 1),
-                       schedule="dynamic", chunksize=chunk(n * oh, threads)):
+                       schedule="runtime"):
         b = item // oh
         i = item % oh
         for j in range(ow):
@@ -96,7 +98,8 @@ def pack_weights(const float[:, :, :, ::1] w, int threads=1):
         return out
     cdef uint64_t[:, ::1] bt = out
     cdef Py_ssize_t f
-    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(o, threads)):
+    share_loop(o, threads)
+    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="runtime"):
         pack_weight_channel(&w[f, 0, 0, 0], c, kh * kw, cw, &bt[0, 0], opad, f)
     return out
 
@@ -195,8 +198,9 @@ def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_
         with nogil:
             failed = bgemm_rows(&a[0, 0], b, &c[0], 0, m, 0, n, n, npad, k, nbits, &t)
     else:
+        share_loop(rblocks * nblocks, threads)
         for i in prange(rblocks * nblocks, nogil=True, num_threads=threads,
-                        schedule="dynamic", chunksize=chunk(rblocks * nblocks, threads)):
+                        schedule="runtime"):
             rb = i // nblocks
             m0 = (rb * groups) // rblocks * 8
             m1 = ((rb + 1) * groups) // rblocks * 8

@@ -176,12 +176,15 @@ cdef class LabPackPlan:
                         for item in prange(threads, schedule="static", chunksize=1):
                             self._row_maxima(x, part + item * n * c, n, h, wd, (item * h) // threads,
                                              ((item + 1) * h) // threads)
-                        for item in prange(n * c, schedule="dynamic", chunksize=chunk(n * c, threads)):
+                        share_loop(n * c, threads)
+                        for item in prange(n * c, schedule="runtime"):
                             self._bound_from_parts(part, bound, item, n, threads)
                     if xp != NULL:
-                        for item in prange(n * c, schedule="dynamic", chunksize=chunk(n * c, threads)):
+                        share_loop(n * c, threads)
+                        for item in prange(n * c, schedule="runtime"):
                             self._pad_plane(x, xp, item, h, wd, plane)
-                    for item in prange(n * blocks, schedule="dynamic", chunksize=chunk(n * blocks, threads)):
+                    share_loop(n * blocks, threads)
+                    for item in prange(n * blocks, schedule="runtime"):
                         lab_pack_blocks(src + (item // blocks) * c * plane, plane, c, h, wd, self.kernels,
                                         self.bias, self.beta, self.map0, self.map1, item % blocks,
                                         item % blocks + 1, o + (item // blocks) * out_image, p, self.numbers,

@@ -19,8 +19,9 @@ def pad_planes(const float[:, :, :, ::1] x, int ph, int pw, float value=0.0, int
     cdef float[:, :, :, ::1] y = out
     cdef Py_ssize_t item, b, ch, i, j
     cdef float *row
+    share_loop(n * c, threads)
     for item in prange(n * c, nogil=True, num_threads=max(threads, 1),
-                       schedule="dynamic", chunksize=chunk(n * c, threads)):
+                       schedule="runtime"):
         b = item // c
         ch = item % c
         for i in range(hp):
@@ -49,8 +50,9 @@ def depthwise3x3_forward(const float[:, :, :, ::1] xp, const float[:, :, :, ::1]
     if bv.shape[0] != cm:
         raise ValueError(f"depthwise3x3_forward: bias has {bv.shape[0]} entries for {cm} output channels")
     cdef Py_ssize_t plane, b, o
+    share_loop(n * cm, threads)
     for plane in prange(n * cm, nogil=True, num_threads=max(threads, 1),
-                        schedule="dynamic", chunksize=chunk(n * cm, threads)):
+                        schedule="runtime"):
         b = plane // cm
         o = plane % cm
         dw3x3_forward_plane(&xp[b, o // m, 0, 0], wp, &w[o, 0, 0, 0], bv[o], &y[b, o, 0, 0], oh, ow, sh, sw)

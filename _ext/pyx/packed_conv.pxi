@@ -175,8 +175,9 @@ cdef class PackedConvPlan:
             else:
                 if not by_rows:
                     _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, 0, m, a)
+                share_loop(rblocks * nblocks, threads)
                 for i in prange(rblocks * nblocks, num_threads=threads,
-                                schedule="dynamic", chunksize=chunk(rblocks * nblocks, threads)):
+                                schedule="runtime"):
                     rb = i // nblocks
                     m0 = (rb * groups) // rblocks * 8
                     m1 = ((rb + 1) * groups) // rblocks * 8

@@ -174,7 +174,8 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1, int parts=0):
             for part in range(parts):
                 sgemm_part(part, parts, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
         return p.out
-    for part in prange(parts, nogil=True, num_threads=threads, schedule="dynamic", chunksize=1):
+    share_loop(parts, threads)
+    for part in prange(parts, nogil=True, num_threads=threads, schedule="runtime"):
         sgemm_part(part, parts, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
     return p.out
 
@@ -189,7 +190,8 @@ def sgemm_batch(a, b, out=None, float beta=0.0, int threads=1):
     cdef const float *pb = <const float *>cnp.PyArray_DATA(p.b)
     cdef float *pc = <float *>cnp.PyArray_DATA(p.out)
     cdef Py_ssize_t i, batch = p.batch
-    for i in prange(batch, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(batch, threads)):
+    share_loop(batch, threads)
+    for i in prange(batch, nogil=True, num_threads=max(threads, 1), schedule="runtime"):
         sgemm_part(0, 1, p.ta, p.tb, p.m, p.n, p.k, pa + i * p.stride_a, p.lda, pb + i * p.stride_b, p.ldb,
                    beta, pc + i * p.stride_c, p.ldc)
     return p.out
@@ -239,7 +241,8 @@ def winograd_filters(const float[:, :, :, ::1] w, int threads=1):
     cdef float[:, :, :] uv = u
     if o * c == 0:
         return u
-    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(o, threads)):
+    share_loop(o, threads)
+    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="runtime"):
         wino_filter_row(&w[f, 0, 0, 0], c, &uv[0, f, 0], _slab(uv))
     return u
 
@@ -253,7 +256,8 @@ def winograd_filter_grads(m_in, int threads=1):
     cdef float[:, :, :, ::1] dv = dw
     if o * c == 0:
         return dw
-    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(o, threads)):
+    share_loop(o, threads)
+    for f in prange(o, nogil=True, num_threads=max(threads, 1), schedule="runtime"):
         wino_filter_grad_row(&m[0, f, 0], c, _slab(m), &dv[f, 0, 0, 0])
     return dw
 
@@ -282,7 +286,8 @@ def winograd_input_tiles(const float[:, :, :, ::1] x, int p, float pad_value=0.0
     with nogil, parallel(num_threads=max(threads, 1)):
         rows = _scratch(16 * (tw + 1))
         if rows != NULL:
-            for plane in prange(n * c, schedule="dynamic", chunksize=chunk(n * c, threads)):
+            share_loop(n * c, threads)
+            for plane in prange(n * c, schedule="runtime"):
                 wino_input_plane(&x[plane % n, plane // n, 0, 0], h, w, p, pad_value, th, tw,
                                  &v[0, plane // n, (plane % n) * th * tw], _slab(v), rows)
             free(rows)
@@ -309,7 +314,8 @@ def winograd_grad_tiles(const float[:, :, :, ::1] g, out=None, int threads=1):
     with nogil, parallel(num_threads=max(threads, 1)):
         rows = _scratch(16 * (tw + 1))
         if rows != NULL:
-            for plane in prange(n * o, schedule="dynamic", chunksize=chunk(n * o, threads)):
+            share_loop(n * o, threads)
+            for plane in prange(n * o, schedule="runtime"):
                 wino_grad_plane(&g[plane % n, plane // n, 0, 0], oh, ow, th, tw,
                                 &z[0, plane // n, (plane % n) * th * tw], _slab(z), rows)
             free(rows)
@@ -337,7 +343,8 @@ def winograd_input_grads(nt_in, out, int p, int threads=1):
     with nogil, parallel(num_threads=max(threads, 1)):
         rows = _scratch(34 * (tw + 1))
         if rows != NULL:
-            for plane in prange(n * c, schedule="dynamic", chunksize=chunk(n * c, threads)):
+            share_loop(n * c, threads)
+            for plane in prange(n * c, schedule="runtime"):
                 wino_input_grad_plane(&nt[0, plane // n, (plane % n) * th * tw], _slab(nt), th, tw, h, w, p,
                                       &dx[plane % n, plane // n, 0, 0], rows)
             free(rows)

@@ -89,16 +89,18 @@ def im2col(const float[:, :, :, ::1] x, int kh, int kw, int sh=1, int sw=1, int 
     cdef Py_ssize_t item, ch, i, taps = kh * kw
     if ow < GATHER_BELOW:
         index = _tap_index(h, w, kh, kw, sh, sw, ph, pw, oh, ow)
+        share_loop(n * c, threads)
         for item in prange(n * c, nogil=True, num_threads=max(threads, 1),
-                           schedule="dynamic", chunksize=chunk(n * c, threads)):
+                           schedule="runtime"):
             b = item // c
             ch = item % c
             im2col_gather_image(&x[b, ch, 0, 0], 1, h * w, kh * kw, &index[0], oh * ow, pad_value,
                                 &cols[ch * taps, b * oh * ow], ld)
         return out
     cdef Py_ssize_t band = 8, bands = (oh + band - 1) // band     # bands of 8 output rows
+    share_loop(n * c * bands, threads)
     for item in prange(n * c * bands, nogil=True, num_threads=max(threads, 1),
-                       schedule="dynamic", chunksize=chunk(n * c * bands, threads)):
+                       schedule="runtime"):
         b = item // (c * bands)
         ch = (item // bands) % c
         i = (item % bands) * band
@@ -124,10 +126,12 @@ def col2im(const float[:, ::1] cols, out, int kh, int kw, int sh=1, int sw=1, in
     cdef int32_t[::1] index
     if ow < GATHER_BELOW:
         index = _tap_index(h, w, kh, kw, sh, sw, ph, pw, oh, ow)
-        for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(n, threads)):
+        share_loop(n, threads)
+        for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="runtime"):
             col2im_gather_image(&cols[0, b * oh * ow], ld, c, h * w, kh * kw, &index[0], oh * ow, &dx[b, 0, 0, 0])
         return out
-    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(n, threads)):
+    share_loop(n, threads)
+    for b in prange(n, nogil=True, num_threads=max(threads, 1), schedule="runtime"):
         col2im_image(&cols[0, b * oh * ow], ld, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, &dx[b, 0, 0, 0])
     return out
 
@@ -157,8 +161,9 @@ def sign_ste_forward(const float[::1] x, float clip, int threads=1):
     cdef float[::1] y = out
     cdef uint8_t[::1] m = mask
     cdef Py_ssize_t blk, start
+    share_loop((n + BLOCK - 1) // BLOCK, threads)
     for blk in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=max(threads, 1),
-                      schedule="dynamic", chunksize=chunk((n + BLOCK - 1) // BLOCK, threads)):
+                      schedule="runtime"):
         start = blk * BLOCK
         sign_ste_f32(&x[start], &y[start], &m[start], min(BLOCK, n - start), clip)
     return out, mask.view(np.bool_)
@@ -174,8 +179,9 @@ def masked_gradient(const float[::1] g, const uint8_t[::1] mask, int threads=1):
         return out
     cdef float[::1] d = out
     cdef Py_ssize_t blk, start
+    share_loop((n + BLOCK - 1) // BLOCK, threads)
     for blk in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=max(threads, 1),
-                      schedule="dynamic", chunksize=chunk((n + BLOCK - 1) // BLOCK, threads)):
+                      schedule="runtime"):
         start = blk * BLOCK
         masked_copy_f32(&g[start], &mask[start], &d[start], min(BLOCK, n - start))
     return out
@@ -194,7 +200,8 @@ def magnitude_aware_sign_forward(const float[:, ::1] w, int threads=1):
     cdef uint8_t[:, ::1] mv = mask
     cdef float[::1] av = alpha
     cdef Py_ssize_t r
-    for r in prange(rows, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(rows, threads)):
+    share_loop(rows, threads)
+    for r in prange(rows, nogil=True, num_threads=max(threads, 1), schedule="runtime"):
         av[r] = abs_mean_f32(&w[r, 0], cols)
         magnitude_sign_row_f32(&w[r, 0], av[r], &qv[r, 0], &mv[r, 0], cols)
     return q, mask, alpha
@@ -211,7 +218,8 @@ def magnitude_aware_sign_backward(const float[:, ::1] g, const float[::1] alpha,
         return dw
     cdef float[:, ::1] dv = dw
     cdef Py_ssize_t r
-    for r in prange(rows, nogil=True, num_threads=max(threads, 1), schedule="dynamic", chunksize=chunk(rows, threads)):
+    share_loop(rows, threads)
+    for r in prange(rows, nogil=True, num_threads=max(threads, 1), schedule="runtime"):
         magnitude_sign_backward_row_f32(&g[r, 0], alpha[r], &mask[r, 0], &dv[r, 0], cols)
     return dw
 
@@ -233,8 +241,9 @@ def channel_mean_var(const float[:, :, ::1] x, int threads=1):
     cdef float[::1] vv = var
     cdef Py_ssize_t per = bn_channels_per_block(hw), blk
     cdef int failed = 0
+    share_loop((c + per - 1) // per, threads)
     for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1),
-                      schedule="dynamic", chunksize=chunk((c + per - 1) // per, threads)):
+                      schedule="runtime"):
         failed += channel_mean_var_block(&x[0, 0, 0], n, c, hw, blk * per, min(c, blk * per + per), &mv[0], &vv[0])
     if failed:
         raise MemoryError("channel_mean_var: no memory for the per-block scratch")
@@ -252,8 +261,9 @@ def batchnorm_forward(const float[:, :, ::1] x, const float[::1] mean, const flo
     cdef float[:, :, ::1] y = out
     cdef Py_ssize_t per = bn_channels_per_block(hw), blk
     cdef int failed = 0
+    share_loop((c + per - 1) // per, threads)
     for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1),
-                      schedule="dynamic", chunksize=chunk((c + per - 1) // per, threads)):
+                      schedule="runtime"):
         failed += batchnorm_forward_block(&x[0, 0, 0], n, c, hw, blk * per, min(c, blk * per + per), &mean[0],
                                           &invstd[0], &gamma[0], &beta[0], &y[0, 0, 0])
     if failed:
@@ -278,8 +288,9 @@ def batchnorm_backward(const float[:, :, ::1] x, const float[:, :, ::1] g, const
     cdef float[::1] dbv = dbeta
     cdef Py_ssize_t per = bn_channels_per_block(hw), blk
     cdef int failed = 0
+    share_loop((c + per - 1) // per, threads)
     for blk in prange((c + per - 1) // per, nogil=True, num_threads=max(threads, 1),
-                      schedule="dynamic", chunksize=chunk((c + per - 1) // per, threads)):
+                      schedule="runtime"):
         failed += batchnorm_backward_block(&x[0, 0, 0], &g[0, 0, 0], n, c, hw, blk * per, min(c, blk * per + per),
                                            &mean[0], &invstd[0], &gamma[0], &dxv[0, 0, 0], &dgv[0], &dbv[0])
     if failed:
@@ -299,8 +310,9 @@ def avgpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int s
     cdef float[:, :, :, ::1] y = out
     cdef float count = kh * kw
     cdef Py_ssize_t plane
+    share_loop(n * c, threads)
     for plane in prange(n * c, nogil=True, num_threads=max(threads, 1),
-                        schedule="dynamic", chunksize=chunk(n * c, threads)):
+                        schedule="runtime"):
         avgpool_forward_plane(&x[plane // c, plane % c, 0, 0], w, kh, kw, sh, sw, count,
                               &y[plane // c, plane % c, 0, 0], oh, ow)
     return out
@@ -317,8 +329,9 @@ def avgpool2d_backward(const float[:, :, :, ::1] g, int kh, int kw, int sh, int 
     cdef float[:, :, :, ::1] dx = out
     cdef float count = kh * kw
     cdef Py_ssize_t plane
+    share_loop(n * c, threads)
     for plane in prange(n * c, nogil=True, num_threads=max(threads, 1),
-                        schedule="dynamic", chunksize=chunk(n * c, threads)):
+                        schedule="runtime"):
         avgpool_backward_plane(&g[plane // c, plane % c, 0, 0], oh, ow, kh, kw, sh, sw, count,
                                &dx[plane // c, plane % c, 0, 0], w)
     return out
@@ -347,7 +360,8 @@ def maxpool2d_forward(const float[:, :, :, ::1] x, int kh, int kw, int sh, int s
         ap = &a[0, 0, 0, 0]
     cdef Py_ssize_t plane, r
     cdef int t
-    for plane in prange(n * c, nogil=True, num_threads=threads, schedule="dynamic", chunksize=chunk(n * c, threads)):
+    share_loop(n * c, threads)
+    for plane in prange(n * c, nogil=True, num_threads=threads, schedule="runtime"):
         t = threadid()
         maxpool_fill_plane(&x[plane // c, plane % c, 0, 0], h, w, ph, pw, sw, wq, &pad[t, 0, 0])
         maxpool_forward_plane(&pad[t, 0, 0], wq, kh, kw, sh, sw, &y[plane // c, plane % c, 0, 0],
@@ -366,8 +380,9 @@ def maxpool2d_backward(const float[:, :, :, ::1] g, const int16_t[:, :, :, ::1] 
         return out
     cdef float[:, :, :, ::1] dx = out
     cdef Py_ssize_t plane
+    share_loop(n * c, threads)
     for plane in prange(n * c, nogil=True, num_threads=max(threads, 1),
-                        schedule="dynamic", chunksize=chunk(n * c, threads)):
+                        schedule="runtime"):
         maxpool_backward_plane(&g[plane // c, plane % c, 0, 0], &arg[plane // c, plane % c, 0, 0], oh, ow, kw,
                                sh, sw, ph, pw, &dx[plane // c, plane % c, 0, 0], h, w)
     return out
@@ -385,8 +400,9 @@ def adam_update(float[::1] w, const float[::1] g, float[::1] m, float[::1] v, fl
     if n == 0:
         return
     cdef Py_ssize_t blk, start
+    share_loop((n + BLOCK - 1) // BLOCK, threads)
     for blk in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=max(threads, 1),
-                      schedule="dynamic", chunksize=chunk((n + BLOCK - 1) // BLOCK, threads)):
+                      schedule="runtime"):
         start = blk * BLOCK
         adam_update_f32(&w[start], &g[start], &m[start], &v[start], min(BLOCK, n - start), b1, one_minus_b1, b2,
                         one_minus_b2, bias1, bias2, lr, eps, clip)
@@ -402,8 +418,9 @@ def relu_forward(x, int threads=1):
     cdef const float[::1] xs = src.reshape(-1)
     cdef float[::1] y = out.reshape(-1)
     cdef Py_ssize_t n = xs.shape[0], BLOCK = 16384, blk, start
+    share_loop((n + BLOCK - 1) // BLOCK, threads)
     for blk in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=max(threads, 1),
-                      schedule="dynamic", chunksize=chunk((n + BLOCK - 1) // BLOCK, threads)):
+                      schedule="runtime"):
         start = blk * BLOCK
         relu_f32(&xs[start], &y[start], min(BLOCK, n - start))
     return out

@@ -6,6 +6,8 @@ handle, and the thread count.
     MINILAB_WINOGRAD            off: the 3×3 stride-1 conv backward uses im2col + GEMM instead of Winograd
     MINILAB_ISA                 portable, avx2, avx512, neon or native: the compiled kernel variant to load
                                 (default: the best this CPU supports; see minilab/_kernels.py)
+    MINILAB_LOOPS               static or dynamic: how the kernels' parallel loops share their items among threads
+                                (default: dynamic, or static in the inference commands: see `for_inference`)
     MINILAB_IDLE_BLAS_WORKERS   off: leave OpenBLAS' worker threads in the default scheduling class
     MINILAB_KEEP_FREED_MEMORY   off: let glibc hand freed memory back to the system between training steps
     MINILAB_CACHE               where downloaded data sets and their decoded caches go (~/.cache/minilab)
@@ -45,6 +47,7 @@ cache_dir = os.environ.get("MINILAB_CACHE") or os.path.join(os.path.expanduser("
 imagenette = os.environ.get("MINILAB_IMAGENETTE") or None
 tutorial_smoke = switch("MINILAB_TUTORIAL_SMOKE", False)
 tutorial_out = os.environ.get("MINILAB_TUTORIAL_OUT") or None
+loops = os.environ.get("MINILAB_LOOPS", "").strip().lower() or None   # None: static_loops() decides
 
 threads = 1            # OpenMP threads of the compiled kernels; set_threads (the CLIs' --threads) sets it
 gemm_parts = 0         # blocks of a split float GEMM, fixed whatever the threads (0: twice the threads; gemm_split)
@@ -55,6 +58,33 @@ _loaded = False
 _ext = None
 _reason = None
 wait_policy_set = False   # load() set OMP_WAIT_POLICY (the user had not)
+inference = False         # for_inference() was called: this process runs forward passes only
+LOOP_SCHEDULES = ("static", "dynamic")
+
+
+def for_inference():
+    """Set the threads up for a process that only runs forward passes (`predict`, `evaluate`, `bench model` call
+    this before anything loads the kernels).
+
+    A training shares each kernel loop's items in dynamic chunks and lets idle threads spin only briefly, so that
+    beside other programs the threads that have a core take over the work of one that lost it, and none burns a
+    shared core waiting.  A forward pass at batch 1 is ~60 loops of a few microseconds each: there the threads
+    should find their data where they left it (static splits: thread t takes the same share of every loop, so the
+    planes it wrote are in its core's cache when the next layer reads them) and stay awake between loops
+    (libgomp's own long spin).  On two quiet cores that takes the packed engine's two-thread speed-up from about
+    1.5× to about 1.6× (docs/performance.md); beside a busy process it costs what a static split costs there.
+    MINILAB_LOOPS and OMP_WAIT_POLICY / GOMP_SPINCOUNT override either choice.  Called after the kernels have
+    loaded it still switches the loops; the spin is libgomp's to read once, at load."""
+    global inference
+    inference = True
+    if _ext is not None:
+        _ext.split_loops_statically(static_loops())
+
+
+def static_loops() -> bool:
+    """True when the kernels' parallel loops split statically: MINILAB_LOOPS if set, else `for_inference`'s
+    choice (a MINILAB_LOOPS that is neither static nor dynamic is ignored, with a warning when the kernels load)."""
+    return loops == "static" if loops in LOOP_SCHEDULES else inference
 
 
 def kernels():
@@ -87,8 +117,9 @@ def load():
     no kernel.
 
     Before the kernels load, so before their OpenMP runtime reads it, idle OpenMP threads are told to spin only
-    briefly before they sleep, or to sleep at once when OpenBLAS' threads take turns with them (unless
-    OMP_WAIT_POLICY or GOMP_SPINCOUNT is set: see `minilab.core.machine.set_wait_policy`)."""
+    briefly before they sleep, or to sleep at once when OpenBLAS' threads take turns with them, or (inference
+    commands) to keep libgomp's long spin, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (see
+    `minilab.core.machine.set_wait_policy`); the loops split as `static_loops()` says."""
     global _loaded, _ext, _reason, wait_policy_set
     if _loaded:
         return
@@ -101,7 +132,11 @@ def load():
         sgemm = find_blas_sgemm() if kernel_gemm else None
         variant = choose_kernels(os.environ.get("MINILAB_ISA", "").strip().lower() or None)[0]
         own_gemm = variant == "avx512" or (variant == "native" and cpu_runs("avx512"))   # _ext/sgemm/avx512.h
-        wait_policy_set = set_wait_policy(one_pool=kernel_gemm and (sgemm is not None or own_gemm))
+        if loops is not None and loops not in LOOP_SCHEDULES:
+            warnings.warn(f"minilab: MINILAB_LOOPS={loops} is neither static nor dynamic; ignored", RuntimeWarning,
+                          stacklevel=3)
+        wait_policy_set = set_wait_policy(one_pool=kernel_gemm and (sgemm is not None or own_gemm),
+                                          inference=inference)
         try:   # the compiled extension modules, built next to the package (not among its Python modules)
             _kernels = importlib.import_module("minilab._kernels")
         except ImportError as error:  # not built, or MINILAB_ISA asks for what this CPU cannot run
@@ -111,6 +146,7 @@ def load():
                 _kernels.use_blas_sgemm(*sgemm)
             if kernel_gemm:
                 _kernels.use_own_sgemm(True)   # where the module has one: not tied to the BLAS' kernel choice
+            _kernels.split_loops_statically(static_loops())
             _ext = _kernels
     if _ext is None:
         warnings.warn(f"minilab: using the pure-NumPy reference ops because {_reason}", RuntimeWarning,

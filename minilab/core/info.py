@@ -20,11 +20,13 @@ def info(file=None):
     threads, why = default_threads()
     report.update(cores=cores, cores_found=found, default_threads=threads, threads=config.threads,
                   wait_policy={name: os.environ.get(name) for name in WAIT_VARIABLES},
-                  wait_policy_by_minilab=config.wait_policy_set)
+                  wait_policy_by_minilab=config.wait_policy_set,
+                  loops="static" if ext is not None and ext.loops_split_statically() else "dynamic")
     from threadpoolctl import threadpool_info   # a dependency of minilab's (core/blas.py)
     report["blas"] = [{k: pool.get(k) for k in ("internal_api", "num_threads", "version", "architecture")}
                       for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    policy = ", ".join(f"{k}={v}" for k, v in report["wait_policy"].items() if v is not None) or "libgomp's default"
+    policy = (", ".join(f"{k}={v}" for k, v in report["wait_policy"].items() if v is not None)
+              or "libgomp's default (idle threads spin long)")
     lines = [f"CPU:      {report['cpu']} ({report['machine']})",
              f"kernels:  {report['kernels'] or 'none: ' + report['kernels_reason']}"
              + (f" — {report['kernels_reason']}; built: {', '.join(report['kernels_built'])};"
@@ -33,7 +35,10 @@ def info(file=None):
              f"threads:  default {threads} for one process (MPI ranks and loader workers take their share); "
              f"now {config.threads}",
              f"OpenMP:   wait policy {policy}" + (" (set by minilab; set OMP_WAIT_POLICY to choose)"
-                                                  if config.wait_policy_set else "")]
+                                                  if config.wait_policy_set else "")
+             + f"; loops split {'statically' if report['loops'] == 'static' else 'in dynamic chunks'}"
+             + (" (MINILAB_LOOPS)" if config.loops in config.LOOP_SCHEDULES else
+                " (an inference command's choice)" if config.inference else "")]
     from .blas import describe_blas
     report["float_gemm"] = ext.sgemm_kind() if ext is not None else None   # 'own-avx512', 'blas' or None
     report["blas_kernels"] = describe_blas(avx512_cpu=report["kernels"] == "avx512",
