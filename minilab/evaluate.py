@@ -55,11 +55,8 @@ def main(argv=None):
             check_output_file(args.confusion, "--confusion")
     except Refused as error:
         parser.error(str(error))
-    from .core import config
     from .training.checkpoint import check_resumable, load_model_from_checkpoint
     from .data import DataError, Loader, load_datasets
-
-    config.for_inference()   # before the kernels load: static loop splits, threads awake between loops
     from .data.classnames import human_names
 
     try:

@@ -200,8 +200,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .core import config
-    config.for_inference()          # before the kernels load: static loop splits, threads awake between loops
+    paths, missing = find_images(args.images)
+    if len(paths) == 1 or args.batch_size == 1:
+        from .core.config import for_latency
+        for_latency()               # one image at a time: before the kernels load (see for_latency)
     if args.threads is not None:
         from .core.threads import set_threads
         set_threads(args.threads)   # before the first kernel runs (see set_threads)
@@ -214,7 +216,6 @@ def main(argv=None):
         print(note, file=sys.stderr)
     print(f"{args.model}: {config['arch']} ({config.get('binarizer')}), {len(classes)} classes, "
           f"{config['image_size']} px — running on the {engine}", file=sys.stderr)
-    paths, missing = find_images(args.images)
     results, skipped = predict(forward, paths, config["image_size"], args.top, args.batch_size,
                                not args.no_progress)
     skipped = missing + skipped

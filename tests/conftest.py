@@ -23,13 +23,13 @@ def imagenette_root():
 
 
 @pytest.fixture(autouse=True)
-def _inference_set_up_stays_in_its_test():
-    """The inference commands (predict, evaluate, bench model) switch the process to static loop splits
-    (`config.for_inference`); tests call them in this process, so each test gets back the set-up it started with."""
+def _latency_set_up_stays_in_its_test():
+    """Commands that run one image at a time (predict, bench model) switch the process to static loop splits
+    (`config.for_latency`); tests call them in this process, so each test gets back the set-up it started with."""
     from minilab.core import config
 
-    inference = config.inference
+    latency = config.latency
     yield
-    config.inference = inference
+    config.latency = latency
     if config._ext is not None:
         config._ext.split_loops_statically(config.static_loops())

@@ -85,8 +85,8 @@ def test_engine_equals_training_graph(arch, binarizer, kw):
 def test_engine_on_threads_equals_training_graph(arch, bits, pairing, threads):
     """On several threads, logits and maps stay bit-identical to the training graph run on as many threads (the
     float GEMM's blocks follow the thread count, and a block edge may round its last bit differently), for LAB
-    with INT8 / INT4 kernels and the released code's pairing too, with the loops split statically (the inference
-    commands' choice) or in dynamic chunks (the training's); every residual block runs fused."""
+    with INT8 / INT4 kernels and the released code's pairing too, with the loops split statically (one image at a
+    time: config.for_latency) or in dynamic chunks (the training's); every residual block runs fused."""
     from minilab import config
     from minilab.engine.fused_block import PackedResidualBlock
 

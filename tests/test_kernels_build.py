@@ -99,7 +99,7 @@ def test_no_ext_environment_falls_back_with_one_warning():
 @given(st.integers(1, 5), st.sampled_from([1, 3, 64, 65]), st.integers(2, 9), st.integers(0, 2**31))
 def test_training_kernels_give_the_same_bits_with_any_thread_count_and_split(n, c, h, seed):
     """Every OpenMP split is over independent work (images, channels, rows or blocks), so neither the thread count
-    nor how the loops share their items (dynamic chunks, or the static splits of the inference commands) changes
+    nor how the loops share their items (dynamic chunks, or the static splits of one image at a time) changes
     a bit."""
     ext = EXT
     x = rand(seed, (n, c, h, h))

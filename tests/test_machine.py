@@ -76,9 +76,9 @@ def test_info_prints_what_was_chosen(capsys):
     assert report["cores"] == machine.usable_cores()[0] and report["default_threads"] >= 1
     if ext is not None and config.loops is None:   # how the loops split, and whose choice that is
         assert report["loops"] == "dynamic" and "loops split in dynamic chunks" in out
-        config.for_inference()
+        config.for_latency()
         report = minilab.info()
-        assert report["loops"] == "static" and "statically (an inference command's choice)" in capsys.readouterr().out
+        assert report["loops"] == "static" and "statically (one image at a time" in capsys.readouterr().out
 
 
 def test_training_without_threads_prints_its_default_once(tmp_path):

@@ -59,10 +59,10 @@ def test_with_the_kernels_gemm_one_pool_runs_everything():
     assert result["static"] is False   # dynamic chunks: threads with a core take over a slowed one's work
 
 
-INFERENCE = """
+LATENCY = """
 import json, os, warnings
 from minilab import config, threads
-config.for_inference()
+config.for_latency()
 threads.set_threads(2)
 ext = config.kernels()
 print(json.dumps({"omp": os.environ.get("OMP_WAIT_POLICY"), "spin": os.environ.get("GOMP_SPINCOUNT"),
@@ -70,37 +70,47 @@ print(json.dumps({"omp": os.environ.get("OMP_WAIT_POLICY"), "spin": os.environ.g
 """
 
 
-def run_inference_probe(**env):
+def run_latency_probe(**env):
     base = {k: v for k, v in os.environ.items() if k not in machine.WAIT_VARIABLES + ("MINILAB_LOOPS",)}
-    out = subprocess.run([sys.executable, "-c", INFERENCE], env={**base, **env}, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", LATENCY], env={**base, **env}, capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
 @pytest.mark.skipif(not config.available(), reason="needs the compiled kernels")
-def test_an_inference_process_splits_loops_statically_and_keeps_libgomps_spin():
-    """A forward pass is many short loops: its threads keep their shares of the data and stay awake between loops;
+def test_a_one_image_process_splits_loops_statically_and_keeps_libgomps_spin():
+    """A one-image forward is many short loops: its threads keep their shares of the data and stay awake between loops;
     MINILAB_LOOPS and the OpenMP variables still decide when set."""
-    result, _ = run_inference_probe()
+    result, _ = run_latency_probe()
     assert result["static"] is True and result["omp"] is None and result["spin"] is None
-    result, _ = run_inference_probe(MINILAB_LOOPS="dynamic", GOMP_SPINCOUNT="5000")
+    result, _ = run_latency_probe(MINILAB_LOOPS="dynamic", GOMP_SPINCOUNT="5000")
     assert result["static"] is False and result["spin"] == "5000"
-    result, stderr = run_inference_probe(MINILAB_LOOPS="sideways")
+    result, stderr = run_latency_probe(MINILAB_LOOPS="sideways")
     assert result["static"] is True and "MINILAB_LOOPS=sideways is neither static nor dynamic" in stderr
     assert run(MINILAB_LOOPS="static")["spin"] == str(machine.SPIN_ITERATIONS)   # a training keeps its short spin
 
 
-def test_the_inference_commands_choose_the_inference_set_up(monkeypatch, tmp_path, capsys):
-    """predict, evaluate and bench model ask for it before they load anything (here each stops at the missing
-    file)."""
+def test_commands_that_run_one_image_at_a_time_choose_the_latency_set_up(monkeypatch, tmp_path, capsys):
+    """bench model at batch 1 and predict on one image ask for it before they load anything (here each stops at
+    the missing model); batches (predict on two images, bench model --batch-size 8, evaluate) keep the
+    training's set-up, which copes better beside other programs."""
+    from PIL import Image
+
     from minilab import bench, evaluate, predict
 
     missing = str(tmp_path / "none.npz")
-    for main, argv in ((predict.main, [missing, str(tmp_path)]), (evaluate.main, ["--checkpoint", missing]),
-                       (bench.main, ["model", "--checkpoint", missing])):
-        monkeypatch.setattr(config, "inference", False)
+    images = [str(tmp_path / f"{i}.png") for i in range(2)]
+    for path in images:
+        Image.new("RGB", (8, 8)).save(path)
+    for main, argv, latency in ((predict.main, [missing, images[0]], True),
+                                (predict.main, [missing, *images], False),
+                                (predict.main, [missing, *images, "--batch-size", "1"], True),
+                                (bench.main, ["model", "--checkpoint", missing], True),
+                                (bench.main, ["model", "--checkpoint", missing, "--batch-size", "8"], False),
+                                (evaluate.main, ["--checkpoint", missing], False)):
+        monkeypatch.setattr(config, "latency", False)
         assert main(argv) == 2
-        assert config.inference, main.__module__
+        assert config.latency is latency, (main.__module__, argv)
     assert "none.npz" in capsys.readouterr().err
 
 

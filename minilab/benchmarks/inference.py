@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 
 from ..core.autograd import Tensor, no_grad
-from ..core.config import for_inference, use
+from ..core.config import for_latency, use
 from ..engine.convert import convert
 from .peak import fractions, machine_peaks, operator_work
 from .profile import breakdown, time_interleaved, time_runs
@@ -105,7 +105,8 @@ def run_model_bench(args):
 
     from ..core.threads import set_threads
 
-    for_inference()      # before set_threads loads the kernels: the set-up predict and evaluate run with
+    if args.batch_size == 1:
+        for_latency()    # before set_threads loads the kernels: what predict runs one image with
     set_threads(args.threads)
     try:
         model, config = build(args)

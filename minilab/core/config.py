@@ -7,7 +7,7 @@ handle, and the thread count.
     MINILAB_ISA                 portable, avx2, avx512, neon or native: the compiled kernel variant to load
                                 (default: the best this CPU supports; see minilab/_kernels.py)
     MINILAB_LOOPS               static or dynamic: how the kernels' parallel loops share their items among threads
-                                (default: dynamic, or static in the inference commands: see `for_inference`)
+                                (default: dynamic, or static for one image at a time: see `for_latency`)
     MINILAB_IDLE_BLAS_WORKERS   off: leave OpenBLAS' worker threads in the default scheduling class
     MINILAB_KEEP_FREED_MEMORY   off: let glibc hand freed memory back to the system between training steps
     MINILAB_CACHE               where downloaded data sets and their decoded caches go (~/.cache/minilab)
@@ -58,33 +58,36 @@ _loaded = False
 _ext = None
 _reason = None
 wait_policy_set = False   # load() set OMP_WAIT_POLICY (the user had not)
-inference = False         # for_inference() was called: this process runs forward passes only
+latency = False           # for_latency() was called: this process runs forward passes of one image at a time
 LOOP_SCHEDULES = ("static", "dynamic")
 
 
-def for_inference():
-    """Set the threads up for a process that only runs forward passes (`predict`, `evaluate`, `bench model` call
-    this before anything loads the kernels).
+def for_latency():
+    """Set the threads up for a process that runs forward passes of one image at a time (`bench model` at batch 1
+    and `predict` on one image call this before anything loads the kernels).
 
     A training shares each kernel loop's items in dynamic chunks and lets idle threads spin only briefly, so that
     beside other programs the threads that have a core take over the work of one that lost it, and none burns a
-    shared core waiting.  A forward pass at batch 1 is ~60 loops of a few microseconds each: there the threads
-    should find their data where they left it (static splits: thread t takes the same share of every loop, so the
-    planes it wrote are in its core's cache when the next layer reads them) and stay awake between loops
-    (libgomp's own long spin).  On two quiet cores that takes the packed engine's two-thread speed-up from about
-    1.5× to about 1.6× (docs/performance.md); beside a busy process it costs what a static split costs there.
-    MINILAB_LOOPS and OMP_WAIT_POLICY / GOMP_SPINCOUNT override either choice.  Called after the kernels have
-    loaded it still switches the loops; the spin is libgomp's to read once, at load."""
-    global inference
-    inference = True
+    shared core waiting.  A packed forward of one image is ~60 loops of a few microseconds each, with Python
+    between them: there the threads should find their data where they left it (static splits: thread t takes the
+    same share of every loop, so the planes it wrote are in its core's cache when the next layer reads them) and
+    stay awake between loops (libgomp's own long spin).  On two cores that takes the engine's two-thread
+    speed-up from about 1.5× to about 1.6× when they are quiet, and from 0.4× to 0.65× beside a busy process.
+    Batches are another matter: at 32 images or 100 (`predict`'s and `evaluate`'s) the loops are long enough
+    for dynamic chunks to pay, the two set-ups tie on quiet cores, and beside a busy process this one runs at
+    half the speed (docs/performance.md).  MINILAB_LOOPS and OMP_WAIT_POLICY / GOMP_SPINCOUNT override either
+    choice.  Called after the kernels have loaded it still switches the loops; the spin is libgomp's to read
+    once, at load."""
+    global latency
+    latency = True
     if _ext is not None:
         _ext.split_loops_statically(static_loops())
 
 
 def static_loops() -> bool:
-    """True when the kernels' parallel loops split statically: MINILAB_LOOPS if set, else `for_inference`'s
+    """True when the kernels' parallel loops split statically: MINILAB_LOOPS if set, else `for_latency`'s
     choice (a MINILAB_LOOPS that is neither static nor dynamic is ignored, with a warning when the kernels load)."""
-    return loops == "static" if loops in LOOP_SCHEDULES else inference
+    return loops == "static" if loops in LOOP_SCHEDULES else latency
 
 
 def kernels():
@@ -117,8 +120,8 @@ def load():
     no kernel.
 
     Before the kernels load, so before their OpenMP runtime reads it, idle OpenMP threads are told to spin only
-    briefly before they sleep, or to sleep at once when OpenBLAS' threads take turns with them, or (inference
-    commands) to keep libgomp's long spin, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (see
+    briefly before they sleep, or to sleep at once when OpenBLAS' threads take turns with them, or (one image at
+    a time: `for_latency`) to keep libgomp's long spin, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (see
     `minilab.core.machine.set_wait_policy`); the loops split as `static_loops()` says."""
     global _loaded, _ext, _reason, wait_policy_set
     if _loaded:
@@ -136,7 +139,7 @@ def load():
             warnings.warn(f"minilab: MINILAB_LOOPS={loops} is neither static nor dynamic; ignored", RuntimeWarning,
                           stacklevel=3)
         wait_policy_set = set_wait_policy(one_pool=kernel_gemm and (sgemm is not None or own_gemm),
-                                          inference=inference)
+                                          latency=latency)
         try:   # the compiled extension modules, built next to the package (not among its Python modules)
             _kernels = importlib.import_module("minilab._kernels")
         except ImportError as error:  # not built, or MINILAB_ISA asks for what this CPU cannot run

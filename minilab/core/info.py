@@ -38,7 +38,7 @@ def info(file=None):
                                                   if config.wait_policy_set else "")
              + f"; loops split {'statically' if report['loops'] == 'static' else 'in dynamic chunks'}"
              + (" (MINILAB_LOOPS)" if config.loops in config.LOOP_SCHEDULES else
-                " (an inference command's choice)" if config.inference else "")]
+                " (one image at a time: config.for_latency)" if config.latency else "")]
     from .blas import describe_blas
     report["float_gemm"] = ext.sgemm_kind() if ext is not None else None   # 'own-avx512', 'blas' or None
     report["blas_kernels"] = describe_blas(avx512_cpu=report["kernels"] == "avx512",

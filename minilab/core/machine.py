@@ -166,21 +166,22 @@ WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 SPIN_ITERATIONS = 1000
 
 
-def set_wait_policy(one_pool=True, inference=False):
+def set_wait_policy(one_pool=True, latency=False):
     """Choose how idle OpenMP threads wait, unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set).
 
     With one pool of threads (the kernels run the GEMMs too) idle threads spin briefly, then sleep
     (GOMP_SPINCOUNT=SPIN_ITERATIONS).  With two pools taking turns (the kernels' OpenMP threads between BLAS'
     GEMMs, `one_pool=False`) they sleep at once (OMP_WAIT_POLICY=PASSIVE): a spinning OpenMP thread would keep
-    a core from the BLAS thread that needs it.  An inference command (`inference=True`, one pool) keeps libgomp's
-    own long spin: between two of a forward pass' short loops the threads stay awake, and a forward's Python
-    steps between layers are longer than a brief spin.  libgomp reads these variables once, when it is loaded,
-    so `config.load` calls this before loading the kernels.  Returns True when it set the policy."""
+    a core from the BLAS thread that needs it.  A process that runs one image at a time (`latency=True`, one
+    pool: `config.for_latency`) keeps libgomp's own long spin: between two of a forward pass' short loops the
+    threads stay awake, and a forward's Python steps between layers are longer than a brief spin.  libgomp reads
+    these variables once, when it is loaded, so `config.load` calls this before loading the kernels.  Returns
+    True when it set the policy."""
     if any(name in os.environ for name in WAIT_VARIABLES):
         return False
     if not one_pool:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    elif inference:
+    elif latency:
         return False
     else:
         os.environ["GOMP_SPINCOUNT"] = str(SPIN_ITERATIONS)
