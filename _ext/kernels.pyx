@@ -15,7 +15,6 @@ avx512.h, avx2.h and neon.h compute the same integers with wider registers."""
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport parallel, prange, threadid
-from openmp cimport omp_set_schedule, omp_sched_static, omp_sched_dynamic
 from libc.stdint cimport uint64_t, int64_t, int32_t, int16_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
@@ -23,6 +22,9 @@ from libc.math cimport INFINITY
 
 cnp.import_array()
 
+
+cdef extern from "loop_schedule.h" nogil:
+    void set_loop_schedule(int static_split, int chunk)
 
 cdef bint loops_static = False     # split_loops_statically(True): every shared loop below splits statically
 
@@ -42,13 +44,11 @@ cdef inline void share_loop(Py_ssize_t items, int threads) noexcept nogil:
     Dynamic chunks (the default) keep a training fast beside other programs: the threads that have a core take
     over the work of one that lost it.  A static split gives thread t the same contiguous share of every loop, so
     the planes a thread wrote in one loop are still in its core's cache when the next loop reads them; the packed
-    engine runs ~60 short loops per image and its two-thread speed-up needs that (`split_loops_statically`).
+    engine runs ~60 short loops per image, and one image at a time its two-thread speed-up needs that
+    (`split_loops_statically`; `minilab.config.for_latency` turns it on).
     OpenMP reads the schedule of a runtime loop from the calling thread (`omp_set_schedule`), so inside a
     `parallel()` block every thread calls this with the same arguments before the loop."""
-    if loops_static:
-        omp_set_schedule(omp_sched_static, 0)
-    else:
-        omp_set_schedule(omp_sched_dynamic, <int>chunk(items, threads))
+    set_loop_schedule(loops_static, <int>chunk(items, threads))
 
 
 def split_loops_statically(bint on):

@@ -95,6 +95,23 @@ def test_no_ext_environment_falls_back_with_one_warning():
     assert out.stderr.count("using the pure-NumPy reference ops") == 1
 
 
+def test_openmp_runtime_calls_are_guarded_for_a_build_without_openmp():
+    """MINILAB_NO_OPENMP=1 builds without libgomp: a Cython `cimport openmp` or an unguarded omp_* call in C would
+    leave an undefined symbol, and the module would not load.  OpenMP's run-time calls live in C headers, behind
+    `#ifdef _OPENMP`."""
+    import glob
+    import re
+
+    sources = glob.glob(os.path.join(ROOT, "_ext", "**", "*.*"), recursive=True)
+    for path in sources:
+        with open(path) as f:
+            text = f.read()
+        if path.endswith((".pyx", ".pxi")):
+            assert not re.search(r"^\s*(from openmp cimport|cimport openmp)", text, re.M), path
+        elif path.endswith(".h") and re.search(r"\bomp_\w+\s*\(", text):
+            assert "#ifdef _OPENMP" in text, f"{path} calls the OpenMP runtime without an #ifdef _OPENMP guard"
+
+
 @needs_ext
 @given(st.integers(1, 5), st.sampled_from([1, 3, 64, 65]), st.integers(2, 9), st.integers(0, 2**31))
 def test_training_kernels_give_the_same_bits_with_any_thread_count_and_split(n, c, h, seed):
