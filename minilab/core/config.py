@@ -71,11 +71,10 @@ def for_latency():
     shared core waiting.  A packed forward of one image is ~60 loops of a few microseconds each, with Python
     between them: there the threads should find their data where they left it (static splits: thread t takes the
     same share of every loop, so the planes it wrote are in its core's cache when the next layer reads them) and
-    stay awake between loops (libgomp's own long spin).  On two cores that takes the engine's two-thread
-    speed-up from about 1.5× to about 1.6× when they are quiet, and from 0.4× to 0.65× beside a busy process.
-    Batches are another matter: at 32 images or 100 (`predict`'s and `evaluate`'s) the loops are long enough
-    for dynamic chunks to pay, the two set-ups tie on quiet cores, and beside a busy process this one runs at
-    half the speed (docs/performance.md).  MINILAB_LOOPS and OMP_WAIT_POLICY / GOMP_SPINCOUNT override either
+    stay awake between loops (libgomp's own long spin): the engine's second thread then gains more on quiet
+    cores and loses less beside a busy process.  Batches are another matter: at 32 images or 100 (`predict`'s
+    and `evaluate`'s) the loops are long enough for dynamic chunks to pay, the two set-ups tie on quiet cores,
+    and beside a busy process this one is far slower (the figures: docs/performance.md).  MINILAB_LOOPS and OMP_WAIT_POLICY / GOMP_SPINCOUNT override either
     choice.  Called after the kernels have loaded it still switches the loops; the spin is libgomp's to read
     once, at load."""
     global latency
