@@ -138,12 +138,14 @@ def test_loader_workers_die_with_their_parent(sig):
     assert _wait_gone(pids) == [], "orphaned loader workers survived their parent"
 
 
-# a sitecustomize module on PYTHONPATH: every interpreter of the test, the workers too, reads images slowly
+# a sitecustomize module on PYTHONPATH: every interpreter of the test, the workers too, reads images slowly.  Each
+# worker says its pid in one write (a pipe keeps a short write whole): print() writes the number and its newline
+# separately, and two workers' lines could interleave.
 SLOW_READS = textwrap.dedent("""
     import os, time
     import minilab.data.cache as cache
     def load_slowly(path, size):
-        print(os.getpid(), flush=True)
+        os.write(1, f"{os.getpid()}\\n".encode())
         time.sleep(60)
     cache.read_image = load_slowly
 """)
