@@ -5,6 +5,7 @@
 cdef extern from "sgemm.h" nogil:
     void sgemm_set(void *address, int index_bits)
     int sgemm_use_own(int on)
+    int sgemm_own                   # 1 while sgemm runs on the own GEMM (sgemm_use_own)
     const char *MINILAB_OWN_SGEMM
     void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
@@ -28,15 +29,10 @@ def use_blas_sgemm(size_t address, int index_bits):
     _sgemm_index_bits = index_bits if address else 0
 
 
-cdef bint _sgemm_own = False
-
-
 def use_own_sgemm(bint on=True):
     """Run `sgemm` on this module's own float GEMM (built only for AVX-512: `_ext/sgemm/avx512.h`) instead of the
     BLAS'.  Returns whether it is on now: False where this module has none."""
-    global _sgemm_own
-    _sgemm_own = sgemm_use_own(on) != 0
-    return _sgemm_own
+    return sgemm_use_own(on) != 0
 
 
 def own_sgemm():
@@ -46,19 +42,19 @@ def own_sgemm():
 
 def own_sgemm_in_use():
     """The instruction set of the own GEMM when `sgemm` runs on it ('avx512'), else None."""
-    return own_sgemm() if _sgemm_own else None
+    return own_sgemm() if sgemm_own else None
 
 
 def sgemm_kind():
     """Which GEMM `sgemm` runs: 'own-avx512', 'blas', or None (no GEMM given)."""
-    if _sgemm_own:
+    if sgemm_own:
         return "own-" + own_sgemm()
     return "blas" if _sgemm_index_bits else None
 
 
 def has_sgemm():
     """True once `use_blas_sgemm` was given a GEMM or `use_own_sgemm` turned the own one on."""
-    return _sgemm_own or _sgemm_index_bits != 0
+    return sgemm_own != 0 or _sgemm_index_bits != 0
 
 
 cdef _gemm_layout(a, str name):
@@ -116,7 +112,7 @@ cdef class _Gemm:
             raise ValueError("sgemm: the matrices of out overlap each other")
         elif np.may_share_memory(out, a) or np.may_share_memory(out, b):
             raise ValueError("sgemm: out shares memory with a or b (the product would read what it writes)")
-        if not _sgemm_own and _sgemm_index_bits == 32 and max(self.m, self.n, self.k, la[1], lb[1]) >= 2 ** 31:
+        if not sgemm_own and _sgemm_index_bits == 32 and max(self.m, self.n, self.k, la[1], lb[1]) >= 2 ** 31:
             raise ValueError("sgemm: this BLAS takes 32-bit sizes")
         self.a, self.b, self.out = a, b, out
         self.ta, self.lda = la
@@ -150,9 +146,9 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1, int parts=0):
     remaining blocks to the others), one thread takes them all in turn.  So the BLAS must be set to one thread
     (minilab.threads.set_threads does it), or its own workers would fight over the cores.  The own GEMM gives
     every value the same bits however C is cut; on the BLAS a block's bits depend on its shape (the BLAS may pick
-    other kernels, or sum k in other steps, for a narrower block), so for a fixed
-    `parts` the result is the same bits for any `threads`: minilab passes `config.gemm_split()`, which a run that
-    may change its thread count fixes, so its numbers do not change with the count."""
+    other kernels, or sum k in other steps, for a narrower block), so for a fixed `parts` the result is the same
+    bits for any `threads`: minilab passes `config.gemm_split()`, which a run that may change its thread count
+    fixes, so its numbers do not change with the count."""
     cdef _Gemm p = _Gemm(a, b, out, beta, 2)
     if p.trivial(beta):
         return p.out
@@ -165,7 +161,7 @@ def sgemm(a, b, out=None, float beta=0.0, int threads=1, int parts=0):
     cdef int part
     # one thread makes the whole product in one call where the bits allow it (the own GEMM's never depend on
     # the split), or where a split would cost more than it could save
-    if p.m * p.n * p.k < SGEMM_SPLIT_MACS or parts == 1 or (threads == 1 and _sgemm_own):
+    if p.m * p.n * p.k < SGEMM_SPLIT_MACS or parts == 1 or (threads == 1 and sgemm_own):
         with nogil:
             sgemm_part(0, 1, p.ta, p.tb, p.m, p.n, p.k, pa, p.lda, pb, p.ldb, beta, pc, p.ldc)
         return p.out

@@ -62,8 +62,9 @@ static float *sg_buffer(float **buf, int64_t *size, int64_t need) {
    goes to dst + t*ldd, one 16-lane vector per t, stored under `keep` (a panel narrower than 16 keeps its first
    lanes).  Missing rows read as zeros.  Three rounds of shuffles: pairs of values, then of 2-, then 4-lane
    groups (the usual 16×16 transpose in registers). */
-static inline __attribute__((always_inline)) void sg_transpose16(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd,
-                                  __mmask16 keep) {
+static inline __attribute__((always_inline)) void sg_transpose16(const float *src, int64_t ld, int rows,
+                                                                 int cols, float *dst, int64_t ldd,
+                                                                 __mmask16 keep) {
     __mmask16 load = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
     __m512 r[16], t[16];
     for (int i = 0; i < 16; i++)

@@ -74,9 +74,9 @@ def for_latency():
     stay awake between loops (libgomp's own long spin): the engine's second thread then gains more on quiet
     cores and loses less beside a busy process.  Batches are another matter: at 32 images or 100 (`predict`'s
     and `evaluate`'s) the loops are long enough for dynamic chunks to pay, the two set-ups tie on quiet cores,
-    and beside a busy process this one is far slower (the figures: docs/performance.md).  MINILAB_LOOPS and OMP_WAIT_POLICY / GOMP_SPINCOUNT override either
-    choice.  Called after the kernels have loaded it still switches the loops; the spin is libgomp's to read
-    once, at load."""
+    and beside a busy process this one is far slower (the figures: docs/performance.md).  MINILAB_LOOPS and
+    OMP_WAIT_POLICY / GOMP_SPINCOUNT override either choice.  Called after the kernels have loaded it still
+    switches the loops; the spin is libgomp's to read once, at load."""
     global latency
     latency = True
     if _ext is not None:

@@ -33,8 +33,8 @@ def image_chunks(n, bytes_per_image, budget=None):
 def matmul(a, b, out=None, accumulate=False):
     """out = a @ b (or out += a @ b), float32, for matrices or stacks of them: on the kernels' threads when they
     have a GEMM (their own AVX-512 one or the BLAS': `ext.has_sgemm()`, see `minilab.core.config.load`), else
-    NumPy's matmul on BLAS' own threads.  A matrix is cut into `config.gemm_split()` blocks whatever the thread count, and a stack's threads
-    take whole products, so the bits do not depend on how many threads run them."""
+    NumPy's matmul on BLAS' own threads.  A matrix is cut into `config.gemm_split()` blocks whatever the thread
+    count, and a stack's threads take whole products, so the bits do not depend on how many threads run them."""
     if ext.has_sgemm():
         beta = 1.0 if accumulate else 0.0
         if a.ndim == 3:

@@ -33,7 +33,7 @@ from ..core.config import compiled as ext
 from .conv_chunked import image_chunks, matmul
 
 # V, Z and N of one chunk of images together.  Big enough for good GEMMs; small enough that what the transforms
-# write is still in the cache when the GEMMs read it (a 32 MB budget made a training step 5-10 % slower).
+# write is still in the cache when the GEMMs read it (a budget of tens of MB sent it to memory in between).
 CHUNK_BYTES = 4 << 20
 
 
