@@ -98,3 +98,33 @@ def test_batchnorm_kernels_across_channel_blocks(shape):
         start = np.stack([np.zeros(c, np.float32), np.ones(c, np.float32)])
         for a, b, (size, terms) in zip(fast, slow, bn_bounds(x, g, gamma, beta, start, training)):
             assert_close_in_rounding(a, b, terms=terms, magnitude=size)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_kernels_without_gamma_and_beta(training):
+    """A BatchNorm without γ and β (QuickNet's stem) runs the same kernels with γ = 1, β = 0: in eval mode the
+    normalised values bit for bit (x̂·1 + 0 is x̂), in training the input gradient within rounding, and no
+    parameter gradients."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((2, 5, 9, 9)) * 2 - 1).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    running = rng.uniform(0.5, 1.5, (2, 5)).astype(np.float32)
+
+    def run():
+        X = ml.Tensor(x, requires_grad=True)
+        mean, var = running[0].copy(), running[1].copy()
+        y = F.batch_norm(X, mean, var, training=training, momentum=0.9)
+        y.backward(g)
+        return y.data, X.grad, mean, var
+
+    fast, slow = run(), reference(run)
+    if not training:
+        np.testing.assert_array_equal(fast[0], slow[0])
+    ones, zeros = np.ones(5, np.float32), np.zeros(5, np.float32)
+    bounds = bn_bounds(x, g, ones, zeros, running, training)
+    for a, b, (size, terms) in zip(fast, slow, [bounds[0], bounds[1], bounds[4], bounds[5]]):
+        assert_close_in_rounding(a, b, terms=terms, magnitude=size)
+    from minilab.core import dispatch
+    from minilab.ops.norm import BatchNorm
+    options = {"running_mean": running[0], "running_var": running[1], "training": training, "affine": False}
+    assert dispatch.choose(BatchNorm, (x,), options).__name__ == "BatchNormKernel"

@@ -94,6 +94,9 @@ def batch_norm_cases(rng):
     for training in (True, False):
         yield (x, gamma, beta), {"running_mean": normal(rng, (3,)), "running_var": rng.uniform(0.5, 2, 3)
                                  .astype(np.float32), "training": training, "momentum": 0.9}
+    for training in (True, False):                          # without γ and β (QuickNet's stem)
+        yield (x,), {"running_mean": normal(rng, (3,)), "running_var": rng.uniform(0.5, 2, 3).astype(np.float32),
+                     "training": training, "momentum": 0.9, "affine": False}
 
 
 @case("PackedBinaryConvKernel")

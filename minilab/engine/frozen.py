@@ -8,13 +8,13 @@ dispatcher once which implementation the training graph would run for a float32 
 the NumPy reference — and binds that implementation's own forward: the same function on the same arrays, so the
 values are the training graph's bit for bit (the engine's tests compare the logits).
 
-The layers bound are BatchNorm2d with γ and β (the implementation's `bind_eval`: its constants made once), ReLU
-and AvgPool2d without padding (the implementation's forward, with a context nothing reads), the float
-convolutions (their Function's apply, without the layers of option checks around it), the global average pool
-and the classifier (NumPy's operators, as the reference ops compute them).  The modules themselves stay (their
-parameters, buffers and names, hence the packed file's layout and the profiler's categories, are unchanged);
-only their `forward` becomes the direct call.  Bind again after changing a packed model's BatchNorm
-statistics: the constants are read once, here."""
+The layers bound are BatchNorm2d, with γ and β or without both (the implementation's `bind_eval`: its constants
+made once), ReLU and AvgPool2d without padding (the implementation's forward, with a context nothing reads), the
+float convolutions (the implementation chosen for an input's shape, called with its options normalised once), the
+global average pool and the classifier (NumPy's operators, as the reference ops compute them).  The modules
+themselves stay (their parameters, buffers and names, hence the packed file's layout and the profiler's
+categories, are unchanged); only their `forward` becomes the direct call.  Bind again after changing a packed
+model's BatchNorm statistics: the constants are read once, here."""
 import numpy as np
 
 from .. import nn
@@ -32,13 +32,16 @@ def implementation(reference, arrays, options):
 
 
 def batchnorm_call(bn):
-    """bn's eval forward: y = ((x − μ)·(1/σ))·γ + β per channel, by the implementation the training graph uses."""
-    gamma, beta = bn.weight.data, bn.bias.data
-    probe = np.zeros((1, len(gamma), 1, 1), np.float32)   # the engine's activations are float32 maps
+    """bn's eval forward: y = ((x − μ)·(1/σ))·γ + β per channel (y = x̂ without γ and β), by the implementation
+    the training graph uses."""
+    affine = bn.weight is not None
+    gamma, beta = (bn.weight.data, bn.bias.data) if affine else (None, None)
+    probe = np.zeros((1, len(bn.running_mean), 1, 1), np.float32)   # the engine's activations are float32 maps
     options = {"running_mean": bn.running_mean, "running_var": bn.running_var, "training": False,
-               "momentum": bn.momentum, "eps": bn.eps, "affine": True}
-    forward = implementation(BatchNorm, (probe, gamma, beta), options).bind_eval(
-        gamma, beta, bn.running_mean, bn.running_var, bn.eps)
+               "momentum": bn.momentum, "eps": bn.eps, "affine": affine}
+    arrays = (probe, gamma, beta) if affine else (probe,)
+    forward = implementation(BatchNorm, arrays, options).bind_eval(gamma, beta, bn.running_mean, bn.running_var,
+                                                                   bn.eps)
     return lambda x: Tensor(forward(x.data), _keep_dtype=True)
 
 
@@ -63,16 +66,22 @@ def avgpool_call(pool):
 
 
 def conv_call(conv):
-    """A float Conv2d's forward as its Function's apply, with the options normalised and checked once (the
-    dispatcher still picks the implementation for each input, as in the training graph)."""
-    weight = conv.kernel
-    params = (weight,) if conv.bias is None else (weight, conv.bias)
+    """A float Conv2d's forward: the implementation the dispatcher picks for the first input of each shape (the
+    training graph's choice, which depends on shapes and dtypes only), called directly with the options
+    normalised once."""
+    weight = conv.kernel.data
+    params = (weight,) if conv.bias is None else (weight, conv.bias.data)
     groups = conv.groups
     options = {"stride": pair(conv.stride), "padding": pair(conv.padding), "groups": groups, "pad_value": 0.0}
+    chosen = {}     # input shape -> that implementation's forward
 
     def forward(x):
-        op = DepthwiseConvolution if is_depthwise(x, weight, groups) else Convolution
-        return op.apply(x, *params, **options)
+        data = x.data
+        run = chosen.get(data.shape)
+        if run is None:
+            op = DepthwiseConvolution if is_depthwise(data, weight, groups) else Convolution
+            run = chosen[data.shape] = implementation(op, (data,) + params, options).forward
+        return Tensor(run(Context(), data, *params, **options), _keep_dtype=True)
     return forward
 
 
@@ -95,15 +104,15 @@ def linear_call(linear):
 
 
 def bind_float_layers(model):
-    """Bind, in place, every eval BatchNorm2d (with γ and β, float32 statistics), ReLU, unpadded AvgPool2d, float
+    """Bind, in place, every eval BatchNorm2d (float32 γ and β, or neither), ReLU, unpadded AvgPool2d, float
     Conv2d, GlobalAvgPool and float Linear of `model` to its direct call.  Returns how many were bound."""
     if config.kernels() is None:
         raise RuntimeError(f"binding the float layers needs the compiled extension ({config.reason()})")
     bound = 0
     for module in model.modules():
         forward = None
-        if (type(module) is nn.BatchNorm2d and module.weight is not None and module.bias is not None
-                and module.weight.data.dtype == np.float32):
+        if (type(module) is nn.BatchNorm2d and (module.weight is None) == (module.bias is None)
+                and (module.weight is None or module.weight.data.dtype == np.float32)):
             forward = batchnorm_call(module)
         elif type(module) is nn.ReLU:
             forward = relu_call()

@@ -15,11 +15,6 @@ from ..nn.module import Module
 from ..ops.lab import lab, split_pairs
 from ..ops.packed import tap_sums_from_packed, zero_padding_correction
 
-# LAB inputs with fewer values are packed on one thread (the bits are the same on any count): waking a second
-# thread and the kernel's barriers cost more than its half of the work there.  LAB-BNN's last stage at batch 1
-# (512 × 7 × 7) ran slower on two threads than on one, its third (256 × 14 × 14) faster.
-LAB_SPLIT_VALUES = 1 << 15
-
 
 def lab_pair_indices(channels, pairing):
     """For LAB output channel c: the indices of the two depthwise maps it compares (r0, r1)."""
@@ -110,8 +105,8 @@ class PackedBinaryConv2d(Module):
             y = lab(Tensor(x), Tensor(a["lab_weight"]), Tensor(a["lab_bias"]), Tensor(np.float32(a["lab_beta"])),
                     s["lab_pairing"]).data
             return ext.pack_channels_last(np.ascontiguousarray(y, np.float32), p, p, self.threads)
-        if kind == "lab":   # a small map on one thread: a second one's wake-up costs more than its half
-            return self._lab_plan.run(x, p, self.threads if x.size >= LAB_SPLIT_VALUES else 1)
+        if kind == "lab":
+            return self._lab_plan.run(x, p, self.threads)
         if kind == "float":
             x = np.ascontiguousarray(self.float_binarizer(Tensor(x)).data, dtype=np.float32)
         return ext.pack_channels_last(x, p, p, self.threads)

@@ -17,23 +17,33 @@ def affine_map(xv, mu32, invstd, gamma, beta):
     return ext.batchnorm_forward(xv, mu32, invstd, gamma, beta, config.threads)
 
 
+def unit_affine(channels):
+    """(γ, β) = (1, 0) for a BatchNorm without them: x̂·1 + 0 is x̂ in float32 (a −0 becomes +0, equal to it), and
+    γ = 1 leaves the backward's products unchanged, so one kernel serves both kinds."""
+    return np.ones(channels, np.float32), np.zeros(channels, np.float32)
+
+
 @twin_of(BatchNorm)
 class BatchNormKernel:
-    """float32 input with float32 γ and β.  The statistics with double accumulators, the affine map, and a
-    backward that recomputes x̂ from x instead of storing it.  The affine map is the reference's float32 steps
-    (bit for bit, which the packed engine relies on); sums differ from NumPy's by float32 rounding."""
+    """float32 input with float32 γ and β, or without them (QuickNet's stem).  The statistics with double
+    accumulators, the affine map, and a backward that recomputes x̂ from x instead of storing it.  The affine map
+    is the reference's float32 steps (bit for bit, which the packed engine relies on); sums differ from NumPy's
+    by float32 rounding."""
     rtol = 2e-4
 
     @staticmethod
     def accepts(x, gamma=None, beta=None, running_mean=None, running_var=None, training=True, momentum=0.99,
                 eps=1e-3, affine=True):
-        return (affine and x.dtype == np.float32 and gamma.dtype == np.float32 == beta.dtype
+        return (x.dtype == np.float32 and (not affine or gamma.dtype == np.float32 == beta.dtype)
                 and x.shape[0] > 0)   # an empty batch: the reference (the (N, C, HW) view cannot infer HW of 0)
 
     @staticmethod
     def forward(ctx, x, gamma=None, beta=None, running_mean=None, running_var=None, training=True,
                 momentum=0.99, eps=1e-3, affine=True):
         check_input(x, running_mean, training)
+        if not affine:
+            gamma, beta = unit_affine(x.shape[1])
+        ctx.affine = affine
         xv = channels_view(x)
         if training:
             mu, var = ext.channel_mean_var(xv, config.threads)
@@ -49,8 +59,10 @@ class BatchNormKernel:
     @staticmethod
     def bind_eval(gamma, beta, running_mean, running_var, eps, dtype=np.float32):
         """The eval forward with its constants made once (a frozen layer: the packed engine): `forward`'s
-        constants and its one kernel call, so its values bit for bit."""
+        constants and its one kernel call, so its values bit for bit.  γ and β None: a BatchNorm without them."""
         mu32, invstd = np.ascontiguousarray(running_mean, dtype=np.float32), inverse_std(running_var, eps, dtype)
+        if gamma is None:
+            gamma, beta = unit_affine(len(mu32))
         gamma, beta = np.ascontiguousarray(gamma, dtype=np.float32), np.ascontiguousarray(beta, dtype=np.float32)
 
         def forward(x):
@@ -63,8 +75,11 @@ class BatchNormKernel:
         gv = channels_view(g)
         if ctx.training:
             dx, dgamma, dbeta = ext.batchnorm_backward(xv, gv, mu32, invstd, gamma, config.threads)
-            return dx.reshape(g.shape), dgamma, dbeta
+            dx = dx.reshape(g.shape)
+            return (dx, dgamma, dbeta) if ctx.affine else dx
         # eval mode (fixed statistics): ∂L/∂x = g·γ/σ, with x̂ rebuilt as the forward computed it
+        dx = (gv * gamma[None, :, None] * invstd[None, :, None]).reshape(g.shape)
+        if not ctx.affine:
+            return dx
         xhat = (xv - mu32[None, :, None]) * invstd[None, :, None]
-        dx = gv * gamma[None, :, None] * invstd[None, :, None]
-        return dx.reshape(g.shape), (gv * xhat).sum(axis=(0, 2)), gv.sum(axis=(0, 2))
+        return dx, (gv * xhat).sum(axis=(0, 2)), gv.sum(axis=(0, 2))

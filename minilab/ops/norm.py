@@ -67,10 +67,12 @@ class BatchNorm(Function):
 
     @staticmethod
     def bind_eval(gamma, beta, running_mean, running_var, eps, dtype=np.float32):
-        """The eval forward of (N, C, H, W) maps with γ and β, its constants made once (a frozen layer: the packed
-        engine); the same float steps as `forward`, so the same values."""
+        """The eval forward of (N, C, H, W) maps, its constants made once (a frozen layer: the packed engine); the
+        same float steps as `forward`, so the same values.  γ and β None: a BatchNorm without them (y = x̂)."""
         shape = (1, -1, 1, 1)
         invstd = inverse_std(running_var, eps, dtype)
+        if gamma is None:
+            return lambda x: normalize(x, running_mean, invstd, shape)
         gamma, beta = gamma.reshape(shape), beta.reshape(shape)
 
         def forward(x):
