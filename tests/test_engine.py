@@ -86,7 +86,8 @@ def test_engine_on_threads_equals_training_graph(arch, bits, pairing, threads):
     """On several threads, logits and maps stay bit-identical to the training graph run on as many threads (the
     float GEMM's blocks follow the thread count, and a block edge may round its last bit differently), for LAB
     with INT8 / INT4 kernels and the released code's pairing too, with the loops split statically (one image at a
-    time: config.for_latency) or in dynamic chunks (the training's); every residual block runs fused."""
+    time: config.for_latency) or in dynamic chunks (the training's), with and without the capture (which takes
+    the two-call path: LAB, then the conv); every residual block runs fused."""
     from minilab import config
     from minilab.engine.fused_block import PackedResidualBlock
 
@@ -104,9 +105,11 @@ def test_engine_on_threads_equals_training_graph(arch, bits, pairing, threads):
         previous = ext.split_loops_statically(static)
         try:
             got, got_maps = engine_maps(packed, x)
+            direct = packed(x)          # without the capture: each LAB conv in one call (run_lab)
         finally:
             ext.split_loops_statically(previous)
         np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(direct, want)
         assert len(got_maps) == len(want_maps) > 0
         for a, b in zip(got_maps, want_maps):
             np.testing.assert_array_equal(a, b)

@@ -206,3 +206,50 @@ def test_fused_lab_binarize_pack_rejects_bad_shapes():
     with pytest.raises(ValueError, match="channel 3 pairs maps"):
         EXT.lab_binarize_pack(x, np.zeros((8, 9), np.float32), np.zeros(8, np.float32), 1.0, maps,
                                        maps + 5, 1)
+
+
+@given(st.integers(1, 3), st.integers(2, 130), st.integers(1, 16), st.integers(1, 2), st.sampled_from([1, 2, 3]),
+       st.booleans(), st.booleans(), st.booleans(), st.integers(0, 2**31))
+def test_lab_and_conv_in_one_call_equal_the_two_calls(n, c, h, stride, threads, static, shortcut, short_way, seed):
+    """PackedConvPlan.run_lab (LAB's loops and the conv's in one parallel region) gives the bits of
+    LabPackPlan.run followed by PackedConvPlan.run: several words of channels, maps from 1 x 1 up, stride 2, with
+    and without the residual and PReLU, the short way on and off, 1-3 threads, loops split statically or in
+    chunks."""
+    from minilab.engine.packed_conv import lab_pair_indices
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, h + 1)).astype(np.float32)
+    kernels = rng.standard_normal((2 * c, 9)).astype(np.float32)
+    bias = (rng.standard_normal(2 * c) * 0.1).astype(np.float32)
+    i0, i1 = lab_pair_indices(c, "official")
+    lab = EXT.LabPackPlan(kernels, bias, 1.0, i0, i1, short_way)
+    o = int(rng.integers(1, 40))
+    bt = EXT.pack_weights(np.where(rng.random((o, c, 3, 3)) < 0.5, -1.0, 1.0).astype(np.float32))
+    plan = EXT.PackedConvPlan(bt, o, c * 9, x.shape, (3, 3), (stride, stride), (1, 1),
+                              alpha=rng.uniform(0.5, 1.5, o).astype(np.float32))
+    extra = {}
+    if shortcut:
+        extra = {"residual": rng.standard_normal((n, o, plan.out_h, plan.out_w)).astype(np.float32),
+                 "prelu": rng.uniform(-1, 1, o).astype(np.float32)}
+    previous = EXT.split_loops_statically(static)
+    try:
+        want = plan.run(lab.run(x, 1, threads), threads=threads, **extra)
+        got = plan.run_lab(lab, x, 1, threads=threads, **extra)
+    finally:
+        EXT.split_loops_statically(previous)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_lab_and_conv_in_one_call_reject_what_does_not_fit():
+    lab = EXT.LabPackPlan(np.zeros((8, 9), np.float32), np.zeros(8, np.float32), 1.0, np.arange(4, dtype=np.int32),
+                          np.arange(4, dtype=np.int32))
+    bt = EXT.pack_weights(np.ones((8, 4, 3, 3), np.float32))
+    plan = EXT.PackedConvPlan(bt, 8, 4 * 9, (1, 4, 6, 6), (3, 3), (1, 1), (1, 1))
+    with pytest.raises(ValueError, match=r"LAB's packed input \(1, 9, 9, 1\) does not fit"):
+        plan.run_lab(lab, np.zeros((1, 4, 7, 7), np.float32), 1)
+    with pytest.raises(ValueError, match="expected C-contiguous float32"):
+        plan.run_lab(lab, np.zeros((1, 5, 6, 6), np.float32), 1)
+    with pytest.raises(ValueError, match="residual must be"):
+        plan.run_lab(lab, np.zeros((1, 4, 6, 6), np.float32), 1, residual=np.zeros((1, 8, 6, 5), np.float32))
+    with pytest.raises(TypeError):
+        plan.run_lab(None, np.zeros((1, 4, 6, 6), np.float32), 1)

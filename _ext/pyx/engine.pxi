@@ -61,6 +61,16 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, kernels, bias, float beta, ma
     return LabPackPlan(kernels, bias, beta, map0, map1, short_way).run(np.asarray(x), p, threads)
 
 
+cdef struct lab_work_t:
+    # one LabPackPlan call: its input, output and scratch (LabPackPlan._start makes it)
+    const float *x              # (N, C, H, W)
+    float *xp                   # the zero-padded copy this build's kernel reads, or NULL (it reads x)
+    uint64_t *out               # (N, H + 2p, W + 2p, CW)
+    float *bound                # (N, C): the short way's bounds, or NULL: exact responses only
+    float *part                 # (threads, N, C): each thread's row maxima, the bounds are made of
+    Py_ssize_t n, h, w, p, plane
+
+
 cdef class LabPackPlan:
     """One LAB layer's binarize-and-pack, ready to run many times: plan.run(x, p, threads) equals
     lab_binarize_pack(x, kernels, bias, beta, map0, map1, p, threads, short_way) bit for bit.  Made once per
@@ -107,6 +117,22 @@ cdef class LabPackPlan:
 
     def run(self, x, int p, int threads=1):
         """The packed words (N, H + 2p, W + 2p, ceil(C/64)) for x (N, C, H, W), C-contiguous float32."""
+        cdef lab_work_t work
+        out, padded = self._start(x, p, threads, &work)
+        try:
+            if work.n and threads > 1:
+                engine_team(self, &work, None, NULL, threads)
+            elif work.n:
+                self._pack_alone(&work)
+        finally:
+            free(work.bound)
+            free(work.part)
+        return out
+
+    cdef object _start(self, x, int p, int threads, lab_work_t *work):
+        """Check x, make the output and the scratch `work` points to; returns (output, the padded copy or None),
+        which the caller keeps until the work is done, and frees work.bound and work.part.  work.n is 0 when
+        there is nothing to compute."""
         if not (isinstance(x, cnp.ndarray) and cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32 and
                 cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_NDIM(x) == 4 and
                 cnp.PyArray_DIMS(x)[1] == self.channels):
@@ -114,81 +140,64 @@ cdef class LabPackPlan:
                              f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
         if p < 0:
             raise ValueError(f"LabPackPlan: padding must be >= 0, got {p}")
+        work.bound = work.part = work.xp = NULL
+        work.n = 0
         cdef cnp.npy_intp *d = cnp.PyArray_DIMS(x)
-        cdef Py_ssize_t n = d[0], c = d[1], h = d[2], wd = d[3], cw = (c + 63) // 64
+        cdef Py_ssize_t n = d[0], c = d[1], h = d[2], wd = d[3]
         cdef cnp.npy_intp dims[4]
-        dims[0], dims[1], dims[2], dims[3] = n, h + 2 * p, wd + 2 * p, cw
+        dims[0], dims[1], dims[2], dims[3] = n, h + 2 * p, wd + 2 * p, (c + 63) // 64
         out = cnp.PyArray_ZEROS(4, dims, cnp.NPY_UINT64, 0)
         if n == 0 or c == 0 or h == 0 or wd == 0:
-            return out
-        cdef const float *src = <const float *>cnp.PyArray_DATA(x)
-        cdef uint64_t *o = <uint64_t *>cnp.PyArray_DATA(out)
-        cdef float *bound = NULL
-        cdef bint bounded = self.numbers != NULL and lab_short_way_pays(h, wd)
-        cdef float *part = NULL          # per thread, the row maxima each bound is made of
-        if bounded:
-            bound = <float *>malloc(n * c * sizeof(float))
-            part = <float *>malloc(max(threads, 1) * n * c * sizeof(float))
-            if bound == NULL or part == NULL:
-                free(bound)
-                free(part)
+            return out, None
+        work.x = <const float *>cnp.PyArray_DATA(x)
+        work.out = <uint64_t *>cnp.PyArray_DATA(out)
+        work.h, work.w, work.p, work.plane = h, wd, p, h * wd
+        if self.numbers != NULL and lab_short_way_pays(h, wd):
+            work.bound = <float *>malloc(n * c * sizeof(float))
+            work.part = <float *>malloc(max(threads, 1) * n * c * sizeof(float))      # per thread, row maxima
+            if work.bound == NULL or work.part == NULL:
+                free(work.bound)
+                free(work.part)
                 raise MemoryError("LabPackPlan: no memory for the short way's bounds")
         cdef float[:, :, ::1] xp
-        cdef Py_ssize_t plane = h * wd
+        padded = None
         if LAB_PACK_PADDED:     # the zero-padded copy this build's kernel reads
-            plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
-            xp = np.empty((n, c, plane), dtype=np.float32)
-        try:
-            self._pack(src, &xp[0, 0, 0] if LAB_PACK_PADDED else NULL, o, bound, part, n, h, wd, p, plane,
-                       max(threads, 1))
-        finally:
-            free(bound)
-            free(part)
-        return out
+            work.plane = (h + 2) * (wd + 2) + LAB_PLANE_SLACK
+            padded = np.empty((n, c, work.plane), dtype=np.float32)
+            xp = padded
+            work.xp = &xp[0, 0, 0]
+        work.n = n
+        return out, padded
 
-    cdef void _pack(self, const float *x, float *xp, uint64_t *o, float *bound, float *part, Py_ssize_t n,
-                    Py_ssize_t h, Py_ssize_t wd, Py_ssize_t p, Py_ssize_t plane, int threads) noexcept:
-        """run's work: the bounds (when bound is not NULL; `part` holds each thread's row maxima), the padded
-        copy (when xp is not NULL), the packing; in one team of threads (each loop ends with a barrier), or
-        directly on one thread."""
-        cdef Py_ssize_t c = self.channels, cw = (c + 63) // 64, blocks = lab_blocks(c, h, wd)
-        cdef Py_ssize_t item
-        cdef Py_ssize_t out_image = (h + 2 * p) * (wd + 2 * p) * cw
-        cdef const float *src = xp if xp != NULL else x
+    cdef void _pack_alone(self, lab_work_t *work) noexcept:
+        """run's work on the calling thread: the bounds (when work.bound is set), the padded copy (when work.xp
+        is), the packing.  On several threads the same steps run as engine_team's loops."""
+        cdef Py_ssize_t c = self.channels, n = work.n, h = work.h, wd = work.w
+        cdef Py_ssize_t blocks = lab_blocks(c, h, wd), item
+        cdef const float *src = work.x
+        if work.xp != NULL:
+            src = work.xp
         with nogil:
-            if threads == 1:
-                if bound != NULL:
-                    self._row_maxima(x, part, n, h, wd, 0, h)
-                    for item in range(n * c):
-                        self._bound_from_parts(part, bound, item, n, 1)
-                if xp != NULL:
-                    for item in range(n * c):
-                        self._pad_plane(x, xp, item, h, wd, plane)
-                for item in range(n):
-                    lab_pack_blocks(src + item * c * plane, plane, c, h, wd, self.kernels, self.bias, self.beta,
-                                    self.map0, self.map1, 0, blocks, o + item * out_image, p, self.numbers,
-                                    bound + item * c if bound != NULL else NULL)
-            else:
-                with parallel(num_threads=threads):
-                    if bound != NULL:
-                        # each thread takes the maxima of the rows it will pack (the rows the previous layer
-                        # wrote from the same core, most likely), then the bounds from all threads' maxima
-                        for item in prange(threads, schedule="static", chunksize=1):
-                            self._row_maxima(x, part + item * n * c, n, h, wd, (item * h) // threads,
-                                             ((item + 1) * h) // threads)
-                        share_loop(n * c, threads)
-                        for item in prange(n * c, schedule="runtime"):
-                            self._bound_from_parts(part, bound, item, n, threads)
-                    if xp != NULL:
-                        share_loop(n * c, threads)
-                        for item in prange(n * c, schedule="runtime"):
-                            self._pad_plane(x, xp, item, h, wd, plane)
-                    share_loop(n * blocks, threads)
-                    for item in prange(n * blocks, schedule="runtime"):
-                        lab_pack_blocks(src + (item // blocks) * c * plane, plane, c, h, wd, self.kernels,
-                                        self.bias, self.beta, self.map0, self.map1, item % blocks,
-                                        item % blocks + 1, o + (item // blocks) * out_image, p, self.numbers,
-                                        bound + (item // blocks) * c if bound != NULL else NULL)
+            if work.bound != NULL:
+                self._row_maxima(work.x, work.part, n, h, wd, 0, h)
+                for item in range(n * c):
+                    self._bound_from_parts(work.part, work.bound, item, n, 1)
+            if work.xp != NULL:
+                for item in range(n * c):
+                    self._pad_plane(work.x, work.xp, item, h, wd, work.plane)
+            for item in range(n):
+                self._pack_units(src, work, item * blocks, (item + 1) * blocks)
+
+    cdef inline void _pack_units(self, const float *src, const lab_work_t *work, Py_ssize_t u0,
+                                 Py_ssize_t u1) noexcept nogil:
+        """Units u0 .. u1 - 1 of all images' lab_blocks units (both in one image)."""
+        cdef Py_ssize_t c = self.channels, cw = (c + 63) // 64, blocks = lab_blocks(c, work.h, work.w)
+        cdef Py_ssize_t image = u0 // blocks
+        cdef Py_ssize_t out_image = (work.h + 2 * work.p) * (work.w + 2 * work.p) * cw
+        lab_pack_blocks(src + image * c * work.plane, work.plane, c, work.h, work.w, self.kernels, self.bias,
+                        self.beta, self.map0, self.map1, u0 - image * blocks, u1 - image * blocks,
+                        work.out + image * out_image, work.p, self.numbers,
+                        work.bound + image * c if work.bound != NULL else NULL)
 
     cdef inline void _row_maxima(self, const float *x, float *part, Py_ssize_t n, Py_ssize_t h, Py_ssize_t wd,
                                  Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:

@@ -1,6 +1,18 @@
 # The packed inference engine's binary conv as one call: gathering each output pixel's receptive field (what
 # packed_im2col does) and the XNOR-popcount GEMM with its output transform (what bgemm does), in one parallel
-# region, with everything that depends only on the weights and the input size checked and resolved once.
+# region, with everything that depends only on the weights and the input size checked and resolved once.  A LAB
+# conv can run its binarizer (LabPackPlan) in the same call and the same parallel region (run_lab).
+
+
+cdef struct conv_work_t:
+    # one PackedConvPlan call: its packed input, output, transform, gathered rows and how its work is cut
+    const uint64_t *x           # (N, H + 2ph, W + 2pw, CW)
+    float *out                  # (N, O, OH, OW)
+    transform_t t
+    uint64_t *rows              # (M, K): each output pixel's receptive field
+    Py_ssize_t groups, rblocks, cols, nblocks
+    bint by_rows
+    int failed
 
 
 cdef inline void _gather_rows(const uint64_t *xpk, Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t cw, Py_ssize_t kh,
@@ -121,75 +133,168 @@ cdef class PackedConvPlan:
             raise ValueError(f"PackedConvPlan: expected packed input: C-contiguous uint64 of shape ({self.batch}, "
                              f"{self.hp}, {self.wp}, {self.cw}), got {getattr(xpk, 'dtype', type(xpk))} "
                              f"{getattr(xpk, 'shape', '')}")
+        cdef conv_work_t work
+        out = self._start(residual, prelu, threads, &work)
+        if work.rows == NULL:
+            return out
+        work.x = <const uint64_t *>cnp.PyArray_DATA(xpk)
+        try:
+            if threads > 1:
+                engine_team(None, NULL, self, &work, threads)
+            else:
+                self._multiply_alone(&work)
+        finally:
+            free(work.rows)
+        if work.failed:
+            raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
+        return out
+
+    def run_lab(self, LabPackPlan lab not None, x, int p, residual=None, prelu=None, int threads=1):
+        """plan.run(lab.run(x, p, threads), residual, prelu, threads), bit for bit, in one call: on several
+        threads LAB's loops and the conv's share one parallel region (a batch-1 forward makes sixteen of these
+        calls, and each region's start and end cost as much as some of its small layers)."""
+        cdef lab_work_t lw
+        cdef conv_work_t cw
+        cw.rows = NULL
+        xpk, padded = lab._start(x, p, threads, &lw)
+        if not _c_array(xpk, cnp.NPY_UINT64, self.batch, self.hp, self.wp, self.cw):
+            free(lw.bound)
+            free(lw.part)
+            raise ValueError(f"PackedConvPlan.run_lab: LAB's packed input {xpk.shape} does not fit this plan's "
+                             f"({self.batch}, {self.hp}, {self.wp}, {self.cw})")
+        try:
+            out = self._start(residual, prelu, threads, &cw)
+            cw.x = <const uint64_t *>cnp.PyArray_DATA(xpk)
+            if threads > 1 and lw.n and cw.rows != NULL:
+                engine_team(lab, &lw, self, &cw, threads)
+            else:
+                if lw.n:
+                    lab._pack_alone(&lw)
+                if cw.rows != NULL:
+                    self._multiply_alone(&cw)
+        finally:
+            free(lw.bound)
+            free(lw.part)
+            free(cw.rows)
+        if cw.failed:
+            raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
+        return out
+
+    cdef object _start(self, residual, prelu, int threads, conv_work_t *work):
+        """Check residual and prelu, make the output (returned), the gathered rows' buffer (work.rows, which the
+        caller frees; NULL when the output is empty) and the cut of the work over `threads`: row blocks of whole
+        8-row groups, as many per thread (each gathers its own rows, then multiplies them); with few rows (the
+        last layers: few pixels, many channels), the rows are gathered first and the threads take column
+        blocks."""
         cdef Py_ssize_t m = self.batch * self.t.pixels, n = self.out_channels
         cdef cnp.npy_intp dims[4]
+        work.rows = NULL
+        work.failed = 0
+        work.t = self.t
         dims[0], dims[1], dims[2], dims[3] = self.batch, n, self.out_h, self.out_w
         out = cnp.PyArray_EMPTY(4, dims, cnp.NPY_FLOAT32, 0)
-        cdef transform_t t = self.t
         if residual is not None:
             if not _c_array(residual, cnp.NPY_FLOAT32, self.batch, n, self.out_h, self.out_w):
                 raise ValueError(f"PackedConvPlan: residual must be C-contiguous float32 of the output's shape "
                                  f"{out.shape}, got {getattr(residual, 'dtype', type(residual))} "
                                  f"{getattr(residual, 'shape', '')}")
-            t.residual = <const float *>cnp.PyArray_DATA(residual)
+            work.t.residual = <const float *>cnp.PyArray_DATA(residual)
         if prelu is not None:
             if prelu is not self.prelu_seen:      # a block passes the same slopes every time
                 kept = np.ascontiguousarray(prelu, dtype=np.float32).reshape(-1)
                 if kept.shape[0] != n:
                     raise ValueError(f"PackedConvPlan: prelu has {kept.shape[0]} slopes, expected {n}")
                 self.prelu_seen, self.prelu_kept = prelu, kept
-            t.prelu = <const float *>cnp.PyArray_DATA(self.prelu_kept)
+            work.t.prelu = <const float *>cnp.PyArray_DATA(self.prelu_kept)
+        work.out = <float *>cnp.PyArray_DATA(out)
         if m == 0 or n == 0:
             return out
-        if self._gather_and_multiply(<const uint64_t *>cnp.PyArray_DATA(xpk), <float *>cnp.PyArray_DATA(out), &t,
-                                     max(threads, 1)):
-            raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
+        threads = max(threads, 1)
+        work.groups = (m + 7) // 8
+        work.by_rows = work.groups >= 4 * threads
+        work.rblocks, work.cols = 1, self.npad
+        if work.by_rows:
+            work.rblocks = threads * ((work.groups + 8 * threads - 1) // (8 * threads))
+        elif threads > 1:
+            work.cols = max(16, (self.npad // (4 * threads)) // 16 * 16)
+        work.nblocks = (n + work.cols - 1) // work.cols
+        work.rows = <uint64_t *>malloc(m * self.k * sizeof(uint64_t))
+        if work.rows == NULL:
+            raise MemoryError(f"PackedConvPlan: no memory for {m} x {self.k} gathered words")
         return out
 
-    cdef int _gather_and_multiply(self, const uint64_t *x, float *cp, const transform_t *t, int threads) except -1:
-        """run's work, in one parallel region; returns nonzero when bgemm_rows found no memory.  Work items as
-        in bgemm: row blocks of whole 8-row groups, as many per thread (each gathers its own rows, then
-        multiplies them); with few rows, the rows are gathered first and the threads take column blocks."""
-        cdef Py_ssize_t m = self.batch * self.t.pixels, n = self.out_channels
-        cdef Py_ssize_t hp = self.hp, wp = self.wp, cw = self.cw, kh = self.kh, kw = self.kw, sh = self.sh
-        cdef Py_ssize_t sw = self.sw, oh = self.out_h, ow = self.out_w, k = self.k, npad = self.npad
-        cdef Py_ssize_t nbits = self.nbits
-        cdef const uint64_t *b = self.b
-        cdef Py_ssize_t groups = (m + 7) // 8
-        cdef Py_ssize_t rblocks = 1, cols = npad
-        cdef bint by_rows = groups >= 4 * threads
-        if by_rows:
-            rblocks = threads * ((groups + 8 * threads - 1) // (8 * threads))
-        elif threads > 1:
-            cols = max(16, (npad // (4 * threads)) // 16 * 16)
-        cdef Py_ssize_t nblocks = (n + cols - 1) // cols
-        cdef Py_ssize_t i, m0, m1, n0, n1, rb
-        cdef int failed = 0
-        cdef uint64_t *a = <uint64_t *>malloc(m * k * sizeof(uint64_t))      # the gathered rows
-        if a == NULL:
-            raise MemoryError(f"PackedConvPlan: no memory for {m} x {k} gathered words")
+    cdef void _multiply_alone(self, conv_work_t *work) noexcept:
+        """run's work on the calling thread; on several threads it runs as engine_team's loops."""
+        cdef Py_ssize_t m = self.batch * self.t.pixels
         with nogil:
-            if threads == 1:
-                _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, 0, m, a)
-                failed = bgemm_rows(a, b, cp, 0, m, 0, n, n, npad, k, nbits, t) != 0
-            else:
-                if not by_rows:
-                    _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, 0, m, a)
-                share_loop(rblocks * nblocks, threads)
-                for i in prange(rblocks * nblocks, num_threads=threads,
-                                schedule="runtime"):
-                    rb = i // nblocks
-                    m0 = (rb * groups) // rblocks * 8
-                    m1 = ((rb + 1) * groups) // rblocks * 8
-                    if m1 > m:
-                        m1 = m
-                    n0 = (i % nblocks) * cols
-                    n1 = n0 + cols
-                    if n1 > n:
-                        n1 = n
-                    if m0 < m1:
-                        if by_rows:
-                            _gather_rows(x, hp, wp, cw, kh, kw, sh, sw, oh, ow, m0, m1, a)
-                        failed += bgemm_rows(a, b, cp, m0, m1, n0, n1, n, npad, k, nbits, t) != 0   # a reduction
-        free(a)
-        return failed
+            self._gather(work, 0, m)
+            if bgemm_rows(work.rows, self.b, work.out, 0, m, 0, self.out_channels, self.out_channels, self.npad,
+                          self.k, self.nbits, &work.t) != 0:
+                work.failed = 1
+
+    cdef inline void _gather(self, conv_work_t *work, Py_ssize_t m0, Py_ssize_t m1) noexcept nogil:
+        _gather_rows(work.x, self.hp, self.wp, self.cw, self.kh, self.kw, self.sh, self.sw, self.out_h, self.out_w,
+                     m0, m1, work.rows)
+
+    cdef inline void _multiply_block(self, conv_work_t *work, Py_ssize_t i) noexcept nogil:
+        """Work item i of the cut _start made: its rows (gathered here when the cut is by rows) times its
+        columns."""
+        cdef Py_ssize_t m = self.batch * self.t.pixels, n = self.out_channels
+        cdef Py_ssize_t rb = i // work.nblocks
+        cdef Py_ssize_t m0 = (rb * work.groups) // work.rblocks * 8
+        cdef Py_ssize_t m1 = ((rb + 1) * work.groups) // work.rblocks * 8
+        cdef Py_ssize_t n0 = (i % work.nblocks) * work.cols
+        cdef Py_ssize_t n1 = n0 + work.cols
+        if m1 > m:
+            m1 = m
+        if n1 > n:
+            n1 = n
+        if m0 >= m1:
+            return
+        if work.by_rows:
+            self._gather(work, m0, m1)
+        if bgemm_rows(work.rows, self.b, work.out, m0, m1, n0, n1, n, self.npad, self.k, self.nbits, &work.t) != 0:
+            work.failed = 1
+
+
+cdef void engine_team(LabPackPlan lab, lab_work_t *lw, PackedConvPlan conv, conv_work_t *cw,
+                      int threads) noexcept:
+    """The engine's work on `threads` OpenMP threads in one parallel region: LabPackPlan's (when lw is not
+    NULL) — the row maxima of the rows each thread packs, the bounds, the padded copy, the packed units —
+    then PackedConvPlan's (when cw is not NULL) — the gathered rows, unless each block gathers its own, and the
+    popcount blocks.  Each loop ends with a barrier, so a step reads only what the previous one finished."""
+    cdef Py_ssize_t c = 0, blocks = 0, item, m = 0
+    cdef const float *src = NULL
+    if lw != NULL:
+        c, blocks = lab.channels, lab_blocks(lab.channels, lw.h, lw.w)
+        src = lw.x
+        if lw.xp != NULL:
+            src = lw.xp
+    if cw != NULL:
+        m = conv.batch * conv.t.pixels
+    with nogil, parallel(num_threads=threads):
+        if lw != NULL:
+            if lw.bound != NULL:
+                # each thread takes the maxima of the rows it will pack (the rows the previous layer wrote from
+                # the same core, most likely), then the bounds from all threads' maxima
+                for item in prange(threads, schedule="static", chunksize=1):
+                    lab._row_maxima(lw.x, lw.part + item * lw.n * c, lw.n, lw.h, lw.w, (item * lw.h) // threads,
+                                    ((item + 1) * lw.h) // threads)
+                share_loop(lw.n * c, threads)
+                for item in prange(lw.n * c, schedule="runtime"):
+                    lab._bound_from_parts(lw.part, lw.bound, item, lw.n, threads)
+            if lw.xp != NULL:
+                share_loop(lw.n * c, threads)
+                for item in prange(lw.n * c, schedule="runtime"):
+                    lab._pad_plane(lw.x, lw.xp, item, lw.h, lw.w, lw.plane)
+            share_loop(lw.n * blocks, threads)
+            for item in prange(lw.n * blocks, schedule="runtime"):
+                lab._pack_units(src, lw, item, item + 1)
+        if cw != NULL:
+            if not cw.by_rows:
+                share_loop(m, threads)
+                for item in prange(m, schedule="runtime"):
+                    conv._gather(cw, item, item + 1)
+            share_loop(cw.rblocks * cw.nblocks, threads)
+            for item in prange(cw.rblocks * cw.nblocks, schedule="runtime"):
+                conv._multiply_block(cw, item)

@@ -23,6 +23,12 @@ def lab_pair_indices(channels, pairing):
     return np.ascontiguousarray(i0.reshape(-1), np.int32), np.ascontiguousarray(i1.reshape(-1), np.int32)
 
 
+def packed_bytes(shape, padding):
+    """Bytes of the packed words (N, H + 2p, W + 2p, ceil(C/64)) of a float input of `shape` (N, C, H, W)."""
+    n, c, h, w = shape
+    return 8 * n * (h + 2 * padding) * (w + 2 * padding) * ((c + 63) // 64)
+
+
 def unpack_channels_last(packed, channels, padding=(0, 0)):
     """Packed words (N, Hp, Wp, CW) → the ±1 float32 map (N, C, H, W) they encode (padding removed)."""
     n, hp, wp, cw = packed.shape
@@ -69,6 +75,7 @@ class PackedBinaryConv2d(Module):
         bt[:, :o] = words.reshape(o, -1).T
         self._bt = bt
         self._tap_sums = tap_sums_from_packed(bt, c, o, kh * kw)      # Σ_c sign(w)[o, c, u, v]
+        self._lab_plan = None
         if s["binarizer"] == "lab":
             map0, map1 = lab_pair_indices(c, s["lab_pairing"])
             self._lab_plan = ext.LabPackPlan(np.asarray(a["lab_weight"], np.float32).reshape(2 * c, 9),
@@ -124,6 +131,16 @@ class PackedBinaryConv2d(Module):
         if xd.ndim != 4 or xd.shape[1] != s["in_channels"]:
             raise ValueError(f"packed binary conv expects (N, {s['in_channels']}, H, W), got {xd.shape}")
         plan = self._plan(xd.shape)
+        if residual is not None:    # as in the training graph, a smaller shortcut (odd input sizes) broadcasts
+            shape = (xd.shape[0], s["out_channels"], plan.out_h, plan.out_w)
+            if residual.shape != shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
+                residual = np.ascontiguousarray(np.broadcast_to(residual, shape), np.float32)
+        if self._lab_plan is not None and xd.shape[1] > 1 and self.profiler is None and self.capture is None:
+            # LAB and the conv in one call, on several threads in one parallel region (the profiler and the
+            # capture need the packed bits between the two, and take the two calls below)
+            out = plan.run_lab(self._lab_plan, xd, s["padding"], residual, prelu, self.threads)
+            self.last_shapes = (xd.shape, out.shape, packed_bytes(xd.shape, s["padding"]))
+            return out
         timed = self.profiler is not None     # the clock is read only while a profiler listens
         start = time.perf_counter() if timed else 0.0
         packed = self.binarize_and_pack(xd)
@@ -133,10 +150,6 @@ class PackedBinaryConv2d(Module):
             start = time.perf_counter()
         if self.capture is not None:
             self.capture.append(unpack_channels_last(packed, s["in_channels"], (s["padding"],) * 2))
-        if residual is not None:    # as in the training graph, a smaller shortcut (odd input sizes) broadcasts
-            shape = (xd.shape[0], s["out_channels"], plan.out_h, plan.out_w)
-            if residual.shape != shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
-                residual = np.ascontiguousarray(np.broadcast_to(residual, shape), np.float32)
         out = plan.run(packed, residual, prelu, self.threads)
         if timed:
             self.profiler("binary conv", time.perf_counter() - start)
