@@ -315,3 +315,24 @@ def test_winograd_is_used_where_it_pays():
     assert not applicable(x16, w64, (1, 1), (1, 0))                        # uneven padding
     # Bi-Real's last stage at 64 px: 64 tiles for 512 channels, the filter transforms would cost more
     assert not applicable(np.zeros((64, 512, 2, 2)), np.zeros((512, 512, 3, 3)), (1, 1), (1, 1))
+
+
+@given(conv_geometry(), st.booleans(), st.sampled_from([1, 2]))
+def test_frozen_conv_forward_equals_the_twins_forward(g, with_bias, threads):
+    """bind_eval (the packed engine's frozen float convs: shapes checked once, nothing kept for a backward) gives
+    the bits of the twin's own forward, for the dense twin and for the depthwise one where its kernel is 3 x 3."""
+    from minilab.core.autograd import Context
+    from minilab.fast.conv import ChunkedConvKernel, DepthwiseConvKernel
+
+    rng = np.random.default_rng(g["seed"])
+    x = rng.standard_normal((g["n"], g["c"], g["h"], g["w"])).astype(np.float32)
+    options = {"stride": (g["s"], g["s"]), "padding": (g["p"], g["p"]), "pad_value": g["pad_value"]}
+    cases = [(ChunkedConvKernel, rng.standard_normal((4, g["c"], g["k"], g["k"])).astype(np.float32), 1)]
+    if g["k"] == 3:
+        cases.append((DepthwiseConvKernel, rng.standard_normal((2 * g["c"], 1, 3, 3)).astype(np.float32), g["c"]))
+    for twin, w, groups in cases:
+        params = (w, rng.standard_normal(w.shape[0]).astype(np.float32)) if with_bias else (w,)
+        with config.use(threads=threads):
+            want = twin.forward(Context(), x, *params, groups=groups, **options)
+            got = twin.bind_eval(x.shape, *params, groups=groups, **options)(x)
+        np.testing.assert_array_equal(got, want)

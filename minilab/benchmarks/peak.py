@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import nn
 from ..core.config import compiled
-from ..engine.packed_conv import PackedBinaryConv2d
+from ..engine.packed_conv import PackedBinaryConv2d, packed_bytes
 from .profile import category_of
 
 UNITS = {"binary conv": "binary MAC", "LAB binarize + pack": "float MAC", "first conv": "float MAC",
@@ -71,13 +71,13 @@ def operator_work(packed, x):
     for conv in packed.packed_convs():
         if conv.last_shapes is None:
             continue
-        (n, c, h, w), (_, o, oh, ow), packed_bytes = conv.last_shapes
+        (n, c, h, w), (_, o, oh, ow) = conv.last_shapes
         k = conv.spec["kernel"]
         add("binary conv", "binary MAC", n * o * oh * ow * c * k * k)
         if conv.spec["binarizer"] == "lab":   # LAB's arithmetic as defined: two 3x3 responses per channel (the
             add("LAB binarize + pack", "float MAC", n * h * w * 2 * c * 9)   # kernel does about half of it)
         else:
-            add("binarize + pack", "byte", 4 * n * c * h * w + packed_bytes)
+            add("binarize + pack", "byte", 4 * n * c * h * w + packed_bytes((n, c, h, w), conv.spec["padding"]))
     return work
 
 

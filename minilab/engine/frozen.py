@@ -67,21 +67,27 @@ def avgpool_call(pool):
 
 def conv_call(conv):
     """A float Conv2d's forward: the implementation the dispatcher picks for the first input of each shape (the
-    training graph's choice, which depends on shapes and dtypes only), called directly with the options
-    normalised once."""
+    training graph's choice, which depends on shapes and dtypes only) — its `bind_eval` for that shape where it
+    has one (the compiled twins: shapes checked once, nothing kept for a backward), else its forward."""
     weight = conv.kernel.data
     params = (weight,) if conv.bias is None else (weight, conv.bias.data)
     groups = conv.groups
     options = {"stride": pair(conv.stride), "padding": pair(conv.padding), "groups": groups, "pad_value": 0.0}
-    chosen = {}     # input shape -> that implementation's forward
+    bound = {}      # input shape -> the forward for it
+
+    def bind(data):
+        op = DepthwiseConvolution if is_depthwise(data, weight, groups) else Convolution
+        chosen = implementation(op, (data,) + params, options)
+        if hasattr(chosen, "bind_eval"):
+            return chosen.bind_eval(data.shape, *params, **options)
+        return lambda x: chosen.forward(Context(), x, *params, **options)
 
     def forward(x):
         data = x.data
-        run = chosen.get(data.shape)
+        run = bound.get(data.shape)
         if run is None:
-            op = DepthwiseConvolution if is_depthwise(data, weight, groups) else Convolution
-            run = chosen[data.shape] = implementation(op, (data,) + params, options).forward
-        return Tensor(run(Context(), data, *params, **options), _keep_dtype=True)
+            run = bound[data.shape] = bind(data)
+        return Tensor(run(data), _keep_dtype=True)
     return forward
 
 

@@ -58,7 +58,7 @@ class PackedBinaryConv2d(Module):
         self.float_binarizer = float_binarizer
         self.threads = 1
         self.capture = None            # set to a list to collect the packed input maps (equivalence tests)
-        self.last_shapes = None        # (input shape, output shape, packed input bytes) of the last forward
+        self.last_shapes = None        # (input shape, output shape) of the last forward
         self.profiler = None           # fn(category, seconds), set by minilab.benchmarks.profile while it times
         self._prepare()
 
@@ -139,7 +139,7 @@ class PackedBinaryConv2d(Module):
             # LAB and the conv in one call, on several threads in one parallel region (the profiler and the
             # capture need the packed bits between the two, and take the two calls below)
             out = plan.run_lab(self._lab_plan, xd, s["padding"], residual, prelu, self.threads)
-            self.last_shapes = (xd.shape, out.shape, packed_bytes(xd.shape, s["padding"]))
+            self.last_shapes = (xd.shape, out.shape)
             return out
         timed = self.profiler is not None     # the clock is read only while a profiler listens
         start = time.perf_counter() if timed else 0.0
@@ -153,7 +153,7 @@ class PackedBinaryConv2d(Module):
         out = plan.run(packed, residual, prelu, self.threads)
         if timed:
             self.profiler("binary conv", time.perf_counter() - start)
-        self.last_shapes = (xd.shape, out.shape, packed.nbytes)
+        self.last_shapes = (xd.shape, out.shape)
         return out
 
     def extra_repr(self):

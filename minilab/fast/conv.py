@@ -89,6 +89,21 @@ class ChunkedConvKernel:
         out = conv_chunked.conv_forward(x, w, stride, padding, pad_value, out_hw)
         return out if b is None else out + b.reshape(1, -1, 1, 1)
 
+    @staticmethod
+    def bind_eval(shape, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0, binary=False):
+        """`forward` for inputs of `shape` in a frozen layer (the packed engine): the same values bit for bit,
+        with the shapes checked and the output size found once, and nothing kept for a backward."""
+        view = np.broadcast_to(np.float32(0), shape)
+        check_conv_shapes(view, w, 1)
+        out_hw = check_fits(view, w, stride, padding)
+        w = np.ascontiguousarray(w)
+        bias = None if b is None else b.reshape(1, -1, 1, 1)
+
+        def forward(x):
+            out = conv_chunked.conv_forward(np.ascontiguousarray(x), w, stride, padding, pad_value, out_hw)
+            return out if bias is None else out + bias
+        return forward
+
     backward = staticmethod(chunked_backward)
 
 
@@ -114,6 +129,22 @@ class DepthwiseConvKernel:
         ctx.save(xp, w)
         bias = None if b is None else np.ascontiguousarray(b)
         return ext.depthwise3x3_forward(xp, w, stride[0], stride[1], oh, ow, config.threads, bias=bias)
+
+    @staticmethod
+    def bind_eval(shape, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0):
+        """`forward` for inputs of `shape` in a frozen layer (the packed engine): the same values bit for bit,
+        with the shapes checked and the output size found once, and nothing kept for a backward."""
+        view = np.broadcast_to(np.float32(0), shape)
+        check_conv_shapes(view, w, groups)
+        oh, ow = check_fits(view, w, stride, padding)
+        w = np.ascontiguousarray(w)
+        bias = None if b is None else np.ascontiguousarray(b)
+
+        def forward(x):
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            xp = ext.pad_planes(x, padding[0], padding[1], pad_value, config.threads) if padding[0] or padding[1] else x
+            return ext.depthwise3x3_forward(xp, w, stride[0], stride[1], oh, ow, config.threads, bias=bias)
+        return forward
 
     @staticmethod
     def backward(ctx, g):

@@ -71,12 +71,13 @@ def conv_forward(x, w, stride, padding, pad_value, out_hw):
     wmat = w.reshape(o, chunks.taps)
     out = np.empty((n, o) + tuple(out_hw), dtype=np.float32)
     pointwise = (chunks.kh, chunks.kw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
-    buffer = chunks.buffer()
+    buffer = None
     for start, stop in chunks.ranges:
         images = stop - start
         if images == 1 and pointwise:    # a 1×1 conv's columns of one image are the image itself: no copy
             cols_t = x[start].reshape(chunks.taps, chunks.pixels)
         else:
+            buffer = chunks.buffer() if buffer is None else buffer
             cols_t = ext.im2col(x[start:stop], chunks.kh, chunks.kw, *stride, *padding, pad_value,
                                 out=chunks.matrix(buffer, images), threads=config.threads)
         if images == 1:     # one image's (O, OH·OW) product is its NCHW output: written in place, no copy
