@@ -155,7 +155,8 @@ def test_short_way_bits_equal_the_training_graph(regime, n, c, h, w, pairing, p,
     """The one-kernel difference decides a block only where lab_bound certifies its sign (or the window is all
     zeros); every regime that pushes r1 - r0 towards rounding, underflow or overflow still gives the training
     graph's bits: near ties, ReLU zeros, subnormal and near-overflow values, a NaN or an infinity, β tiny, huge,
-    zero or infinite.  Widths from 1 to 33 cover the tiled and the flat kernels, full and partial segments."""
+    zero or infinite.  Widths from 1 to 33 cover the tiled and the flat kernels, full and partial segments (on
+    two threads these maps take the exact way: the test below covers the short way there)."""
     if pairing == "official" and c % 2:
         c += 1
     rng = np.random.default_rng(seed)
@@ -171,6 +172,17 @@ def test_short_way_bits_equal_the_training_graph(regime, n, c, h, w, pairing, p,
         with ml.no_grad(), np.errstate(all="ignore"):
             want = F.lab(ml.Tensor(x), ml.Tensor(k), ml.Tensor(b), ml.Tensor(beta), pairing).data
         np.testing.assert_array_equal(unpack_channels_last(got, c, (p, p)), want)
+
+
+@pytest.mark.parametrize("regime", LAB_REGIMES)
+@pytest.mark.parametrize("threads", [2, 3])
+def test_short_way_on_several_threads_gives_the_exact_bits(regime, threads):
+    """On several threads the short way runs only on maps of LAB_SHARED_SHORT_WAY (28 x 28) pixels or more, with
+    each thread's row maxima combined into the bounds: every regime on a 29 x 30 map, both pairings."""
+    rng = np.random.default_rng(threads)
+    for pairing in ("channel", "official"):
+        x, k, b = lab_regime(rng, regime, (2, 66, 29, 30), 66)
+        assert_short_way_gives_the_exact_bits(x, k, b, np.float32(1.0), pairing, 1, threads)
 
 
 def test_short_way_certificate_is_needed_on_near_ties():

@@ -61,6 +61,13 @@ def lab_binarize_pack(const float[:, :, :, ::1] x, kernels, bias, float beta, ma
     return LabPackPlan(kernels, bias, beta, map0, map1, short_way).run(np.asarray(x), p, threads)
 
 
+cdef enum:
+    # pixels per map from which the short way also pays on several threads: there its maxima and bounds are two
+    # more loops, each ending with a barrier, which on smaller maps (LAB-BNN's 14 x 14 and 7 x 7 layers) cost the
+    # threads more than the responses it saves (the bits are the same either way)
+    LAB_SHARED_SHORT_WAY = 28 * 28
+
+
 cdef struct lab_work_t:
     # one LabPackPlan call: its input, output and scratch (LabPackPlan._start makes it)
     const float *x              # (N, C, H, W)
@@ -152,7 +159,7 @@ cdef class LabPackPlan:
         work.x = <const float *>cnp.PyArray_DATA(x)
         work.out = <uint64_t *>cnp.PyArray_DATA(out)
         work.h, work.w, work.p, work.plane = h, wd, p, h * wd
-        if self.numbers != NULL and lab_short_way_pays(h, wd):
+        if self.numbers != NULL and lab_short_way_pays(h, wd) and (threads <= 1 or h * wd >= LAB_SHARED_SHORT_WAY):
             work.bound = <float *>malloc(n * c * sizeof(float))
             work.part = <float *>malloc(max(threads, 1) * n * c * sizeof(float))      # per thread, row maxima
             if work.bound == NULL or work.part == NULL:
