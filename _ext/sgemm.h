@@ -98,8 +98,9 @@ static void sgemm_part(int part, int parts, int ta, int tb, int64_t m, int64_t n
        for each block of rows: cut along the longer side, so that each block goes over the smaller operand again. */
     int split_rows = sgemm_own ? m > n : (n < 16 * parts && m > n) || (n < 64 * parts && m >= 64 * parts);
     int64_t size = split_rows ? m : n;
-    /* rows of the own GEMM at multiples of 48, whole 12-row panels; columns at multiples of 16 */
-    int64_t unit = sgemm_own && split_rows ? 48 : 16;
+    /* rows of the own GEMM at whole 12-row panels (SG_MR), the finest cut that keeps the threads' shares even
+       on a 1x1 conv's 256 or 512 rows; columns at multiples of 16 */
+    int64_t unit = sgemm_own && split_rows ? 12 : 16;
     int64_t lo = (part * size / parts + unit / 2) / unit * unit;
     int64_t hi = ((part + 1) * size / parts + unit / 2) / unit * unit;
     if (part == 0) lo = 0;

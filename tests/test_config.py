@@ -71,3 +71,27 @@ def test_surrogate_mode_always_runs_the_reference():
         s = F.sign_ste(x)
     assert y._op.__name__ == "Convolution" and s._op.__name__ == "SignSTE"
     np.testing.assert_array_equal(s.data, np.clip(x.data, -1, 1))   # the surrogate's value, not ±1
+
+
+@pytest.mark.skipif(config.kernels() is None, reason="extension not built")
+def test_gemm_split_follows_the_gemm_and_the_loops(monkeypatch):
+    """Blocks per float GEMM: twice the threads; one per thread with the own GEMM and static loops (one image at a
+    time); a fixed gemm_parts for the BLAS, whose blocks' bits depend on their shape."""
+    ext = config.kernels()
+    monkeypatch.setattr(config, "threads", 3)
+    previous_own, previous_split = ext.own_sgemm_in_use(), ext.loops_split_statically()
+    try:
+        ext.split_loops_statically(False)
+        assert config.gemm_split() == 6
+        ext.split_loops_statically(True)
+        assert config.gemm_split() == (3 if ext.own_sgemm_in_use() else 6)
+        if ext.has_sgemm() and ext.own_sgemm():
+            ext.use_own_sgemm(False)
+            if ext.has_sgemm():           # a BLAS GEMM was found: its blocks are fixed by gemm_parts
+                monkeypatch.setattr(config, "gemm_parts", 8)
+                assert config.gemm_split() == 8
+                monkeypatch.setattr(config, "gemm_parts", 0)
+                assert config.gemm_split() == 6
+    finally:
+        ext.use_own_sgemm(previous_own)
+        ext.split_loops_statically(previous_split)

@@ -175,9 +175,14 @@ def gemm_split() -> int:
     """How many blocks a split float GEMM is cut into (`_ext/pyx/sgemm.pxi`): twice the kernels' threads, or
     `gemm_parts` when set and the GEMM is the BLAS'.  A BLAS block's bits depend on its shape, so with
     `gemm_parts` fixed a run gives the same bits on any thread count (a ThreadGovernor fixes it at twice the most
-    threads it will run); the kernels' own GEMM keeps every value's bits however the output is cut."""
-    if gemm_parts > 0 and not (_ext is not None and _ext.own_sgemm_in_use()):
+    threads it will run); the kernels' own GEMM keeps every value's bits however the output is cut, so with its
+    loops split statically (one image at a time: `for_latency`) each thread takes one block — a second would
+    only make it pack the other operand again."""
+    own = _ext is not None and _ext.own_sgemm_in_use()
+    if gemm_parts > 0 and not own:
         return gemm_parts
+    if own and _ext.loops_split_statically():
+        return max(threads, 1)
     return 2 * max(threads, 1)
 
 
