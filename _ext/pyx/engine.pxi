@@ -72,10 +72,12 @@ cdef struct lab_work_t:
     # one LabPackPlan call: its input, output and scratch (LabPackPlan._start makes it)
     const float *x              # (N, C, H, W)
     float *xp                   # the zero-padded copy this build's kernel reads, or NULL (it reads x)
+    const float *src            # what the packing reads: xp, or x
     uint64_t *out               # (N, H + 2p, W + 2p, CW)
     float *bound                # (N, C): the short way's bounds, or NULL: exact responses only
     float *part                 # (threads, N, C): each thread's row maxima, the bounds are made of
     Py_ssize_t n, h, w, p, plane
+    Py_ssize_t blocks, out_image    # lab_blocks units per image; words per image of out
 
 
 cdef class LabPackPlan:
@@ -156,10 +158,13 @@ cdef class LabPackPlan:
         out = cnp.PyArray_ZEROS(4, dims, cnp.NPY_UINT64, 0)
         if n == 0 or c == 0 or h == 0 or wd == 0:
             return out, None
-        work.x = <const float *>cnp.PyArray_DATA(x)
+        work.x = work.src = <const float *>cnp.PyArray_DATA(x)
         work.out = <uint64_t *>cnp.PyArray_DATA(out)
         work.h, work.w, work.p, work.plane = h, wd, p, h * wd
-        if self.numbers != NULL and lab_short_way_pays(h, wd) and (threads <= 1 or h * wd >= LAB_SHARED_SHORT_WAY):
+        work.blocks = lab_blocks(c, h, wd)
+        work.out_image = dims[1] * dims[2] * dims[3]
+        if (self.numbers != NULL and lab_short_way_pays(h, wd)
+                and (threads <= 1 or h * wd >= LAB_SHARED_SHORT_WAY)):
             work.bound = <float *>malloc(n * c * sizeof(float))
             work.part = <float *>malloc(max(threads, 1) * n * c * sizeof(float))      # per thread, row maxima
             if work.bound == NULL or work.part == NULL:
@@ -173,17 +178,14 @@ cdef class LabPackPlan:
             padded = np.empty((n, c, work.plane), dtype=np.float32)
             xp = padded
             work.xp = &xp[0, 0, 0]
+            work.src = work.xp
         work.n = n
         return out, padded
 
     cdef void _pack_alone(self, lab_work_t *work) noexcept:
         """run's work on the calling thread: the bounds (when work.bound is set), the padded copy (when work.xp
         is), the packing.  On several threads the same steps run as engine_team's loops."""
-        cdef Py_ssize_t c = self.channels, n = work.n, h = work.h, wd = work.w
-        cdef Py_ssize_t blocks = lab_blocks(c, h, wd), item
-        cdef const float *src = work.x
-        if work.xp != NULL:
-            src = work.xp
+        cdef Py_ssize_t c = self.channels, n = work.n, h = work.h, wd = work.w, item
         with nogil:
             if work.bound != NULL:
                 self._row_maxima(work.x, work.part, n, h, wd, 0, h)
@@ -193,17 +195,14 @@ cdef class LabPackPlan:
                 for item in range(n * c):
                     self._pad_plane(work.x, work.xp, item, h, wd, work.plane)
             for item in range(n):
-                self._pack_units(src, work, item * blocks, (item + 1) * blocks)
+                self._pack_units(work, item * work.blocks, (item + 1) * work.blocks)
 
-    cdef inline void _pack_units(self, const float *src, const lab_work_t *work, Py_ssize_t u0,
-                                 Py_ssize_t u1) noexcept nogil:
+    cdef inline void _pack_units(self, const lab_work_t *work, Py_ssize_t u0, Py_ssize_t u1) noexcept nogil:
         """Units u0 .. u1 - 1 of all images' lab_blocks units (both in one image)."""
-        cdef Py_ssize_t c = self.channels, cw = (c + 63) // 64, blocks = lab_blocks(c, work.h, work.w)
-        cdef Py_ssize_t image = u0 // blocks
-        cdef Py_ssize_t out_image = (work.h + 2 * work.p) * (work.w + 2 * work.p) * cw
-        lab_pack_blocks(src + image * c * work.plane, work.plane, c, work.h, work.w, self.kernels, self.bias,
-                        self.beta, self.map0, self.map1, u0 - image * blocks, u1 - image * blocks,
-                        work.out + image * out_image, work.p, self.numbers,
+        cdef Py_ssize_t c = self.channels, image = u0 // work.blocks
+        lab_pack_blocks(work.src + image * c * work.plane, work.plane, c, work.h, work.w, self.kernels, self.bias,
+                        self.beta, self.map0, self.map1, u0 - image * work.blocks, u1 - image * work.blocks,
+                        work.out + image * work.out_image, work.p, self.numbers,
                         work.bound + image * c if work.bound != NULL else NULL)
 
     cdef inline void _row_maxima(self, const float *x, float *part, Py_ssize_t n, Py_ssize_t h, Py_ssize_t wd,

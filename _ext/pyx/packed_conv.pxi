@@ -263,13 +263,9 @@ cdef void engine_team(LabPackPlan lab, lab_work_t *lw, PackedConvPlan conv, conv
     NULL) — the row maxima of the rows each thread packs, the bounds, the padded copy, the packed units —
     then PackedConvPlan's (when cw is not NULL) — the gathered rows, unless each block gathers its own, and the
     popcount blocks.  Each loop ends with a barrier, so a step reads only what the previous one finished."""
-    cdef Py_ssize_t c = 0, blocks = 0, item, m = 0
-    cdef const float *src = NULL
+    cdef Py_ssize_t c = 0, item, m = 0
     if lw != NULL:
-        c, blocks = lab.channels, lab_blocks(lab.channels, lw.h, lw.w)
-        src = lw.x
-        if lw.xp != NULL:
-            src = lw.xp
+        c = lab.channels
     if cw != NULL:
         m = conv.batch * conv.t.pixels
     with nogil, parallel(num_threads=threads):
@@ -287,9 +283,9 @@ cdef void engine_team(LabPackPlan lab, lab_work_t *lw, PackedConvPlan conv, conv
                 share_loop(lw.n * c, threads)
                 for item in prange(lw.n * c, schedule="runtime"):
                     lab._pad_plane(lw.x, lw.xp, item, lw.h, lw.w, lw.plane)
-            share_loop(lw.n * blocks, threads)
-            for item in prange(lw.n * blocks, schedule="runtime"):
-                lab._pack_units(src, lw, item, item + 1)
+            share_loop(lw.n * lw.blocks, threads)
+            for item in prange(lw.n * lw.blocks, schedule="runtime"):
+                lab._pack_units(lw, item, item + 1)
         if cw != NULL:
             if not cw.by_rows:
                 share_loop(m, threads)

@@ -44,6 +44,21 @@ def chunked_backward(ctx, g):
     return (dx, dw, db) if ctx.has_bias else (dx, dw)
 
 
+def output_size_of(shape, w, groups, stride, padding):
+    """(OH, OW) of a conv of inputs of `shape`, after the forward's checks (a frozen layer's `bind_eval`)."""
+    view = np.broadcast_to(np.float32(0), shape)
+    check_conv_shapes(view, w, groups)
+    return check_fits(view, w, stride, padding)
+
+
+def depthwise_padded(x, w, bias, stride, padding, pad_value, out_hw):
+    """(the padded input, the depthwise 3×3 conv's output): the padded copy made on the kernels' threads
+    (pad_input's result: a batch-1 stem spends longer in a NumPy copy), then the conv with its bias fused."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    xp = ext.pad_planes(x, padding[0], padding[1], pad_value, config.threads) if padding[0] or padding[1] else x
+    return xp, ext.depthwise3x3_forward(xp, w, stride[0], stride[1], *out_hw, config.threads, bias=bias)
+
+
 def save_for_chunked_backward(ctx, x, w, b, stride, padding, pad_value):
     check_conv_shapes(x, w, 1)
     out_hw = check_fits(x, w, stride, padding)
@@ -93,9 +108,7 @@ class ChunkedConvKernel:
     def bind_eval(shape, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0, binary=False):
         """`forward` for inputs of `shape` in a frozen layer (the packed engine): the same values bit for bit,
         with the shapes checked and the output size found once, and nothing kept for a backward."""
-        view = np.broadcast_to(np.float32(0), shape)
-        check_conv_shapes(view, w, 1)
-        out_hw = check_fits(view, w, stride, padding)
+        out_hw = output_size_of(shape, w, 1, stride, padding)
         w = np.ascontiguousarray(w)
         bias = None if b is None else b.reshape(1, -1, 1, 1)
 
@@ -121,30 +134,22 @@ class DepthwiseConvKernel:
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0):
         check_conv_shapes(x, w, groups)
-        oh, ow = check_fits(x, w, stride, padding)
-        x, w = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w)
-        # the padded copy on the kernels' threads (pad_input's result: a batch-1 stem spends longer in a NumPy copy)
-        xp = ext.pad_planes(x, padding[0], padding[1], pad_value, config.threads) if padding[0] or padding[1] else x
+        out_hw = check_fits(x, w, stride, padding)
+        w = np.ascontiguousarray(w)
+        xp, y = depthwise_padded(x, w, None if b is None else np.ascontiguousarray(b), stride, padding, pad_value,
+                                 out_hw)
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, b is not None
         ctx.save(xp, w)
-        bias = None if b is None else np.ascontiguousarray(b)
-        return ext.depthwise3x3_forward(xp, w, stride[0], stride[1], oh, ow, config.threads, bias=bias)
+        return y
 
     @staticmethod
     def bind_eval(shape, w, b=None, stride=(1, 1), padding=(0, 0), groups=1, pad_value=0.0):
         """`forward` for inputs of `shape` in a frozen layer (the packed engine): the same values bit for bit,
         with the shapes checked and the output size found once, and nothing kept for a backward."""
-        view = np.broadcast_to(np.float32(0), shape)
-        check_conv_shapes(view, w, groups)
-        oh, ow = check_fits(view, w, stride, padding)
+        out_hw = output_size_of(shape, w, groups, stride, padding)
         w = np.ascontiguousarray(w)
         bias = None if b is None else np.ascontiguousarray(b)
-
-        def forward(x):
-            x = np.ascontiguousarray(x, dtype=np.float32)
-            xp = ext.pad_planes(x, padding[0], padding[1], pad_value, config.threads) if padding[0] or padding[1] else x
-            return ext.depthwise3x3_forward(xp, w, stride[0], stride[1], oh, ow, config.threads, bias=bias)
-        return forward
+        return lambda x: depthwise_padded(x, w, bias, stride, padding, pad_value, out_hw)[1]
 
     @staticmethod
     def backward(ctx, g):
