@@ -77,6 +77,8 @@ def avg_pool_cases(rng):
     x = normal(rng, (2, 3, 7, 9))
     yield (x,), {"kernel": (3, 3), "stride": (2, 2), "padding": (0, 0)}
     yield (x,), {"kernel": (2, 2), "stride": (1, 1), "padding": (0, 0)}
+    for shape in ((2, 3, 7, 9), (1, 4, 8, 38)):     # the 2 × 2 / 2 path: odd sizes drop a row or column
+        yield (normal(rng, shape),), {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}
 
 
 @case("MaxPoolKernel")

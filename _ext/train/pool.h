@@ -83,8 +83,25 @@ static void maxpool_backward_plane(const float *restrict g, const int16_t *restr
 /* ---- average pooling on one (H, W) plane without padding ---------------------------------------------------
  * y[i, j] = (Σ_{u,v} x[i·sh + u, j·sw + v]) / (kh·kw), the taps added one after another in row-major order and
  * then divided, as the reference's running sum of strided views does: bit-identical. */
+/* The 2 × 2 window at stride 2 (every downsampling shortcut of Bi-Real and LAB-BNN) with its strides as
+ * constants: the compiler then vectorises the even/odd column loads, which it cannot for strides known only at
+ * run time.  The same sum in the same order, so the same bits. */
+static void avgpool2x2_forward_plane(const float *restrict x, int64_t w, float count, float *restrict y,
+                                     int64_t oh, int64_t ow) {
+    for (int64_t i = 0; i < oh; i++) {
+        const float *top = x + 2 * i * w, *bottom = top + w;
+        float *row = y + i * ow;
+        for (int64_t j = 0; j < ow; j++)
+            row[j] = (((top[2 * j] + top[2 * j + 1]) + bottom[2 * j]) + bottom[2 * j + 1]) / count;
+    }
+}
+
 static void avgpool_forward_plane(const float *restrict x, int64_t w, int kh, int kw, int sh, int sw, float count,
                                   float *restrict y, int64_t oh, int64_t ow) {
+    if (kh == 2 && kw == 2 && sh == 2 && sw == 2) {
+        avgpool2x2_forward_plane(x, w, count, y, oh, ow);
+        return;
+    }
     for (int64_t i = 0; i < oh; i++) {
         float *row = y + i * ow;
         for (int64_t j = 0; j < ow; j++) row[j] = x[i * sh * w + j * sw];
