@@ -220,6 +220,19 @@ def test_bench_model_compares_binarizers_and_threads_interleaved(capsys):
         assert row["ratio"] == pytest.approx(want if "latency" in row["what"] else 1 / want)
 
 
+def test_interleaved_timing_alternates_whole_turns_after_an_untimed_call():
+    from minilab.benchmarks.profile import time_interleaved
+
+    calls = []
+    a, b = (lambda: calls.append("a")), (lambda: calls.append("b"))
+    records = time_interleaved([a, b], runs=5, warmup=1, turn=2)
+    assert "".join(calls) == "ab" + "aaabbb" + "aaabbb" + "aabb"      # warm-up, then 1 untimed + 2, 2, 1 timed
+    assert [r["runs"] for r in records] == [5, 5]
+    calls.clear()
+    time_interleaved([a, b], runs=3, warmup=0)
+    assert "".join(calls) == "ababab"
+
+
 def test_float_layers_are_bound_to_their_kernels_and_give_the_same_logits(tmp_path):
     """convert and load_packed bind the float layers (BatchNorm, ReLU, AvgPool, convs, pooling head, classifier);
     the logits equal those of the same modules run through their usual forward."""

@@ -32,18 +32,27 @@ def time_runs(fn, runs=20, warmup=3):
     return time_interleaved([fn], runs, warmup)[0]
 
 
-def time_interleaved(fns, runs=20, warmup=3):
+def time_interleaved(fns, runs=20, warmup=3, turn=1):
     """time_runs for several functions called in turn (a, b, a, b, …), so that a slow minute on a shared machine
-    slows all of them alike and their ratio stays fair.  Returns one time_runs record per function."""
+    slows all of them alike and their ratio stays fair.  Returns one time_runs record per function.
+
+    With turn > 1 each function's turn is one untimed call and then `turn` timed ones (a a a, b b b, …): for
+    settings whose switch costs something neither pays in steady use, such as a thread count (the other cores'
+    caches hold the last forward's maps, and an idle thread has gone to sleep)."""
     for _ in range(warmup):
         for fn in fns:
             fn()
     times = [[] for _ in fns]
-    for _ in range(runs):
+    turns = (runs + turn - 1) // turn
+    for t in range(turns):
+        timed = min(turn, runs - t * turn)
         for fn, record in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            record.append(time.perf_counter() - start)
+            if turn > 1:
+                fn()
+            for _ in range(timed):
+                start = time.perf_counter()
+                fn()
+                record.append(time.perf_counter() - start)
     out = []
     for record in times:
         t = np.array(record) * 1e3
