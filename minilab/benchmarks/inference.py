@@ -12,13 +12,13 @@ from ..engine.convert import convert
 from .peak import fractions, machine_peaks, operator_work
 from .profile import breakdown, time_interleaved, time_runs
 from ..engine.storage import save_packed
+from ..core.validate import CORES, IMAGE_SIZES, MAX_BATCH, MAX_WIDTH, WIDTH, int_range, strict_json
 
 # --compare-threads alternates the thread counts in turns of this many timed forwards, each after one untimed
 # forward: a user keeps one thread count, and the first forward after a switch pays for moving the maps between
 # the cores' caches and for waking a sleeping thread.  Turns of tens of milliseconds still alternate fast enough
 # that a slow minute on a shared machine slows both counts alike.
 THREAD_TURN = 10
-from ..core.validate import CORES, IMAGE_SIZES, MAX_BATCH, MAX_WIDTH, WIDTH, int_range, strict_json
 
 
 def add_arguments(p):
