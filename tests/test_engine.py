@@ -78,6 +78,10 @@ def test_engine_equals_training_graph(arch, binarizer, kw):
     with no_grad(), use(packed_conv=False):                 # and the BLAS float forward agrees to rounding
         ref = model(Tensor(x)).data
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    # the first forward of a shape ran the module tree and recorded it; the second runs the recorded program,
+    # except where the model's own forward adds or concatenates outside its layers (QuickNet, ReActNet)
+    np.testing.assert_array_equal(packed(x), want)
+    assert (packed.programs[x.shape] is None) == (arch in ("quicknet", "reactnet_a"))
 
 
 @pytest.mark.parametrize("arch,bits,pairing,threads", [("labbnn", 8, "official", 2), ("labbnn", 4, "channel", 2),
@@ -249,8 +253,102 @@ def test_float_layers_are_bound_to_their_kernels_and_give_the_same_logits(tmp_pa
         assert {"BatchNorm2d", "ReLU", "AvgPool2d", "Conv2d", "GlobalAvgPool", "Linear"} <= kinds
         got = packed(x)
         for m in bound:
-            del m.__dict__["forward"]     # back to the module's own forward: Function.apply and the twins
+            # back to the module's own forward (Function.apply and the twins), in the tree and in the program
+            del m.__dict__["forward"], m.__dict__["forward_array"]
+        packed.programs.clear()
         np.testing.assert_array_equal(packed(x), got)
+        np.testing.assert_array_equal(packed(x), got)
+
+
+def test_packed_model_replays_its_recorded_forward_until_a_hook_is_registered():
+    """From the second forward of a shape on, the packed model runs the program recorded from the first, without
+    its module tree; a forward hook on any of its modules sends the forwards back through the tree, so that the
+    hook sees each call, and the program comes back once the hook is removed."""
+    model, config = build("labbnn", "lab", 32)
+    packed = convert(copy.deepcopy(model), config, threads=2)
+    x = np.random.default_rng(6).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    want = packed(x)
+    forward = packed.model.forward
+
+    def tree_forward(t):
+        trees.append(t.data.shape)
+        return forward(t)
+
+    trees, hooked = [], []
+    object.__setattr__(packed.model, "forward", tree_forward)
+    np.testing.assert_array_equal(packed(x), want)
+    np.testing.assert_array_equal(packed(x[:, :, ::-1].copy()[:, :, ::-1]), want)      # a copy of x: same program
+    assert trees == []
+    remove = packed.model.blocks[5].register_forward_hook(lambda m, inputs, out: hooked.append(out.data.shape))
+    np.testing.assert_array_equal(packed(x), want)
+    assert trees == [x.shape] and hooked == [(1, 32, 4, 4)]
+    remove()
+    np.testing.assert_array_equal(packed(x), want)
+    assert trees == [x.shape] and len(hooked) == 1
+    x2 = np.concatenate([x, x[:, :, ::-1]])       # a new shape: recorded from the tree again
+    got = packed(x2)
+    np.testing.assert_array_equal(packed(x2), got)
+    assert trees == [x.shape, x2.shape]
+
+
+class Scale(nn.Module):
+    """A leaf layer: y = k·x."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return Tensor(x.data * np.float32(self.k), _keep_dtype=True)
+
+
+class Pair(nn.Module):
+    """A layer of two values: y = a + b."""
+
+    def forward(self, a, b):
+        return Tensor(a.data + b.data, _keep_dtype=True)
+
+
+class Net(nn.Module):
+    def __init__(self, wiring):
+        super().__init__()
+        self.wiring = wiring
+        self.skip, self.a, self.b, self.c, self.pair = nn.Identity(), Scale(2), Scale(3), Scale(5), Pair()
+
+    def forward(self, x):
+        y = self.a(self.skip(x))
+        if self.wiring == "chain":
+            return self.c(self.b(y))
+        if self.wiring == "branch":                 # b's result is read by nothing; c reads y
+            self.b(y)
+            return self.c(y)
+        if self.wiring == "add":                    # a value made outside the layers
+            return self.c(self.b(y) + y)
+        return self.c(self.pair(self.b(y), y))      # a layer of two values
+
+
+@pytest.mark.parametrize("wiring,program", [("chain", True), ("branch", True), ("add", False), ("pair", False)])
+def test_a_program_is_made_only_from_layers_of_one_value(wiring, program):
+    """make_program accounts for every value by the layer calls that made it, names an Identity's output as its
+    input, and frees each value after its last reader; a value made outside the layers, or a layer called on two
+    values, leaves no program (the tree runs)."""
+    from minilab.engine.program import record_program
+
+    x = np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3)
+    with no_grad():
+        out, made = record_program(Net(wiring), x)
+        want = Net(wiring)(Tensor(x)).data
+    np.testing.assert_array_equal(out, want)
+    assert (made is not None) == program
+    if made is None:
+        return
+    np.testing.assert_array_equal(made(x), want)
+    sources = [source for _, source, _ in made.steps]
+    freed = [done for _, _, done in made.steps]
+    if wiring == "chain":                           # x → a → b → c: each value freed by its one reader
+        assert sources == [0, 1, 2] and freed == [[0], [1], [2]] and made.output == 3
+    else:                                           # x → a → (b, c): y is freed by c, its last reader
+        assert sources == [0, 1, 1] and freed == [[0], [], [1]] and made.output == 3
 
 
 def test_operator_work_counts_every_binary_mac():

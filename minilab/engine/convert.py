@@ -4,19 +4,22 @@ The converted model is the same module tree with every BinaryConv2d replaced by 
 BatchNorm (and ReLU) that directly and solely consumes a binary conv's output folded into that conv (replaced by
 Identity); residual blocks whose conv was packed then add their shortcut and apply their PReLU inside the conv
 (fused_block.py).  The models' own forward code then runs the packed graph unchanged, so no architecture is written
-twice.  Which modules follow which is found by tracing one forward pass (hooks + the autograd graph's consumer
-counts), not assumed per architecture."""
+twice (after the first forward of each input shape the packed model replays the layer calls that forward made:
+program.py).  Which modules follow which is found by tracing one forward pass (hooks + the autograd graph's
+consumer counts), not assumed per architecture."""
 import numpy as np
 
 from .. import nn
 from ..core.autograd import Tensor, topological_order, no_grad
 from ..core.config import kernels, reason, use
+from ..nn.module import Module
 from ..ops.weight_quantizers import WEIGHT_QUANTIZERS
 from ..ops.norm import inverse_std
 from ..ops.quant import dequantize, quantize_symmetric
 from .frozen import bind_float_layers
 from .fused_block import fuse_residual_blocks
 from .packed_conv import PackedBinaryConv2d
+from .program import record_program
 from .tree import get_submodule, set_submodule
 
 
@@ -113,10 +116,14 @@ def pack_binary_conv(conv, folded_modules):
 
 
 class PackedModel:
-    """A converted model: call it on a float32 batch (N, 3, S, S) to get logits."""
+    """A converted model: call it on a float32 batch (N, 3, S, S) to get logits.  It runs its module tree's
+    forward the first time it sees an input shape, and that forward's program (program.py) after."""
 
     def __init__(self, model, config, threads=1):
         self.model, self.config = model, dict(config)
+        self.programs = {}              # input shape -> Program, or None where the tree must run
+        self.hooks_seen = None          # Module.hook_changes when the tree was last searched for hooks
+        self.hooked = False
         self.set_threads(threads)
 
     def set_threads(self, threads):
@@ -128,13 +135,23 @@ class PackedModel:
         return [m for m in self.model.modules() if isinstance(m, PackedBinaryConv2d)]
 
     def __call__(self, x):
-        x = np.asarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
         size = self.config["image_size"]
         if x.ndim != 4 or x.shape[1:] != (3, size, size):
             raise ValueError(f"this packed {self.config['arch']} expects images of shape (N, 3, {size}, {size}), "
                              f"got {x.shape}")
         with no_grad(), use(threads=self.threads):      # the float layers' kernels split work too
-            return self.model(Tensor(x, _keep_dtype=True)).data
+            if self.hooks_seen != Module.hook_changes:
+                self.hooked = any(module.has_hooks() for module in self.model.modules())
+                self.hooks_seen = Module.hook_changes
+            if self.hooked:
+                return self.model(Tensor(x, _keep_dtype=True)).data
+            if x.shape not in self.programs:
+                out, self.programs[x.shape] = record_program(self.model, x)
+                self.hooks_seen = Module.hook_changes        # recording's own hooks are gone again
+                return out
+            program = self.programs[x.shape]
+            return program(x) if program is not None else self.model(Tensor(x, _keep_dtype=True)).data
 
 
 def convert(model, config, threads=1):

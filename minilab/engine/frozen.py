@@ -13,8 +13,10 @@ made once), ReLU and AvgPool2d without padding (the implementation's forward, wi
 float convolutions (the implementation chosen for an input's shape, called with its options normalised once), the
 global average pool and the classifier (NumPy's operators, as the reference ops compute them).  The modules
 themselves stay (their parameters, buffers and names, hence the packed file's layout and the profiler's
-categories, are unchanged); only their `forward` becomes the direct call.  Bind again after changing a packed
-model's BatchNorm statistics: the constants are read once, here."""
+categories, are unchanged); only their `forward` becomes the direct call.  Each bound layer also gets
+`forward_array`, the same call from array to array, which the packed model's program runs (program.py).  After
+changing a packed model's BatchNorm statistics, convert or load it again: the constants are read once, here, and
+the recorded programs hold the bound calls."""
 import numpy as np
 
 from .. import nn
@@ -32,24 +34,22 @@ def implementation(reference, arrays, options):
 
 
 def batchnorm_call(bn):
-    """bn's eval forward: y = ((x − μ)·(1/σ))·γ + β per channel (y = x̂ without γ and β), by the implementation
-    the training graph uses."""
+    """bn's eval forward on arrays: y = ((x − μ)·(1/σ))·γ + β per channel (y = x̂ without γ and β), by the
+    implementation the training graph uses."""
     affine = bn.weight is not None
     gamma, beta = (bn.weight.data, bn.bias.data) if affine else (None, None)
     probe = np.zeros((1, len(bn.running_mean), 1, 1), np.float32)   # the engine's activations are float32 maps
     options = {"running_mean": bn.running_mean, "running_var": bn.running_var, "training": False,
                "momentum": bn.momentum, "eps": bn.eps, "affine": affine}
     arrays = (probe, gamma, beta) if affine else (probe,)
-    forward = implementation(BatchNorm, arrays, options).bind_eval(gamma, beta, bn.running_mean, bn.running_var,
-                                                                   bn.eps)
-    return lambda x: Tensor(forward(x.data), _keep_dtype=True)
+    return implementation(BatchNorm, arrays, options).bind_eval(gamma, beta, bn.running_mean, bn.running_var, bn.eps)
 
 
 def forward_call(reference, probe, **options):
-    """The forward of the implementation the training graph uses for float32 inputs like `probe`, called with a
-    context that nothing reads (a frozen layer has no backward)."""
+    """The forward on arrays of the implementation the training graph uses for float32 inputs like `probe`, called
+    with a context that nothing reads (a frozen layer has no backward)."""
     forward = implementation(reference, (probe,), options).forward
-    return lambda x: Tensor(forward(Context(), x.data, **options), _keep_dtype=True)
+    return lambda x: forward(Context(), x, **options)
 
 
 def relu_call():
@@ -83,19 +83,16 @@ def conv_call(conv):
         return lambda x: chosen.forward(Context(), x, *params, **options)
 
     def forward(x):
-        data = x.data
-        run = bound.get(data.shape)
+        run = bound.get(x.shape)
         if run is None:
-            run = bound[data.shape] = bind(data)
-        return Tensor(run(data), _keep_dtype=True)
+            run = bound[x.shape] = bind(x)
+        return run(x)
     return forward
 
 
 def global_average_call(x):
     """GlobalAvgPool's forward: the mean over each map, as ops.mean computes it, flattened to (N, C)."""
-    data = x.data
-    return Tensor(np.asarray(data.mean(axis=(2, 3), keepdims=True)).reshape(data.shape[0], data.shape[1]),
-                  _keep_dtype=True)
+    return np.asarray(x.mean(axis=(2, 3), keepdims=True)).reshape(x.shape[0], x.shape[1])
 
 
 def linear_call(linear):
@@ -104,14 +101,27 @@ def linear_call(linear):
     bias = None if linear.bias is None else linear.bias.data
 
     def forward(x):
-        y = x.data @ weight_t
-        return Tensor(y if bias is None else y + bias, _keep_dtype=True)
+        y = x @ weight_t
+        return y if bias is None else y + bias
     return forward
+
+
+def tensor_call(forward_array):
+    """A module's forward (Tensor in, Tensor out) that runs `forward_array` on the Tensor's array."""
+    return lambda x: Tensor(forward_array(x.data), _keep_dtype=True)
+
+
+def array_function(module):
+    """`module`'s forward from array to array: its `forward_array` where it was bound, else a call of the module
+    on a Tensor (in eval mode and without a graph: the packed model runs under no_grad)."""
+    bound = module.__dict__.get("forward_array")
+    return bound if bound is not None else lambda x: module(Tensor(x, _keep_dtype=True)).data
 
 
 def bind_float_layers(model):
     """Bind, in place, every eval BatchNorm2d (float32 γ and β, or neither), ReLU, unpadded AvgPool2d, float
-    Conv2d, GlobalAvgPool and float Linear of `model` to its direct call.  Returns how many were bound."""
+    Conv2d, GlobalAvgPool and float Linear of `model` to its direct call: `forward_array` on arrays, and `forward`
+    on Tensors through it.  Returns how many were bound."""
     if config.kernels() is None:
         raise RuntimeError(f"binding the float layers needs the compiled extension ({config.reason()})")
     bound = 0
@@ -131,6 +141,7 @@ def bind_float_layers(model):
         elif type(module) is nn.Linear and module.weight.data.dtype == np.float32:
             forward = linear_call(module)
         if forward is not None:
-            object.__setattr__(module, "forward", forward)   # Module.__call__ calls self.forward
+            object.__setattr__(module, "forward_array", forward)
+            object.__setattr__(module, "forward", tensor_call(forward))   # Module.__call__ calls self.forward
             bound += 1
     return bound

@@ -11,6 +11,7 @@ from ..core.autograd import Tensor
 from ..models.common import ResidualBinaryBlock
 from ..nn import Identity
 from ..nn.module import Module
+from .frozen import array_function
 from .packed_conv import PackedBinaryConv2d
 from .tree import set_submodule
 
@@ -29,6 +30,16 @@ class PackedResidualBlock(Module):
         shortcut = self.shortcut_bn(self.shortcut_conv(self.pool(x))) if self.downsample else x
         slopes = None if self.prelu is None else self.prelu.weight.data
         return Tensor(self.conv.forward_fused(x, residual=shortcut.data, prelu=slopes), _keep_dtype=True)
+
+    def bound_forward(self, shape):
+        """The same forward on arrays of `shape`, for the packed model's program (program.py)."""
+        conv = self.conv.bound_forward(shape)
+        slopes = None if self.prelu is None else self.prelu.weight.data
+        if not self.downsample:
+            return lambda x: conv(x, x, slopes)
+        pool, shortcut_conv, shortcut_bn = (array_function(m) for m in (self.pool, self.shortcut_conv,
+                                                                         self.shortcut_bn))
+        return lambda x: conv(x, shortcut_bn(shortcut_conv(pool(x))), slopes)
 
 
 def fuse_residual_blocks(model):

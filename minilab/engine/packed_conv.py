@@ -121,6 +121,27 @@ class PackedBinaryConv2d(Module):
     def forward(self, x):
         return Tensor(self.forward_fused(x), _keep_dtype=True)
 
+    def bound_forward(self, shape):
+        """forward_fused for C-contiguous float32 inputs of exactly `shape`, with the checks and the plan's lookup
+        done once, here (the packed model's program, program.py, calls it once per layer per forward)."""
+        s = self.spec
+        if len(shape) != 4 or shape[1] != s["in_channels"]:
+            raise ValueError(f"packed binary conv expects (N, {s['in_channels']}, H, W), got {shape}")
+        plan = self._plan(shape)
+        out_shape = (shape[0], s["out_channels"], plan.out_h, plan.out_w)
+        shapes = (shape, out_shape)
+        lab_plan = self._lab_plan if shape[1] > 1 else None
+        padding = s["padding"]
+
+        def forward(x, residual=None, prelu=None):
+            if lab_plan is None or self.profiler is not None or self.capture is not None:
+                return self.forward_fused(x, residual, prelu)
+            if residual is not None and residual.shape != out_shape:
+                residual = np.ascontiguousarray(np.broadcast_to(residual, out_shape), np.float32)
+            self.last_shapes = shapes
+            return plan.run_lab(lab_plan, x, padding, residual, prelu, self.threads)
+        return forward
+
     def forward_fused(self, x, residual=None, prelu=None):
         """The conv's float32 output (N, O, OH, OW) as an array; `residual` (same shape) is added after the
         folded BatchNorm and `prelu` (O,) slopes applied last, inside the popcount kernel's output transform."""

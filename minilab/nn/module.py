@@ -23,6 +23,10 @@ class Parameter(Tensor):
 
 
 class Module:
+    # Goes up each time a forward hook is added to or removed from any module, so that code which skips
+    # Module.__call__ for speed (the packed model's program) knows when to look for hooks in its tree again.
+    hook_changes = 0
+
     def __init__(self):
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_buffers", {})
@@ -56,16 +60,26 @@ class Module:
     def register_forward_pre_hook(self, fn):
         """Call fn(module, inputs) before every forward of this module (the engine's profiler starts its clock).
         Returns a function that removes the hook."""
-        hooks = self.__dict__.setdefault("_pre_hooks", [])
-        hooks.append(fn)
-        return lambda: hooks.remove(fn)
+        return self._add_hook("_pre_hooks", fn)
 
     def register_forward_hook(self, fn):
         """Call fn(module, inputs, output) after every forward of this module (feature capture, summaries).
         Returns a function that removes the hook."""
-        hooks = self.__dict__.setdefault("_hooks", [])
+        return self._add_hook("_hooks", fn)
+
+    def _add_hook(self, kind, fn):
+        hooks = self.__dict__.setdefault(kind, [])
         hooks.append(fn)
-        return lambda: hooks.remove(fn)
+        Module.hook_changes += 1
+
+        def remove():
+            hooks.remove(fn)
+            Module.hook_changes += 1
+        return remove
+
+    def has_hooks(self):
+        """True when a forward hook or pre-hook is registered on this module."""
+        return bool(self.__dict__.get("_hooks") or self.__dict__.get("_pre_hooks"))
 
     # ---- the tree -----------------------------------------------------------
     def named_children(self):
