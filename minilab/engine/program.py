@@ -14,10 +14,11 @@ the same order, so the logits are the tree's bit for bit (the engine's tests com
 A layer is a function of the one value it is called on: in eval mode nothing else changes its result.
 
 The tree keeps running where a record cannot stand for it:
-  - the model's forward computes something outside its layers (the add and the concatenation in ReActNet's and
-    QuickNet's own code): a layer then reads a value that no step made;
-  - a layer is called on more than one value;
-  - a forward hook is registered on a module of the tree (profilers and feature captures must see every call)."""
+
+- the model's forward computes something outside its layers (the add and the concatenation in ReActNet's and
+  QuickNet's own code): a layer then reads a value that no step made;
+- a layer is called on more than one value;
+- a forward hook is registered on a module of the tree (profilers and feature captures must see every call)."""
 from ..core.autograd import Tensor
 from .frozen import array_function
 
