@@ -175,6 +175,13 @@ def test_packed_conv_plan_equals_im2col_then_bgemm(case):
     assert (plan.batch, plan.out_channels, plan.out_h, plan.out_w) == (n, o, oh, ow)
     for _ in range(2):    # a plan is reused: the second call sees the same cached slopes
         np.testing.assert_array_equal(plan.run(xpk, threads=threads, **extra), want)
+    if fused:   # the shortcut's own BatchNorm inside the transform: the BatchNorm kernel's bits, then the add
+        bn = tuple(v.astype(np.float32) for v in (rng.normal(0, 1, o), rng.uniform(0.5, 2, o), rng.uniform(-2, 2, o),
+                                                  rng.normal(0, 1, o)))
+        normed = EXT.batchnorm_forward(extra["residual"].reshape(n, o, -1), *bn, threads).reshape(n, o, oh, ow)
+        want = plan.run(xpk, threads=threads, residual=normed, prelu=extra["prelu"])
+        for _ in range(2):
+            np.testing.assert_array_equal(plan.run(xpk, threads=threads, residual_bn=bn, **extra), want)
 
 
 def test_packed_conv_plan_rejects_inputs_of_another_shape():
@@ -186,6 +193,12 @@ def test_packed_conv_plan_rejects_inputs_of_another_shape():
         plan.run(np.zeros((1, 8, 8, 1), np.uint64), residual=np.zeros((1, 8, 6, 5), np.float32))
     with pytest.raises(ValueError, match="prelu has 3 slopes"):
         plan.run(np.zeros((1, 8, 8, 1), np.uint64), prelu=np.ones(3, np.float32))
+    bn = (np.zeros(8, np.float32),) * 4
+    with pytest.raises(ValueError, match="residual_bn needs a residual"):
+        plan.run(np.zeros((1, 8, 8, 1), np.uint64), residual_bn=bn)
+    with pytest.raises(ValueError, match="8 values each"):
+        plan.run(np.zeros((1, 8, 8, 1), np.uint64), residual=np.zeros((1, 8, 6, 6), np.float32),
+                 residual_bn=bn[:3] + (np.zeros(7, np.float32),))
     with pytest.raises(ValueError, match="words per column"):
         EXT.PackedConvPlan(bt, 8, 64 * 9, (1, 65, 6, 6), (3, 3), (1, 1), (1, 1))
 

@@ -91,7 +91,16 @@ static inline void store_tile16x8(float *restrict C, int64_t m, int64_t img, int
     for (int j = 0; j < 16; j++) {
         __m256 v = j < 8 ? lo[j] : hi[j - 8];
         const int64_t at = (img * N + n0 + j) * t->pixels + p;
-        if (t->residual) v = _mm256_add_ps(v, _mm256_loadu_ps(t->residual + at));
+        if (t->residual) {
+            __m256 r = _mm256_loadu_ps(t->residual + at);
+            if (t->res_mean) {
+                r = _mm256_mul_ps(_mm256_sub_ps(r, _mm256_set1_ps(t->res_mean[n0 + j])),
+                                  _mm256_set1_ps(t->res_invstd[n0 + j]));
+                r = _mm256_add_ps(_mm256_mul_ps(r, _mm256_set1_ps(t->res_gamma[n0 + j])),
+                                  _mm256_set1_ps(t->res_beta[n0 + j]));
+            }
+            v = _mm256_add_ps(v, r);
+        }
         if (t->prelu) {
             __m256 scaled = _mm256_mul_ps(v, _mm256_set1_ps(t->prelu[n0 + j]));
             v = _mm256_blendv_ps(scaled, v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));

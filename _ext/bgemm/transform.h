@@ -10,11 +10,13 @@
 
 /* The fused output transform, applied per output element in this exact order (each step optional):
  *   v = nbits - 2*popcount;  v -= corr[pattern[m]][n] (zero padding);  v *= alpha[n];  v = max(v, 0);
- *   v = (v - mean[n]) * invstd[n];  v *= gamma[n];  v += beta[n];  v += residual[m][n];
+ *   v = (v - mean[n]) * invstd[n];  v *= gamma[n];  v += beta[n];
+ *   r = residual[m][n];  r = ((r - res_mean[n]) * res_invstd[n]) * res_gamma[n] + res_beta[n];  v += r;
  *   v = v > 0 ? v : prelu[n] * v
  * Every step is one rounded float32 operation, in NumPy's order, so the result is bit-identical to the training
  * graph's eval-mode conv -> (ReLU) -> BatchNorm -> (+ shortcut) -> (PReLU) (the extension is compiled with
- * -ffp-contract=off: no FMA). */
+ * -ffp-contract=off: no FMA).  The res_ vectors are the shortcut's own eval BatchNorm (a downsampling block's
+ * 1x1 conv -> BatchNorm), applied to each residual value as it is read, in the BatchNorm kernel's order. */
 typedef struct {
     const int32_t *row_pattern;   /* (M,) index into pattern_corr, or NULL */
     const float *pattern_corr;    /* (patterns, N) */
@@ -22,6 +24,7 @@ typedef struct {
     int relu;
     const float *mean, *invstd, *gamma, *beta;
     const float *residual;        /* added after BatchNorm, laid out like C (the block's shortcut), or NULL */
+    const float *res_mean, *res_invstd, *res_gamma, *res_beta;   /* the residual's BatchNorm, or all NULL */
     const float *prelu;           /* per-channel PReLU slope applied last, or NULL */
     int64_t pixels;               /* > 0: write C as NCHW with this many pixels per image; 0: row-major (M, N) */
 } transform_t;
@@ -37,11 +40,16 @@ static inline int64_t transform_offset(const transform_t *t, int64_t m, int64_t 
     return m * N + n0;
 }
 
-/* residual[(m, n0 .. n0 + count)] into r */
+/* residual[(m, n0 .. n0 + count)] into r, through the residual's BatchNorm when there is one */
 static inline void transform_residual(const transform_t *t, int64_t m, int64_t n0, int64_t count, int64_t N,
                                       float *restrict r) {
     int64_t step, at = transform_offset(t, m, n0, N, &step);
     for (int64_t j = 0; j < count; j++) r[j] = t->residual[at + j * step];
+    if (t->res_mean)
+        for (int64_t j = 0; j < count; j++) {
+            const float xhat = (r[j] - t->res_mean[n0 + j]) * t->res_invstd[n0 + j];
+            r[j] = xhat * t->res_gamma[n0 + j] + t->res_beta[n0 + j];
+        }
 }
 
 static inline void store_row(float *restrict C, int64_t m, const int64_t *restrict acc, int64_t n0, int64_t count,

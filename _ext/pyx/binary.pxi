@@ -14,6 +14,10 @@ cdef extern from "bgemm.h" nogil:
         const float *gamma
         const float *beta
         const float *residual
+        const float *res_mean
+        const float *res_invstd
+        const float *res_gamma
+        const float *res_beta
         const float *prelu
         int64_t pixels
     int64_t bgemm_prepared_words(int64_t K, int64_t Npad)
@@ -147,6 +151,7 @@ def bgemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] bt, Py_ssize_t n, Py_
     t.beta = _vec(beta, n, "beta", keep)
     t.prelu = _vec(prelu, n, "prelu", keep)
     t.residual = NULL
+    t.res_mean = t.res_invstd = t.res_gamma = t.res_beta = NULL
     if residual is not None:
         if residual.shape != out.shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
             raise ValueError(f"bgemm: residual must be C-contiguous float32 of the output's shape {out.shape}, "

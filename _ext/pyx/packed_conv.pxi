@@ -60,6 +60,7 @@ cdef class PackedConvPlan:
     layers: few pixels, many channels) the rows are gathered first and the threads split the channels."""
     cdef object keep                     # the arrays the pointers below point into
     cdef object prelu_seen, prelu_kept   # the last PReLU slopes passed to run, and their float32 copy
+    cdef object res_bn_seen, res_bn_kept # the last residual BatchNorm passed to run, and its float32 copies
     cdef transform_t t
     cdef const uint64_t *b
     cdef readonly Py_ssize_t batch, out_channels, out_h, out_w
@@ -98,6 +99,7 @@ cdef class PackedConvPlan:
         self.t.relu = relu
         self.t.pixels = self.out_h * self.out_w
         self.t.residual = NULL
+        self.t.res_mean = self.t.res_invstd = self.t.res_gamma = self.t.res_beta = NULL
         self.t.prelu = NULL
         self.t.row_pattern = NULL
         self.t.pattern_corr = NULL
@@ -125,16 +127,18 @@ cdef class PackedConvPlan:
             keep.append(prepared)
             self.b = &prepared[0]
 
-    def run(self, xpk, residual=None, prelu=None, int threads=1):
+    def run(self, xpk, residual=None, prelu=None, int threads=1, residual_bn=None):
         """The conv's float32 output (N, O, OH, OW) for packed input xpk (N, H + 2ph, W + 2pw, CW) uint64.
         residual: C-contiguous float32 of the output's shape, added after BatchNorm; prelu (O,): slopes applied
-        last.  (The arrays are checked and read through their data pointers: cheaper than typed memoryviews.)"""
+        last; residual_bn: (mean, invstd, gamma, beta), each (O,), an eval BatchNorm applied to each residual
+        value before the add, as the BatchNorm kernel computes it: ((r − mean)·invstd)·gamma + beta.  (The arrays
+        are checked and read through their data pointers: cheaper than typed memoryviews.)"""
         if not _c_array(xpk, cnp.NPY_UINT64, self.batch, self.hp, self.wp, self.cw):
             raise ValueError(f"PackedConvPlan: expected packed input: C-contiguous uint64 of shape ({self.batch}, "
                              f"{self.hp}, {self.wp}, {self.cw}), got {getattr(xpk, 'dtype', type(xpk))} "
                              f"{getattr(xpk, 'shape', '')}")
         cdef conv_work_t work
-        out = self._start(residual, prelu, threads, &work)
+        out = self._start(residual, prelu, residual_bn, threads, &work)
         if work.rows == NULL:
             return out
         work.x = <const uint64_t *>cnp.PyArray_DATA(xpk)
@@ -149,7 +153,8 @@ cdef class PackedConvPlan:
             raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
         return out
 
-    def run_lab(self, LabPackPlan lab not None, x, int p, residual=None, prelu=None, int threads=1):
+    def run_lab(self, LabPackPlan lab not None, x, int p, residual=None, prelu=None, int threads=1,
+                residual_bn=None):
         """plan.run(lab.run(x, p, threads), residual, prelu, threads), bit for bit, in one call: on several
         threads LAB's loops and the conv's share one parallel region (a batch-1 forward makes sixteen of these
         calls, and each region's start and end cost as much as some of its small layers)."""
@@ -163,7 +168,7 @@ cdef class PackedConvPlan:
             raise ValueError(f"PackedConvPlan.run_lab: LAB's packed input {xpk.shape} does not fit this plan's "
                              f"({self.batch}, {self.hp}, {self.wp}, {self.cw})")
         try:
-            out = self._start(residual, prelu, threads, &cw)
+            out = self._start(residual, prelu, residual_bn, threads, &cw)
             cw.x = <const uint64_t *>cnp.PyArray_DATA(xpk)
             if threads > 1 and lw.n and cw.rows != NULL:
                 engine_team(lab, &lw, self, &cw, threads)
@@ -180,8 +185,8 @@ cdef class PackedConvPlan:
             raise MemoryError("PackedConvPlan: no memory for the popcount kernel's scratch rows")
         return out
 
-    cdef object _start(self, residual, prelu, int threads, conv_work_t *work):
-        """Check residual and prelu, make the output (returned), the gathered rows' buffer (work.rows, which the
+    cdef object _start(self, residual, prelu, residual_bn, int threads, conv_work_t *work):
+        """Check residual, prelu and residual_bn, make the output (returned), the gathered rows' buffer (work.rows, which the
         caller frees; NULL when the output is empty) and the cut of the work over `threads`: row blocks of whole
         8-row groups, as many per thread (each gathers its own rows, then multiplies them); with few rows (the
         last layers: few pixels, many channels), the rows are gathered first and the threads take column
@@ -206,6 +211,21 @@ cdef class PackedConvPlan:
                     raise ValueError(f"PackedConvPlan: prelu has {kept.shape[0]} slopes, expected {n}")
                 self.prelu_seen, self.prelu_kept = prelu, kept
             work.t.prelu = <const float *>cnp.PyArray_DATA(self.prelu_kept)
+        if residual_bn is not None:
+            if residual is None:
+                raise ValueError("PackedConvPlan: residual_bn needs a residual")
+            if residual_bn is not self.res_bn_seen:     # a block passes the same tuple every time
+                if len(residual_bn) != 4:
+                    raise ValueError("PackedConvPlan: residual_bn is (mean, invstd, gamma, beta)")
+                kept = [np.ascontiguousarray(v, dtype=np.float32).reshape(-1) for v in residual_bn]
+                if any(v.shape[0] != n for v in kept):
+                    raise ValueError(f"PackedConvPlan: residual_bn's vectors must have {n} values each, got "
+                                     f"{[v.shape[0] for v in kept]}")
+                self.res_bn_seen, self.res_bn_kept = residual_bn, kept
+            work.t.res_mean = <const float *>cnp.PyArray_DATA(self.res_bn_kept[0])
+            work.t.res_invstd = <const float *>cnp.PyArray_DATA(self.res_bn_kept[1])
+            work.t.res_gamma = <const float *>cnp.PyArray_DATA(self.res_bn_kept[2])
+            work.t.res_beta = <const float *>cnp.PyArray_DATA(self.res_bn_kept[3])
         work.out = <float *>cnp.PyArray_DATA(out)
         if m == 0 or n == 0:
             return out

@@ -7,11 +7,12 @@ In the training graph a Bi-Real / LAB-BNN block computes, in float32,
 as three passes over the output after the conv.  Once the conv is packed and its BatchNorm folded, the add and
 the PReLU are two more steps of the same per-element transform (bgemm's), applied in the same order while the
 popcount result is still in a register, so the block writes its output once and the values are unchanged."""
+from .. import nn
 from ..core.autograd import Tensor
 from ..models.common import ResidualBinaryBlock
 from ..nn import Identity
 from ..nn.module import Module
-from .frozen import array_function
+from .frozen import array_function, batchnorm_constants
 from .packed_conv import PackedBinaryConv2d
 from .tree import set_submodule
 
@@ -32,13 +33,20 @@ class PackedResidualBlock(Module):
         return Tensor(self.conv.forward_fused(x, residual=shortcut.data, prelu=slopes), _keep_dtype=True)
 
     def bound_forward(self, shape):
-        """The same forward on arrays of `shape`, for the packed model's program (program.py)."""
+        """The same forward on arrays of `shape`, for the packed model's program (program.py).  A downsampling
+        block's shortcut BatchNorm runs inside the conv's output transform too, as each shortcut value is read
+        (one pass over the shortcut fewer), where its float32 steps are the transform's."""
         conv = self.conv.bound_forward(shape)
         slopes = None if self.prelu is None else self.prelu.weight.data
         if not self.downsample:
             return lambda x: conv(x, x, slopes)
-        pool, shortcut_conv, shortcut_bn = (array_function(m) for m in (self.pool, self.shortcut_conv,
-                                                                         self.shortcut_bn))
+        pool, shortcut_conv = array_function(self.pool), array_function(self.shortcut_conv)
+        bn = self.shortcut_bn
+        constants = (batchnorm_constants(bn) if type(bn) is nn.BatchNorm2d and "forward_array" in bn.__dict__
+                     else None)
+        if constants is not None:
+            return lambda x: conv(x, shortcut_conv(pool(x)), slopes, constants)
+        shortcut_bn = array_function(bn)
         return lambda x: conv(x, shortcut_bn(shortcut_conv(pool(x))), slopes)
 
 

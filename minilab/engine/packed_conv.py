@@ -133,18 +133,20 @@ class PackedBinaryConv2d(Module):
         lab_plan = self._lab_plan if shape[1] > 1 else None
         padding = s["padding"]
 
-        def forward(x, residual=None, prelu=None):
+        def forward(x, residual=None, prelu=None, residual_bn=None):
             if lab_plan is None or self.profiler is not None or self.capture is not None:
-                return self.forward_fused(x, residual, prelu)
+                return self.forward_fused(x, residual, prelu, residual_bn)
             if residual is not None and residual.shape != out_shape:
                 residual = np.ascontiguousarray(np.broadcast_to(residual, out_shape), np.float32)
             self.last_shapes = shapes
-            return plan.run_lab(lab_plan, x, padding, residual, prelu, self.threads)
+            return plan.run_lab(lab_plan, x, padding, residual, prelu, self.threads, residual_bn)
         return forward
 
-    def forward_fused(self, x, residual=None, prelu=None):
+    def forward_fused(self, x, residual=None, prelu=None, residual_bn=None):
         """The conv's float32 output (N, O, OH, OW) as an array; `residual` (same shape) is added after the
-        folded BatchNorm and `prelu` (O,) slopes applied last, inside the popcount kernel's output transform."""
+        folded BatchNorm and `prelu` (O,) slopes applied last, inside the popcount kernel's output transform;
+        `residual_bn` (mean, invstd, gamma, beta) is the residual's own eval BatchNorm, applied to each residual
+        value as the transform reads it."""
         s = self.spec
         xd = x.data if isinstance(x, Tensor) else x
         if xd.dtype != np.float32 or not xd.flags.c_contiguous:
@@ -159,7 +161,7 @@ class PackedBinaryConv2d(Module):
         if self._lab_plan is not None and xd.shape[1] > 1 and self.profiler is None and self.capture is None:
             # LAB and the conv in one call, on several threads in one parallel region (the profiler and the
             # capture need the packed bits between the two, and take the two calls below)
-            out = plan.run_lab(self._lab_plan, xd, s["padding"], residual, prelu, self.threads)
+            out = plan.run_lab(self._lab_plan, xd, s["padding"], residual, prelu, self.threads, residual_bn)
             self.last_shapes = (xd.shape, out.shape)
             return out
         timed = self.profiler is not None     # the clock is read only while a profiler listens
@@ -171,7 +173,7 @@ class PackedBinaryConv2d(Module):
             start = time.perf_counter()
         if self.capture is not None:
             self.capture.append(unpack_channels_last(packed, s["in_channels"], (s["padding"],) * 2))
-        out = plan.run(packed, residual, prelu, self.threads)
+        out = plan.run(packed, residual, prelu, self.threads, residual_bn)
         if timed:
             self.profiler("binary conv", time.perf_counter() - start)
         self.last_shapes = (xd.shape, out.shape)
