@@ -6,7 +6,9 @@ In the training graph a Bi-Real / LAB-BNN block computes, in float32,
 
 as three passes over the output after the conv.  Once the conv is packed and its BatchNorm folded, the add and
 the PReLU are two more steps of the same per-element transform (bgemm's), applied in the same order while the
-popcount result is still in a register, so the block writes its output once and the values are unchanged."""
+popcount result is still in a register, so the block writes its output once and the values are unchanged.  In
+the packed model's recorded forward (program.py) a downsampling block's shortcut BatchNorm joins them: the
+transform reads each shortcut value through it, with the BatchNorm kernel's float32 steps."""
 from .. import nn
 from ..core.autograd import Tensor
 from ..models.common import ResidualBinaryBlock
