@@ -255,7 +255,7 @@ def test_float_layers_are_bound_to_their_kernels_and_give_the_same_logits(tmp_pa
         for m in bound:
             # back to the module's own forward (Function.apply and the twins), in the tree and in the program
             del m.__dict__["forward"], m.__dict__["forward_array"]
-        packed.programs.clear()
+        packed.forget_recorded()
         np.testing.assert_array_equal(packed(x), got)
         np.testing.assert_array_equal(packed(x), got)
 
@@ -285,10 +285,37 @@ def test_packed_model_replays_its_recorded_forward_until_a_hook_is_registered():
     remove()
     np.testing.assert_array_equal(packed(x), want)
     assert trees == [x.shape] and len(hooked) == 1
+    remove = packed.model.pool.register_forward_pre_hook(lambda m, inputs: hooked.append(inputs[0].data.shape))
+    np.testing.assert_array_equal(packed(x), want)
+    assert trees == [x.shape] * 2 and hooked[1:] == [(1, 128, 1, 1)]
+    remove()
     x2 = np.concatenate([x, x[:, :, ::-1]])       # a new shape: recorded from the tree again
     got = packed(x2)
     np.testing.assert_array_equal(packed(x2), got)
-    assert trees == [x.shape, x2.shape]
+    assert trees == [x.shape] * 2 + [x2.shape]
+    packed.forget_recorded()                      # after a change to the model: the tree again, then the program
+    packed(x), packed(x)
+    assert trees == [x.shape] * 2 + [x2.shape, x.shape]
+
+
+def test_recorded_forward_runs_the_shortcut_batchnorm_inside_the_conv():
+    """A downsampling block's step applies its shortcut BatchNorm in the conv's output transform: the BatchNorm's
+    own forward never runs there, and the logits are the tree's."""
+    model, config = build("labbnn", "lab", 32)
+    packed = convert(copy.deepcopy(model), config)
+    x = np.random.default_rng(7).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    shortcut_bns = [m.shortcut_bn for m in packed.model.blocks if m.downsample]
+    assert len(shortcut_bns) == 3 and all(bn.eval_constants is not None for bn in shortcut_bns)
+
+    def refuse(array):
+        raise AssertionError("the shortcut BatchNorm ran as its own pass")
+
+    want = packed(x)                              # the tree, which runs each BatchNorm through its Tensor forward
+    for bn in shortcut_bns:
+        object.__setattr__(bn, "forward_array", refuse)
+    packed.forget_recorded()
+    np.testing.assert_array_equal(packed(x), want)
+    np.testing.assert_array_equal(packed(x), want)
 
 
 class Scale(nn.Module):
@@ -324,20 +351,25 @@ class Net(nn.Module):
             return self.c(y)
         if self.wiring == "add":                    # a value made outside the layers
             return self.c(self.b(y) + y)
+        if self.wiring == "keyword":                # a layer called with a keyword: a record would drop it
+            return self.c(x=self.b(y))
         return self.c(self.pair(self.b(y), y))      # a layer of two values
 
 
-@pytest.mark.parametrize("wiring,program", [("chain", True), ("branch", True), ("add", False), ("pair", False)])
+@pytest.mark.parametrize("wiring,program", [("chain", True), ("branch", True), ("add", False), ("pair", False),
+                                            ("keyword", False)])
 def test_a_program_is_made_only_from_layers_of_one_value(wiring, program):
     """make_program accounts for every value by the layer calls that made it, names an Identity's output as its
-    input, and frees each value after its last reader; a value made outside the layers, or a layer called on two
-    values, leaves no program (the tree runs)."""
+    input, frees each value after its last reader and puts every wrapped forward back; a value made outside the
+    layers, a layer called on two values or with a keyword leaves no program (the tree runs)."""
     from minilab.engine.program import record_program
 
     x = np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3)
+    net = Net(wiring)
     with no_grad():
-        out, made = record_program(Net(wiring), x)
+        out, made = record_program(net, x)
         want = Net(wiring)(Tensor(x)).data
+    assert not any("forward" in m.__dict__ for m in net.modules())
     np.testing.assert_array_equal(out, want)
     assert (made is not None) == program
     if made is None:

@@ -126,6 +126,11 @@ class PackedModel:
         self.hooked = False
         self.set_threads(threads)
 
+    def forget_recorded(self):
+        """Drop the recorded forwards: call it after changing the packed model's modules or parameters in place
+        (the next forward of each shape runs the tree again and records it anew)."""
+        self.programs.clear()
+
     def set_threads(self, threads):
         self.threads = threads
         for m in self.packed_convs():
@@ -148,7 +153,6 @@ class PackedModel:
                 return self.model(Tensor(x, _keep_dtype=True)).data
             if x.shape not in self.programs:
                 out, self.programs[x.shape] = record_program(self.model, x)
-                self.hooks_seen = Module.hook_changes        # recording's own hooks are gone again
                 return out
             program = self.programs[x.shape]
             return program(x) if program is not None else self.model(Tensor(x, _keep_dtype=True)).data

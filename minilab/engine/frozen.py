@@ -33,31 +33,17 @@ def implementation(reference, arrays, options):
     return dispatch.choose(reference, arrays, options) or reference
 
 
-def batchnorm_implementation(bn):
-    """(the implementation the training graph uses for bn's eval forward on float32 maps, γ, β)."""
+def batchnorm_call(bn):
+    """bn's eval forward on arrays: y = ((x − μ)·(1/σ))·γ + β per channel (y = x̂ without γ and β), by the
+    implementation the training graph uses.  The compiled twin's forward carries its vectors as
+    `forward.constants` (bind_float_layers keeps them as the module's `eval_constants`)."""
     affine = bn.weight is not None
     gamma, beta = (bn.weight.data, bn.bias.data) if affine else (None, None)
     probe = np.zeros((1, len(bn.running_mean), 1, 1), np.float32)   # the engine's activations are float32 maps
     options = {"running_mean": bn.running_mean, "running_var": bn.running_var, "training": False,
                "momentum": bn.momentum, "eps": bn.eps, "affine": affine}
     arrays = (probe, gamma, beta) if affine else (probe,)
-    return implementation(BatchNorm, arrays, options), gamma, beta
-
-
-def batchnorm_call(bn):
-    """bn's eval forward on arrays: y = ((x − μ)·(1/σ))·γ + β per channel (y = x̂ without γ and β), by the
-    implementation the training graph uses."""
-    chosen, gamma, beta = batchnorm_implementation(bn)
-    return chosen.bind_eval(gamma, beta, bn.running_mean, bn.running_var, bn.eps)
-
-
-def batchnorm_constants(bn):
-    """(μ, 1/σ, γ, β), float32, when the implementation the training graph uses for bn's eval forward computes
-    y = ((x − μ)·(1/σ))·γ + β in float32 one rounded step at a time (the compiled twin), so that the binary conv's
-    output transform, which computes the same steps, gives the same bits; else None."""
-    chosen, gamma, beta = batchnorm_implementation(bn)
-    constants = getattr(chosen, "eval_constants", None)
-    return None if constants is None else constants(gamma, beta, bn.running_mean, bn.running_var, bn.eps)
+    return implementation(BatchNorm, arrays, options).bind_eval(gamma, beta, bn.running_mean, bn.running_var, bn.eps)
 
 
 def forward_call(reference, probe, **options):
@@ -156,6 +142,8 @@ def bind_float_layers(model):
         elif type(module) is nn.Linear and module.weight.data.dtype == np.float32:
             forward = linear_call(module)
         if forward is not None:
+            if getattr(forward, "constants", None) is not None:     # a BatchNorm's vectors, as its forward uses them
+                object.__setattr__(module, "eval_constants", forward.constants)
             object.__setattr__(module, "forward_array", forward)
             object.__setattr__(module, "forward", tensor_call(forward))   # Module.__call__ calls self.forward
             bound += 1

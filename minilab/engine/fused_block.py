@@ -9,12 +9,11 @@ the PReLU are two more steps of the same per-element transform (bgemm's), applie
 popcount result is still in a register, so the block writes its output once and the values are unchanged.  In
 the packed model's recorded forward (program.py) a downsampling block's shortcut BatchNorm joins them: the
 transform reads each shortcut value through it, with the BatchNorm kernel's float32 steps."""
-from .. import nn
 from ..core.autograd import Tensor
 from ..models.common import ResidualBinaryBlock
 from ..nn import Identity
 from ..nn.module import Module
-from .frozen import array_function, batchnorm_constants
+from .frozen import array_function
 from .packed_conv import PackedBinaryConv2d
 from .tree import set_submodule
 
@@ -44,8 +43,7 @@ class PackedResidualBlock(Module):
             return lambda x: conv(x, x, slopes)
         pool, shortcut_conv = array_function(self.pool), array_function(self.shortcut_conv)
         bn = self.shortcut_bn
-        constants = (batchnorm_constants(bn) if type(bn) is nn.BatchNorm2d and "forward_array" in bn.__dict__
-                     else None)
+        constants = bn.__dict__.get("eval_constants")   # the vectors its bound forward computes with, if any
         if constants is not None:
             return lambda x: conv(x, shortcut_conv(pool(x)), slopes, constants)
         shortcut_bn = array_function(bn)

@@ -122,8 +122,8 @@ class PackedBinaryConv2d(Module):
         return Tensor(self.forward_fused(x), _keep_dtype=True)
 
     def bound_forward(self, shape):
-        """forward_fused for C-contiguous float32 inputs of exactly `shape`, with the checks and the plan's lookup
-        done once, here (the packed model's program, program.py, calls it once per layer per forward)."""
+        """forward_fused for inputs of exactly `shape`, with the shape's checks and the plan's lookup done once,
+        here (the packed model's program, program.py, calls it once per layer per forward)."""
         s = self.spec
         if len(shape) != 4 or shape[1] != s["in_channels"]:
             raise ValueError(f"packed binary conv expects (N, {s['in_channels']}, H, W), got {shape}")
@@ -136,7 +136,10 @@ class PackedBinaryConv2d(Module):
         def forward(x, residual=None, prelu=None, residual_bn=None):
             if lab_plan is None or self.profiler is not None or self.capture is not None:
                 return self.forward_fused(x, residual, prelu, residual_bn)
-            if residual is not None and residual.shape != out_shape:
+            if x.dtype != np.float32 or not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x, np.float32)
+            if residual is not None and (residual.shape != out_shape or residual.dtype != np.float32
+                                         or not residual.flags.c_contiguous):
                 residual = np.ascontiguousarray(np.broadcast_to(residual, out_shape), np.float32)
             self.last_shapes = shapes
             return plan.run_lab(lab_plan, x, padding, residual, prelu, self.threads, residual_bn)

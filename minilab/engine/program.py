@@ -9,15 +9,19 @@ while the others wait, so its share of the forward grows with the number of thre
 So the first forward of each input shape runs the tree and records which layer ran on which earlier result.  The
 record becomes a program: a list of steps, each a layer's function from array to array (bound to its input's
 shape where the layer has `bound_forward`, so its checks ran once, when the step was made) and the number of the
-earlier result it reads.  Later forwards of that shape run the program: the same functions on the same arrays in
-the same order, so the logits are the tree's bit for bit (the engine's tests compare them on every architecture).
-A layer is a function of the one value it is called on: in eval mode nothing else changes its result.
+earlier result it reads.  Later forwards of that shape run the program: the same kernels on the same arrays in the
+same order, so the logits are the tree's bit for bit (the engine's tests compare them on every architecture; a
+downsampling block's step runs its shortcut BatchNorm inside its conv, with the same float32 steps).
 
-The tree keeps running where a record cannot stand for it:
+What a record assumes: a layer is a function of the one value it is called on (in eval mode nothing else changes
+its result), and the model's forward calls the same layers in the same order for every input of one shape (no
+branch on the values; minilab's models have none).  The model's modules and parameters stay as they were when it
+was recorded: after changing them, call the packed model's `forget_recorded()`.  The tree keeps running where a
+record cannot stand for it:
 
 - the model's forward computes something outside its layers (the add and the concatenation in ReActNet's and
   QuickNet's own code): a layer then reads a value that no step made;
-- a layer is called on more than one value;
+- a layer is called with more than one argument, or with keywords;
 - a forward hook is registered on a module of the tree (profilers and feature captures must see every call)."""
 from ..core.autograd import Tensor
 from .frozen import array_function
@@ -25,11 +29,14 @@ from .frozen import array_function
 
 def step_modules(module):
     """The modules that the program runs as one step each: from the root down, the first module on each branch
-    that can run on arrays (a bound float layer, a packed conv or block) or has no children."""
+    that can run on arrays (a bound float layer, a packed conv or block) or has no children; each once."""
     children = [child for _, child in module.named_children()]
     if hasattr(module, "bound_forward") or "forward_array" in module.__dict__ or not children:
         return [module]
-    return [step for child in children for step in step_modules(child)]
+    steps = {}
+    for child in children:
+        steps.update((id(step), step) for step in step_modules(child))
+    return list(steps.values())
 
 
 def step_function(module, shape):
@@ -56,16 +63,29 @@ class Program:
 
 
 def record(model, x):
-    """Run `model` on the Tensor `x` and return (its output, [(step module, its inputs, its output)] in the
-    order the steps finished)."""
-    calls = []
-    removers = [module.register_forward_hook(lambda m, inputs, out: calls.append((m, inputs, out)))
-                for module in step_modules(model)]
+    """Run `model` on the Tensor `x` and return (its output, [(step module, its arguments, its keyword arguments,
+    its output)] in the order the steps finished).  Each step module's `forward` is wrapped for the one call (a
+    forward hook would not see keyword arguments), then put back."""
+    calls, wrapped = [], []
+
+    def recorder(module, forward):
+        def recording(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            calls.append((module, args, kwargs, out))
+            return out
+        return recording
+
     try:
+        for module in step_modules(model):
+            wrapped.append((module, module.__dict__.get("forward")))
+            object.__setattr__(module, "forward", recorder(module, module.forward))
         out = model(x)
     finally:
-        for remove in removers:
-            remove()
+        for module, own in wrapped:   # back to the bound forward, or to the class's
+            if own is not None:
+                object.__setattr__(module, "forward", own)
+            else:
+                del module.__dict__["forward"]
     return out, calls
 
 
@@ -73,8 +93,8 @@ def make_program(x, out, calls):
     """The Program that computes `out` from `x` by the recorded calls, or None when they do not account for it."""
     index = {id(x): 0}                # a value (the tensors are all alive in `calls`, so ids are unique) → index
     steps, sources = [], []
-    for module, inputs, result in calls:
-        if len(inputs) != 1 or id(inputs[0]) not in index:
+    for module, inputs, kwargs, result in calls:
+        if kwargs or len(inputs) != 1 or id(inputs[0]) not in index:
             return None
         source = index[id(inputs[0])]
         if result is inputs[0]:       # an Identity: the same value under a second name

@@ -57,24 +57,20 @@ class BatchNormKernel:
         return affine_map(xv, mu32, invstd, gamma, np.ascontiguousarray(beta)).reshape(x.shape)
 
     @staticmethod
-    def eval_constants(gamma, beta, running_mean, running_var, eps, dtype=np.float32):
-        """(μ, 1/σ, γ, β) as float32 vectors: the eval forward is y = ((x − μ)·(1/σ))·γ + β with these, one
-        rounded float32 step at a time (the packed engine applies a shortcut's BatchNorm with them inside its
-        binary conv's output transform).  γ and β None: a BatchNorm without them."""
+    def bind_eval(gamma, beta, running_mean, running_var, eps, dtype=np.float32):
+        """The eval forward with its constants made once (a frozen layer: the packed engine): `forward`'s
+        constants and its one kernel call, so its values bit for bit.  γ and β None: a BatchNorm without them.
+        `forward.constants` is (μ, 1/σ, γ, β), the float32 vectors of y = ((x − μ)·(1/σ))·γ + β, which the kernel
+        computes one rounded step at a time (the packed engine applies a shortcut's BatchNorm with them inside its
+        binary conv's output transform)."""
         mu32, invstd = np.ascontiguousarray(running_mean, dtype=np.float32), inverse_std(running_var, eps, dtype)
         if gamma is None:
             gamma, beta = unit_affine(len(mu32))
-        return mu32, invstd, np.ascontiguousarray(gamma, dtype=np.float32), np.ascontiguousarray(beta, np.float32)
-
-    @staticmethod
-    def bind_eval(gamma, beta, running_mean, running_var, eps, dtype=np.float32):
-        """The eval forward with its constants made once (a frozen layer: the packed engine): `forward`'s
-        constants and its one kernel call, so its values bit for bit.  γ and β None: a BatchNorm without them."""
-        mu32, invstd, gamma, beta = BatchNormKernel.eval_constants(gamma, beta, running_mean, running_var, eps,
-                                                                   dtype)
+        gamma, beta = np.ascontiguousarray(gamma, dtype=np.float32), np.ascontiguousarray(beta, dtype=np.float32)
 
         def forward(x):
             return affine_map(channels_view(x), mu32, invstd, gamma, beta).reshape(x.shape)
+        forward.constants = (mu32, invstd, gamma, beta)
         return forward
 
     @staticmethod
