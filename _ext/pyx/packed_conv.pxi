@@ -186,11 +186,11 @@ cdef class PackedConvPlan:
         return out
 
     cdef object _start(self, residual, prelu, residual_bn, int threads, conv_work_t *work):
-        """Check residual, prelu and residual_bn, make the output (returned), the gathered rows' buffer (work.rows, which the
-        caller frees; NULL when the output is empty) and the cut of the work over `threads`: row blocks of whole
-        8-row groups, as many per thread (each gathers its own rows, then multiplies them); with few rows (the
-        last layers: few pixels, many channels), the rows are gathered first and the threads take column
-        blocks."""
+        """Check residual, prelu and residual_bn, make the output (returned), the gathered rows' buffer
+        (work.rows, which the caller frees; NULL when the output is empty) and the cut of the work over
+        `threads`: row blocks of whole 8-row groups, as many per thread (each gathers its own rows, then
+        multiplies them); with few rows (the last layers: few pixels, many channels), the rows are gathered first
+        and the threads take column blocks."""
         cdef Py_ssize_t m = self.batch * self.t.pixels, n = self.out_channels
         cdef cnp.npy_intp dims[4]
         work.rows = NULL

@@ -29,6 +29,14 @@ def packed_bytes(shape, padding):
     return 8 * n * (h + 2 * padding) * (w + 2 * padding) * ((c + 63) // 64)
 
 
+def shaped_like_output(residual, shape):
+    """`residual` as the C-contiguous float32 array of the conv's output `shape` that the kernel reads: as in the
+    training graph, a smaller shortcut (odd input sizes) broadcasts.  No copy when it already is one."""
+    if residual.shape != shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
+        residual = np.ascontiguousarray(np.broadcast_to(residual, shape), np.float32)
+    return residual
+
+
 def unpack_channels_last(packed, channels, padding=(0, 0)):
     """Packed words (N, Hp, Wp, CW) → the ±1 float32 map (N, C, H, W) they encode (padding removed)."""
     n, hp, wp, cw = packed.shape
@@ -138,9 +146,8 @@ class PackedBinaryConv2d(Module):
                 return self.forward_fused(x, residual, prelu, residual_bn)
             if x.dtype != np.float32 or not x.flags.c_contiguous:
                 x = np.ascontiguousarray(x, np.float32)
-            if residual is not None and (residual.shape != out_shape or residual.dtype != np.float32
-                                         or not residual.flags.c_contiguous):
-                residual = np.ascontiguousarray(np.broadcast_to(residual, out_shape), np.float32)
+            if residual is not None:
+                residual = shaped_like_output(residual, out_shape)
             self.last_shapes = shapes
             return plan.run_lab(lab_plan, x, padding, residual, prelu, self.threads, residual_bn)
         return forward
@@ -157,10 +164,8 @@ class PackedBinaryConv2d(Module):
         if xd.ndim != 4 or xd.shape[1] != s["in_channels"]:
             raise ValueError(f"packed binary conv expects (N, {s['in_channels']}, H, W), got {xd.shape}")
         plan = self._plan(xd.shape)
-        if residual is not None:    # as in the training graph, a smaller shortcut (odd input sizes) broadcasts
-            shape = (xd.shape[0], s["out_channels"], plan.out_h, plan.out_w)
-            if residual.shape != shape or residual.dtype != np.float32 or not residual.flags.c_contiguous:
-                residual = np.ascontiguousarray(np.broadcast_to(residual, shape), np.float32)
+        if residual is not None:
+            residual = shaped_like_output(residual, (xd.shape[0], s["out_channels"], plan.out_h, plan.out_w))
         if self._lab_plan is not None and xd.shape[1] > 1 and self.profiler is None and self.capture is None:
             # LAB and the conv in one call, on several threads in one parallel region (the profiler and the
             # capture need the packed bits between the two, and take the two calls below)
